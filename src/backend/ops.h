@@ -1,0 +1,57 @@
+#pragma once
+// Device-agnostic operator fronts (CTranslate2 style): each checks shapes and dtypes, then
+// dispatches on the tensors' device to the implementation beside it (backend/cpu now,
+// backend/cuda later). Model code calls only these, so a new backend never touches it.
+// Activations are F32, row-major, one row per token.
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace skv::ops {
+
+// y[n, out] = x[n, in] @ w[out, in]^T (+ bias[out]). w: F32, F16, BF16, Q8_0, Q4_0 or Q4_1.
+// Quantised weights are never dequantised whole: one token uses an integer dot product
+// against the activation quantised to 8 bits, a batch dequantises a panel of rows at a time
+// into a small buffer and runs the GEMM library on it.
+void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
+
+// y = x / sqrt(mean(x^2) + eps) * weight, per row. y may alias x.
+void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
+
+// out[i, :] = table[ids[i], :] as F32, whatever the table's dtype.
+void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out);
+
+// y += x (residual add).
+void add_inplace(Tensor& y, const Tensor& x);
+
+// out = silu(gate) * up, elementwise.
+void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
+
+// Rotary embedding tables for one model: inverse frequencies after rope scaling.
+struct Rope {
+  int64_t head_dim = 0;
+  bool interleaved = false;    // rotate (2i, 2i+1) pairs (GGUF llama) instead of (i, i + D/2)
+  std::vector<float> inv_freq;  // head_dim / 2 entries, scaling already applied
+  float attention_factor = 1.0f;
+};
+
+// x: [n, heads * head_dim]; rotates every head of row i by angle positions[i] * inv_freq.
+void rope(Tensor& x, int64_t heads, const int32_t* positions, const Rope& rope);
+
+// Causal attention of n new query rows against a KV cache.
+// q: [n, H * D]; k_cache / v_cache: the layer's cache, [capacity, KV * D] F32, holding
+// positions 0 .. n_past + n - 1 (the new rows already written). Query row i sits at
+// position n_past + i and attends to positions 0 .. n_past + i. H % KV == 0 (GQA / MQA).
+// out: [n, H * D].
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
+               int64_t num_kv_heads, float scale, Tensor& out);
+
+// In-place log-softmax / softmax over each row.
+void log_softmax_rows(Tensor& x);
+
+// Threads used by CPU kernels (OpenMP + the GEMM library). 0 = all cores.
+void set_num_threads(int n);
+int num_threads();
+
+}  // namespace skv::ops

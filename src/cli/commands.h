@@ -1,0 +1,14 @@
+#pragma once
+// Each subcommand lives in its own cmd_<name>.cpp and receives the arguments after its name.
+namespace skv::cli {
+
+int cmd_generate(int argc, char** argv);
+int cmd_chat(int argc, char** argv);
+int cmd_score(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_detokenize(int argc, char** argv);
+int cmd_chat_template(int argc, char** argv);
+int cmd_info(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+
+}  // namespace skv::cli

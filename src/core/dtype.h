@@ -1,0 +1,20 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace skv {
+
+// Element / block formats. The quantised layouts are bit-compatible with ggml's so GGUF
+// tensors can be used in place (see src/backend/cpu/quant.h for the block structs).
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, I32 };
+
+// Elements per block (1 for plain types) and bytes per block.
+int64_t dtype_block_size(DType t);
+size_t dtype_block_bytes(DType t);
+// Bytes for n elements; n must be a multiple of the block size.
+size_t dtype_row_bytes(DType t, int64_t n);
+const char* dtype_name(DType t);
+bool dtype_is_quantized(DType t);
+
+}  // namespace skv

@@ -1,0 +1,21 @@
+#pragma once
+// One exception type for every user-facing failure: the CLI prints what() on one line
+// and exits non-zero, so messages must name the file / flag / value at fault.
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace skv {
+
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <class... Args>
+[[noreturn]] void fail(Args&&... args) {
+  std::ostringstream s;
+  (s << ... << args);
+  throw Error(s.str());
+}
+
+}  // namespace skv

@@ -1,0 +1,55 @@
+#pragma once
+// Token sampling with the usual knobs (vLLM semantics): penalties, then temperature,
+// then top-k / top-p / min-p filtering, then a draw from a seeded generator.
+#include <cstdint>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace skv {
+
+struct SamplingParams {
+  float temperature = 1.0f;  // 0 => greedy argmax
+  int top_k = 0;             // 0 or negative => disabled
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;  // over prompt + generated tokens (HF / vLLM)
+  float presence_penalty = 0.0f;    // over generated tokens only (OpenAI)
+  float frequency_penalty = 0.0f;   // over generated tokens only (OpenAI)
+  uint64_t seed = 0;
+  bool has_seed = false;  // without a seed, draws use a random seed
+  std::map<int32_t, float> logit_bias;
+
+  void validate() const;  // throws skv::Error naming the bad parameter
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params);
+  // logits: vocab entries, modified in place. prompt / generated: token ids so far.
+  int32_t sample(float* logits, int64_t vocab, const std::vector<int32_t>& prompt,
+                 const std::vector<int32_t>& generated);
+
+ private:
+  SamplingParams p_;
+  std::mt19937_64 rng_;
+};
+
+// Detects stop strings in streamed text. push() returns the text that is safe to emit
+// now (text that could still become the start of a stop string is held back); once a stop
+// string is found, stopped() is true and the text before it has been returned.
+class StopStringMatcher {
+ public:
+  explicit StopStringMatcher(std::vector<std::string> stops) : stops_(std::move(stops)) {}
+  std::string push(const std::string& text);
+  std::string flush();  // held-back text at the end of generation
+  bool stopped() const { return stopped_; }
+
+ private:
+  std::vector<std::string> stops_;
+  std::string held_;
+  bool stopped_ = false;
+};
+
+}  // namespace skv

@@ -1,0 +1,52 @@
+#pragma once
+// Architecture hyper-parameters, read from a Hugging Face config.json (transformers 4.x
+// `rope_theta` + `rope_scaling`, or 5.x `rope_parameters`) or from GGUF metadata.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace skv {
+
+class GGUFFile;
+
+struct RopeScaling {
+  std::string type = "none";  // none | linear | llama3
+  double factor = 1.0;
+  double low_freq_factor = 1.0;   // llama3
+  double high_freq_factor = 4.0;  // llama3
+  int64_t original_max_position_embeddings = 8192;  // llama3
+};
+
+struct ModelConfig {
+  std::string architecture = "llama";  // llama | qwen2 | llama_swiftkv
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;  // explicit in config or hidden_size / num_heads
+  double rms_norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  int64_t max_position_embeddings = 2048;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // q/k/v bias (Qwen2 has it)
+  std::string torch_dtype = "float32";
+  int64_t bos_token_id = -1;
+  std::vector<int64_t> eos_token_ids;
+  // SwiftKV (SWIFTKV.md §2); zero layers means a plain model.
+  bool swiftkv = false;
+  int64_t num_key_value_layers = 0;
+  int64_t key_value_group_size = 1;
+
+  void validate() const;  // throws skv::Error naming the bad field
+};
+
+// Throws skv::Error naming the file and field on missing / malformed input or an
+// unsupported architecture.
+ModelConfig config_from_json_file(const std::string& path);
+ModelConfig config_from_json_text(const std::string& text, const std::string& origin);
+ModelConfig config_from_gguf(const GGUFFile& f);
+
+}  // namespace skv

@@ -1,0 +1,66 @@
+#pragma once
+// GGUF v2/v3 reader: metadata key/values, tensor infos, aligned data section, all
+// validated against the file size before anything is used.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/mapped_file.h"
+
+namespace skv {
+
+// Scalars are widened: every integer type and bool -> int64_t, floats -> double.
+using GGUFValue = std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>,
+                               std::vector<std::string>>;
+
+struct GGUFTensorInfo {
+  std::string name;
+  std::vector<int64_t> ne;  // ggml order: ne[0] is the contiguous dimension
+  uint32_t ggml_type = 0;
+  uint64_t offset = 0;      // relative to the data section
+};
+
+class GGUFFile {
+ public:
+  explicit GGUFFile(const std::string& path);  // throws skv::Error naming path + problem
+
+  uint32_t version() const { return version_; }
+  const std::string& path() const { return path_; }
+  bool has(const std::string& key) const { return kv_.count(key) != 0; }
+  const GGUFValue& get(const std::string& key) const;  // throws if missing
+  int64_t get_int(const std::string& key) const;       // throws if missing or not an int
+  int64_t get_int(const std::string& key, int64_t def) const;
+  double get_float(const std::string& key) const;      // accepts ints too
+  double get_float(const std::string& key, double def) const;
+  std::string get_string(const std::string& key) const;
+  std::string get_string(const std::string& key, const std::string& def) const;
+  std::vector<std::string> get_string_array(const std::string& key) const;
+  std::vector<int64_t> get_int_array(const std::string& key) const;
+  std::vector<double> get_float_array(const std::string& key) const;
+  std::vector<std::string> keys() const;
+
+  const std::vector<GGUFTensorInfo>& tensor_infos() const { return infos_; }
+  bool has_tensor(const std::string& name) const;
+  // View into the mapping; shape reversed to PyTorch order, dtype mapped from ggml_type.
+  // Throws for a tensor type swiftkv does not support, naming tensor and type.
+  Tensor tensor(const std::string& name) const;
+
+ private:
+  std::string path_;
+  std::shared_ptr<MappedFile> file_;
+  uint32_t version_ = 0;
+  uint64_t alignment_ = 32;
+  uint64_t data_offset_ = 0;
+  std::map<std::string, GGUFValue> kv_;
+  std::vector<GGUFTensorInfo> infos_;
+  std::map<std::string, size_t> index_;
+};
+
+// ggml type ids swiftkv reads (F32=0, F16=1, Q4_0=2, Q4_1=3, Q8_0=8, BF16=30).
+const char* ggml_type_name(uint32_t ggml_type);
+
+}  // namespace skv
