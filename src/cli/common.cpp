@@ -1,0 +1,72 @@
+#include "cli/common.h"
+
+#include <algorithm>
+
+#include "backend/ops.h"
+#include "core/error.h"
+
+namespace skv::cli {
+
+const std::set<std::string> kModelFlags = {"--model", "--threads", "--ctx-size", "--batch-size"};
+const std::set<std::string> kSamplingFlags = {"--temperature", "--top-k", "--top-p", "--min-p", "--seed",
+                                              "--repetition-penalty", "--presence-penalty", "--frequency-penalty",
+                                              "--max-tokens", "--stop", "--stop-token-ids"};
+const std::set<std::string> kSamplingBoolFlags = {"--ignore-eos"};
+const std::map<std::string, std::string> kAliases = {
+    {"-m", "--model"},           {"-t", "--threads"},          {"-c", "--ctx-size"},
+    {"--max-model-len", "--ctx-size"}, {"-b", "--batch-size"}, {"--temp", "--temperature"},
+    {"-n", "--max-tokens"},      {"--n-predict", "--max-tokens"}, {"-s", "--seed"},
+    {"--repeat-penalty", "--repetition-penalty"}, {"-p", "--prompt"}};
+
+std::set<std::string> join(std::initializer_list<std::set<std::string>> sets) {
+  std::set<std::string> out;
+  for (const auto& s : sets) out.insert(s.begin(), s.end());
+  return out;
+}
+
+LoadedModel load_model(const Args& args, bool need_tokenizer) {
+  LoadedModel m;
+  m.threads = static_cast<int>(args.integer("--threads", 0));
+  if (m.threads < 0) fail("--threads must be >= 0 (0 = all cores), got ", m.threads);
+  ops::set_num_threads(m.threads);
+  const std::string path = args.required("--model");
+  m.model = LlamaModel::load(path);
+  try {
+    m.tokenizer = Tokenizer::from_path(path);
+  } catch (const Error& e) {
+    if (need_tokenizer) throw;
+  }
+  const int64_t max_pos = m.model->config().max_position_embeddings;
+  m.context_size = args.integer("--ctx-size", std::min<int64_t>(4096, max_pos));
+  if (m.context_size <= 0) fail("--ctx-size must be positive, got ", m.context_size);
+  m.batch_size = args.integer("--batch-size", 512);
+  if (m.batch_size <= 0) fail("--batch-size must be positive, got ", m.batch_size);
+  return m;
+}
+
+GenerationOptions generation_options(const Args& args, double default_temperature) {
+  GenerationOptions o;
+  SamplingParams& s = o.sampling;
+  s.temperature = static_cast<float>(args.real("--temperature", default_temperature));
+  s.top_k = static_cast<int>(args.integer("--top-k", 40));
+  s.top_p = static_cast<float>(args.real("--top-p", 0.95));
+  s.min_p = static_cast<float>(args.real("--min-p", 0.05));
+  s.repetition_penalty = static_cast<float>(args.real("--repetition-penalty", 1.0));
+  s.presence_penalty = static_cast<float>(args.real("--presence-penalty", 0.0));
+  s.frequency_penalty = static_cast<float>(args.real("--frequency-penalty", 0.0));
+  if (args.has("--seed")) {
+    const int64_t seed = args.integer("--seed", 0);
+    if (seed < 0) fail("--seed must be >= 0, got ", seed);
+    s.seed = static_cast<uint64_t>(seed);
+    s.has_seed = true;
+  }
+  s.validate();
+  o.max_tokens = args.integer("--max-tokens", 256);
+  if (o.max_tokens < 0) fail("--max-tokens must be >= 0, got ", o.max_tokens);
+  o.ignore_eos = args.flag("--ignore-eos");
+  o.stop = args.all("--stop");
+  if (auto ids = args.opt("--stop-token-ids")) o.stop_token_ids = parse_id_list(*ids, "--stop-token-ids");
+  return o;
+}
+
+}  // namespace skv::cli

@@ -1,0 +1,38 @@
+#pragma once
+// Flags and loading shared by the subcommands that run a model.
+#include <memory>
+#include <set>
+#include <string>
+
+#include "cli/args.h"
+#include "engine/session.h"
+#include "model/llama.h"
+#include "tokenizer/tokenizer.h"
+
+namespace skv::cli {
+
+// --model, -t/--threads, -c/--ctx-size (--max-model-len), -b/--batch-size
+extern const std::set<std::string> kModelFlags;
+// --temperature/--temp, --top-k, --top-p, --min-p (llama.cpp defaults 0.8 / 40 / 0.95 / 0.05), --seed, penalties, --max-tokens/-n,
+// --stop, --stop-token-ids, --logit-bias; bool: --ignore-eos
+extern const std::set<std::string> kSamplingFlags;
+extern const std::set<std::string> kSamplingBoolFlags;
+extern const std::map<std::string, std::string> kAliases;
+
+std::set<std::string> join(std::initializer_list<std::set<std::string>> sets);
+
+struct LoadedModel {
+  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<Tokenizer> tokenizer;  // null when the model has none and none is needed
+  int64_t context_size = 0;
+  int64_t batch_size = 512;
+  int threads = 0;
+};
+
+// Applies --threads, loads the model, the tokenizer (required if need_tokenizer) and sizes the
+// context (--ctx-size, default min(4096, the model's max positions)).
+LoadedModel load_model(const Args& args, bool need_tokenizer);
+
+GenerationOptions generation_options(const Args& args, double default_temperature);
+
+}  // namespace skv::cli
