@@ -27,13 +27,19 @@ struct SamplingParams {
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);
-  // logits: vocab entries, modified in place. prompt / generated: token ids so far.
+  // Validates params (throws skv::Error). Without has_seed the generator is seeded randomly.
+  // logits: vocab entries, modified in place (logit_bias and penalties are applied to them;
+  // temperature and filtering are not). prompt / generated: token ids so far.
   int32_t sample(float* logits, int64_t vocab, const std::vector<int32_t>& prompt,
                  const std::vector<int32_t>& generated);
 
  private:
   SamplingParams p_;
   std::mt19937_64 rng_;
+  // Scratch reused across calls so a 128k-vocab step does not allocate.
+  std::vector<float> probs_;
+  std::vector<uint64_t> keys_;  // (weight bits << 32 | ~id): one integer compare orders them
+  std::vector<int32_t> toks_;
 };
 
 // Detects stop strings in streamed text. push() returns the text that is safe to emit
