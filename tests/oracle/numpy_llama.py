@@ -1,0 +1,244 @@
+"""Reference Llama / Qwen2 forward pass in plain numpy (float64), written from the math.
+
+Reads a Hugging Face model directory (config.json in transformers 4.x style -- `rope_theta` +
+`rope_scaling` -- or 5.x style -- `rope_parameters`; model.safetensors or sharded
+model-0000x-of-0000N.safetensors + model.safetensors.index.json; F32 / F16 / BF16 tensors).
+Needs only numpy and safetensors (no torch), so CI can use it.
+
+    from numpy_llama import forward_logprobs
+    lp = forward_logprobs("tests/fixtures/models/llama_gqa", [5, 17, 3])   # [T, vocab] log-probs
+
+Row t of the result is log p(. | ids[0..t]), i.e. the distribution of the token at position t+1.
+The whole sequence is processed at once (no KV cache) with a causal mask.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Config", "load_config", "load_weights", "rope_inv_freq", "forward_logits", "forward_logprobs"]
+
+
+# ----------------------------------------------------------------------------------------------
+# config.json
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Config:
+    architecture: str
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    rms_norm_eps: float
+    rope_theta: float
+    rope_scaling: dict = field(default_factory=dict)  # {"rope_type": "default"|"linear"|"llama3", ...}
+    tie_word_embeddings: bool = False
+
+
+def load_config(model_dir: str) -> Config:
+    with open(os.path.join(model_dir, "config.json")) as f:
+        c = json.load(f)
+    archs = c.get("architectures") or []
+    arch = "qwen2" if (c.get("model_type") == "qwen2" or "Qwen2ForCausalLM" in archs) else "llama"
+    heads = int(c["num_attention_heads"])
+    hidden = int(c["hidden_size"])
+    kv = c.get("num_key_value_heads")
+    kv = heads if kv is None else int(kv)
+    head_dim = c.get("head_dim")
+    head_dim = hidden // heads if head_dim is None else int(head_dim)
+
+    # RoPE: 5.x `rope_parameters` (holds rope_theta and the scaling) wins over 4.x fields.
+    rp = c.get("rope_parameters")
+    if rp is not None:
+        scaling = dict(rp)
+        theta = float(scaling.pop("rope_theta", c.get("rope_theta", 10000.0)))
+    else:
+        scaling = dict(c.get("rope_scaling") or {})
+        theta = float(c.get("rope_theta", 10000.0))
+    rtype = scaling.get("rope_type", scaling.get("type", "default")) if scaling else "default"
+    scaling["rope_type"] = rtype
+    scaling.pop("type", None)
+    if rtype not in ("default", "linear", "llama3"):
+        raise ValueError(f"{model_dir}: unsupported rope type {rtype!r}")
+
+    return Config(
+        architecture=arch,
+        vocab_size=int(c["vocab_size"]),
+        hidden_size=hidden,
+        intermediate_size=int(c["intermediate_size"]),
+        num_layers=int(c["num_hidden_layers"]),
+        num_heads=heads,
+        num_kv_heads=kv,
+        head_dim=head_dim,
+        rms_norm_eps=float(c.get("rms_norm_eps", 1e-6)),
+        rope_theta=theta,
+        rope_scaling=scaling,
+        tie_word_embeddings=bool(c.get("tie_word_embeddings", False)),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# safetensors
+# ----------------------------------------------------------------------------------------------
+def _read_header(path: str) -> dict:
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(n))
+
+
+def _load_file(path: str) -> dict[str, np.ndarray]:
+    """All tensors of one .safetensors file as float64 arrays. numpy has no bfloat16, so BF16
+    tensors are read from the raw bytes (upper half of a float32) instead of via safetensors."""
+    from safetensors import safe_open
+
+    header = _read_header(path)
+    data_start = 8 + struct.unpack("<Q", open(path, "rb").read(8))[0]
+    out = {}
+    with safe_open(path, framework="np") as f:
+        for name in f.keys():
+            meta = header[name]
+            if meta["dtype"] == "BF16":
+                b, e = meta["data_offsets"]
+                raw = np.fromfile(path, dtype="<u2", count=(e - b) // 2, offset=data_start + b)
+                arr = (raw.astype(np.uint32) << 16).view(np.float32).reshape(meta["shape"])
+            else:
+                arr = f.get_tensor(name)
+            out[name] = np.asarray(arr, dtype=np.float64)
+    return out
+
+
+def load_weights(model_dir: str) -> dict[str, np.ndarray]:
+    index = os.path.join(model_dir, "model.safetensors.index.json")
+    if os.path.exists(index):
+        with open(index) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    w: dict[str, np.ndarray] = {}
+    for fn in files:
+        w.update(_load_file(os.path.join(model_dir, fn)))
+    return w
+
+
+# ----------------------------------------------------------------------------------------------
+# math
+# ----------------------------------------------------------------------------------------------
+def rope_inv_freq(cfg: Config) -> np.ndarray:
+    d = cfg.head_dim
+    inv = 1.0 / (cfg.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d))
+    s = cfg.rope_scaling
+    t = s["rope_type"]
+    if t == "linear":
+        inv = inv / float(s["factor"])
+    elif t == "llama3":
+        factor = float(s["factor"])
+        lo = float(s["low_freq_factor"])
+        hi = float(s["high_freq_factor"])
+        old_ctx = float(s["original_max_position_embeddings"])
+        low_freq_wavelen = old_ctx / lo
+        high_freq_wavelen = old_ctx / hi
+        wavelen = 2 * math.pi / inv
+        scaled = np.where(wavelen > low_freq_wavelen, inv / factor, inv)  # low frequencies: divide
+        smooth = (old_ctx / wavelen - lo) / (hi - lo)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen)
+        inv = np.where(medium, smoothed, scaled)
+    return inv
+
+
+def _rms_norm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def _rotate_half(x: np.ndarray) -> np.ndarray:
+    h = x.shape[-1] // 2
+    return np.concatenate([-x[..., h:], x[..., :h]], axis=-1)
+
+
+def _linear(x, w, b=None):
+    y = x @ w.T
+    return y if b is None else y + b
+
+
+def forward_logits(model_dir: str, ids, cfg: Config | None = None, weights: dict | None = None) -> np.ndarray:
+    """[T, vocab] float64 logits for token ids `ids` starting at position 0."""
+    cfg = cfg or load_config(model_dir)
+    W = weights if weights is not None else load_weights(model_dir)
+    ids = np.asarray(list(ids), dtype=np.int64)
+    T = len(ids)
+    H, KV, D = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    group = H // KV
+
+    pos = np.arange(T, dtype=np.float64)
+    ang = np.outer(pos, rope_inv_freq(cfg))  # [T, D/2]
+    ang = np.concatenate([ang, ang], axis=-1)  # [T, D]
+    cos, sin = np.cos(ang)[None], np.sin(ang)[None]  # [1, T, D]
+    mask = np.triu(np.full((T, T), -np.inf), k=1)
+
+    x = W["model.embed_tokens.weight"][ids]  # [T, hidden]
+    for i in range(cfg.num_layers):
+        p = f"model.layers.{i}."
+        h = _rms_norm(x, W[p + "input_layernorm.weight"], cfg.rms_norm_eps)
+        a = p + "self_attn."
+        q = _linear(h, W[a + "q_proj.weight"], W.get(a + "q_proj.bias"))
+        k = _linear(h, W[a + "k_proj.weight"], W.get(a + "k_proj.bias"))
+        v = _linear(h, W[a + "v_proj.weight"], W.get(a + "v_proj.bias"))
+        q = q.reshape(T, H, D).transpose(1, 0, 2)  # [H, T, D]
+        k = k.reshape(T, KV, D).transpose(1, 0, 2)  # [KV, T, D]
+        v = v.reshape(T, KV, D).transpose(1, 0, 2)
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        k = np.repeat(k, group, axis=0)  # query head j uses kv head j // group
+        v = np.repeat(v, group, axis=0)
+        s = q @ k.transpose(0, 2, 1) / math.sqrt(D) + mask  # [H, T, T]
+        s = s - s.max(axis=-1, keepdims=True)
+        pr = np.exp(s)
+        pr /= pr.sum(axis=-1, keepdims=True)
+        o = (pr @ v).transpose(1, 0, 2).reshape(T, H * D)
+        x = x + _linear(o, W[a + "o_proj.weight"], W.get(a + "o_proj.bias"))
+
+        h = _rms_norm(x, W[p + "post_attention_layernorm.weight"], cfg.rms_norm_eps)
+        m = p + "mlp."
+        g = _linear(h, W[m + "gate_proj.weight"], W.get(m + "gate_proj.bias"))
+        u = _linear(h, W[m + "up_proj.weight"], W.get(m + "up_proj.bias"))
+        act = g / (1.0 + np.exp(-g)) * u  # SiLU(gate) * up
+        x = x + _linear(act, W[m + "down_proj.weight"], W.get(m + "down_proj.bias"))
+
+    x = _rms_norm(x, W["model.norm.weight"], cfg.rms_norm_eps)
+    head = W.get("lm_head.weight")
+    if head is None or cfg.tie_word_embeddings:
+        head = W["model.embed_tokens.weight"]
+    return x @ head.T
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def forward_logprobs(model_dir: str, ids, cfg: Config | None = None, weights: dict | None = None) -> np.ndarray:
+    """[T, vocab] float64 log-probs; row t is the distribution of the token after ids[t]."""
+    return log_softmax(forward_logits(model_dir, ids, cfg, weights))
+
+
+def token_logprobs(model_dir: str, ids, cfg: Config | None = None, weights: dict | None = None) -> list:
+    """[None, log p(ids[1] | ids[:1]), ..., log p(ids[T-1] | ids[:T-1])]."""
+    lp = forward_logprobs(model_dir, ids, cfg, weights)
+    ids = list(ids)
+    return [None] + [float(lp[t, ids[t + 1]]) for t in range(len(ids) - 1)]
+
+
+if __name__ == "__main__":
+    import sys
+
+    d = sys.argv[1]
+    toks = [int(t) for t in sys.argv[2].split(",")]
+    print(json.dumps({"token_logprobs": token_logprobs(d, toks)}))
