@@ -22,6 +22,7 @@ struct GGUFTensorInfo {
   std::vector<int64_t> ne;  // ggml order: ne[0] is the contiguous dimension
   uint32_t ggml_type = 0;
   uint64_t offset = 0;      // relative to the data section
+  uint64_t nbytes = 0;      // size of the data, from ne and the ggml block layout
 };
 
 class GGUFFile {
@@ -42,6 +43,8 @@ class GGUFFile {
   std::vector<int64_t> get_int_array(const std::string& key) const;
   std::vector<double> get_float_array(const std::string& key) const;
   std::vector<std::string> keys() const;
+  uint64_t alignment() const { return alignment_; }
+  uint64_t data_offset() const { return data_offset_; }  // absolute start of the data section
 
   const std::vector<GGUFTensorInfo>& tensor_infos() const { return infos_; }
   bool has_tensor(const std::string& name) const;
@@ -61,6 +64,8 @@ class GGUFFile {
 };
 
 // ggml type ids swiftkv reads (F32=0, F16=1, Q4_0=2, Q4_1=3, Q8_0=8, BF16=30).
+// Names every type ggml has defined (Q4_K, IQ2_XS, ...) so errors can say what a file holds;
+// "unknown" for ids ggml never assigned.
 const char* ggml_type_name(uint32_t ggml_type);
 
 }  // namespace skv
