@@ -11,9 +11,10 @@
 namespace skv::ops {
 
 // y[n, out] = x[n, in] @ w[out, in]^T (+ bias[out]). w: F32, F16, BF16, Q8_0, Q4_0 or Q4_1.
-// Quantised weights are never dequantised whole: one token uses an integer dot product
-// against the activation quantised to 8 bits, a batch dequantises a panel of rows at a time
-// into a small buffer and runs the GEMM library on it.
+// Quantised weights are never dequantised: the activation rows are quantised to 8 bits once
+// and every output is an integer dot product (llama.cpp's scheme, at any batch size; on the
+// target CPU it beat dequantise-a-panel + sgemm). Float weights use on-the-fly dot products
+// for a few rows and the GEMM library (per-thread panels) for larger batches.
 void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
 
 // y = x / sqrt(mean(x^2) + eps) * weight, per row. y may alias x.
@@ -49,6 +50,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
 
 // In-place log-softmax / softmax over each row.
 void log_softmax_rows(Tensor& x);
+void softmax_rows(Tensor& x);
 
 // Threads used by CPU kernels (OpenMP + the GEMM library). 0 = all cores.
 void set_num_threads(int n);

@@ -1,0 +1,117 @@
+// Causal GQA attention over an F32 KV cache, flash-attention style: keys are streamed in
+// tiles with an online softmax (kernels().attn), so no n x T score matrix is materialised,
+// and all query heads of one KV head are processed together so each K / V tile is read
+// from memory once per group rather than once per head.
+//
+// Tasks are (query row, KV head): causal rows get longer with i, so they are handed out
+// dynamically, longest first. When there are too few tasks to feed the threads (decode:
+// one row, a few KV heads) and the context is long, the keys are also split into ranges
+// whose partial results (max, sum, unnormalised output) are merged exactly afterwards
+// (flash-decoding).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/kernels.h"
+
+namespace skv::cpu {
+
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
+               int64_t num_kv_heads, float scale, Tensor& out) {
+  const Kernels& k = kernels();
+  const int64_t n = q.rows();
+  const int64_t D = q.cols() / num_heads;
+  const int64_t G = num_heads / num_kv_heads;
+  const int64_t kv_stride = k_cache.cols();
+  const float* qp = q.as<float>();
+  const float* kp = k_cache.as<float>();
+  const float* vp = v_cache.as<float>();
+  float* op = out.as<float>();
+  const int64_t q_stride = q.cols(), o_stride = out.cols();
+  // Head groups per task (a group larger than the kernel's limit is cut in equal pieces).
+  const int64_t gparts = (G + kAttnMaxGroup - 1) / kAttnMaxGroup;
+  const int64_t gsz = (G + gparts - 1) / gparts;
+  const int64_t tasks = n * num_kv_heads * gparts;
+  const double work = static_cast<double>(num_heads) * D * (n * n_past + n * (n + 1) / 2);
+  const int nt = threads_for(work, 32.0 * 1024);
+  const int64_t t_max = n_past + n;
+  int64_t splits = 1;
+  if (nt > 1 && tasks < 4 * nt && t_max >= 512)
+    splits = std::min<int64_t>((4 * nt + tasks - 1) / tasks, t_max / 256);
+
+  auto task_geometry = [&](int64_t t, int64_t& i, int64_t& kvh, int64_t& g0, int64_t& gs) {
+    i = t / (num_kv_heads * gparts);
+    const int64_t rem = t % (num_kv_heads * gparts);
+    kvh = rem / gparts;
+    g0 = (rem % gparts) * gsz;
+    gs = std::min(gsz, G - g0);
+  };
+
+  if (splits == 1) {
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
+    for (int64_t r = 0; r < tasks; ++r) {
+      int64_t i, kvh, g0, gs;
+      task_geometry(tasks - 1 - r, i, kvh, g0, gs);  // longest rows first
+      const int64_t h0 = kvh * G + g0;
+      float m[kAttnMaxGroup], l[kAttnMaxGroup];
+      float* o = op + i * o_stride + h0 * D;
+      k.attn(qp + i * q_stride + h0 * D, D, gs, kp + kvh * D, vp + kvh * D, kv_stride, n_past + i + 1, D, scale, o, D,
+             m, l);
+      for (int64_t g = 0; g < gs; ++g) {
+        const float inv = l[g] > 0.0f ? 1.0f / l[g] : 0.0f;
+        for (int64_t d = 0; d < D; ++d) o[g * D + d] *= inv;
+      }
+    }
+    return;
+  }
+
+  // Split keys: partial (o, m, l) per (task, split), merged per task afterwards.
+  std::vector<float> po(static_cast<size_t>(tasks * splits * gsz * D)), pm(static_cast<size_t>(tasks * splits * gsz)),
+      pl(static_cast<size_t>(tasks * splits * gsz));
+#pragma omp parallel num_threads(nt)
+  {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t r = 0; r < tasks * splits; ++r) {
+      const int64_t t = r / splits, c = r % splits;
+      int64_t i, kvh, g0, gs;
+      task_geometry(t, i, kvh, g0, gs);
+      const int64_t T = n_past + i + 1;
+      const int64_t b = T * c / splits, e = T * (c + 1) / splits;
+      const int64_t h0 = kvh * G + g0;
+      const size_t slot = static_cast<size_t>(t * splits + c) * gsz;
+      if (e <= b) {  // empty range (tiny T): contributes nothing
+        for (int64_t g = 0; g < gs; ++g) pm[slot + g] = -INFINITY, pl[slot + g] = 0.0f;
+        continue;
+      }
+      k.attn(qp + i * q_stride + h0 * D, D, gs, kp + b * kv_stride + kvh * D, vp + b * kv_stride + kvh * D,
+             kv_stride, e - b, D, scale, po.data() + slot * D, D, pm.data() + slot, pl.data() + slot);
+    }
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      int64_t i, kvh, g0, gs;
+      task_geometry(t, i, kvh, g0, gs);
+      float* o = op + i * o_stride + (kvh * G + g0) * D;
+      for (int64_t g = 0; g < gs; ++g) {
+        float M = -INFINITY;
+        for (int64_t c = 0; c < splits; ++c) M = std::max(M, pm[(t * splits + c) * gsz + g]);
+        float L = 0.0f;
+        for (int64_t d = 0; d < D; ++d) o[g * D + d] = 0.0f;
+        for (int64_t c = 0; c < splits; ++c) {
+          const size_t slot = static_cast<size_t>(t * splits + c) * gsz + g;
+          if (pl[slot] == 0.0f) continue;
+          const float w = std::exp(pm[slot] - M);
+          L += pl[slot] * w;
+          const float* src = po.data() + slot * D;
+          for (int64_t d = 0; d < D; ++d) o[g * D + d] += w * src[d];
+        }
+        const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+        for (int64_t d = 0; d < D; ++d) o[g * D + d] *= inv;
+      }
+    }
+  }
+}
+
+}  // namespace skv::cpu

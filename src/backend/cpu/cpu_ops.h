@@ -1,0 +1,43 @@
+#pragma once
+// CPU implementations behind backend/ops.h. Arguments are already validated by the fronts
+// (shapes, dtypes, contiguity), so these only compute.
+#include <cstdint>
+#include <vector>
+
+#include "backend/ops.h"
+#include "core/tensor.h"
+
+namespace skv::cpu {
+
+// ---- threads (threads.cpp)
+// Every parallel region uses num_threads() explicitly (not the caller's OpenMP ICV), and
+// runs serially when already inside a parallel region (no nested parallelism). The GEMM
+// library is kept single-threaded: kernels parallelise around it.
+void set_num_threads(int n);  // <= 0: all cores
+int num_threads();
+int threads_for(double work, double min_work_per_thread);  // 1 if inside a parallel region
+
+// ---- linear (linear.cpp)
+// y[n, ldy] = x[n, in] w[out, in]^T + bias. The front picks the path by n; the two paths are
+// exposed for tests and benchmarks.
+enum class LinearPath { Auto, Gemv, Gemm };
+void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, LinearPath path = LinearPath::Auto);
+// Largest n that uses the GEMV (integer dot / float dot) path for weights of dtype t.
+int64_t linear_gemv_max_rows(DType t);
+
+// ---- elementwise / norm / rope / attention
+void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
+void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out);
+void add_inplace(Tensor& y, const Tensor& x);
+void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
+void rope(Tensor& x, int64_t heads, const int32_t* positions, const ops::Rope& rope);
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
+               int64_t num_kv_heads, float scale, Tensor& out);
+void log_softmax_rows(Tensor& x);
+void softmax_rows(Tensor& x);
+
+// The elements of an F32 / F16 / BF16 / quantised tensor as floats (norm weights, biases): F32
+// is returned in place, anything else is converted into `buf`.
+const float* as_f32(const Tensor& t, std::vector<float>& buf);
+
+}  // namespace skv::cpu

@@ -1,0 +1,104 @@
+// Embedding lookup, residual add, SwiGLU gate, row softmax / log-softmax.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/kernels.h"
+#include "core/error.h"
+
+namespace skv::cpu {
+
+void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out) {
+  const Kernels& k = kernels();
+  const int64_t d = table.cols();
+  float* op = out.as<float>();
+  ToFloatFn conv = nullptr;
+  switch (table.dtype) {
+    case DType::F32: break;
+    case DType::F16: conv = k.to_float_f16; break;
+    case DType::BF16: conv = k.to_float_bf16; break;
+    case DType::Q8_0: conv = k.to_float_q8_0; break;
+    case DType::Q4_0: conv = k.to_float_q4_0; break;
+    case DType::Q4_1: conv = k.to_float_q4_1; break;
+    default: fail("embedding: unsupported table dtype ", dtype_name(table.dtype));
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* src = table.row_ptr(ids[i]);
+    if (conv)
+      conv(src, op + i * d, d);
+    else
+      std::memcpy(op + i * d, src, static_cast<size_t>(d) * sizeof(float));
+  }
+}
+
+void add_inplace(Tensor& y, const Tensor& x) {
+  const Kernels& k = kernels();
+  const int64_t n = y.numel();
+  float* yp = y.as<float>();
+  const float* xp = x.as<float>();
+  constexpr int64_t kChunk = 16384;
+  const int nt = threads_for(static_cast<double>(n), 64.0 * 1024);
+  if (nt <= 1) return k.add(yp, xp, n);
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t c = 0; c < (n + kChunk - 1) / kChunk; ++c) {
+    const int64_t b = c * kChunk, e = std::min(n, b + kChunk);
+    k.add(yp + b, xp + b, e - b);
+  }
+}
+
+void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
+  const Kernels& k = kernels();
+  const int64_t n = out.numel();
+  const float* g = gate.as<float>();
+  const float* u = up.as<float>();
+  float* o = out.as<float>();
+  constexpr int64_t kChunk = 8192;
+  const int nt = threads_for(static_cast<double>(n), 16.0 * 1024);
+  if (nt <= 1) return k.silu_mul(g, u, o, n);
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t c = 0; c < (n + kChunk - 1) / kChunk; ++c) {
+    const int64_t b = c * kChunk, e = std::min(n, b + kChunk);
+    k.silu_mul(g + b, u + b, o + b, e - b);
+  }
+}
+
+namespace {
+
+// Per row: max, then exp(x - max) in float summed in double (vocabularies of 10^5 entries).
+template <bool kLog>
+void softmax_impl(Tensor& x) {
+  const int64_t n = x.rows(), v = x.cols();
+  float* xp = x.as<float>();
+  const int nt = threads_for(static_cast<double>(n) * v, 32.0 * 1024);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    float* r = xp + i * v;
+    float m = -INFINITY;
+    for (int64_t j = 0; j < v; ++j) m = r[j] > m ? r[j] : m;
+    if (m == -INFINITY) {  // all -inf: leave a uniform distribution's worth of nothing
+      for (int64_t j = 0; j < v; ++j) r[j] = kLog ? -INFINITY : 0.0f;
+      continue;
+    }
+    double sum = 0.0;
+    if (kLog) {
+      for (int64_t j = 0; j < v; ++j) sum += std::exp(r[j] - m);
+      const float ls = static_cast<float>(std::log(sum));
+      for (int64_t j = 0; j < v; ++j) r[j] = (r[j] - m) - ls;  // as torch: (x - max) - log(sum)
+    } else {
+      for (int64_t j = 0; j < v; ++j) {
+        r[j] = std::exp(r[j] - m);
+        sum += r[j];
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int64_t j = 0; j < v; ++j) r[j] *= inv;
+    }
+  }
+}
+
+}  // namespace
+
+void log_softmax_rows(Tensor& x) { softmax_impl<true>(x); }
+void softmax_rows(Tensor& x) { softmax_impl<false>(x); }
+
+}  // namespace skv::cpu

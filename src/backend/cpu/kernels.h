@@ -1,0 +1,89 @@
+#pragma once
+// Per-ISA kernel table. dispatch.cpp picks one table at first use from the CPU's features
+// (capped by SKV_CPU_ISA=generic|avx2|avx512); tests switch tables with set_isa().
+//
+// The tables hold only "leaf" kernels working on raw rows. The drivers (linear.cpp,
+// attention.cpp, ...) are compiled for baseline x86-64 and own the threading, so every
+// decision about parallelism lives in one place and the SIMD files stay free of OpenMP.
+//
+// Rule for *_avx2.cpp / *_avx512.cpp files: they must not instantiate any inline function
+// or template shared with baseline code (std::min, std::vector, ...), because the linker may
+// keep their AVX copy for the whole program. Keep everything there in an anonymous namespace
+// and use only intrinsics and plain C++.
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/cpu/quant.h"
+
+namespace skv::cpu {
+
+enum class Isa : uint8_t { Generic, AVX2, AVX512 };
+
+const char* isa_name(Isa isa);
+bool isa_supported(Isa isa);  // by this CPU (and OS state saving)
+Isa detected_isa();           // best ISA the CPU supports
+Isa active_isa();
+// Selects the kernel table. Throws skv::Error when the CPU cannot run `isa`. AVX512 has no
+// kernels of its own yet: selecting it uses the AVX2 table.
+void set_isa(Isa isa);
+// Parses "generic" | "avx2" | "avx512" (case-insensitive); throws skv::Error otherwise.
+Isa parse_isa(const char* name);
+
+// Activation row quantised to 8 bits for the integer dot products: 32 values per block,
+// x ~= d * q, and s = d * sum(q) (what ggml's block_q8_1 carries) so that the offset terms of
+// Q4_1 (m) and Q4_0 (-8 d) cost one multiply per block. Internal format (fp32 scales), never
+// stored in files. Rounding is to nearest-even in every ISA, so all tables agree bit for bit.
+struct BlockQ8A {
+  float d;
+  float s;
+  int8_t qs[QK];
+};
+static_assert(sizeof(BlockQ8A) == 40);
+
+// x[k] -> k / QK blocks. k % QK == 0.
+using QuantizeActFn = void (*)(const float* x, BlockQ8A* y, int64_t k);
+
+// Integer GEMV tile: for weight rows r < rows (row r at w + r * w_stride bytes, k elements)
+// and activation rows a < na (row a at act + a * act_stride blocks):
+//   y[a * ldy + r] = sum_j w[r, j] * act[a, j].
+// Any rows >= 1 and na >= 1; k % QK == 0.
+using QGemvFn = void (*)(const void* w, size_t w_stride, int64_t rows, const BlockQ8A* act, int64_t act_stride,
+                         int64_t na, int64_t k, float* y, int64_t ldy);
+// Same with float activations (x row a at x + a * ldx) and F32 / F16 / BF16 weights.
+using FGemvFn = void (*)(const void* w, size_t w_stride, int64_t rows, const float* x, int64_t ldx, int64_t na,
+                         int64_t k, float* y, int64_t ldy);
+// One row of k elements of some dtype -> F32.
+using ToFloatFn = void (*)(const void* src, float* dst, int64_t k);
+
+// Online-softmax attention of G query vectors (query g at q + g * q_stride; the heads of one
+// GQA group) against the same T keys / values (key t at k + t * kv_stride), tiled over keys
+// so each K / V tile is read from memory once for all G queries. For each g it writes the
+// running max m[g], the sum l[g] = sum_t exp(s_t - m[g]) and the unnormalised accumulator
+// o[g * o_stride + d] = sum_t exp(s_t - m[g]) v_t[d], where s_t = scale * q_g . k_t; the
+// caller divides by l (or merges several key ranges first). G <= kAttnMaxGroup, T >= 1.
+constexpr int64_t kAttnMaxGroup = 16;
+using AttnFn = void (*)(const float* q, int64_t q_stride, int64_t G, const float* k, const float* v,
+                        int64_t kv_stride, int64_t T, int64_t D, float scale, float* o, int64_t o_stride, float* m,
+                        float* l);
+
+struct Kernels {
+  Isa isa;
+  QuantizeActFn quantize_q8a;
+  QGemvFn gemv_q8_0, gemv_q4_0, gemv_q4_1;
+  FGemvFn gemv_f32, gemv_f16, gemv_bf16;
+  ToFloatFn to_float_f16, to_float_bf16, to_float_q8_0, to_float_q4_0, to_float_q4_1;
+  // Row helpers (n any >= 0).
+  float (*sum_squares)(const float* x, int64_t n);                             // sum x^2 (fp32 lanes)
+  void (*mul_scale)(const float* x, float s, const float* w, float* y, int64_t n);  // y = (x * s) * w
+  void (*add)(float* y, const float* x, int64_t n);                            // y += x
+  void (*silu_mul)(const float* g, const float* u, float* out, int64_t n);     // out = silu(g) * u
+  AttnFn attn;
+};
+
+const Kernels& kernels();  // the active table (initialised on first use)
+
+// Tables. The AVX2 one exists only on x86-64 builds; nullptr elsewhere.
+const Kernels* generic_kernels();
+const Kernels* avx2_kernels();
+
+}  // namespace skv::cpu

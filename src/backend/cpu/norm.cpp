@@ -1,0 +1,28 @@
+// RMSNorm as Hugging Face computes it in float32:
+//   y = weight * (x * rsqrt(mean(x^2) + eps)), rsqrt taken as 1 / sqrt.
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/kernels.h"
+
+namespace skv::cpu {
+
+void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
+  const Kernels& k = kernels();
+  std::vector<float> wbuf;
+  const float* w = as_f32(weight, wbuf);
+  const int64_t n = x.rows(), d = x.cols();
+  const float* xp = x.as<float>();
+  float* yp = y.as<float>();
+  const int nt = threads_for(static_cast<double>(n) * d, 32.0 * 1024);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = xp + i * d;
+    const float mean = k.sum_squares(xi, d) / static_cast<float>(d);
+    const float r = 1.0f / std::sqrt(mean + eps);
+    k.mul_scale(xi, r, w, yp + i * d, d);
+  }
+}
+
+}  // namespace skv::cpu

@@ -1,0 +1,179 @@
+// Scalar reference conversions. Integer-only fp16 / bf16 rounding so the results do not
+// depend on the floating-point environment (rounding mode, FTZ/DAZ) or on F16C.
+// The block quantisers replicate ggml's quantize_row_*_ref (ggml-quants.c) operation for
+// operation, so a block quantised here is byte-identical to ggml's.
+#include "backend/cpu/quant.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace skv::cpu {
+
+namespace {
+
+inline uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float float_of(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+}  // namespace
+
+float fp16_to_fp32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  if (exp == 0) {
+    if (mant == 0) return float_of(sign);  // +-0
+    // Subnormal: value = mant * 2^-24. Normalise into an fp32 normal.
+    uint32_t e = 127 - 15 + 1;
+    while ((mant & 0x400u) == 0) {
+      mant <<= 1;
+      --e;
+    }
+    mant &= 0x3ffu;
+    return float_of(sign | (e << 23) | (mant << 13));
+  }
+  if (exp == 31) return float_of(sign | 0x7f800000u | (mant << 13));  // inf / nan (payload kept)
+  return float_of(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+uint16_t fp32_to_fp16(float f) {
+  uint32_t x = bits_of(f);
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  x &= 0x7fffffffu;
+  if (x >= 0x7f800000u) {  // inf or nan; nan stays nan (quiet, top payload bits kept)
+    if (x == 0x7f800000u) return sign | 0x7c00u;
+    return static_cast<uint16_t>(sign | 0x7e00u | ((x >> 13) & 0x3ffu));
+  }
+  if (x >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 rounds to inf
+  if (x < 0x38800000u) {                        // below 2^-14: fp16 subnormal or zero
+    if (x < 0x33000000u) return sign;           // below 2^-25 (2^-25 itself ties to even 0)
+    const uint32_t e = x >> 23;                 // 102 .. 112
+    const uint32_t m = (x & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - e;  // 14 .. 24: value in units of 2^-24 is m >> shift
+    uint32_t q = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1);
+    const uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) ++q;  // may carry into the smallest normal
+    return static_cast<uint16_t>(sign | q);
+  }
+  // Normal: rebias exponent, round mantissa to 10 bits (carry may bump the exponent, and
+  // 65504 + ulp/2 was handled above, so no overflow past inf).
+  x += 0xfffu + ((x >> 13) & 1u);
+  return static_cast<uint16_t>(sign | ((x - 0x38000000u) >> 13));
+}
+
+float bf16_to_fp32(uint16_t h) { return float_of(static_cast<uint32_t>(h) << 16); }
+
+uint16_t fp32_to_bf16(float f) {
+  const uint32_t x = bits_of(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet nan
+  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+void dequantize_row_q8_0(const BlockQ8_0* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float d = fp16_to_fp32(x[i].d);
+    for (int j = 0; j < QK; ++j) y[i * QK + j] = x[i].qs[j] * d;
+  }
+}
+
+void dequantize_row_q4_0(const BlockQ4_0* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float d = fp16_to_fp32(x[i].d);
+    for (int j = 0; j < QK / 2; ++j) {
+      const int x0 = (x[i].qs[j] & 0x0f) - 8;
+      const int x1 = (x[i].qs[j] >> 4) - 8;
+      y[i * QK + j] = x0 * d;
+      y[i * QK + j + QK / 2] = x1 * d;
+    }
+  }
+}
+
+void dequantize_row_q4_1(const BlockQ4_1* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float d = fp16_to_fp32(x[i].d);
+    const float m = fp16_to_fp32(x[i].m);
+    for (int j = 0; j < QK / 2; ++j) {
+      const int x0 = x[i].qs[j] & 0x0f;
+      const int x1 = x[i].qs[j] >> 4;
+      y[i * QK + j] = x0 * d + m;
+      y[i * QK + j + QK / 2] = x1 * d + m;
+    }
+  }
+}
+
+// ggml quantize_row_q8_0_ref: d = amax / 127, q = roundf(x / d) (half away from zero).
+void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float* xb = x + i * QK;
+    float amax = 0.0f;
+    for (int j = 0; j < QK; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
+    const float d = amax / ((1 << 7) - 1);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    for (int j = 0; j < QK; ++j) y[i].qs[j] = static_cast<int8_t>(std::roundf(xb[j] * id));
+  }
+}
+
+// ggml quantize_row_q4_0_ref: the element of largest magnitude (first one on ties, sign
+// kept) maps to -8: d = max / -8, q = min(15, (int8)(x / d + 8.5)) (truncation).
+void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float* xb = x + i * QK;
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < QK; ++j) {
+      const float v = xb[j];
+      if (amax < std::fabs(v)) {
+        amax = std::fabs(v);
+        max = v;
+      }
+    }
+    const float d = max / -8;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    for (int j = 0; j < QK / 2; ++j) {
+      const float x0 = xb[j] * id;
+      const float x1 = xb[QK / 2 + j] * id;
+      const int8_t t0 = static_cast<int8_t>(x0 + 8.5f);
+      const int8_t t1 = static_cast<int8_t>(x1 + 8.5f);
+      const uint8_t xi0 = static_cast<uint8_t>(t0 < 15 ? t0 : 15);
+      const uint8_t xi1 = static_cast<uint8_t>(t1 < 15 ? t1 : 15);
+      y[i].qs[j] = static_cast<uint8_t>(xi0 | (xi1 << 4));
+    }
+  }
+}
+
+// ggml quantize_row_q4_1_ref: d = (max - min) / 15, m = min,
+// q = min(15, (int8)((x - min) / d + 0.5)).
+void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float* xb = x + i * QK;
+    float min = 3.402823466e+38f, max = -3.402823466e+38f;
+    for (int j = 0; j < QK; ++j) {
+      if (xb[j] < min) min = xb[j];
+      if (xb[j] > max) max = xb[j];
+    }
+    const float d = (max - min) / ((1 << 4) - 1);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    y[i].m = fp32_to_fp16(min);
+    for (int j = 0; j < QK / 2; ++j) {
+      const float x0 = (xb[j] - min) * id;
+      const float x1 = (xb[QK / 2 + j] - min) * id;
+      const int8_t t0 = static_cast<int8_t>(x0 + 0.5f);
+      const int8_t t1 = static_cast<int8_t>(x1 + 0.5f);
+      const uint8_t xi0 = static_cast<uint8_t>(t0 < 15 ? t0 : 15);
+      const uint8_t xi1 = static_cast<uint8_t>(t1 < 15 ? t1 : 15);
+      y[i].qs[j] = static_cast<uint8_t>(xi0 | (xi1 << 4));
+    }
+  }
+}
+
+}  // namespace skv::cpu

@@ -1,0 +1,373 @@
+// fp16 / bf16 conversions, ggml block formats (bit compatibility with hand-built blocks),
+// reference quantise / dequantise round trips, and the per-ISA to-float and activation
+// quantisation kernels against the scalar reference.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/quant.h"
+
+using namespace skv::cpu;
+
+namespace {
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float from_bits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Independent reference: round |f| to a binary format with `mant` fraction bits and minimum
+// normal exponent `emin` (subnormals below), in double, ties to even. Returns +-inf past `max`.
+double round_ref(float f, int mant, int emin, double max_finite) {
+  const double a = std::fabs(static_cast<double>(f));
+  if (a == 0.0) return static_cast<double>(f);
+  int e = static_cast<int>(std::floor(std::log2(a)));
+  if (std::ldexp(1.0, e) > a) --e;  // guard log2 rounding
+  if (std::ldexp(1.0, e + 1) <= a) ++e;
+  if (e < emin) e = emin;
+  const double ulp = std::ldexp(1.0, e - mant);
+  double q = std::nearbyint(a / ulp) * ulp;  // a / ulp exact (power of two); RNE
+  // Overflow: anything that rounds above max_finite becomes inf.
+  if (q > max_finite) q = INFINITY;
+  return f < 0 ? -q : q;
+}
+
+std::vector<Isa> isas() {
+  std::vector<Isa> v{Isa::Generic};
+  if (isa_supported(Isa::AVX2)) v.push_back(Isa::AVX2);
+  return v;
+}
+
+struct IsaRestore {
+  Isa saved = active_isa();
+  ~IsaRestore() { set_isa(saved); }
+};
+
+}  // namespace
+
+TEST(Fp16, KnownValues) {
+  EXPECT_EQ(fp16_to_fp32(0x3c00), 1.0f);
+  EXPECT_EQ(fp16_to_fp32(0xc000), -2.0f);
+  EXPECT_EQ(fp16_to_fp32(0x7bff), 65504.0f);
+  EXPECT_EQ(fp16_to_fp32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(fp16_to_fp32(0x03ff), std::ldexp(1023.0f, -24));
+  EXPECT_EQ(fp16_to_fp32(0x0400), std::ldexp(1.0f, -14));  // smallest normal
+  EXPECT_EQ(bits(fp16_to_fp32(0x8000)), 0x80000000u);
+  EXPECT_EQ(fp16_to_fp32(0x7c00), INFINITY);
+  EXPECT_EQ(fp16_to_fp32(0xfc00), -INFINITY);
+  EXPECT_TRUE(std::isnan(fp16_to_fp32(0x7e00)));
+  EXPECT_EQ(fp32_to_fp16(1.0f), 0x3c00);
+  EXPECT_EQ(fp32_to_fp16(-0.0f), 0x8000);
+  EXPECT_EQ(fp32_to_fp16(65504.0f), 0x7bff);
+  EXPECT_EQ(fp32_to_fp16(65519.996f), 0x7bff);  // below the halfway point to 65536
+  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00);     // halfway: ties to even = inf
+  EXPECT_EQ(fp32_to_fp16(1e9f), 0x7c00);
+  EXPECT_EQ(fp32_to_fp16(-INFINITY), 0xfc00);
+  EXPECT_EQ(fp32_to_fp16(std::ldexp(1.0f, -25)), 0x0000);  // tie between 0 and 2^-24: even
+  EXPECT_EQ(fp32_to_fp16(std::nextafter(std::ldexp(1.0f, -25), 1.0f)), 0x0001);
+  EXPECT_EQ(fp32_to_fp16(std::ldexp(3.0f, -25)), 0x0002);  // 1.5 ulp: tie to even (2)
+  EXPECT_EQ(fp32_to_fp16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);         // tie, even mantissa
+  EXPECT_EQ(fp32_to_fp16(1.0f + std::ldexp(3.0f, -11)), 0x3c02);         // tie, odd -> up
+  const uint16_t nan = fp32_to_fp16(NAN);
+  EXPECT_EQ(nan & 0x7c00, 0x7c00);
+  EXPECT_NE(nan & 0x03ff, 0);
+}
+
+TEST(Fp16, AllHalvesRoundTrip) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = fp16_to_fp32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) {
+      EXPECT_TRUE(((h >> 10) & 0x1f) == 0x1f && (h & 0x3ff) != 0);
+      EXPECT_TRUE(std::isnan(fp16_to_fp32(fp32_to_fp16(f))));
+      continue;
+    }
+    ASSERT_EQ(fp32_to_fp16(f), h) << "h=" << h;
+    // The value itself, independently: sign, exponent, mantissa.
+    const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    double v = e == 0 ? std::ldexp(m, -24) : e == 31 ? INFINITY : std::ldexp(1024 + m, e - 25);
+    if (h & 0x8000) v = -v;
+    ASSERT_EQ(static_cast<double>(f), v) << "h=" << h;
+  }
+}
+
+TEST(Fp16, RoundToNearestEvenAgainstReference) {
+  std::vector<float> xs;
+  // Every halfway point between adjacent halves, and its neighbours.
+  for (uint32_t h = 0; h < 0x7bff; ++h) {
+    const double mid = 0.5 * (static_cast<double>(fp16_to_fp32(h)) + fp16_to_fp32(h + 1));
+    const float f = static_cast<float>(mid);
+    xs.push_back(f);
+    xs.push_back(std::nextafter(f, 0.0f));
+    xs.push_back(std::nextafter(f, INFINITY));
+  }
+  std::mt19937 rng(1);
+  std::uniform_int_distribution<uint32_t> u;
+  for (int i = 0; i < 200000; ++i) {
+    // Random floats over the fp16 range and a bit beyond (exponents 2^-30 .. 2^17).
+    const uint32_t b = (u(rng) & 0x807fffffu) | ((97u + u(rng) % 48u) << 23);
+    xs.push_back(from_bits(b));
+  }
+  for (float f : xs) {
+    for (float g : {f, -f}) {
+      const double want = round_ref(g, 10, -14, 65504.0);
+      const double got = fp16_to_fp32(fp32_to_fp16(g));
+      ASSERT_EQ(got, want) << "f=" << g << " bits=" << std::hex << bits(g);
+    }
+  }
+}
+
+TEST(Bf16, RoundToNearestEven) {
+  EXPECT_EQ(fp32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(bf16_to_fp32(0x3f80), 1.0f);
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x3f808000u)), 0x3f80);  // tie, even
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x3f818000u)), 0x3f82);  // tie, odd -> up
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x3f808001u)), 0x3f81);
+  EXPECT_EQ(fp32_to_bf16(INFINITY), 0x7f80);
+  EXPECT_EQ(fp32_to_bf16(-INFINITY), 0xff80);
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x7f7fffffu)), 0x7f80);  // FLT_MAX rounds to inf
+  EXPECT_TRUE(std::isnan(bf16_to_fp32(fp32_to_bf16(NAN))));
+  EXPECT_TRUE(std::isnan(bf16_to_fp32(fp32_to_bf16(from_bits(0x7f800001u)))));  // low-payload nan stays nan
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x00000001u)), 0x0000);  // tiny subnormal -> +0
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x00018000u)), 0x0002);  // subnormal tie, odd -> up
+  std::mt19937 rng(2);
+  std::uniform_int_distribution<uint32_t> u;
+  for (int i = 0; i < 200000; ++i) {
+    const uint32_t b = (u(rng) & 0x807fffffu) | ((1u + u(rng) % 253u) << 23);  // normal floats
+    const float f = from_bits(b);
+    const double want = round_ref(f, 7, -126, 3.3895313892515355e38);
+    ASSERT_EQ(static_cast<double>(bf16_to_fp32(fp32_to_bf16(f))), want) << std::hex << b;
+  }
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = bf16_to_fp32(static_cast<uint16_t>(h));
+    if (!std::isnan(f)) {
+      ASSERT_EQ(fp32_to_bf16(f), h);
+    }
+  }
+}
+
+// Blocks built by hand from ggml's quantize_row_*_ref definitions.
+TEST(Blocks, Q4_0HandBuilt) {
+  float x[32];
+  for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(j - 16);
+  // max by magnitude is x[0] = -16 -> d = -16 / -8 = 2, q = min(15, (int)(x / 2 + 8.5)).
+  const uint8_t want[18] = {0x00, 0x40, 0x80, 0x91, 0x91, 0xA2, 0xA2, 0xB3, 0xB3,
+                            0xC4, 0xC4, 0xD5, 0xD5, 0xE6, 0xE6, 0xF7, 0xF7, 0xF8};
+  BlockQ4_0 b;
+  quantize_row_q4_0(x, &b, 32);
+  ASSERT_EQ(std::memcmp(&b, want, 18), 0);
+  float y[32];
+  dequantize_row_q4_0(&b, y, 32);
+  for (int j = 0; j < 32; ++j) {
+    const int q = j < 31 ? (j + 1) / 2 : 15;  // element j's nibble
+    EXPECT_EQ(y[j], 2.0f * (q - 8)) << j;
+  }
+}
+
+TEST(Blocks, Q4_1HandBuilt) {
+  float x[32];
+  for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(j % 16 + 3);
+  x[5] = 7.5f;  // (7.5 - 3) / 1 + 0.5 = 5.0 -> 5 (ggml rounds halves up; RNE would give 4)
+  // min 3, max 18 -> d = 1, m = 3; q = j % 16.
+  uint8_t want[20] = {0x00, 0x3c, 0x00, 0x42};
+  for (int j = 0; j < 16; ++j) want[4 + j] = static_cast<uint8_t>(j | (j << 4));
+  BlockQ4_1 b;
+  quantize_row_q4_1(x, &b, 32);
+  ASSERT_EQ(std::memcmp(&b, want, 20), 0);
+  float y[32];
+  dequantize_row_q4_1(&b, y, 32);
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(y[j], static_cast<float>(j % 16 + 3)) << j;
+}
+
+TEST(Blocks, Q8_0HandBuilt) {
+  float x[32];
+  for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(8 * j - 127);
+  x[1] = -118.5f;  // roundf: half away from zero -> -119
+  x[2] = 2.5f;     // -> 3
+  // amax = 127 -> d = 1 (fp16 0x3c00), q = roundf(x).
+  int8_t q[32];
+  for (int j = 0; j < 32; ++j) q[j] = static_cast<int8_t>(8 * j - 127);
+  q[1] = -119;
+  q[2] = 3;
+  uint8_t want[34] = {0x00, 0x3c};
+  std::memcpy(want + 2, q, 32);
+  BlockQ8_0 b;
+  quantize_row_q8_0(x, &b, 32);
+  ASSERT_EQ(std::memcmp(&b, want, 34), 0);
+  float y[32];
+  dequantize_row_q8_0(&b, y, 32);
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(y[j], static_cast<float>(q[j]));
+}
+
+TEST(Blocks, ZeroBlocks) {
+  float x[32] = {};
+  BlockQ8_0 a;
+  BlockQ4_0 b;
+  BlockQ4_1 c;
+  quantize_row_q8_0(x, &a, 32);
+  quantize_row_q4_0(x, &b, 32);
+  quantize_row_q4_1(x, &c, 32);
+  float y[32];
+  dequantize_row_q8_0(&a, y, 32);
+  for (float v : y) EXPECT_EQ(v, 0.0f);
+  dequantize_row_q4_0(&b, y, 32);
+  for (float v : y) EXPECT_EQ(v, 0.0f);
+  dequantize_row_q4_1(&c, y, 32);
+  for (float v : y) EXPECT_EQ(v, 0.0f);
+}
+
+// Round trips: the error of each element is bounded by half a step, plus what the fp16
+// rounding of the scale (and offset) adds: |q| * |d - fp16(d)| <= |q| d 2^-11.
+TEST(Blocks, RoundTripErrorBounds) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t n = 32 * 64;
+  std::vector<float> x(n), y(n);
+  for (auto& v : x) v = nd(rng) * 3.0f;
+  std::vector<BlockQ8_0> q8(n / 32);
+  std::vector<BlockQ4_0> q40(n / 32);
+  std::vector<BlockQ4_1> q41(n / 32);
+  quantize_row_q8_0(x.data(), q8.data(), n);
+  dequantize_row_q8_0(q8.data(), y.data(), n);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    for (int j = 0; j < 32; ++j) ASSERT_LE(std::fabs(x[b * 32 + j] - y[b * 32 + j]), amax / 127 * (0.5f + 127.0f / 2048) * 1.001f);
+  }
+  quantize_row_q4_0(x.data(), q40.data(), n);
+  dequantize_row_q4_0(q40.data(), y.data(), n);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    // Step amax / 8; the side opposite the max element can clip by up to one step.
+    for (int j = 0; j < 32; ++j) ASSERT_LE(std::fabs(x[b * 32 + j] - y[b * 32 + j]), amax / 8 * (1.0f + 8.0f / 2048) * 1.001f);
+  }
+  quantize_row_q4_1(x.data(), q41.data(), n);
+  dequantize_row_q4_1(q41.data(), y.data(), n);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float mn = 1e30f, mx = -1e30f;
+    for (int j = 0; j < 32; ++j) mn = std::min(mn, x[b * 32 + j]), mx = std::max(mx, x[b * 32 + j]);
+    const float d = (mx - mn) / 15;
+    const float bound = d * (0.5f + 15.0f / 2048) + std::fabs(mn) / 2048;
+    for (int j = 0; j < 32; ++j) ASSERT_LE(std::fabs(x[b * 32 + j] - y[b * 32 + j]), bound * 1.001f + 1e-6f);
+  }
+}
+
+TEST(IsaKernels, ToFloatMatchesReference) {
+  IsaRestore restore;
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  for (int64_t n : {32, 96, 576, 1536}) {
+    std::vector<float> x(n), want(n), got(n);
+    for (auto& v : x) v = nd(rng);
+    std::vector<uint16_t> h(n), bf(n);
+    for (int64_t j = 0; j < n; ++j) h[j] = fp32_to_fp16(x[j]), bf[j] = fp32_to_bf16(x[j]);
+    std::vector<BlockQ8_0> q8(n / 32);
+    std::vector<BlockQ4_0> q40(n / 32);
+    std::vector<BlockQ4_1> q41(n / 32);
+    quantize_row_q8_0(x.data(), q8.data(), n);
+    quantize_row_q4_0(x.data(), q40.data(), n);
+    quantize_row_q4_1(x.data(), q41.data(), n);
+    for (Isa isa : isas()) {
+      set_isa(isa);
+      SCOPED_TRACE(isa_name(isa));
+      const Kernels& k = kernels();
+      k.to_float_f16(h.data(), got.data(), n);
+      for (int64_t j = 0; j < n; ++j) ASSERT_EQ(got[j], fp16_to_fp32(h[j]));
+      k.to_float_bf16(bf.data(), got.data(), n);
+      for (int64_t j = 0; j < n; ++j) ASSERT_EQ(got[j], bf16_to_fp32(bf[j]));
+      // Quantised: exact up to the fused multiply-add of d * q + m (one rounding fewer).
+      dequantize_row_q8_0(q8.data(), want.data(), n);
+      k.to_float_q8_0(q8.data(), got.data(), n);
+      for (int64_t j = 0; j < n; ++j) ASSERT_EQ(got[j], want[j]);
+      dequantize_row_q4_0(q40.data(), want.data(), n);
+      k.to_float_q4_0(q40.data(), got.data(), n);
+      for (int64_t j = 0; j < n; ++j) ASSERT_EQ(got[j], want[j]);
+      dequantize_row_q4_1(q41.data(), want.data(), n);
+      k.to_float_q4_1(q41.data(), got.data(), n);
+      for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(got[j], want[j], 1e-6f * (1.0f + std::fabs(want[j])));
+    }
+  }
+  // Odd lengths for the plain formats (tails).
+  for (int64_t n : {1, 7, 9, 33}) {
+    std::vector<uint16_t> h(n);
+    std::vector<float> got(n);
+    for (int64_t j = 0; j < n; ++j) h[j] = static_cast<uint16_t>(0x3c00 + 37 * j);
+    for (Isa isa : isas()) {
+      set_isa(isa);
+      kernels().to_float_f16(h.data(), got.data(), n);
+      for (int64_t j = 0; j < n; ++j) ASSERT_EQ(got[j], fp16_to_fp32(h[j]));
+      kernels().to_float_bf16(h.data(), got.data(), n);
+      for (int64_t j = 0; j < n; ++j) ASSERT_EQ(got[j], bf16_to_fp32(h[j]));
+    }
+  }
+}
+
+// Activation quantisation: d = amax / 127, q = round-half-even(x * 127 / amax), s = d sum q;
+// every ISA must produce identical blocks.
+TEST(IsaKernels, QuantizeActivationsIdenticalAcrossIsas) {
+  IsaRestore restore;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t n = 1536;
+  std::vector<float> x(n);
+  for (auto& v : x) v = nd(rng);
+  for (int j = 0; j < 32; ++j) x[32 + j] = 0.0f;                        // all-zero block
+  for (int j = 0; j < 32; ++j) x[64 + j] = static_cast<float>(j) - 0.5f;  // a ramp
+  x[96] = 127.0f;
+  x[97] = 0.5f;  // exactly a tie at scale 1: RNE -> 0
+  x[98] = 1.5f;  // -> 2
+  x[99] = -2.5f;  // -> -2
+  std::vector<BlockQ8A> ref(n / 32), got(n / 32);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    const float id = amax != 0 ? 127.0f / amax : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) {
+      ref[b].qs[j] = static_cast<int8_t>(std::nearbyint(x[b * 32 + j] * id));
+      sum += ref[b].qs[j];
+    }
+    ref[b].d = amax / 127.0f;
+    ref[b].s = ref[b].d * static_cast<float>(sum);
+  }
+  EXPECT_EQ(ref[3].qs[1], 0);
+  EXPECT_EQ(ref[3].qs[2], 2);
+  EXPECT_EQ(ref[3].qs[3], -2);
+  for (Isa isa : isas()) {
+    set_isa(isa);
+    SCOPED_TRACE(isa_name(isa));
+    kernels().quantize_q8a(x.data(), got.data(), n);
+    for (int64_t b = 0; b < n / 32; ++b) {
+      ASSERT_EQ(got[b].d, ref[b].d) << b;
+      ASSERT_EQ(got[b].s, ref[b].s) << b;
+      ASSERT_EQ(std::memcmp(got[b].qs, ref[b].qs, 32), 0) << b;
+    }
+  }
+}
+
+TEST(Dispatch, ParseAndSelect) {
+  IsaRestore restore;
+  EXPECT_EQ(parse_isa("generic"), Isa::Generic);
+  EXPECT_EQ(parse_isa("AVX2"), Isa::AVX2);
+  EXPECT_EQ(parse_isa("avx512"), Isa::AVX512);
+  EXPECT_ANY_THROW(parse_isa("sse9"));
+  set_isa(Isa::Generic);
+  EXPECT_EQ(active_isa(), Isa::Generic);
+  if (isa_supported(Isa::AVX2)) {
+    set_isa(Isa::AVX2);
+    EXPECT_EQ(active_isa(), Isa::AVX2);
+  }
+  if (!isa_supported(Isa::AVX512)) {
+    EXPECT_ANY_THROW(set_isa(Isa::AVX512));
+  }
+}
