@@ -35,6 +35,12 @@ class Tokenizer {
 
   virtual std::optional<int32_t> bos_id() const = 0;
   virtual std::optional<int32_t> eos_id() const = 0;
+  // tokenizer_config.json unk_token / pad_token, GGUF unknown_token_id / padding_token_id.
+  virtual std::optional<int32_t> unk_id() const { return std::nullopt; }
+  virtual std::optional<int32_t> pad_id() const { return std::nullopt; }
+  // Whether encode(text, add_special=true) starts with BOS, so a caller whose chat template
+  // already writes the BOS text can encode with add_special=false and avoid a double BOS.
+  virtual bool adds_bos() const { return false; }
   // The model's Jinja chat template (tokenizer_config.json `chat_template` or GGUF
   // `tokenizer.chat_template`), empty if none.
   virtual std::string chat_template() const = 0;
