@@ -166,6 +166,10 @@ def main() -> int:
     cpu = cpu_name()
     print(f"\nllama.cpp: llama-cpp-python {llama_cpp.__version__} "
           f"({'llama_decode' if lc.low_level else 'Llama.eval'}, n_batch=n_ubatch=512)")
+    try:
+        print("llama.cpp system info: " + llama_cpp.llama_print_system_info().decode().strip())
+    except Exception:  # noqa: BLE001
+        pass
     print(f"model: {os.path.basename(a.model)}   CPU: {cpu} ({os.cpu_count()} logical cores)   threads: {a.threads}   "
           f"reps: {a.reps} (interleaved)\n")
     print("| test | llama.cpp t/s | swiftkv t/s | ratio (swiftkv / llama.cpp) |")
@@ -181,7 +185,8 @@ def main() -> int:
     print(f"\n({time.time() - t_start:.0f}s)")
     if a.out:
         with open(a.out, "w") as f:
-            json.dump({"model": a.model, "threads": a.threads, "reps": a.reps, "cpu": cpu,
+            json.dump({"model": a.model, "threads": a.threads, "reps": a.reps, "cpu": cpu, "n_prompt": a.n_prompt,
+                       "n_gen": a.n_gen,
                        "llama_cpp_python": llama_cpp.__version__, "results": rows}, f, indent=2)
     return 0
 

@@ -35,6 +35,7 @@ void usage(FILE* out) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
+    std::fprintf(stderr, "swiftkv: error: no command given\n");
     usage(stderr);
     return 2;
   }
@@ -58,7 +59,6 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::fprintf(stderr, "swiftkv: unknown command '%s'\n", name.c_str());
-  usage(stderr);
+  std::fprintf(stderr, "swiftkv: error: unknown command '%s' (see swiftkv --help)\n", skv::printable(name).c_str());
   return 2;
 }

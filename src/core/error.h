@@ -11,11 +11,15 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Messages quote names read from untrusted files; control bytes (a NUL would cut the message
+// short) and invalid UTF-8 are escaped as \xNN so the error stays one readable line.
+std::string printable(const std::string& s);
+
 template <class... Args>
 [[noreturn]] void fail(Args&&... args) {
   std::ostringstream s;
   (s << ... << args);
-  throw Error(s.str());
+  throw Error(printable(s.str()));
 }
 
 }  // namespace skv

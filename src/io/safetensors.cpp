@@ -77,6 +77,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), file_(s
   json header;
   try {
     header = json::parse(header_begin, header_end);
+  } catch (const json::parse_error& e) {
+    fail(path, ": invalid JSON header: syntax error at byte ", e.byte, " of the header");
   } catch (const json::exception& e) {
     fail(path, ": invalid JSON header: ", e.what());
   }
