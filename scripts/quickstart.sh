@@ -13,6 +13,6 @@ if [ -t 0 ]; then
   echo "Chatting with SmolLM2-135M-Instruct (type /exit to quit):"
   exec "$root/build/swiftkv" chat --model "$model"
 else
-  "$root/build/swiftkv" generate --model "$model" --chat-template --temperature 0 --max-tokens 96 \
-    --prompt "What is the capital of France? Answer in one sentence."
+  "$root/build/swiftkv" generate --model "$model" --chat-template --temperature 0 --max-tokens 128 \
+    --prompt "Give me three tips for staying healthy."
 fi
