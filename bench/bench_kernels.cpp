@@ -32,17 +32,26 @@ Tensor random_weight(DType dt, int64_t out, int64_t in, uint32_t seed) {
     for (auto& v : row) v = nd(rng);
     void* dst = const_cast<uint8_t*>(w.row_ptr(r));
     switch (dt) {
-      case DType::F32: std::memcpy(dst, row.data(), in * 4); break;
+      case DType::F32:
+        std::memcpy(dst, row.data(), in * 4);
+        break;
       case DType::F16:
         for (int64_t j = 0; j < in; ++j) static_cast<uint16_t*>(dst)[j] = cpu::fp32_to_fp16(row[j]);
         break;
       case DType::BF16:
         for (int64_t j = 0; j < in; ++j) static_cast<uint16_t*>(dst)[j] = cpu::fp32_to_bf16(row[j]);
         break;
-      case DType::Q8_0: cpu::quantize_row_q8_0(row.data(), static_cast<cpu::BlockQ8_0*>(dst), in); break;
-      case DType::Q4_0: cpu::quantize_row_q4_0(row.data(), static_cast<cpu::BlockQ4_0*>(dst), in); break;
-      case DType::Q4_1: cpu::quantize_row_q4_1(row.data(), static_cast<cpu::BlockQ4_1*>(dst), in); break;
-      default: break;
+      case DType::Q8_0:
+        cpu::quantize_row_q8_0(row.data(), static_cast<cpu::BlockQ8_0*>(dst), in);
+        break;
+      case DType::Q4_0:
+        cpu::quantize_row_q4_0(row.data(), static_cast<cpu::BlockQ4_0*>(dst), in);
+        break;
+      case DType::Q4_1:
+        cpu::quantize_row_q4_1(row.data(), static_cast<cpu::BlockQ4_1*>(dst), in);
+        break;
+      default:
+        break;
     }
   }
   return w;
@@ -97,7 +106,11 @@ void LinearArgs(benchmark::internal::Benchmark* b) {
         if (n == 512 && dtype_is_quantized(dt)) b->Args({static_cast<int64_t>(dt), n, s[0], s[1], 2});
       }
 }
-BENCHMARK(BM_Linear)->Apply(LinearArgs)->ArgNames({"dt", "n", "in", "out", "path"})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Linear)
+    ->Apply(LinearArgs)
+    ->ArgNames({"dt", "n", "in", "out", "path"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // GEMV vs GEMM crossover for small n (576 -> 1536).
 void CrossoverArgs(benchmark::internal::Benchmark* b) {
@@ -105,7 +118,12 @@ void CrossoverArgs(benchmark::internal::Benchmark* b) {
     for (int64_t n : {1, 2, 3, 4, 6, 8, 12, 16})
       for (int64_t path : {1, 2}) b->Args({static_cast<int64_t>(dt), n, 576, 1536, path});
 }
-BENCHMARK(BM_Linear)->Name("BM_LinearCrossover")->Apply(CrossoverArgs)->ArgNames({"dt", "n", "in", "out", "path"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Linear)
+    ->Name("BM_LinearCrossover")
+    ->Apply(CrossoverArgs)
+    ->ArgNames({"dt", "n", "in", "out", "path"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // Every linear of SmolLM2-135M (30 layers, distinct weights so the working set is the real
 // ~66 MB at Q4_1) plus the tied LM head on the last row: the linear part of one decode step
@@ -171,7 +189,8 @@ void BM_Attention(benchmark::State& st) {
   // 4 D flops per (query, key) pair per head (QK^T and PV).
   double pairs = 0;
   for (int64_t i = 0; i < n; ++i) pairs += static_cast<double>(T - n + i + 1);
-  st.counters["GFLOP/s"] = benchmark::Counter(pairs * H * 4.0 * D * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(pairs * H * 4.0 * D * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   st.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
   st.SetLabel(std::string(cpu::isa_name(cpu::active_isa())) + " t" + std::to_string(ops::num_threads()));
 }

@@ -54,13 +54,22 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   need_f32(op, "y", y);
   need_2d(op, "w", w);
   switch (w.dtype) {
-    case DType::F32: case DType::F16: case DType::BF16: case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: break;
-    default: fail(op, ": weight dtype ", dtype_name(w.dtype), " is not supported");
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_1:
+      break;
+    default:
+      fail(op, ": weight dtype ", dtype_name(w.dtype), " is not supported");
   }
   const int64_t out = w.dim(0), in = w.dim(1);
-  if (x.cols() != in) fail(op, ": x ", x.shape_str(), " has ", x.cols(), " features but w ", w.shape_str(), " expects ", in);
+  if (x.cols() != in)
+    fail(op, ": x ", x.shape_str(), " has ", x.cols(), " features but w ", w.shape_str(), " expects ", in);
   if (y.rows() != x.rows() || y.cols() != out)
-    fail(op, ": y ", y.shape_str(), " should be [", x.rows(), ", ", out, "] for x ", x.shape_str(), " and w ", w.shape_str());
+    fail(op, ": y ", y.shape_str(), " should be [", x.rows(), ", ", out, "] for x ", x.shape_str(), " and w ",
+         w.shape_str());
   if (in % dtype_block_size(w.dtype) != 0)
     fail(op, ": in_features ", in, " is not a multiple of the ", dtype_name(w.dtype), " block size");
   if (bias) {
@@ -100,7 +109,8 @@ void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out) 
     fail(op, ": out ", out.shape_str(), " should be [", n, ", ", table.cols(), "]");
   const int64_t vocab = table.dim(0);
   for (int64_t i = 0; i < n; ++i)
-    if (ids[i] < 0 || ids[i] >= vocab) fail(op, ": token id ", ids[i], " at position ", i, " is outside [0, ", vocab, ")");
+    if (ids[i] < 0 || ids[i] >= vocab)
+      fail(op, ": token id ", ids[i], " at position ", i, " is outside [0, ", vocab, ")");
   cpu::embedding(table, ids, n, out);
 }
 
@@ -134,7 +144,8 @@ void rope(Tensor& x, int64_t heads, const int32_t* positions, const Rope& rope) 
   const char* op = "rope";
   check_tensor(op, "x", x);
   need_f32(op, "x", x);
-  if (rope.head_dim <= 0 || rope.head_dim % 2 != 0) fail(op, ": head_dim ", rope.head_dim, " must be positive and even");
+  if (rope.head_dim <= 0 || rope.head_dim % 2 != 0)
+    fail(op, ": head_dim ", rope.head_dim, " must be positive and even");
   if (static_cast<int64_t>(rope.inv_freq.size()) != rope.head_dim / 2)
     fail(op, ": inv_freq has ", rope.inv_freq.size(), " entries, expected head_dim / 2 = ", rope.head_dim / 2);
   if (heads <= 0 || x.cols() != heads * rope.head_dim)
@@ -161,10 +172,12 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
   if (k_cache.cols() != num_kv_heads * D || v_cache.cols() != num_kv_heads * D)
     fail(op, ": caches ", k_cache.shape_str(), " / ", v_cache.shape_str(), " should have ", num_kv_heads, " x ", D,
          " columns");
-  if (k_cache.rows() != v_cache.rows()) fail(op, ": k_cache ", k_cache.shape_str(), " and v_cache ", v_cache.shape_str(), " differ");
+  if (k_cache.rows() != v_cache.rows())
+    fail(op, ": k_cache ", k_cache.shape_str(), " and v_cache ", v_cache.shape_str(), " differ");
   if (n_past < 0 || n_past + q.rows() > k_cache.rows())
     fail(op, ": positions up to ", n_past + q.rows(), " exceed the cache capacity ", k_cache.rows());
-  if (out.rows() != q.rows() || out.cols() != q.cols()) fail(op, ": out ", out.shape_str(), " does not match q ", q.shape_str());
+  if (out.rows() != q.rows() || out.cols() != q.cols())
+    fail(op, ": out ", out.shape_str(), " does not match q ", q.shape_str());
   if (overlaps(q, out)) fail(op, ": out must not alias q");
   cpu::attention(q, k_cache, v_cache, n_past, num_heads, num_kv_heads, scale, out);
 }

@@ -32,7 +32,7 @@ void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
 // Rotary embedding tables for one model: inverse frequencies after rope scaling.
 struct Rope {
   int64_t head_dim = 0;
-  bool interleaved = false;    // rotate (2i, 2i+1) pairs (GGUF llama) instead of (i, i + D/2)
+  bool interleaved = false;     // rotate (2i, 2i+1) pairs (GGUF llama) instead of (i, i + D/2)
   std::vector<float> inv_freq;  // head_dim / 2 entries, scaling already applied
   float attention_factor = 1.0f;
 };

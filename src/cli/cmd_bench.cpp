@@ -1,12 +1,11 @@
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <iostream>
-#include <random>
-
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "backend/ops.h"
 #include "cli/commands.h"
@@ -37,7 +36,11 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 // decoded one at a time from an empty cache; each repeated -r times after one warm-up run.
 int cmd_bench(int argc, char** argv) {
   Args args(argc, argv, join({kModelFlags, {"--n-prompt", "--n-gen", "--repetitions"}}), {"--help", "--json"},
-            {{"-m", "--model"}, {"-t", "--threads"}, {"-p", "--n-prompt"}, {"-n", "--n-gen"}, {"-r", "--repetitions"},
+            {{"-m", "--model"},
+             {"-t", "--threads"},
+             {"-p", "--n-prompt"},
+             {"-n", "--n-gen"},
+             {"-r", "--repetitions"},
              {"-b", "--batch-size"}});
   if (args.flag("--help")) {
     std::puts("usage: swiftkv bench --model PATH [-p 512] [-n 128] [-r 5] [-t N] [-b 512] [--json]");
@@ -80,7 +83,8 @@ int cmd_bench(int argc, char** argv) {
                 std::string(8, '-').c_str(), std::string(20, '-').c_str());
   }
   std::string name = model.files().path;
-  if (auto slash = name.find_last_of('/'); slash != std::string::npos && slash + 1 < name.size()) name = name.substr(slash + 1);
+  if (auto slash = name.find_last_of('/'); slash != std::string::npos && slash + 1 < name.size())
+    name = name.substr(slash + 1);
   if (name.size() > 28) name = name.substr(0, 28);
   for (int which = 0; which < 2; ++which) {
     const int64_t n = which == 0 ? n_prompt : n_gen;
@@ -92,7 +96,10 @@ int cmd_bench(int argc, char** argv) {
     Stat s = stats(samples);
     const std::string test = (which == 0 ? "pp" : "tg") + std::to_string(n);
     if (args.flag("--json")) {
-      results.push_back({{"test", test}, {"tokens_per_second", s.mean}, {"stddev", s.sd}, {"samples", samples},
+      results.push_back({{"test", test},
+                         {"tokens_per_second", s.mean},
+                         {"stddev", s.sd},
+                         {"samples", samples},
                          {"threads", ops::num_threads()}});
     } else {
       std::printf(fmt, name.c_str(), model.weight_bytes() / 1048576.0, model.parameter_count() / 1e6, "CPU",
@@ -100,7 +107,8 @@ int cmd_bench(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  if (args.flag("--json")) std::cout << nlohmann::json{{"model", model.files().path}, {"results", results}}.dump(2) << "\n";
+  if (args.flag("--json"))
+    std::cout << nlohmann::json{{"model", model.files().path}, {"results", results}}.dump(2) << "\n";
   return 0;
 }
 

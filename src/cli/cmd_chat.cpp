@@ -1,8 +1,8 @@
+#include <unistd.h>
+
 #include <cstdio>
 #include <iostream>
 #include <string>
-
-#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -30,7 +30,8 @@ int cmd_chat(int argc, char** argv) {
   LoadedModel m = load_model(args, true);
   const Tokenizer& tok = *m.tokenizer;
   const std::string tmpl = tok.chat_template();
-  if (tmpl.empty()) fail("the model has no chat template (tokenizer_config.json chat_template / GGUF tokenizer.chat_template)");
+  if (tmpl.empty())
+    fail("the model has no chat template (tokenizer_config.json chat_template / GGUF tokenizer.chat_template)");
   auto tok_str = [&](std::optional<int32_t> id) { return id ? tok.token_text(*id) : std::string(); };
   const std::string bos = tok_str(tok.bos_id()), eos = tok_str(tok.eos_id());
 

@@ -1,12 +1,11 @@
 #include <cstdio>
 #include <iostream>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "tokenizer/chat_template.h"
 #include "cli/common.h"
 #include "core/error.h"
+#include "tokenizer/chat_template.h"
 
 namespace skv::cli {
 

@@ -1,7 +1,6 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -51,7 +50,8 @@ int cmd_info(int argc, char** argv) {
   }
   std::printf("model:         %s (%s)\n", model->files().path.c_str(), j["format"].get<std::string>().c_str());
   std::printf("architecture:  %s, %lld layers, hidden %lld, ffn %lld, vocab %lld\n", c.architecture.c_str(),
-              (long long)c.num_layers, (long long)c.hidden_size, (long long)c.intermediate_size, (long long)c.vocab_size);
+              (long long)c.num_layers, (long long)c.hidden_size, (long long)c.intermediate_size,
+              (long long)c.vocab_size);
   std::printf("attention:     %lld heads, %lld kv heads, head dim %lld, rope theta %g (%s scaling), max pos %lld\n",
               (long long)c.num_heads, (long long)c.num_kv_heads, (long long)c.head_dim, c.rope_theta,
               c.rope_scaling.type.c_str(), (long long)c.max_position_embeddings);

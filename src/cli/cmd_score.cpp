@@ -1,7 +1,6 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -13,9 +12,10 @@ namespace skv::cli {
 int cmd_score(int argc, char** argv) {
   Args args(argc, argv, join({kModelFlags, {"--token-ids", "--prompt"}}), {"--help"}, kAliases);
   if (args.flag("--help")) {
-    std::puts("usage: swiftkv score --model PATH (--token-ids 1,2,3 | --prompt TEXT) [-t N] [-c N] [-b N]\n"
-              "prints {\"token_logprobs\": [null, lp1, ...]}: ln p(token_i | tokens_<i), every position\n"
-              "run through every layer");
+    std::puts(
+        "usage: swiftkv score --model PATH (--token-ids 1,2,3 | --prompt TEXT) [-t N] [-c N] [-b N]\n"
+        "prints {\"token_logprobs\": [null, lp1, ...]}: ln p(token_i | tokens_<i), every position\n"
+        "run through every layer");
     return 0;
   }
   if (args.has("--prompt") == args.has("--token-ids")) fail("give exactly one of --token-ids or --prompt");

@@ -8,15 +8,25 @@
 namespace skv::cli {
 
 const std::set<std::string> kModelFlags = {"--model", "--threads", "--ctx-size", "--batch-size"};
-const std::set<std::string> kSamplingFlags = {"--temperature", "--top-k", "--top-p", "--min-p", "--seed",
-                                              "--repetition-penalty", "--presence-penalty", "--frequency-penalty",
-                                              "--max-tokens", "--stop", "--stop-token-ids"};
+const std::set<std::string> kSamplingFlags = {"--temperature",
+                                              "--top-k",
+                                              "--top-p",
+                                              "--min-p",
+                                              "--seed",
+                                              "--repetition-penalty",
+                                              "--presence-penalty",
+                                              "--frequency-penalty",
+                                              "--max-tokens",
+                                              "--stop",
+                                              "--stop-token-ids"};
 const std::set<std::string> kSamplingBoolFlags = {"--ignore-eos"};
 const std::map<std::string, std::string> kAliases = {
-    {"-m", "--model"},           {"-t", "--threads"},          {"-c", "--ctx-size"},
-    {"--max-model-len", "--ctx-size"}, {"-b", "--batch-size"}, {"--temp", "--temperature"},
-    {"-n", "--max-tokens"},      {"--n-predict", "--max-tokens"}, {"-s", "--seed"},
-    {"--repeat-penalty", "--repetition-penalty"}, {"-p", "--prompt"}};
+    {"-m", "--model"},      {"-t", "--threads"},
+    {"-c", "--ctx-size"},   {"--max-model-len", "--ctx-size"},
+    {"-b", "--batch-size"}, {"--temp", "--temperature"},
+    {"-n", "--max-tokens"}, {"--n-predict", "--max-tokens"},
+    {"-s", "--seed"},       {"--repeat-penalty", "--repetition-penalty"},
+    {"-p", "--prompt"}};
 
 std::set<std::string> join(std::initializer_list<std::set<std::string>> sets) {
   std::set<std::string> out;

@@ -13,7 +13,8 @@ namespace skv::cli {
 
 // --model, -t/--threads, -c/--ctx-size (--max-model-len), -b/--batch-size
 extern const std::set<std::string> kModelFlags;
-// --temperature/--temp, --top-k, --top-p, --min-p (llama.cpp defaults 0.8 / 40 / 0.95 / 0.05), --seed, penalties, --max-tokens/-n,
+// --temperature/--temp, --top-k, --top-p, --min-p (llama.cpp defaults 0.8 / 40 / 0.95 / 0.05), --seed, penalties,
+// --max-tokens/-n,
 // --stop, --stop-token-ids, --logit-bias; bool: --ignore-eos
 extern const std::set<std::string> kSamplingFlags;
 extern const std::set<std::string> kSamplingBoolFlags;

@@ -24,8 +24,7 @@ struct Tensor {
 
   static Tensor empty(DType dtype, std::vector<int64_t> shape, Device device = Device::CPU);
   static Tensor zeros(DType dtype, std::vector<int64_t> shape);
-  static Tensor view(DType dtype, std::vector<int64_t> shape, const void* data,
-                     std::shared_ptr<void> owner = nullptr);
+  static Tensor view(DType dtype, std::vector<int64_t> shape, const void* data, std::shared_ptr<void> owner = nullptr);
 
   bool defined() const { return data != nullptr; }
   int64_t numel() const;
@@ -37,9 +36,13 @@ struct Tensor {
   std::string shape_str() const;
 
   template <class T>
-  T* as() { return static_cast<T*>(data); }
+  T* as() {
+    return static_cast<T*>(data);
+  }
   template <class T>
-  const T* as() const { return static_cast<const T*>(data); }
+  const T* as() const {
+    return static_cast<const T*>(data);
+  }
   // Row r of a 2-D (or flattened) tensor, in bytes of its own dtype.
   const uint8_t* row_ptr(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_bytes(); }
 };

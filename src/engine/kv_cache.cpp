@@ -13,7 +13,8 @@ KVCache::KVCache(const ModelConfig& cfg, int64_t cap) : capacity(cap), row(cfg.n
 }
 
 static Tensor rows_of(Tensor& t, int64_t pos, int64_t n, int64_t capacity, int64_t row) {
-  if (pos < 0 || pos + n > capacity) fail("KV cache overflow: positions [", pos, ", ", pos + n, ") exceed capacity ", capacity);
+  if (pos < 0 || pos + n > capacity)
+    fail("KV cache overflow: positions [", pos, ", ", pos + n, ") exceed capacity ", capacity);
   return Tensor::view(DType::F32, {n, row}, t.as<float>() + pos * row, t.owner);
 }
 

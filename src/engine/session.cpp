@@ -85,7 +85,7 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt, const Gen
         break;
       }
     }
-    if (i + 1 == opts.max_tokens) break;  // the last token needs no forward pass
+    if (i + 1 == opts.max_tokens) break;                                 // the last token needs no forward pass
     if (static_cast<int64_t>(tokens_.size()) >= cache_.capacity) break;  // context full: "length"
     logits = model_.forward(cache_, &id, 1, tokens_.size(), Logits::Last);
     tokens_.push_back(id);

@@ -37,8 +37,8 @@ class Session {
 
   // Feeds `ids` after the cached prefix they share and returns the last position's logits.
   Tensor prefill(const std::vector<int32_t>& ids);
-  GenerationResult generate(const std::vector<int32_t>& prompt, const GenerationOptions& opts,
-                            const Tokenizer* tok, const std::function<void(const std::string&)>& on_text = {});
+  GenerationResult generate(const std::vector<int32_t>& prompt, const GenerationOptions& opts, const Tokenizer* tok,
+                            const std::function<void(const std::string&)>& on_text = {});
   // Natural-log probability of ids[i] given ids[0..i) for i >= 1 (entry 0 is NaN); runs every
   // position through every layer.
   std::vector<double> score(const std::vector<int32_t>& ids);

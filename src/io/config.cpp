@@ -151,10 +151,9 @@ void ModelConfig::validate() const {
 
   if (swiftkv) {
     if (num_key_value_layers < 1 || num_key_value_layers >= num_layers)
-      fail("field 'num_key_value_layers' (", num_key_value_layers, ") must be in [1, num_hidden_layers - 1 = ",
-           num_layers - 1, "]");
-    if (key_value_group_size < 1)
-      fail("field 'key_value_group_size' (", key_value_group_size, ") must be at least 1");
+      fail("field 'num_key_value_layers' (", num_key_value_layers,
+           ") must be in [1, num_hidden_layers - 1 = ", num_layers - 1, "]");
+    if (key_value_group_size < 1) fail("field 'key_value_group_size' (", key_value_group_size, ") must be at least 1");
     if ((num_layers - num_key_value_layers) % key_value_group_size != 0)
       fail("field 'key_value_group_size' (", key_value_group_size, ") must divide num_hidden_layers - ",
            "num_key_value_layers = ", num_layers - num_key_value_layers);
@@ -246,8 +245,9 @@ ModelConfig config_from_gguf(const GGUFFile& f) {
   // llama.cpp stores llama3 rope scaling as precomputed per-frequency divisors in this tensor
   // instead of metadata; supporting it would need a rope variant driven by that tensor.
   if (f.has_tensor("rope_freqs.weight"))
-    fail(path, ": llama3-style rope scaling (tensor 'rope_freqs.weight') is not supported for GGUF input; "
-               "use the Hugging Face model directory instead");
+    fail(path,
+         ": llama3-style rope scaling (tensor 'rope_freqs.weight') is not supported for GGUF input; "
+         "use the Hugging Face model directory instead");
   auto key = [&](const char* k) { return arch + "." + k; };
 
   ModelConfig c;

@@ -21,45 +21,75 @@ struct GGMLType {
   uint64_t bytes;
 };
 constexpr GGMLType kGGMLTypes[] = {
-    {"F32", 1, 4},          {"F16", 1, 2},          {"Q4_0", 32, 18},      {"Q4_1", 32, 20},
-    {"Q4_2", 0, 0},         {"Q4_3", 0, 0},         {"Q5_0", 32, 22},      {"Q5_1", 32, 24},
-    {"Q8_0", 32, 34},       {"Q8_1", 32, 36},       {"Q2_K", 256, 84},     {"Q3_K", 256, 110},
-    {"Q4_K", 256, 144},     {"Q5_K", 256, 176},     {"Q6_K", 256, 210},    {"Q8_K", 256, 292},
-    {"IQ2_XXS", 256, 66},   {"IQ2_XS", 256, 74},    {"IQ3_XXS", 256, 98},  {"IQ1_S", 256, 50},
-    {"IQ4_NL", 32, 18},     {"IQ3_S", 256, 110},    {"IQ2_S", 256, 82},    {"IQ4_XS", 256, 136},
-    {"I8", 1, 1},           {"I16", 1, 2},          {"I32", 1, 4},         {"I64", 1, 8},
-    {"F64", 1, 8},          {"IQ1_M", 256, 56},     {"BF16", 1, 2},        {"Q4_0_4_4", 0, 0},
-    {"Q4_0_4_8", 0, 0},     {"Q4_0_8_8", 0, 0},     {"TQ1_0", 256, 54},    {"TQ2_0", 256, 66},
-    {"IQ4_NL_4_4", 0, 0},   {"IQ4_NL_4_8", 0, 0},   {"IQ4_NL_8_8", 0, 0},  {"MXFP4", 32, 17},
+    {"F32", 1, 4},      {"F16", 1, 2},        {"Q4_0", 32, 18},     {"Q4_1", 32, 20},     {"Q4_2", 0, 0},
+    {"Q4_3", 0, 0},     {"Q5_0", 32, 22},     {"Q5_1", 32, 24},     {"Q8_0", 32, 34},     {"Q8_1", 32, 36},
+    {"Q2_K", 256, 84},  {"Q3_K", 256, 110},   {"Q4_K", 256, 144},   {"Q5_K", 256, 176},   {"Q6_K", 256, 210},
+    {"Q8_K", 256, 292}, {"IQ2_XXS", 256, 66}, {"IQ2_XS", 256, 74},  {"IQ3_XXS", 256, 98}, {"IQ1_S", 256, 50},
+    {"IQ4_NL", 32, 18}, {"IQ3_S", 256, 110},  {"IQ2_S", 256, 82},   {"IQ4_XS", 256, 136}, {"I8", 1, 1},
+    {"I16", 1, 2},      {"I32", 1, 4},        {"I64", 1, 8},        {"F64", 1, 8},        {"IQ1_M", 256, 56},
+    {"BF16", 1, 2},     {"Q4_0_4_4", 0, 0},   {"Q4_0_4_8", 0, 0},   {"Q4_0_8_8", 0, 0},   {"TQ1_0", 256, 54},
+    {"TQ2_0", 256, 66}, {"IQ4_NL_4_4", 0, 0}, {"IQ4_NL_4_8", 0, 0}, {"IQ4_NL_8_8", 0, 0}, {"MXFP4", 32, 17},
 };
 constexpr uint32_t kNumGGMLTypes = sizeof(kGGMLTypes) / sizeof(kGGMLTypes[0]);
 
 std::optional<DType> to_dtype(uint32_t ggml_type) {
   switch (ggml_type) {
-    case 0: return DType::F32;
-    case 1: return DType::F16;
-    case 2: return DType::Q4_0;
-    case 3: return DType::Q4_1;
-    case 8: return DType::Q8_0;
-    case 30: return DType::BF16;
-    default: return std::nullopt;
+    case 0:
+      return DType::F32;
+    case 1:
+      return DType::F16;
+    case 2:
+      return DType::Q4_0;
+    case 3:
+      return DType::Q4_1;
+    case 8:
+      return DType::Q8_0;
+    case 30:
+      return DType::BF16;
+    default:
+      return std::nullopt;
   }
 }
 
 enum GGUFType : uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 
 // Smallest encoding of one value of a type; bounds array lengths by the bytes left.
 uint64_t min_value_bytes(uint32_t type) {
   switch (type) {
-    case kU8: case kI8: case kBool: return 1;
-    case kU16: case kI16: return 2;
-    case kU32: case kI32: case kF32: return 4;
-    case kU64: case kI64: case kF64: case kString: return 8;  // a string is at least its length
-    case kArray: return 12;                                   // element type + count
-    default: return 0;
+    case kU8:
+    case kI8:
+    case kBool:
+      return 1;
+    case kU16:
+    case kI16:
+      return 2;
+    case kU32:
+    case kI32:
+    case kF32:
+      return 4;
+    case kU64:
+    case kI64:
+    case kF64:
+    case kString:
+      return 8;  // a string is at least its length
+    case kArray:
+      return 12;  // element type + count
+    default:
+      return 0;
   }
 }
 
@@ -106,15 +136,24 @@ class Reader {
 // unrelated key would be worse.
 int64_t read_int(Reader& r, uint32_t type) {
   switch (type) {
-    case kU8: return r.read<uint8_t>("uint8");
-    case kI8: return r.read<int8_t>("int8");
-    case kU16: return r.read<uint16_t>("uint16");
-    case kI16: return r.read<int16_t>("int16");
-    case kU32: return r.read<uint32_t>("uint32");
-    case kI32: return r.read<int32_t>("int32");
-    case kU64: return static_cast<int64_t>(r.read<uint64_t>("uint64"));
-    case kI64: return r.read<int64_t>("int64");
-    case kBool: return r.read<uint8_t>("bool") != 0;
+    case kU8:
+      return r.read<uint8_t>("uint8");
+    case kI8:
+      return r.read<int8_t>("int8");
+    case kU16:
+      return r.read<uint16_t>("uint16");
+    case kI16:
+      return r.read<int16_t>("int16");
+    case kU32:
+      return r.read<uint32_t>("uint32");
+    case kI32:
+      return r.read<int32_t>("int32");
+    case kU64:
+      return static_cast<int64_t>(r.read<uint64_t>("uint64"));
+    case kI64:
+      return r.read<int64_t>("int64");
+    case kBool:
+      return r.read<uint8_t>("bool") != 0;
   }
   return 0;
 }
@@ -162,8 +201,7 @@ const char* ggml_type_name(uint32_t t) { return t < kNumGGMLTypes ? kGGMLTypes[t
 
 GGUFFile::GGUFFile(const std::string& path) : path_(path), file_(std::make_shared<MappedFile>(path)) {
   Reader r(*file_);
-  if (file_->size() < 4 || std::memcmp(file_->data(), "GGUF", 4) != 0)
-    fail(path, ": not a GGUF file (bad magic)");
+  if (file_->size() < 4 || std::memcmp(file_->data(), "GGUF", 4) != 0) fail(path, ": not a GGUF file (bad magic)");
   r.read<uint32_t>("magic");
 
   version_ = r.read<uint32_t>("version");
@@ -214,17 +252,15 @@ GGUFFile::GGUFFile(const std::string& path) : path_(path), file_(std::make_share
     t.ggml_type = r.read<uint32_t>("tensor type");
     t.offset = r.read<uint64_t>("tensor offset");
 
-    if (t.ggml_type >= kNumGGMLTypes)
-      fail(path, ": tensor '", t.name, "' has unknown ggml type id ", t.ggml_type);
+    if (t.ggml_type >= kNumGGMLTypes) fail(path, ": tensor '", t.name, "' has unknown ggml type id ", t.ggml_type);
     const GGMLType& gt = kGGMLTypes[t.ggml_type];
     if (gt.block == 0)
       fail(path, ": tensor '", t.name, "' has ggml type ", gt.name, " (id ", t.ggml_type,
            "), which ggml no longer supports");
     if (t.ne[0] % gt.block != 0)
-      fail(path, ": tensor '", t.name, "' has ne[0] = ", t.ne[0], ", not a multiple of the ", gt.name,
-           " block size ", gt.block);
-    if (!checked_mul(numel / gt.block, gt.bytes, t.nbytes))
-      fail(path, ": tensor '", t.name, "' byte size overflows");
+      fail(path, ": tensor '", t.name, "' has ne[0] = ", t.ne[0], ", not a multiple of the ", gt.name, " block size ",
+           gt.block);
+    if (!checked_mul(numel / gt.block, gt.bytes, t.nbytes)) fail(path, ": tensor '", t.name, "' byte size overflows");
     if (t.offset % alignment_ != 0)
       fail(path, ": tensor '", t.name, "' offset ", t.offset, " is not a multiple of the alignment ", alignment_);
     if (!index_.emplace(t.name, infos_.size()).second) fail(path, ": duplicate tensor name '", t.name, "'");
@@ -246,8 +282,8 @@ GGUFFile::GGUFFile(const std::string& path) : path_(path), file_(std::make_share
   for (size_t i = 1; i < by_offset.size(); ++i) {
     const auto *a = by_offset[i - 1], *b = by_offset[i];
     if (b->offset < a->offset + a->nbytes)
-      fail(path, ": tensor '", b->name, "' data at offset ", b->offset, " overlaps tensor '", a->name, "' [",
-           a->offset, ", ", a->offset + a->nbytes, ")");
+      fail(path, ": tensor '", b->name, "' data at offset ", b->offset, " overlaps tensor '", a->name, "' [", a->offset,
+           ", ", a->offset + a->nbytes, ")");
   }
 }
 

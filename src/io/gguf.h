@@ -14,15 +14,15 @@
 namespace skv {
 
 // Scalars are widened: every integer type and bool -> int64_t, floats -> double.
-using GGUFValue = std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>,
-                               std::vector<std::string>>;
+using GGUFValue =
+    std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>, std::vector<std::string>>;
 
 struct GGUFTensorInfo {
   std::string name;
   std::vector<int64_t> ne;  // ggml order: ne[0] is the contiguous dimension
   uint32_t ggml_type = 0;
-  uint64_t offset = 0;      // relative to the data section
-  uint64_t nbytes = 0;      // size of the data, from ne and the ggml block layout
+  uint64_t offset = 0;  // relative to the data section
+  uint64_t nbytes = 0;  // size of the data, from ne and the ggml block layout
 };
 
 class GGUFFile {
@@ -35,7 +35,7 @@ class GGUFFile {
   const GGUFValue& get(const std::string& key) const;  // throws if missing
   int64_t get_int(const std::string& key) const;       // throws if missing or not an int
   int64_t get_int(const std::string& key, int64_t def) const;
-  double get_float(const std::string& key) const;      // accepts ints too
+  double get_float(const std::string& key) const;  // accepts ints too
   double get_float(const std::string& key, double def) const;
   std::string get_string(const std::string& key) const;
   std::string get_string(const std::string& key, const std::string& def) const;

@@ -30,18 +30,12 @@ std::string hf_name(const std::string& name) {
       {"output.weight", "lm_head.weight"},
   };
   static const std::map<std::string, std::string> kLayer = {
-      {"attn_norm.weight", "input_layernorm.weight"},
-      {"ffn_norm.weight", "post_attention_layernorm.weight"},
-      {"attn_q.weight", "self_attn.q_proj.weight"},
-      {"attn_k.weight", "self_attn.k_proj.weight"},
-      {"attn_v.weight", "self_attn.v_proj.weight"},
-      {"attn_q.bias", "self_attn.q_proj.bias"},
-      {"attn_k.bias", "self_attn.k_proj.bias"},
-      {"attn_v.bias", "self_attn.v_proj.bias"},
-      {"attn_output.weight", "self_attn.o_proj.weight"},
-      {"ffn_gate.weight", "mlp.gate_proj.weight"},
-      {"ffn_up.weight", "mlp.up_proj.weight"},
-      {"ffn_down.weight", "mlp.down_proj.weight"},
+      {"attn_norm.weight", "input_layernorm.weight"},    {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},      {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},      {"attn_q.bias", "self_attn.q_proj.bias"},
+      {"attn_k.bias", "self_attn.k_proj.bias"},          {"attn_v.bias", "self_attn.v_proj.bias"},
+      {"attn_output.weight", "self_attn.o_proj.weight"}, {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},           {"ffn_down.weight", "mlp.down_proj.weight"},
   };
   if (auto it = kGlobal.find(name); it != kGlobal.end()) return it->second;
   // blk.<N>.<suffix>
@@ -79,8 +73,7 @@ void open_sharded(ModelFiles& m, const std::string& index_path, const fs::path& 
     }
   }
   auto wm = index.is_object() ? index.find("weight_map") : index.end();
-  if (!index.is_object() || wm == index.end() || !wm->is_object())
-    fail(index_path, ": no 'weight_map' object");
+  if (!index.is_object() || wm == index.end() || !wm->is_object()) fail(index_path, ": no 'weight_map' object");
 
   std::map<std::string, std::shared_ptr<SafetensorsFile>> opened;  // each shard is mapped once
   for (const auto& [name, v] : wm->items()) {

@@ -26,8 +26,8 @@ struct ModelFiles {
   // rotates adjacent pairs, matches HF's rotate_half. True for GGUF llama models: the engine
   // then rotates adjacent pairs (mathematically identical to un-permuting the rows).
   bool rope_interleaved = false;
-  std::shared_ptr<GGUFFile> gguf;                         // set for GGUF input
-  std::vector<std::shared_ptr<SafetensorsFile>> shards;   // set for HF input
+  std::shared_ptr<GGUFFile> gguf;                        // set for GGUF input
+  std::vector<std::shared_ptr<SafetensorsFile>> shards;  // set for HF input
 
   const Tensor* find(const std::string& name) const;
   const Tensor& get(const std::string& name) const;  // throws naming the tensor and the path

@@ -27,18 +27,23 @@ std::optional<DType> parse_dtype(const std::string& s) {
 }
 
 bool is_known_dtype(const std::string& s) {
-  static const char* kAll[] = {"BOOL", "U8",  "I8",  "I16", "U16", "U32", "I64", "U64", "F64",
-                               "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"};
+  static const char* kAll[] = {"BOOL", "U8",      "I8",      "I16",     "U16", "U32",     "I64",    "U64",
+                               "F64",  "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4",  "F6_E2M3", "F6_E3M2"};
   return std::any_of(std::begin(kAll), std::end(kAll), [&](const char* k) { return s == k; });
 }
 
 const char* dtype_tag(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::I32: return "I32";
-    default: return nullptr;
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
+    case DType::I32:
+      return "I32";
+    default:
+      return nullptr;
   }
 }
 
@@ -193,7 +198,9 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   for (const auto& [name, t] : tensors) {
     if (name == "__metadata__") fail(path, ": '__metadata__' cannot be used as a tensor name");
     const char* tag = dtype_tag(t.dtype);
-    if (!tag) fail(path, ": tensor '", name, "' has dtype ", dtype_name(t.dtype), ", which safetensors output does not support");
+    if (!tag)
+      fail(path, ": tensor '", name, "' has dtype ", dtype_name(t.dtype),
+           ", which safetensors output does not support");
     if (t.device != Device::CPU) fail(path, ": tensor '", name, "' is not in CPU memory");
     const auto numel = checked_numel(t.shape);
     if (!numel) fail(path, ": tensor '", name, "' shape ", t.shape_str(), " overflows");

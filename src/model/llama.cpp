@@ -67,7 +67,8 @@ Tensor LlamaModel::forward(KVCache& cache, const int32_t* ids, int64_t n, int64_
   if (n_past + n > cache.capacity)
     fail("sequence of ", n_past + n, " tokens exceeds the context size ", cache.capacity);
   for (int64_t i = 0; i < n; ++i)
-    if (ids[i] < 0 || ids[i] >= c.vocab_size) fail("token id ", ids[i], " is out of range for vocabulary size ", c.vocab_size);
+    if (ids[i] < 0 || ids[i] >= c.vocab_size)
+      fail("token id ", ids[i], " is out of range for vocabulary size ", c.vocab_size);
 
   const int64_t d = c.hidden_size, q_dim = c.num_heads * c.head_dim;
   const float eps = static_cast<float>(c.rms_norm_eps);

@@ -34,7 +34,7 @@ class AddedTokenMatcher {
   bool empty() const { return tokens_.empty(); }
 
  private:
-  std::vector<AddedToken> tokens_;                    // longest first
+  std::vector<AddedToken> tokens_;                   // longest first
   std::array<std::vector<uint32_t>, 256> by_first_;  // indexes into tokens_ by first byte
 };
 

@@ -22,7 +22,7 @@ using TokenMap = std::unordered_map<std::string, int32_t, StringHash, std::equal
 class BpeModel {
  public:
   struct Options {
-    bool ignore_merges = false;  // Llama-3: a pre-token that is itself in the vocab is emitted whole
+    bool ignore_merges = false;     // Llama-3: a pre-token that is itself in the vocab is emitted whole
     std::optional<int32_t> unk_id;  // for characters missing from the vocab (else they are dropped)
     bool fuse_unk = false;
   };

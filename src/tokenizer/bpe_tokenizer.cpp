@@ -60,8 +60,7 @@ BpeTokenizer::BpeTokenizer(Parts p)
 }
 
 void BpeTokenizer::check_id(int32_t id) const {
-  if (id < 0 || id >= vocab_size())
-    fail("token id ", id, " is outside the vocabulary (size ", vocab_size(), ")");
+  if (id < 0 || id >= vocab_size()) fail("token id ", id, " is outside the vocabulary (size ", vocab_size(), ")");
 }
 
 void BpeTokenizer::encode_plain(std::string_view text, std::vector<int32_t>& out) const {
@@ -87,8 +86,10 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_specia
       piece = normalized;
     }
     for (const auto& sub : normalized_added_.split(piece, parse_special)) {
-      if (sub.id >= 0) ids.push_back(sub.id);
-      else encode_plain(piece.substr(sub.begin, sub.end - sub.begin), ids);
+      if (sub.id >= 0)
+        ids.push_back(sub.id);
+      else
+        encode_plain(piece.substr(sub.begin, sub.end - sub.begin), ids);
     }
   }
   if (add_special) ids.insert(ids.end(), suffix_.begin(), suffix_.end());

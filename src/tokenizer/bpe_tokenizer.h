@@ -19,7 +19,7 @@ class BpeTokenizer final : public Tokenizer {
     TokenMap vocab;  // the BPE model's vocabulary
     std::vector<std::pair<std::string, std::string>> merges;
     BpeModel::Options model_opts;
-    std::vector<AddedToken> added;            // may reuse ids from `vocab`
+    std::vector<AddedToken> added;           // may reuse ids from `vocab`
     std::unique_ptr<Normalizer> normalizer;  // null: none
     std::unique_ptr<PreTokenizer> pre;       // required, must contain a ByteLevel stage
     std::vector<int32_t> prefix, suffix;     // post-processor ids around the text (add_special)
@@ -59,9 +59,9 @@ class BpeTokenizer final : public Tokenizer {
   std::unique_ptr<PreTokenizer> pre_;
   AddedTokenMatcher raw_added_, normalized_added_;
   TokenMap added_by_text_;
-  std::vector<std::string> id_to_token_;   // "" for unused ids
-  std::vector<std::string> id_to_bytes_;   // decoded bytes per id
-  std::vector<uint8_t> special_;           // 1 for special added tokens
+  std::vector<std::string> id_to_token_;  // "" for unused ids
+  std::vector<std::string> id_to_bytes_;  // decoded bytes per id
+  std::vector<uint8_t> special_;          // 1 for special added tokens
   std::vector<int32_t> prefix_, suffix_;
   std::optional<int32_t> bos_, eos_, unk_, pad_;
   std::string chat_template_;

@@ -1,10 +1,9 @@
 #pragma once
 // Renders a model's chat template like transformers' apply_chat_template (Jinja2 with
 // trim_blocks and lstrip_blocks), using the Jinja subset in tokenizer/jinja.h.
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace skv {
 

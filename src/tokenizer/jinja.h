@@ -11,14 +11,13 @@
 // str/dict/list methods. Not supported: extends/include/import/call blocks, autoescape.
 // Known gaps: case mapping (upper/lower/title...) is ASCII-only.
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace skv::jinja {
 
 struct Options {
-  bool trim_blocks = true;   // transformers renders chat templates with both enabled
+  bool trim_blocks = true;  // transformers renders chat templates with both enabled
   bool lstrip_blocks = true;
   bool keep_trailing_newline = false;  // jinja2 default: one trailing newline of the source is dropped
 };

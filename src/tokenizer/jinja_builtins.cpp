@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <map>
 
@@ -73,8 +73,10 @@ std::string py_upper(const std::string& s) {
   if (s.find("\xC3\x9F") == std::string::npos) return map_case(s, to_upper);
   std::string out;  // 'ß'.upper() == 'SS'
   for (char32_t c : utf8_decode(s)) {
-    if (c == 0xDF) out += "SS";
-    else utf8_append(out, to_upper(c));
+    if (c == 0xDF)
+      out += "SS";
+    else
+      utf8_append(out, to_upper(c));
   }
   return out;
 }
@@ -240,8 +242,10 @@ std::string py_pad(const std::string& s, int64_t width, char align, const std::s
   int64_t len = static_cast<int64_t>(utf8_decode(s).size());
   if (width <= len) return s;
   int64_t pad = width - len, left = 0;
-  if (align == '>') left = pad;
-  else if (align == '^') left = pad / 2 + (pad & width & 1);  // CPython's str.center rounding
+  if (align == '>')
+    left = pad;
+  else if (align == '^')
+    left = pad / 2 + (pad & width & 1);  // CPython's str.center rounding
   std::string out;
   for (int64_t k = 0; k < left; ++k) out += fill;
   out += s;
@@ -255,9 +259,12 @@ std::string py_pad(const std::string& s, int64_t width, char align, const std::s
 std::string percent_format(const std::string& fmt, const Value& args) {
   ValueList pos;
   const ValueDict* mapping = nullptr;
-  if (args.kind == K::Tuple) pos = *args.list;
-  else if (args.kind == K::Dict) mapping = args.dict.get();
-  else pos.push_back(args);
+  if (args.kind == K::Tuple)
+    pos = *args.list;
+  else if (args.kind == K::Dict)
+    mapping = args.dict.get();
+  else
+    pos.push_back(args);
   size_t next = 0;
   std::string out;
   for (size_t k = 0; k < fmt.size(); ++k) {
@@ -328,15 +335,19 @@ std::string percent_format(const std::string& fmt, const Value& args) {
         break;
       case 'c': {
         std::string s;
-        if (v->kind == K::Str) s = v->s;
-        else utf8_append(s, static_cast<char32_t>(as_int(*v)));
+        if (v->kind == K::Str)
+          s = v->s;
+        else
+          utf8_append(s, static_cast<char32_t>(as_int(*v)));
         out += s;
         break;
       }
-      default: raise("unsupported format character '", std::string(1, type), "'");
+      default:
+        raise("unsupported format character '", std::string(1, type), "'");
     }
   }
-  if (!mapping && next < pos.size() && args.kind == K::Tuple) raise("not all arguments converted during string formatting");
+  if (!mapping && next < pos.size() && args.kind == K::Tuple)
+    raise("not all arguments converted during string formatting");
   return out;
 }
 
@@ -347,8 +358,10 @@ std::string brace_format(const std::string& fmt, const Args& args) {
   for (size_t k = 0; k < fmt.size(); ++k) {
     char c = fmt[k];
     if (c == '}') {
-      if (k + 1 < fmt.size() && fmt[k + 1] == '}') ++k;
-      else raise("Single '}' encountered in format string");
+      if (k + 1 < fmt.size() && fmt[k + 1] == '}')
+        ++k;
+      else
+        raise("Single '}' encountered in format string");
       out += '}';
       continue;
     }
@@ -393,8 +406,10 @@ std::string brace_format(const std::string& fmt, const Args& args) {
       std::string body = spec.substr(0, spec.size() - 1);
       char buf[512];
       std::string pf = "%" + body;
-      if (type == 'd') std::snprintf(buf, sizeof buf, (pf + "lld").c_str(), static_cast<long long>(as_int(v)));
-      else std::snprintf(buf, sizeof buf, (pf + type).c_str(), as_double(v));
+      if (type == 'd')
+        std::snprintf(buf, sizeof buf, (pf + "lld").c_str(), static_cast<long long>(as_int(v)));
+      else
+        std::snprintf(buf, sizeof buf, (pf + type).c_str(), as_double(v));
       s = buf;
     } else {
       s = to_str(v);
@@ -453,15 +468,17 @@ Value ignore_case(const Value& v) { return v.kind == K::Str ? Value::str(py_lowe
 // ---------------------------------------------------------------- methods
 
 const std::vector<std::string> kStrMethods = {
-    "capitalize", "casefold", "center", "count", "encode", "endswith", "expandtabs", "find", "format",
-    "format_map", "index", "isalnum", "isalpha", "isascii", "isdecimal", "isdigit", "isidentifier", "islower",
-    "isnumeric", "isprintable", "isspace", "istitle", "isupper", "join", "ljust", "lower", "lstrip", "maketrans",
-    "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rjust", "rpartition", "rsplit",
-    "rstrip", "split", "splitlines", "startswith", "strip", "swapcase", "title", "translate", "upper", "zfill"};
+    "capitalize",   "casefold",   "center",    "count",       "encode",    "endswith",     "expandtabs",   "find",
+    "format",       "format_map", "index",     "isalnum",     "isalpha",   "isascii",      "isdecimal",    "isdigit",
+    "isidentifier", "islower",    "isnumeric", "isprintable", "isspace",   "istitle",      "isupper",      "join",
+    "ljust",        "lower",      "lstrip",    "maketrans",   "partition", "removeprefix", "removesuffix", "replace",
+    "rfind",        "rindex",     "rjust",     "rpartition",  "rsplit",    "rstrip",       "split",        "splitlines",
+    "startswith",   "strip",      "swapcase",  "title",       "translate", "upper",        "zfill"};
 const std::vector<std::string> kDictMethods = {"copy", "fromkeys", "get", "items", "keys", "values"};
 const std::vector<std::string> kDictUnsafe = {"clear", "pop", "popitem", "setdefault", "update"};
 const std::vector<std::string> kListMethods = {"copy", "count", "index"};
-const std::vector<std::string> kListUnsafe = {"append", "clear", "extend", "insert", "pop", "remove", "reverse", "sort"};
+const std::vector<std::string> kListUnsafe = {"append", "clear",  "extend",  "insert",
+                                              "pop",    "remove", "reverse", "sort"};
 
 bool in(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
 
@@ -541,7 +558,8 @@ Value str_method(Interp& in, const std::string& s, const std::string& name, cons
     if (a[1] || a[2]) {
       Value start = arg_or(a[1], Value::none());
       hay = slice(Value::str(s), start, arg_or(a[2], Value::none()), Value::none()).s;
-      offset = static_cast<int64_t>(utf8_decode(s).size() - utf8_decode(slice(Value::str(s), start, Value::none(), Value::none()).s).size());
+      offset = static_cast<int64_t>(utf8_decode(s).size() -
+                                    utf8_decode(slice(Value::str(s), start, Value::none(), Value::none()).s).size());
     }
     const std::string& sub = a[0]->s;
     if (name == "count") {
@@ -641,10 +659,14 @@ Value call_method(Interp& in, const Value& obj, const std::string& name, const A
     ValueList out;
     if (name == "copy") return obj;
     for (const auto& [k, v] : d.items) {
-      if (name == "keys") out.push_back(k);
-      else if (name == "values") out.push_back(v);
-      else if (name == "items") out.push_back(Value::list_of({k, v}, true));
-      else raise("the dict method '", name, "' is not supported");
+      if (name == "keys")
+        out.push_back(k);
+      else if (name == "values")
+        out.push_back(v);
+      else if (name == "items")
+        out.push_back(Value::list_of({k, v}, true));
+      else
+        raise("the dict method '", name, "' is not supported");
     }
     return Value::list_of(std::move(out));
   }
@@ -680,8 +702,10 @@ Value f_tojson(Interp&, const Value& v, const Args& args) {
   JsonOptions o;
   o.ensure_ascii = a[0] && truthy(*a[0]);
   if (a[1] && a[1]->kind != K::None) {
-    if (a[1]->kind == K::Str) o.indent = a[1]->s;
-    else o.indent = std::string(std::max<int64_t>(0, need_int(*a[1], "indent")), ' ');
+    if (a[1]->kind == K::Str)
+      o.indent = a[1]->s;
+    else
+      o.indent = std::string(std::max<int64_t>(0, need_int(*a[1], "indent")), ' ');
   }
   if (a[2] && a[2]->kind != K::None) {
     if (!a[2]->is_seq() || a[2]->list->size() != 2) raise("tojson separators must be a pair of strings");
@@ -763,9 +787,12 @@ std::optional<int64_t> parse_py_int(const std::string& text, int base) {
   size_t k = 0;
   bool neg = false;
   if (k < s.size() && (s[k] == '+' || s[k] == '-')) neg = s[k++] == '-';
-  if (base == 16 && s.compare(k, 2, "0x") == 0) k += 2;
-  else if (base == 8 && s.compare(k, 2, "0o") == 0) k += 2;
-  else if (base == 2 && s.compare(k, 2, "0b") == 0) k += 2;
+  if (base == 16 && s.compare(k, 2, "0x") == 0)
+    k += 2;
+  else if (base == 8 && s.compare(k, 2, "0o") == 0)
+    k += 2;
+  else if (base == 2 && s.compare(k, 2, "0b") == 0)
+    k += 2;
   if (k >= s.size()) return std::nullopt;
   int64_t v = 0;
   bool prev_digit = false;
@@ -898,12 +925,23 @@ Value f_escape(Interp&, const Value& v, const Args& args) {
   std::string out;
   for (char c : to_str(v)) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return Value::str(std::move(out));
@@ -912,8 +950,10 @@ Value f_escape(Interp&, const Value& v, const Args& args) {
 Value f_indent(Interp&, const Value& v, const Args& args) {
   auto a = args.bind("indent", {"width", "first", "blank"});
   std::string ind = " ";
-  if (a[0] && a[0]->kind == K::Str) ind = a[0]->s;
-  else ind = std::string(std::max<int64_t>(0, a[0] ? need_int(*a[0], "width") : 4), ' ');
+  if (a[0] && a[0]->kind == K::Str)
+    ind = a[0]->s;
+  else
+    ind = std::string(std::max<int64_t>(0, a[0] ? need_int(*a[0], "width") : 4), ' ');
   bool first = a[1] && truthy(*a[1]), blank = a[2] && truthy(*a[2]);
   std::vector<std::string> lines = py_splitlines(to_str(v) + "\n", false);
   std::string rv;
@@ -1071,7 +1111,9 @@ Value f_attr(Interp&, const Value& v, const Args& args) {
   if (!a[0]) raise("attr() missing required argument 'name'");
   std::string name = to_str(*a[0]);
   // Python getattr only: a dict's keys are not attributes.
-  if (v.kind == K::Dict) return in(kDictMethods, name) ? bound_method(v, name) : Value::undefined("'dict object' has no attribute '" + name + "'");
+  if (v.kind == K::Dict)
+    return in(kDictMethods, name) ? bound_method(v, name)
+                                  : Value::undefined("'dict object' has no attribute '" + name + "'");
   return get_attr(v, name);
 }
 
@@ -1114,9 +1156,9 @@ Value select_reject(Interp& in, const Value& v, const Args& args, bool select, b
     test = to_str(args.pos[off]);
     if (!has_test(*test)) raise("No test named '", *test, "'");
   }
-  Args rest{args.pos.size() > off + 1 ? std::vector<Value>(args.pos.begin() + off + 1, args.pos.end())
-                                      : std::vector<Value>{},
-            args.kw};
+  Args rest{
+      args.pos.size() > off + 1 ? std::vector<Value>(args.pos.begin() + off + 1, args.pos.end()) : std::vector<Value>{},
+      args.kw};
   for (const auto& x : iterate(v)) {
     Value subject = by_attr ? attr_path(x, args.pos[0]) : x;
     bool ok = test ? apply_test(in, *test, subject, rest) : truthy(subject);
@@ -1131,17 +1173,28 @@ Value f_rejectattr(Interp& in, const Value& v, const Args& a) { return select_re
 
 const std::map<std::string, FilterFn>& filters() {
   static const std::map<std::string, FilterFn> m = {
-      {"abs", f_abs},         {"attr", f_attr},       {"batch", f_batch},         {"capitalize", f_capitalize},
-      {"center", f_center},   {"count", f_length},    {"d", f_default},           {"default", f_default},
-      {"dictsort", f_dictsort}, {"e", f_escape},      {"escape", f_escape},       {"first", f_first},
-      {"float", f_float},     {"forceescape", f_escape}, {"format", f_format},   {"indent", f_indent},
-      {"int", f_int},         {"items", f_items},     {"join", f_join},           {"last", f_last},
-      {"length", f_length},   {"list", f_list},       {"lower", f_lower},         {"map", f_map},
-      {"max", f_max},         {"min", f_min},         {"reject", f_reject},       {"rejectattr", f_rejectattr},
-      {"replace", f_replace}, {"reverse", f_reverse}, {"round", f_round},         {"safe", f_safe},
-      {"select", f_select},   {"selectattr", f_selectattr}, {"sort", f_sort},     {"string", f_string},
-      {"sum", f_sum},         {"title", f_title},     {"tojson", f_tojson},       {"trim", f_trim},
-      {"truncate", f_truncate}, {"unique", f_unique}, {"upper", f_upper},         {"wordcount", f_wordcount},
+      {"abs", f_abs},           {"attr", f_attr},
+      {"batch", f_batch},       {"capitalize", f_capitalize},
+      {"center", f_center},     {"count", f_length},
+      {"d", f_default},         {"default", f_default},
+      {"dictsort", f_dictsort}, {"e", f_escape},
+      {"escape", f_escape},     {"first", f_first},
+      {"float", f_float},       {"forceescape", f_escape},
+      {"format", f_format},     {"indent", f_indent},
+      {"int", f_int},           {"items", f_items},
+      {"join", f_join},         {"last", f_last},
+      {"length", f_length},     {"list", f_list},
+      {"lower", f_lower},       {"map", f_map},
+      {"max", f_max},           {"min", f_min},
+      {"reject", f_reject},     {"rejectattr", f_rejectattr},
+      {"replace", f_replace},   {"reverse", f_reverse},
+      {"round", f_round},       {"safe", f_safe},
+      {"select", f_select},     {"selectattr", f_selectattr},
+      {"sort", f_sort},         {"string", f_string},
+      {"sum", f_sum},           {"title", f_title},
+      {"tojson", f_tojson},     {"trim", f_trim},
+      {"truncate", f_truncate}, {"unique", f_unique},
+      {"upper", f_upper},       {"wordcount", f_wordcount},
   };
   return m;
 }
@@ -1308,7 +1361,8 @@ bool apply_test(Interp& in, const std::string& name, const Value& v, const Args&
 // Sandboxed getattr: Python attributes (methods) first, then the item of that name.
 Value get_attr(const Value& obj, const std::string& name) {
   switch (obj.kind) {
-    case K::Undefined: fail_undefined(obj);
+    case K::Undefined:
+      fail_undefined(obj);
     case K::Str:
       if (in(kStrMethods, name)) return bound_method(obj, name);
       return Value::undefined("'str object' has no attribute '" + name + "'");
@@ -1322,14 +1376,17 @@ Value get_attr(const Value& obj, const std::string& name) {
     }
     case K::Dict:
       if (in(kDictMethods, name)) return bound_method(obj, name);
-      if (in(kDictUnsafe, name)) return Value::undefined("access to attribute '" + name + "' of 'dict' object is unsafe.");
+      if (in(kDictUnsafe, name))
+        return Value::undefined("access to attribute '" + name + "' of 'dict' object is unsafe.");
       if (const Value* v = obj.dict->find(std::string_view(name))) return *v;
       return Value::undefined("'dict object' has no attribute '" + name + "'");
     case K::Object:
       if (const Value* v = obj.dict->find(std::string_view(name))) return *v;
       return Value::undefined("'" + obj.s + " object' has no attribute '" + name + "'");
-    case K::None: return Value::undefined("'None' has no attribute '" + name + "'");
-    default: return Value::undefined("'" + type_name(obj) + " object' has no attribute '" + name + "'");
+    case K::None:
+      return Value::undefined("'None' has no attribute '" + name + "'");
+    default:
+      return Value::undefined("'" + type_name(obj) + " object' has no attribute '" + name + "'");
   }
 }
 
@@ -1341,7 +1398,8 @@ Value get_item(const Value& obj, const Value& key) {
     return Value::undefined(owner + " has no element " + repr(key));
   };
   switch (obj.kind) {
-    case K::Undefined: fail_undefined(obj);
+    case K::Undefined:
+      fail_undefined(obj);
     case K::Dict:
       if (const Value* v = obj.dict->find(key)) return *v;
       return missing();
@@ -1364,7 +1422,8 @@ Value get_item(const Value& obj, const Value& key) {
       if (idx < 0 || idx >= n) return missing();
       return (*obj.list)[idx];
     }
-    default: return missing();
+    default:
+      return missing();
   }
 }
 
@@ -1543,7 +1602,8 @@ void add_globals(ValueDict& g) {
       } else {
         for (const auto& pair : iterate(src)) {
           ValueList kv = iterate(pair);
-          if (kv.size() != 2) raise("dictionary update sequence element has length ", std::to_string(kv.size()), "; 2 is required");
+          if (kv.size() != 2)
+            raise("dictionary update sequence element has length ", std::to_string(kv.size()), "; 2 is required");
           d->set(kv[0], kv[1]);
         }
       }

@@ -65,8 +65,12 @@ Interp::Flow Interp::exec(const Body& body, std::string& out) {
 Interp::Flow Interp::exec(const Node& n, std::string& out) {
   line = n.line;
   switch (n.k) {
-    case Node::K::Text: out += n.text; return Flow::Normal;
-    case Node::K::Output: out += to_str(eval(*n.expr)); return Flow::Normal;
+    case Node::K::Text:
+      out += n.text;
+      return Flow::Normal;
+    case Node::K::Output:
+      out += to_str(eval(*n.expr));
+      return Flow::Normal;
     case Node::K::If:
       for (const auto& [test, body] : n.branches)
         if (truthy(eval(*test))) return exec(body, out);
@@ -148,13 +152,19 @@ Interp::Flow Interp::exec(const Node& n, std::string& out) {
         v = std::move(r);
       }
       line = n.line;
-      if (n.k == Node::K::SetBlock) assign_targets(n.targets, v);
-      else out += to_str(v);
+      if (n.k == Node::K::SetBlock)
+        assign_targets(n.targets, v);
+      else
+        out += to_str(v);
       return Flow::Normal;
     }
-    case Node::K::Macro: assign(n.text, make_macro(n)); return Flow::Normal;
-    case Node::K::Break: return Flow::Break;
-    case Node::K::Continue: return Flow::Continue;
+    case Node::K::Macro:
+      assign(n.text, make_macro(n));
+      return Flow::Normal;
+    case Node::K::Break:
+      return Flow::Break;
+    case Node::K::Continue:
+      return Flow::Continue;
     case Node::K::Scope: {
       std::vector<Value> vals;
       for (const auto& [name, e] : n.params) vals.push_back(eval(*e));
@@ -193,9 +203,12 @@ Value Interp::call_macro(const Node& n, Args& args) {
   ++depth_;
   for (size_t k = 0; k < n.params.size(); ++k) {
     const auto& [name, def] = n.params[k];
-    if (given[k]) assign(name, *given[k]);
-    else if (def) assign(name, eval(*def));
-    else assign(name, Value::undefined("parameter '" + name + "' was not provided"));
+    if (given[k])
+      assign(name, *given[k]);
+    else if (def)
+      assign(name, eval(*def));
+    else
+      assign(name, Value::undefined("parameter '" + name + "' was not provided"));
   }
   std::string buf;
   exec(n.body, buf);
@@ -222,18 +235,20 @@ Args Interp::eval_args(const Expr& e, size_t first) {
 
 static bool contains(const Value& container, const Value& item) {
   switch (container.kind) {
-    case Value::Kind::Undefined: return false;  // iterates as empty
+    case Value::Kind::Undefined:
+      return false;  // iterates as empty
     case Value::Kind::Str:
-      if (item.kind != Value::Kind::Str)
-        raise("'in <string>' requires string as left operand, not ", type_name(item));
+      if (item.kind != Value::Kind::Str) raise("'in <string>' requires string as left operand, not ", type_name(item));
       return container.s.find(item.s) != std::string::npos;
     case Value::Kind::List:
     case Value::Kind::Tuple:
       for (const auto& x : *container.list)
         if (py_eq(x, item)) return true;
       return false;
-    case Value::Kind::Dict: return container.dict->find(item) != nullptr;
-    default: raise("argument of type '", type_name(container), "' is not iterable");
+    case Value::Kind::Dict:
+      return container.dict->find(item) != nullptr;
+    default:
+      raise("argument of type '", type_name(container), "' is not iterable");
   }
 }
 
@@ -251,8 +266,10 @@ static bool compare(const std::string& op, const Value& l, const Value& r) {
 Value Interp::eval(const Expr& e) {
   line = e.line;
   switch (e.k) {
-    case Expr::K::Const: return e.value;
-    case Expr::K::Name: return lookup(e.name);
+    case Expr::K::Const:
+      return e.value;
+    case Expr::K::Name:
+      return lookup(e.name);
     case Expr::K::List:
     case Expr::K::Tuple: {
       ValueList items;
@@ -269,7 +286,8 @@ Value Interp::eval(const Expr& e) {
       }
       return Value::dict_of(std::move(d));
     }
-    case Expr::K::Attr: return get_attr(eval(*e.a[0]), e.name);
+    case Expr::K::Attr:
+      return get_attr(eval(*e.a[0]), e.name);
     case Expr::K::Item: {
       Value obj = eval(*e.a[0]);
       const Expr& key = *e.a[1];
@@ -297,17 +315,23 @@ Value Interp::eval(const Expr& e) {
       line = e.line;
       return Value::boolean(apply_test(*this, e.name, subject, args));
     }
-    case Expr::K::Not: return Value::boolean(!truthy(eval(*e.a[0])));
+    case Expr::K::Not:
+      return Value::boolean(!truthy(eval(*e.a[0])));
     case Expr::K::Neg:
     case Expr::K::Pos: {
       Value v = eval(*e.a[0]);
       bool neg = e.k == Expr::K::Neg;
       switch (v.kind) {
-        case Value::Kind::Undefined: fail_undefined(v);
-        case Value::Kind::Bool: return Value::integer(neg ? -int64_t{v.b} : v.b);
-        case Value::Kind::Int: return Value::integer(neg ? -v.i : v.i);
-        case Value::Kind::Float: return Value::real(neg ? -v.f : v.f);
-        default: raise("bad operand type for unary ", neg ? "-" : "+", ": '", type_name(v), "'");
+        case Value::Kind::Undefined:
+          fail_undefined(v);
+        case Value::Kind::Bool:
+          return Value::integer(neg ? -int64_t{v.b} : v.b);
+        case Value::Kind::Int:
+          return Value::integer(neg ? -v.i : v.i);
+        case Value::Kind::Float:
+          return Value::real(neg ? -v.f : v.f);
+        default:
+          raise("bad operand type for unary ", neg ? "-" : "+", ": '", type_name(v), "'");
       }
     }
     case Expr::K::Bin: {
@@ -344,7 +368,8 @@ Value Interp::eval(const Expr& e) {
       for (const auto& x : e.a) s += to_str(eval(*x));
       return Value::str(std::move(s));
     }
-    case Expr::K::Slice: break;  // only valid inside Item
+    case Expr::K::Slice:
+      break;  // only valid inside Item
   }
   raise("invalid expression");
 }

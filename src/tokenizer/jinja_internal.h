@@ -134,9 +134,9 @@ struct Args {
 // ---- value helpers (jinja_value.cpp) ----
 std::string type_name(const Value& v);
 bool truthy(const Value& v);
-std::string to_str(const Value& v);   // Python str()
-std::string repr(const Value& v);     // Python repr()
-std::string float_repr(double d);     // Python repr(float)
+std::string to_str(const Value& v);  // Python str()
+std::string repr(const Value& v);    // Python repr()
+std::string float_repr(double d);    // Python repr(float)
 bool py_eq(const Value& a, const Value& b);
 bool py_lt(const Value& a, const Value& b);  // raises TypeError-like Failure on unorderable types
 [[noreturn]] void fail_undefined(const Value& v);
@@ -186,17 +186,35 @@ struct Expr;
 using ExprP = std::unique_ptr<Expr>;
 struct Expr {
   enum class K : uint8_t {
-    Const, Name, List, Tuple, Dict, Attr, Item, Slice, Call, Filter, Test,
-    Not, Neg, Pos, Bin, Cmp, And, Or, Cond, Concat
+    Const,
+    Name,
+    List,
+    Tuple,
+    Dict,
+    Attr,
+    Item,
+    Slice,
+    Call,
+    Filter,
+    Test,
+    Not,
+    Neg,
+    Pos,
+    Bin,
+    Cmp,
+    And,
+    Or,
+    Cond,
+    Concat
   };
   K k;
   int line = 0;
-  std::string name;             // Name; Attr attribute; Filter / Test name; Bin operator
-  Value value;                  // Const
-  std::vector<ExprP> a;         // operands. Call: callee, args. Filter / Test: subject (null in a
-                                // filter block: the body), args. Slice: start, stop, step (nullable)
-  std::vector<std::string> kw;  // Call / Filter / Test: names of the trailing keyword args in `a`
-  std::vector<std::string> ops; // Cmp: a[0] ops[0] a[1] ops[1] a[2] ...
+  std::string name;              // Name; Attr attribute; Filter / Test name; Bin operator
+  Value value;                   // Const
+  std::vector<ExprP> a;          // operands. Call: callee, args. Filter / Test: subject (null in a
+                                 // filter block: the body), args. Slice: start, stop, step (nullable)
+  std::vector<std::string> kw;   // Call / Filter / Test: names of the trailing keyword args in `a`
+  std::vector<std::string> ops;  // Cmp: a[0] ops[0] a[1] ops[1] a[2] ...
 };
 
 struct Node;
@@ -206,13 +224,13 @@ struct Node {
   enum class K : uint8_t { Text, Output, If, For, Set, SetBlock, Macro, Break, Continue, FilterBlock, Scope };
   K k;
   int line = 0;
-  std::string text;                  // Text: the data; Macro: its name
-  ExprP expr;                        // Output / Set value / For iterable / FilterBlock & SetBlock filter
-  ExprP cond;                        // For: the `if` filter
+  std::string text;                              // Text: the data; Macro: its name
+  ExprP expr;                                    // Output / Set value / For iterable / FilterBlock & SetBlock filter
+  ExprP cond;                                    // For: the `if` filter
   std::vector<std::pair<ExprP, Body>> branches;  // If / elif
   Body body, else_body;
-  std::vector<std::string> targets;  // Set / For / SetBlock names (several: tuple unpacking)
-  std::string ns_attr;               // Set: `set ns.attr = ...` (targets[0] is the namespace)
+  std::vector<std::string> targets;                   // Set / For / SetBlock names (several: tuple unpacking)
+  std::string ns_attr;                                // Set: `set ns.attr = ...` (targets[0] is the namespace)
   std::vector<std::pair<std::string, ExprP>> params;  // Macro params (default may be null); `with` vars
 };
 
@@ -238,11 +256,11 @@ class Interp {
   Value make_macro(const Node& n);
 
   std::vector<std::vector<std::pair<std::string, Value>>> frames_;  // [0]: globals + context
-  size_t base_ = 0;               // inside a macro: frames below this (except [0]) are invisible
+  size_t base_ = 0;                        // inside a macro: frames below this (except [0]) are invisible
   const Value* filter_subject_ = nullptr;  // body text for `{% filter %}` / `{% set x | f %}`
-  int depth_ = 0;                 // macro recursion guard
+  int depth_ = 0;                          // macro recursion guard
  public:
-  int line = 0;                   // line being executed, for error messages
+  int line = 0;  // line being executed, for error messages
 };
 
 }  // namespace skv::jinja::detail

@@ -141,8 +141,10 @@ class Lexer {
     if (e == std::string::npos) fail(line, "missing end of comment tag");
     char sign = e > p ? src_[e - 1] : 0;
     size_t end = e + 2;
-    if (sign == '-') end = skip_space(end);
-    else if (sign != '+' && o_.trim_blocks && end < src_.size() && src_[end] == '\n') ++end;
+    if (sign == '-')
+      end = skip_space(end);
+    else if (sign != '+' && o_.trim_blocks && end < src_.size() && src_[end] == '\n')
+      ++end;
     pos_ = end;
     line_starting_ = src_[end - 1] == '\n';
   }
@@ -157,10 +159,14 @@ class Lexer {
       if (!at(q, "endraw")) continue;
       q = skip_space(q + 6);
       size_t end;
-      if (at(q, "+%}")) end = q + 3;
-      else if (at(q, "-%}")) end = skip_space(q + 3);
-      else if (at(q, "%}")) end = q + 2 + (o_.trim_blocks && at(q + 2, "\n") ? 1 : 0);
-      else continue;
+      if (at(q, "+%}"))
+        end = q + 3;
+      else if (at(q, "-%}"))
+        end = skip_space(q + 3);
+      else if (at(q, "%}"))
+        end = q + 2 + (o_.trim_blocks && at(q + 2, "\n") ? 1 : 0);
+      else
+        continue;
       line_starting_ = src_[p - 1] == '\n';
       std::string text = src_.substr(p, k - p);
       strip_before(text, sign, true);
@@ -182,12 +188,17 @@ class Lexer {
       if (balance.empty()) {
         size_t end = std::string::npos;
         if (block) {
-          if (at(p, "+%}")) end = p + 3;
-          else if (at(p, "-%}")) end = skip_space(p + 3);
-          else if (at(p, "%}")) end = p + 2 + (o_.trim_blocks && at(p + 2, "\n") ? 1 : 0);
+          if (at(p, "+%}"))
+            end = p + 3;
+          else if (at(p, "-%}"))
+            end = skip_space(p + 3);
+          else if (at(p, "%}"))
+            end = p + 2 + (o_.trim_blocks && at(p + 2, "\n") ? 1 : 0);
         } else {
-          if (at(p, "-}}")) end = skip_space(p + 3);
-          else if (at(p, "}}")) end = p + 2;
+          if (at(p, "-}}"))
+            end = skip_space(p + 3);
+          else if (at(p, "}}"))
+            end = p + 2;
         }
         if (end != std::string::npos) {
           out_.push_back(Token{block ? Token::T::BlockEnd : Token::T::VarEnd, line_of(p), {}});
@@ -236,8 +247,10 @@ class Lexer {
   size_t string_end(size_t p) const {
     char q = src_[p];
     for (size_t k = p + 1; k < src_.size(); ++k) {
-      if (src_[k] == '\\') ++k;
-      else if (src_[k] == q) return k;
+      if (src_[k] == '\\')
+        ++k;
+      else if (src_[k] == q)
+        return k;
     }
     return std::string::npos;
   }
@@ -262,19 +275,46 @@ class Lexer {
       }
       char e = s[++k];
       switch (e) {
-        case '\n': break;
-        case '\\': out += '\\'; break;
-        case '\'': out += '\''; break;
-        case '"': out += '"'; break;
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'v': out += '\v'; break;
-        case 'x': utf8_append(out, hex(k + 1, 2)); k += 2; break;
-        case 'u': utf8_append(out, hex(k + 1, 4)); k += 4; break;
+        case '\n':
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '\'':
+          out += '\'';
+          break;
+        case '"':
+          out += '"';
+          break;
+        case 'a':
+          out += '\a';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'v':
+          out += '\v';
+          break;
+        case 'x':
+          utf8_append(out, hex(k + 1, 2));
+          k += 2;
+          break;
+        case 'u':
+          utf8_append(out, hex(k + 1, 4));
+          k += 4;
+          break;
         case 'U': {
           char32_t c = hex(k + 1, 8);
           if (c > 0x10FFFF) fail(line, "illegal Unicode character in string literal");
@@ -285,7 +325,8 @@ class Lexer {
         default:
           if (e >= '0' && e <= '7') {
             char32_t v = e - '0';
-            for (int d = 0; d < 2 && k + 1 < s.size() && s[k + 1] >= '0' && s[k + 1] <= '7'; ++d) v = v * 8 + (s[++k] - '0');
+            for (int d = 0; d < 2 && k + 1 < s.size() && s[k + 1] >= '0' && s[k + 1] <= '7'; ++d)
+              v = v * 8 + (s[++k] - '0');
             utf8_append(out, v);
           } else {
             out += '\\';  // unknown escapes stay as written
@@ -360,7 +401,8 @@ class Lexer {
       return q;
     }
     if (src_[p] == '0') e = p + 1;  // `0(_?0)*`: a leading zero ends the literal
-    while (src_[p] == '0' && e < src_.size() && (src_[e] == '0' || (src_[e] == '_' && e + 1 < src_.size() && src_[e + 1] == '0')))
+    while (src_[p] == '0' && e < src_.size() &&
+           (src_[e] == '0' || (src_[e] == '_' && e + 1 < src_.size() && src_[e + 1] == '0')))
       ++e;
     std::string d = clean(src_.substr(p, e - p));
     errno = 0;
@@ -423,17 +465,27 @@ class Parser {
 
   static std::string describe(const Token& t) {
     switch (t.t) {
-      case T::Data: return "template data";
-      case T::VarBegin: return "'{{'";
-      case T::VarEnd: return "end of print statement";
-      case T::BlockBegin: return "'{%'";
-      case T::BlockEnd: return "end of statement block";
-      case T::Name: return "'" + t.s + "'";
-      case T::Str: return "string literal";
+      case T::Data:
+        return "template data";
+      case T::VarBegin:
+        return "'{{'";
+      case T::VarEnd:
+        return "end of print statement";
+      case T::BlockBegin:
+        return "'{%'";
+      case T::BlockEnd:
+        return "end of statement block";
+      case T::Name:
+        return "'" + t.s + "'";
+      case T::Str:
+        return "string literal";
       case T::Int:
-      case T::Float: return "number";
-      case T::Op: return "'" + t.s + "'";
-      case T::Eof: return "end of template";
+      case T::Float:
+        return "number";
+      case T::Op:
+        return "'" + t.s + "'";
+      case T::Eof:
+        return "end of template";
     }
     return "token";
   }
@@ -444,7 +496,8 @@ class Parser {
   [[noreturn]] void eof_error(const std::string& expected) const {
     std::string msg = "unexpected end of template, expected " + expected;
     if (!open_.empty())
-      msg += " (the innermost open block is '" + open_.back().first + "' from line " + std::to_string(open_.back().second) + ")";
+      msg += " (the innermost open block is '" + open_.back().first + "' from line " +
+             std::to_string(open_.back().second) + ")";
     fail(cur().line, msg);
   }
   void expect_op(const char* op) {
@@ -657,8 +710,10 @@ class Parser {
       if (!args.empty()) expect_op(",");
       if (is_tuple_end(extra_end)) break;
       args.push_back(simplified ? parse_primary() : parse_expression(with_condexpr));
-      if (is_op(",")) is_tuple = true;
-      else break;
+      if (is_op(","))
+        is_tuple = true;
+      else
+        break;
     }
     if (!is_tuple) {
       if (!args.empty()) return std::move(args[0]);
@@ -802,9 +857,12 @@ class Parser {
     switch (t.t) {
       case T::Name:
         next();
-        if (t.s == "true" || t.s == "True") c->value = Value::boolean(true);
-        else if (t.s == "false" || t.s == "False") c->value = Value::boolean(false);
-        else if (t.s == "none" || t.s == "None") c->value = Value::none();
+        if (t.s == "true" || t.s == "True")
+          c->value = Value::boolean(true);
+        else if (t.s == "false" || t.s == "False")
+          c->value = Value::boolean(false);
+        else if (t.s == "none" || t.s == "None")
+          c->value = Value::none();
         else {
           c->k = Expr::K::Name;
           c->name = t.s;
@@ -816,8 +874,12 @@ class Parser {
         c->value = Value::str(std::move(s));
         return c;
       }
-      case T::Int: c->value = Value::integer(next().i); return c;
-      case T::Float: c->value = Value::real(next().f); return c;
+      case T::Int:
+        c->value = Value::integer(next().i);
+        return c;
+      case T::Float:
+        c->value = Value::real(next().f);
+        return c;
       case T::Op:
         if (t.s == "(") {
           next();
@@ -828,7 +890,8 @@ class Parser {
         if (t.s == "[") return parse_list();
         if (t.s == "{") return parse_dict();
         break;
-      default: break;
+      default:
+        break;
     }
     if (t.t == T::Eof) eof_error("an expression");
     fail(t.line, "unexpected " + describe(t));
@@ -859,18 +922,25 @@ class Parser {
 
   ExprP parse_postfix(ExprP e) {
     while (true) {
-      if (is_op(".") || is_op("[")) e = parse_subscript(std::move(e));
-      else if (is_op("(")) e = parse_call(std::move(e));
-      else break;
+      if (is_op(".") || is_op("["))
+        e = parse_subscript(std::move(e));
+      else if (is_op("("))
+        e = parse_call(std::move(e));
+      else
+        break;
     }
     return e;
   }
   ExprP parse_filter_expr(ExprP e) {
     while (true) {
-      if (is_op("|")) e = parse_filter(std::move(e));
-      else if (is_name("is")) e = parse_test(std::move(e));
-      else if (is_op("(")) e = parse_call(std::move(e));
-      else break;
+      if (is_op("|"))
+        e = parse_filter(std::move(e));
+      else if (is_name("is"))
+        e = parse_test(std::move(e));
+      else if (is_op("("))
+        e = parse_call(std::move(e));
+      else
+        break;
     }
     return e;
   }
@@ -921,10 +991,14 @@ class Parser {
     }
     auto s = node(Expr::K::Slice, line);
     s->a.push_back(std::move(start));
-    if (is_op(":") || is_op("]") || is_op(",")) s->a.push_back(nullptr);
-    else s->a.push_back(parse_expression(true));
-    if (skip_op(":") && !is_op("]") && !is_op(",")) s->a.push_back(parse_expression(true));
-    else s->a.push_back(nullptr);
+    if (is_op(":") || is_op("]") || is_op(","))
+      s->a.push_back(nullptr);
+    else
+      s->a.push_back(parse_expression(true));
+    if (skip_op(":") && !is_op("]") && !is_op(","))
+      s->a.push_back(parse_expression(true));
+    else
+      s->a.push_back(nullptr);
     return s;
   }
 
@@ -987,8 +1061,8 @@ class Parser {
     e->a.push_back(std::move(subject));
     if (is_op("(")) {
       parse_call_args(*e);
-    } else if ((cur().t == T::Name || cur().t == T::Str || cur().t == T::Int || cur().t == T::Float ||
-                is_op("[") || is_op("{")) &&
+    } else if ((cur().t == T::Name || cur().t == T::Str || cur().t == T::Int || cur().t == T::Float || is_op("[") ||
+                is_op("{")) &&
                !is_name("else") && !is_name("or") && !is_name("and")) {
       if (is_name("is")) fail(cur().line, "you cannot chain multiple tests with is");
       e->a.push_back(parse_postfix(parse_primary()));  // `x is divisibleby 3`, `x is sameas none`

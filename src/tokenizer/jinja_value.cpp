@@ -141,17 +141,28 @@ std::string py_strip(std::string_view s, bool left, bool right, const std::optio
 
 std::string type_name(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::Undefined: return "Undefined";
-    case Value::Kind::None: return "NoneType";
-    case Value::Kind::Bool: return "bool";
-    case Value::Kind::Int: return "int";
-    case Value::Kind::Float: return "float";
-    case Value::Kind::Str: return "str";
-    case Value::Kind::List: return v.generator ? "generator" : "list";
-    case Value::Kind::Tuple: return "tuple";
-    case Value::Kind::Dict: return "dict";
-    case Value::Kind::Object: return v.s;
-    case Value::Kind::Func: return "function";
+    case Value::Kind::Undefined:
+      return "Undefined";
+    case Value::Kind::None:
+      return "NoneType";
+    case Value::Kind::Bool:
+      return "bool";
+    case Value::Kind::Int:
+      return "int";
+    case Value::Kind::Float:
+      return "float";
+    case Value::Kind::Str:
+      return "str";
+    case Value::Kind::List:
+      return v.generator ? "generator" : "list";
+    case Value::Kind::Tuple:
+      return "tuple";
+    case Value::Kind::Dict:
+      return "dict";
+    case Value::Kind::Object:
+      return v.s;
+    case Value::Kind::Func:
+      return "function";
   }
   return "object";
 }
@@ -159,15 +170,24 @@ std::string type_name(const Value& v) {
 bool truthy(const Value& v) {
   switch (v.kind) {
     case Value::Kind::Undefined:
-    case Value::Kind::None: return false;
-    case Value::Kind::Bool: return v.b;
-    case Value::Kind::Int: return v.i != 0;
-    case Value::Kind::Float: return v.f != 0;
-    case Value::Kind::Str: return !v.s.empty();
-    case Value::Kind::List: return v.generator || !v.list->empty();  // a generator object is truthy
-    case Value::Kind::Tuple: return !v.list->empty();
-    case Value::Kind::Dict: return !v.dict->items.empty();
-    default: return true;
+    case Value::Kind::None:
+      return false;
+    case Value::Kind::Bool:
+      return v.b;
+    case Value::Kind::Int:
+      return v.i != 0;
+    case Value::Kind::Float:
+      return v.f != 0;
+    case Value::Kind::Str:
+      return !v.s.empty();
+    case Value::Kind::List:
+      return v.generator || !v.list->empty();  // a generator object is truthy
+    case Value::Kind::Tuple:
+      return !v.list->empty();
+    case Value::Kind::Dict:
+      return !v.dict->items.empty();
+    default:
+      return true;
   }
 }
 
@@ -249,8 +269,10 @@ static std::string str_repr(const std::string& s) {
 
 std::string repr(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::Undefined: return "Undefined";
-    case Value::Kind::Str: return str_repr(v.s);
+    case Value::Kind::Undefined:
+      return "Undefined";
+    case Value::Kind::Str:
+      return str_repr(v.s);
     case Value::Kind::List:
     case Value::Kind::Tuple: {
       if (v.generator) return "<generator object>";
@@ -277,20 +299,29 @@ std::string repr(const Value& v) {
       Value d = Value::dict_of(v.dict);
       return "<" + v.s + " " + repr(d) + ">";
     }
-    case Value::Kind::Func: return "<function " + v.s + ">";
-    default: return to_str(v);
+    case Value::Kind::Func:
+      return "<function " + v.s + ">";
+    default:
+      return to_str(v);
   }
 }
 
 std::string to_str(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::Undefined: return "";
-    case Value::Kind::None: return "None";
-    case Value::Kind::Bool: return v.b ? "True" : "False";
-    case Value::Kind::Int: return std::to_string(v.i);
-    case Value::Kind::Float: return float_repr(v.f);
-    case Value::Kind::Str: return v.s;
-    default: return repr(v);
+    case Value::Kind::Undefined:
+      return "";
+    case Value::Kind::None:
+      return "None";
+    case Value::Kind::Bool:
+      return v.b ? "True" : "False";
+    case Value::Kind::Int:
+      return std::to_string(v.i);
+    case Value::Kind::Float:
+      return float_repr(v.f);
+    case Value::Kind::Str:
+      return v.s;
+    default:
+      return repr(v);
   }
 }
 
@@ -310,8 +341,10 @@ bool py_eq(const Value& a, const Value& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
     case K::Undefined:
-    case K::None: return true;
-    case K::Str: return a.s == b.s;
+    case K::None:
+      return true;
+    case K::Str:
+      return a.s == b.s;
     case K::List:
     case K::Tuple: {
       if (a.list == b.list) return true;
@@ -328,9 +361,12 @@ bool py_eq(const Value& a, const Value& b) {
       }
       return true;
     }
-    case K::Object: return a.dict == b.dict;
-    case K::Func: return a.fn == b.fn;
-    default: return false;
+    case K::Object:
+      return a.dict == b.dict;
+    case K::Func:
+      return a.fn == b.fn;
+    default:
+      return false;
   }
 }
 
@@ -341,7 +377,8 @@ bool py_lt(const Value& a, const Value& b) {
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
   if (a.is_number() && b.is_number()) {
-    if (a.kind != K::Float && b.kind != K::Float) return (a.kind == K::Int ? a.i : a.b) < (b.kind == K::Int ? b.i : b.b);
+    if (a.kind != K::Float && b.kind != K::Float)
+      return (a.kind == K::Int ? a.i : a.b) < (b.kind == K::Int ? b.i : b.b);
     double x = a.kind == K::Float ? a.f : a.kind == K::Int ? static_cast<double>(a.i) : a.b;
     double y = b.kind == K::Float ? b.f : b.kind == K::Int ? static_cast<double>(b.i) : b.b;
     return x < y;
@@ -360,9 +397,11 @@ bool py_lt(const Value& a, const Value& b) {
 
 ValueList iterate(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::Undefined: return {};  // jinja's Undefined iterates as empty
+    case Value::Kind::Undefined:
+      return {};  // jinja's Undefined iterates as empty
     case Value::Kind::List:
-    case Value::Kind::Tuple: return *v.list;
+    case Value::Kind::Tuple:
+      return *v.list;
     case Value::Kind::Dict: {
       ValueList out;
       for (const auto& kv : v.dict->items) out.push_back(kv.first);
@@ -377,20 +416,25 @@ ValueList iterate(const Value& v) {
       }
       return out;
     }
-    default: raise("'", type_name(v), "' object is not iterable");
+    default:
+      raise("'", type_name(v), "' object is not iterable");
   }
 }
 
 int64_t py_len(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::Undefined: return 0;
-    case Value::Kind::Str: return static_cast<int64_t>(utf8_decode(v.s).size());
+    case Value::Kind::Undefined:
+      return 0;
+    case Value::Kind::Str:
+      return static_cast<int64_t>(utf8_decode(v.s).size());
     case Value::Kind::List:
     case Value::Kind::Tuple:
       if (v.generator) raise("object of type 'generator' has no len()");
       return static_cast<int64_t>(v.list->size());
-    case Value::Kind::Dict: return static_cast<int64_t>(v.dict->items.size());
-    default: raise("object of type '", type_name(v), "' has no len()");
+    case Value::Kind::Dict:
+      return static_cast<int64_t>(v.dict->items.size());
+    default:
+      raise("object of type '", type_name(v), "' has no len()");
   }
 }
 
@@ -400,13 +444,27 @@ static void json_str(std::string& out, const std::string& s, bool ensure_ascii) 
   out += '"';
   for (char32_t c : utf8_decode(s)) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default: {
         char b[16];
         if (c < 0x20 || (ensure_ascii && c >= 0x7F)) {
@@ -430,12 +488,18 @@ static void json_str(std::string& out, const std::string& s, bool ensure_ascii) 
 static std::string json_scalar_key(const Value& k) {
   // json.dumps converts non-string keys: True -> "true", None -> "null", 1.5 -> "1.5".
   switch (k.kind) {
-    case Value::Kind::Str: return k.s;
-    case Value::Kind::Bool: return k.b ? "true" : "false";
-    case Value::Kind::None: return "null";
-    case Value::Kind::Int: return std::to_string(k.i);
-    case Value::Kind::Float: return float_repr(k.f);
-    default: raise("keys must be str, int, float, bool or None, not ", type_name(k));
+    case Value::Kind::Str:
+      return k.s;
+    case Value::Kind::Bool:
+      return k.b ? "true" : "false";
+    case Value::Kind::None:
+      return "null";
+    case Value::Kind::Int:
+      return std::to_string(k.i);
+    case Value::Kind::Float:
+      return float_repr(k.f);
+    default:
+      raise("keys must be str, int, float, bool or None, not ", type_name(k));
   }
 }
 
@@ -448,15 +512,26 @@ static void json_dump(std::string& out, const Value& v, const JsonOptions& o, in
     for (int k = 0; k < lvl; ++k) out += *o.indent;
   };
   switch (v.kind) {
-    case Value::Kind::None: out += "null"; return;
-    case Value::Kind::Bool: out += v.b ? "true" : "false"; return;
-    case Value::Kind::Int: out += std::to_string(v.i); return;
-    case Value::Kind::Float:
-      if (std::isnan(v.f)) out += "NaN";
-      else if (std::isinf(v.f)) out += v.f > 0 ? "Infinity" : "-Infinity";
-      else out += float_repr(v.f);
+    case Value::Kind::None:
+      out += "null";
       return;
-    case Value::Kind::Str: json_str(out, v.s, o.ensure_ascii); return;
+    case Value::Kind::Bool:
+      out += v.b ? "true" : "false";
+      return;
+    case Value::Kind::Int:
+      out += std::to_string(v.i);
+      return;
+    case Value::Kind::Float:
+      if (std::isnan(v.f))
+        out += "NaN";
+      else if (std::isinf(v.f))
+        out += v.f > 0 ? "Infinity" : "-Infinity";
+      else
+        out += float_repr(v.f);
+      return;
+    case Value::Kind::Str:
+      json_str(out, v.s, o.ensure_ascii);
+      return;
     case Value::Kind::List:
     case Value::Kind::Tuple: {
       if (v.generator) raise("Object of type generator is not JSON serializable");
@@ -495,7 +570,8 @@ static void json_dump(std::string& out, const Value& v, const JsonOptions& o, in
       out += '}';
       return;
     }
-    default: raise("Object of type ", type_name(v), " is not JSON serializable");
+    default:
+      raise("Object of type ", type_name(v), " is not JSON serializable");
   }
 }
 
@@ -507,16 +583,21 @@ std::string to_json(const Value& v, const JsonOptions& o) {
 
 Value from_json(const nlohmann::ordered_json& j) {
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return Value::none();
-    case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer: return Value::integer(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::null:
+      return Value::none();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Value::boolean(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return Value::integer(j.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_unsigned: {
       uint64_t u = j.get<uint64_t>();
       if (u > static_cast<uint64_t>(INT64_MAX)) return Value::real(static_cast<double>(u));
       return Value::integer(static_cast<int64_t>(u));
     }
-    case nlohmann::ordered_json::value_t::number_float: return Value::real(j.get<double>());
-    case nlohmann::ordered_json::value_t::string: return Value::str(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::number_float:
+      return Value::real(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return Value::str(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       ValueList items;
       for (const auto& x : j) items.push_back(from_json(x));
@@ -527,7 +608,8 @@ Value from_json(const nlohmann::ordered_json& j) {
       for (auto it = j.begin(); it != j.end(); ++it) d->items.emplace_back(Value::str(it.key()), from_json(it.value()));
       return Value::dict_of(std::move(d));
     }
-    default: raise("unsupported JSON value in template context");
+    default:
+      raise("unsupported JSON value in template context");
   }
 }
 

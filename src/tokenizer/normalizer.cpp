@@ -25,7 +25,8 @@ class ReplaceNorm : public Normalizer {
       : re_(std::move(re)), lit_(std::move(lit)), content_(std::move(content)) {}
   void apply(std::string& s) const override {
     std::vector<std::pair<size_t, size_t>> m;
-    if (re_) m = re_->find_all(s);
+    if (re_)
+      m = re_->find_all(s);
     else
       for (size_t pos = 0; !lit_.empty() && (pos = s.find(lit_, pos)) != std::string::npos; pos += lit_.size())
         m.emplace_back(pos, pos + lit_.size());

@@ -3,9 +3,8 @@
 // (GPT-2, Llama-3, SmolLM2) ship `"normalizer": null`; Unicode normalization forms (NFC, ...)
 // and Lowercase are rejected at load time rather than silently skipped.
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace skv {
 

@@ -13,8 +13,7 @@ using Matches = std::vector<std::pair<size_t, size_t>>;
 
 // Port of HF NormalizedString::split: turn the matches into spans covering `s`, then merge or
 // drop the delimiter spans according to `behavior`.
-void split_by_matches(const std::string& s, const Matches& matches, SplitBehavior behavior, bool invert,
-                      Pieces& out) {
+void split_by_matches(const std::string& s, const Matches& matches, SplitBehavior behavior, bool invert, Pieces& out) {
   struct Span {
     size_t b, e;
     bool match;
@@ -39,22 +38,28 @@ void split_by_matches(const std::string& s, const Matches& matches, SplitBehavio
       break;
     case SplitBehavior::Contiguous:
       for (auto sp : spans) {
-        if (sp.match == prev_match && !kept.empty()) kept.back().e = sp.e;
-        else kept.push_back({sp.b, sp.e, false});
+        if (sp.match == prev_match && !kept.empty())
+          kept.back().e = sp.e;
+        else
+          kept.push_back({sp.b, sp.e, false});
         prev_match = sp.match;
       }
       break;
     case SplitBehavior::MergedWithPrevious:
       for (auto sp : spans) {
-        if (sp.match && !prev_match && !kept.empty()) kept.back().e = sp.e;
-        else kept.push_back({sp.b, sp.e, false});
+        if (sp.match && !prev_match && !kept.empty())
+          kept.back().e = sp.e;
+        else
+          kept.push_back({sp.b, sp.e, false});
         prev_match = sp.match;
       }
       break;
     case SplitBehavior::MergedWithNext:
       for (auto it = spans.rbegin(); it != spans.rend(); ++it) {
-        if (it->match && !prev_match && !kept.empty()) kept.back().b = it->b;
-        else kept.push_back({it->b, it->e, false});
+        if (it->match && !prev_match && !kept.empty())
+          kept.back().b = it->b;
+        else
+          kept.push_back({it->b, it->e, false});
         prev_match = it->match;
       }
       std::reverse(kept.begin(), kept.end());
@@ -113,8 +118,10 @@ class ByteLevelPre : public PreTokenizer {
     split.reserve(pieces.size());
     for (auto& p : pieces) {
       if (add_prefix_space_ && (p.empty() || p[0] != ' ')) p.insert(p.begin(), ' ');
-      if (re_) split_by_matches(p, re_->find_all(p), SplitBehavior::Isolated, false, split);
-      else if (!p.empty()) split.push_back(std::move(p));
+      if (re_)
+        split_by_matches(p, re_->find_all(p), SplitBehavior::Isolated, false, split);
+      else if (!p.empty())
+        split.push_back(std::move(p));
     }
     pieces.clear();
     for (const auto& p : split) pieces.push_back(byte_level::encode(p));
@@ -161,8 +168,8 @@ std::unique_ptr<PreTokenizer> make_split_pre(const std::string& regex, SplitBeha
 }
 std::unique_ptr<PreTokenizer> make_digits_pre(bool individual_digits) {
   // HF matches char::is_numeric (categories Nd, Nl, No) one character at a time.
-  return std::make_unique<SplitPre>(R"(\p{N})",
-                                    individual_digits ? SplitBehavior::Isolated : SplitBehavior::Contiguous, false);
+  return std::make_unique<SplitPre>(R"(\p{N})", individual_digits ? SplitBehavior::Isolated : SplitBehavior::Contiguous,
+                                    false);
 }
 std::unique_ptr<PreTokenizer> make_sequence_pre(std::vector<std::unique_ptr<PreTokenizer>> stages) {
   return std::make_unique<SequencePre>(std::move(stages));
@@ -171,8 +178,7 @@ std::unique_ptr<PreTokenizer> make_sequence_pre(std::vector<std::unique_ptr<PreT
 std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const nlohmann::json& j) {
   if (!j.is_object() || !j.contains("type")) fail("pre_tokenizer must be an object with a \"type\"");
   const std::string type = j.at("type").get<std::string>();
-  if (type == "ByteLevel")
-    return make_byte_level_pre(j.value("add_prefix_space", true), j.value("use_regex", true));
+  if (type == "ByteLevel") return make_byte_level_pre(j.value("add_prefix_space", true), j.value("use_regex", true));
   if (type == "Digits") return make_digits_pre(j.value("individual_digits", false));
   if (type == "Split") {
     const auto& pat = j.at("pattern");

@@ -3,10 +3,9 @@
 // previous stage produced; empty pieces are dropped. After a ByteLevel stage the pieces are
 // spelled in the byte-level alphabet (see byte_level.h), ready for the BPE vocabulary.
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace skv {
 

@@ -43,8 +43,10 @@ std::string StreamDecoder::push(int32_t id) {
     size_t len = 0;
     const auto st = utf8::classify(std::string_view(pending_).substr(i), len);
     if (st == utf8::Status::Incomplete) break;
-    if (st == utf8::Status::Complete) out.append(pending_, i, len);
-    else out += utf8::kReplacement;
+    if (st == utf8::Status::Complete)
+      out.append(pending_, i, len);
+    else
+      out += utf8::kReplacement;
     i += len;
   }
   pending_.erase(0, i);

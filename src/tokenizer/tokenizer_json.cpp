@@ -2,9 +2,8 @@
 // chat_template.jinja next to it, when present, for BOS / EOS and the chat template).
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/error.h"
 #include "tokenizer/bpe_tokenizer.h"

@@ -8,14 +8,22 @@ Status classify(std::string_view s, size_t& len) {
   if (c < 0x80) return len = 1, Status::Complete;
   size_t need;
   uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte (Unicode Table 3-7)
-  if (c >= 0xC2 && c <= 0xDF) need = 2;
-  else if (c == 0xE0) need = 3, lo = 0xA0;
-  else if (c == 0xED) need = 3, hi = 0x9F;  // no surrogates
-  else if (c >= 0xE1 && c <= 0xEF) need = 3;
-  else if (c == 0xF0) need = 4, lo = 0x90;
-  else if (c == 0xF4) need = 4, hi = 0x8F;  // nothing above U+10FFFF
-  else if (c >= 0xF1 && c <= 0xF3) need = 4;
-  else return len = 1, Status::Invalid;
+  if (c >= 0xC2 && c <= 0xDF)
+    need = 2;
+  else if (c == 0xE0)
+    need = 3, lo = 0xA0;
+  else if (c == 0xED)
+    need = 3, hi = 0x9F;  // no surrogates
+  else if (c >= 0xE1 && c <= 0xEF)
+    need = 3;
+  else if (c == 0xF0)
+    need = 4, lo = 0x90;
+  else if (c == 0xF4)
+    need = 4, hi = 0x8F;  // nothing above U+10FFFF
+  else if (c >= 0xF1 && c <= 0xF3)
+    need = 4;
+  else
+    return len = 1, Status::Invalid;
   for (size_t i = 1; i < need; ++i) {
     if (i >= s.size()) return len = i, Status::Incomplete;
     const uint8_t x = b(i);

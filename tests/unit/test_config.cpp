@@ -8,8 +8,8 @@
 #include "io/gguf.h"
 
 using namespace skv_test;
-using skv::ModelConfig;
 using nlohmann::json;
+using skv::ModelConfig;
 
 namespace {
 

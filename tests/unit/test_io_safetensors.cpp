@@ -101,8 +101,9 @@ TEST(Safetensors, WriterLayout) {
   EXPECT_EQ(n % 8, 0u);
   ASSERT_EQ(b.size(), 8 + n + 12);
   const std::string header(b.begin() + 8, b.begin() + 8 + static_cast<long>(n));
-  EXPECT_EQ(header.substr(0, header.find_last_not_of(' ') + 1),
-            R"({"a":{"data_offsets":[0,8],"dtype":"F32","shape":[2]},"z":{"data_offsets":[8,12],"dtype":"F32","shape":[1]}})");
+  EXPECT_EQ(
+      header.substr(0, header.find_last_not_of(' ') + 1),
+      R"({"a":{"data_offsets":[0,8],"dtype":"F32","shape":[2]},"z":{"data_offsets":[8,12],"dtype":"F32","shape":[1]}})");
   EXPECT_EQ(header.find_first_not_of(' ', header.find_last_not_of(' ') + 1), std::string::npos);
   float z;
   std::memcpy(&z, b.data() + 8 + n + 8, 4);
@@ -129,13 +130,13 @@ TEST(Safetensors, WriterIsAtomicAndCleansUp) {
   }
   EXPECT_EQ(files, 1u);
 
-  EXPECT_SKV_ERROR(skv::write_safetensors(dir.file("no/such/dir/m.safetensors"), {{"a", f32({1})}}),
-                   "temporary file");
+  EXPECT_SKV_ERROR(skv::write_safetensors(dir.file("no/such/dir/m.safetensors"), {{"a", f32({1})}}), "temporary file");
 }
 
 TEST(Safetensors, ReaderToleratesMetadataAndPadding) {
   TempDir dir;
-  const std::string h = R"({"__metadata__":{"format":"pt","n":3},"t":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}   )";
+  const std::string h =
+      R"({"__metadata__":{"format":"pt","n":3},"t":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}   )";
   write_file(dir.file("m.safetensors"), raw_file(h, 4));
   SafetensorsFile f(dir.file("m.safetensors"));
   EXPECT_EQ(f.metadata().at("format"), "pt");
@@ -222,19 +223,24 @@ TEST_F(SafetensorsCorrupt, Offsets) {
 }
 
 TEST_F(SafetensorsCorrupt, Overlap) {
-  const std::string m =
-      open(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8);
+  const std::string m = open(
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+      8);
   EXPECT_HAS(m, "overlaps");
   EXPECT_HAS(m, "'a'");
   EXPECT_HAS(m, "'b'");
   // Zero-sized tensors occupy nothing and may share an offset.
-  EXPECT_EQ(open(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})", 4),
-            "<no error>");
+  EXPECT_EQ(
+      open(
+          R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",
+          4),
+      "<no error>");
 }
 
 TEST_F(SafetensorsCorrupt, EveryTruncationAndRandomFlips) {
   TempDir src;
-  skv::write_safetensors(src.file("m.safetensors"), {{"a", f32({3})}, {"b", u16(DType::BF16, {2, 2}, 1)}}, {{"k", "v"}});
+  skv::write_safetensors(src.file("m.safetensors"), {{"a", f32({3})}, {"b", u16(DType::BF16, {2, 2}, 1)}},
+                         {{"k", "v"}});
   const Bytes full = read_file(src.file("m.safetensors"));
   for (size_t n = 0; n < full.size(); ++n)
     EXPECT_NE(open(Bytes(full.begin(), full.begin() + n)), "<no error>") << "prefix " << n;

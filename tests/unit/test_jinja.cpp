@@ -66,14 +66,14 @@ TEST(Jinja, Literals) {
 
 TEST(Jinja, Operators) {
   Check({
-      {R"J({{ 1 + 2 }}|{{ 7 / 2 }}|{{ 4 / 2 }}|{{ 7 // 2 }}|{{ -7 // 2 }}|{{ -7 % 3 }}|{{ 7 % -3 }}|{{ 2 ** 10 }})J", "{}",
-       "3|3.5|2.0|3|-4|2|-2|1024"},
+      {R"J({{ 1 + 2 }}|{{ 7 / 2 }}|{{ 4 / 2 }}|{{ 7 // 2 }}|{{ -7 // 2 }}|{{ -7 % 3 }}|{{ 7 % -3 }}|{{ 2 ** 10 }})J",
+       "{}", "3|3.5|2.0|3|-4|2|-2|1024"},
       // jinja2 quirks: `**` is left-associative, unary minus binds tighter, `{{-` is whitespace control.
       {R"J({{ 2 ** 3 ** 2 }}|{{ -2 ** 2 }}|{{ 1 - -1 }}|{{-1}})J", "{}", "64|4|2|1"},
       {R"J({{ "x" * 3 }}|{{ [1] * 2 }}|{{ [1] + [2] }}|{{ "a" ~ 1 ~ none ~ undefined_var ~ true }})J", "{}",
        "xxx|[1, 1]|[1, 2]|a1NoneTrue"},
-      {R"J({{ 1 < 2 < 3 }}|{{ 3 > 2 > 2 }}|{{ 1 == 1.0 }}|{{ true == 1 }}|{{ (1, 2) == [1, 2] }}|{{ "1" == 1 }})J", "{}",
-       "True|False|True|True|False|False"},
+      {R"J({{ 1 < 2 < 3 }}|{{ 3 > 2 > 2 }}|{{ 1 == 1.0 }}|{{ true == 1 }}|{{ (1, 2) == [1, 2] }}|{{ "1" == 1 }})J",
+       "{}", "True|False|True|True|False|False"},
       {R"J({{ "a" in "cat" }}|{{ 2 in [1, 2] }}|{{ "k" in {"k": 1} }}|{{ 3 not in [1] }}|{{ not 1 == 2 }})J", "{}",
        "True|True|True|True|True"},
       {R"J({{ 0 or "fallback" }}|{{ 1 and "second" }}|{{ "" and 1 }}|{{ none or [] }})J", "{}", "fallback|second||[]"},
@@ -88,8 +88,8 @@ TEST(Jinja, VariablesAndAccess) {
   Check({
       {R"J({{ s[1] }}|{{ s[-2:] }}|{{ s[::-1] }}|{{ s | length }}|{{ l[1:] }}|{{ l[::2] }}|{{ l[-2::-1] }}|{{ l[10:] }})J",
        ctx, "é|lo|olléh|5|[2, 3]|[1, 3]|[2, 1]|[]"},
-      {R"J({{ d.a }}|{{ d['a'] }}|{{ d.n.x }}|{{ d['n']['x'] }}|{{ l.0 }}|{{ d["items"] }}|{{ d.items() | list }})J", ctx,
-       "1|1|deep|deep|1|2|[('a', 1), ('items', 2), ('n', {'x': 'deep'})]"},
+      {R"J({{ d.a }}|{{ d['a'] }}|{{ d.n.x }}|{{ d['n']['x'] }}|{{ l.0 }}|{{ d["items"] }}|{{ d.items() | list }})J",
+       ctx, "1|1|deep|deep|1|2|[('a', 1), ('items', 2), ('n', {'x': 'deep'})]"},
       {R"J([{{ missing }}]|[{{ d.zz }}]|[{{ l[9] }}]|{{ d.zz is defined }}|{{ missing is undefined }})J", ctx,
        "[]|[]|[]|False|True"},
       {R"J({{ d.get("a") }}|{{ d.get("zz") }}|{{ d.get("zz", 5) }}|{{ d.keys() | list }}|{{ d.values() | list | length }})J",
@@ -144,7 +144,8 @@ TEST(Jinja, ForLoops) {
        "{% endfor %}",
        "{}", "0134"},
       {"{% for c in 'héy' %}[{{ c }}]{% endfor %}", "{}", "[h][é][y]"},
-      {"{% for i in [1, 2] %}{% for j in 'ab' %}{{ i }}{{ j }}{{ loop.index }} {% endfor %}{{ loop.index }}|{% endfor %}",
+      {"{% for i in [1, 2] %}{% for j in 'ab' %}{{ i }}{{ j }}{{ loop.index }} {% endfor %}{{ loop.index }}|{% endfor "
+       "%}",
        "{}", "1a1 1b2 1|2a1 2b2 2|"},
   });
 }
@@ -239,8 +240,8 @@ TEST(Jinja, Tests) {
 
 TEST(Jinja, StringMethods) {
   Check({
-      {R"J({{ "  a b  ".split() }}|{{ "a,b,,c".split(",") }}|{{ "a b c".split(" ", 1) }}|{{ "a b c".rsplit(" ", 1) }})J", "{}",
-       "['a', 'b']|['a', 'b', '', 'c']|['a', 'b c']|['a b', 'c']"},
+      {R"J({{ "  a b  ".split() }}|{{ "a,b,,c".split(",") }}|{{ "a b c".split(" ", 1) }}|{{ "a b c".rsplit(" ", 1) }})J",
+       "{}", "['a', 'b']|['a', 'b', '', 'c']|['a', 'b c']|['a b', 'c']"},
       {R"J({{ "xxhixx".strip("x") }}|{{ " a ".lstrip() }}|{{ " a ".rstrip() }}|{{ "\u3000a\n".strip() }}|{{ "</think>\n\nx".split("</think>")[-1].lstrip("\n") }})J",
        "{}", "hi|a | a|a|x"},
       {R"J({{ "abc".startswith("ab") }}{{ "abc".endswith(("x", "c")) }}{{ "héllo".find("l") }}{{ "ab".count("a") }}{{ "a b".replace(" ", "_") }})J",

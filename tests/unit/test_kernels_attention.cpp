@@ -100,9 +100,9 @@ TEST(Attention, GqaRatiosAndOffsets) {
 TEST(Attention, LongContextAndPeakyScores) {
   IsaRestore restore;
   std::mt19937 rng(12);
-  check(1, 3000, 9, 3, 64, 1.0f, 0, rng);   // decode at a long position: many key tiles
-  check(2, 700, 4, 2, 64, 3.0f, 17, rng);   // scores ~ +-70: exp overflows without the running max
-  check(33, 0, 2, 1, 32, 4.0f, 0, rng);     // prefill with very peaked softmax
+  check(1, 3000, 9, 3, 64, 1.0f, 0, rng);  // decode at a long position: many key tiles
+  check(2, 700, 4, 2, 64, 3.0f, 17, rng);  // scores ~ +-70: exp overflows without the running max
+  check(33, 0, 2, 1, 32, 4.0f, 0, rng);    // prefill with very peaked softmax
 }
 
 TEST(Attention, Checks) {

@@ -91,7 +91,8 @@ Weight make_weight(DType t, int64_t out, int64_t in, std::mt19937& rng) {
         quantize_row_q4_1(src, static_cast<BlockQ4_1*>(row), in);
         dequantize_row_q4_1(static_cast<BlockQ4_1*>(row), dq, in);
         break;
-      default: ADD_FAILURE();
+      default:
+        ADD_FAILURE();
     }
   }
   return W;
@@ -159,9 +160,10 @@ void run_case(DType dt, int64_t n, int64_t in, int64_t out, bool with_bias, std:
     set_isa(isa);
     for (LinearPath path : {LinearPath::Gemv, LinearPath::Gemm, LinearPath::Auto}) {
       if (path == LinearPath::Gemv && n > 17) continue;  // the GEMV path serves small n only
-      SCOPED_TRACE(testing::Message() << isa_name(isa) << (path == LinearPath::Gemv   ? " gemv"
-                                                           : path == LinearPath::Gemm ? " gemm"
-                                                                                      : " auto"));
+      SCOPED_TRACE(testing::Message() << isa_name(isa)
+                                      << (path == LinearPath::Gemv   ? " gemv"
+                                          : path == LinearPath::Gemm ? " gemm"
+                                                                     : " auto"));
       std::fill(y.as<float>(), y.as<float>() + n * out, NAN);
       cpu::linear(x, W.t, with_bias ? &bias : nullptr, y, path);
       const bool int_path =
@@ -209,7 +211,7 @@ TEST(Linear, DegenerateActivations) {
   for (DType dt : {DType::Q4_1, DType::Q4_0, DType::Q8_0, DType::F16}) {
     Weight W = make_weight(dt, 19, 64, rng);
     Tensor x = Tensor::zeros(DType::F32, {3, 64});
-    for (int j = 0; j < 64; ++j) x.as<float>()[64 + j] = 1000.0f;         // constant large row
+    for (int j = 0; j < 64; ++j) x.as<float>()[64 + j] = 1000.0f;                 // constant large row
     for (int j = 0; j < 64; ++j) x.as<float>()[128 + j] = j == 5 ? -3.0f : 0.0f;  // one-hot
     Tensor y = Tensor::empty(DType::F32, {3, 19});
     for (Isa isa : isas()) {

@@ -108,7 +108,8 @@ TEST(RmsNorm, AgainstDoubleAllWeightDtypes) {
         ops::rms_norm(xa, w, 1e-5f, xa);
         for (int64_t i = 0; i < n; ++i) {
           double ss = 0;
-          for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(x.as<float>()[i * d + j]) * x.as<float>()[i * d + j];
+          for (int64_t j = 0; j < d; ++j)
+            ss += static_cast<double>(x.as<float>()[i * d + j]) * x.as<float>()[i * d + j];
           const double r = 1.0 / std::sqrt(ss / d + 1e-5);
           for (int64_t j = 0; j < d; ++j) {
             const double want = x.as<float>()[i * d + j] * r * wd[j];
@@ -134,17 +135,31 @@ TEST(Embedding, AllTableDtypes) {
       void* row = const_cast<uint8_t*>(table.row_ptr(r));
       float* dq = deq.data() + r * d;
       switch (dt) {
-        case DType::F32: std::memcpy(row, s, d * 4), std::memcpy(dq, s, d * 4); break;
+        case DType::F32:
+          std::memcpy(row, s, d * 4), std::memcpy(dq, s, d * 4);
+          break;
         case DType::F16:
-          for (int64_t j = 0; j < d; ++j) static_cast<uint16_t*>(row)[j] = fp32_to_fp16(s[j]), dq[j] = fp16_to_fp32(fp32_to_fp16(s[j]));
+          for (int64_t j = 0; j < d; ++j)
+            static_cast<uint16_t*>(row)[j] = fp32_to_fp16(s[j]), dq[j] = fp16_to_fp32(fp32_to_fp16(s[j]));
           break;
         case DType::BF16:
-          for (int64_t j = 0; j < d; ++j) static_cast<uint16_t*>(row)[j] = fp32_to_bf16(s[j]), dq[j] = bf16_to_fp32(fp32_to_bf16(s[j]));
+          for (int64_t j = 0; j < d; ++j)
+            static_cast<uint16_t*>(row)[j] = fp32_to_bf16(s[j]), dq[j] = bf16_to_fp32(fp32_to_bf16(s[j]));
           break;
-        case DType::Q8_0: quantize_row_q8_0(s, static_cast<BlockQ8_0*>(row), d), dequantize_row_q8_0(static_cast<BlockQ8_0*>(row), dq, d); break;
-        case DType::Q4_0: quantize_row_q4_0(s, static_cast<BlockQ4_0*>(row), d), dequantize_row_q4_0(static_cast<BlockQ4_0*>(row), dq, d); break;
-        case DType::Q4_1: quantize_row_q4_1(s, static_cast<BlockQ4_1*>(row), d), dequantize_row_q4_1(static_cast<BlockQ4_1*>(row), dq, d); break;
-        default: break;
+        case DType::Q8_0:
+          quantize_row_q8_0(s, static_cast<BlockQ8_0*>(row), d),
+              dequantize_row_q8_0(static_cast<BlockQ8_0*>(row), dq, d);
+          break;
+        case DType::Q4_0:
+          quantize_row_q4_0(s, static_cast<BlockQ4_0*>(row), d),
+              dequantize_row_q4_0(static_cast<BlockQ4_0*>(row), dq, d);
+          break;
+        case DType::Q4_1:
+          quantize_row_q4_1(s, static_cast<BlockQ4_1*>(row), d),
+              dequantize_row_q4_1(static_cast<BlockQ4_1*>(row), dq, d);
+          break;
+        default:
+          break;
       }
     }
     for (Isa isa : isas()) {
@@ -187,7 +202,8 @@ TEST(Elementwise, AddSiluMul) {
     }
   }
   // Extreme gates.
-  Tensor g = Tensor::empty(DType::F32, {1, 8}), u = Tensor::empty(DType::F32, {1, 8}), o = Tensor::empty(DType::F32, {1, 8});
+  Tensor g = Tensor::empty(DType::F32, {1, 8}), u = Tensor::empty(DType::F32, {1, 8}),
+         o = Tensor::empty(DType::F32, {1, 8});
   const float gv[8] = {-200.f, -88.f, -30.f, 0.f, 1e-30f, 30.f, 88.f, 200.f};
   for (int j = 0; j < 8; ++j) g.as<float>()[j] = gv[j], u.as<float>()[j] = 1.0f;
   for (Isa isa : isas()) {

@@ -70,14 +70,14 @@ TEST(Fp16, KnownValues) {
   EXPECT_EQ(fp32_to_fp16(-0.0f), 0x8000);
   EXPECT_EQ(fp32_to_fp16(65504.0f), 0x7bff);
   EXPECT_EQ(fp32_to_fp16(65519.996f), 0x7bff);  // below the halfway point to 65536
-  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00);     // halfway: ties to even = inf
+  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00);    // halfway: ties to even = inf
   EXPECT_EQ(fp32_to_fp16(1e9f), 0x7c00);
   EXPECT_EQ(fp32_to_fp16(-INFINITY), 0xfc00);
   EXPECT_EQ(fp32_to_fp16(std::ldexp(1.0f, -25)), 0x0000);  // tie between 0 and 2^-24: even
   EXPECT_EQ(fp32_to_fp16(std::nextafter(std::ldexp(1.0f, -25), 1.0f)), 0x0001);
-  EXPECT_EQ(fp32_to_fp16(std::ldexp(3.0f, -25)), 0x0002);  // 1.5 ulp: tie to even (2)
-  EXPECT_EQ(fp32_to_fp16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);         // tie, even mantissa
-  EXPECT_EQ(fp32_to_fp16(1.0f + std::ldexp(3.0f, -11)), 0x3c02);         // tie, odd -> up
+  EXPECT_EQ(fp32_to_fp16(std::ldexp(3.0f, -25)), 0x0002);         // 1.5 ulp: tie to even (2)
+  EXPECT_EQ(fp32_to_fp16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // tie, even mantissa
+  EXPECT_EQ(fp32_to_fp16(1.0f + std::ldexp(3.0f, -11)), 0x3c02);  // tie, odd -> up
   const uint16_t nan = fp32_to_fp16(NAN);
   EXPECT_EQ(nan & 0x7c00, 0x7c00);
   EXPECT_NE(nan & 0x03ff, 0);
@@ -137,8 +137,8 @@ TEST(Bf16, RoundToNearestEven) {
   EXPECT_EQ(fp32_to_bf16(from_bits(0x7f7fffffu)), 0x7f80);  // FLT_MAX rounds to inf
   EXPECT_TRUE(std::isnan(bf16_to_fp32(fp32_to_bf16(NAN))));
   EXPECT_TRUE(std::isnan(bf16_to_fp32(fp32_to_bf16(from_bits(0x7f800001u)))));  // low-payload nan stays nan
-  EXPECT_EQ(fp32_to_bf16(from_bits(0x00000001u)), 0x0000);  // tiny subnormal -> +0
-  EXPECT_EQ(fp32_to_bf16(from_bits(0x00018000u)), 0x0002);  // subnormal tie, odd -> up
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x00000001u)), 0x0000);                      // tiny subnormal -> +0
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x00018000u)), 0x0002);                      // subnormal tie, odd -> up
   std::mt19937 rng(2);
   std::uniform_int_distribution<uint32_t> u;
   for (int i = 0; i < 200000; ++i) {
@@ -241,7 +241,8 @@ TEST(Blocks, RoundTripErrorBounds) {
   for (int64_t b = 0; b < n / 32; ++b) {
     float amax = 0;
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
-    for (int j = 0; j < 32; ++j) ASSERT_LE(std::fabs(x[b * 32 + j] - y[b * 32 + j]), amax / 127 * (0.5f + 127.0f / 2048) * 1.001f);
+    for (int j = 0; j < 32; ++j)
+      ASSERT_LE(std::fabs(x[b * 32 + j] - y[b * 32 + j]), amax / 127 * (0.5f + 127.0f / 2048) * 1.001f);
   }
   quantize_row_q4_0(x.data(), q40.data(), n);
   dequantize_row_q4_0(q40.data(), y.data(), n);
@@ -249,7 +250,8 @@ TEST(Blocks, RoundTripErrorBounds) {
     float amax = 0;
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
     // Step amax / 8; the side opposite the max element can clip by up to one step.
-    for (int j = 0; j < 32; ++j) ASSERT_LE(std::fabs(x[b * 32 + j] - y[b * 32 + j]), amax / 8 * (1.0f + 8.0f / 2048) * 1.001f);
+    for (int j = 0; j < 32; ++j)
+      ASSERT_LE(std::fabs(x[b * 32 + j] - y[b * 32 + j]), amax / 8 * (1.0f + 8.0f / 2048) * 1.001f);
   }
   quantize_row_q4_1(x.data(), q41.data(), n);
   dequantize_row_q4_1(q41.data(), y.data(), n);
@@ -321,11 +323,11 @@ TEST(IsaKernels, QuantizeActivationsIdenticalAcrossIsas) {
   const int64_t n = 1536;
   std::vector<float> x(n);
   for (auto& v : x) v = nd(rng);
-  for (int j = 0; j < 32; ++j) x[32 + j] = 0.0f;                        // all-zero block
+  for (int j = 0; j < 32; ++j) x[32 + j] = 0.0f;                          // all-zero block
   for (int j = 0; j < 32; ++j) x[64 + j] = static_cast<float>(j) - 0.5f;  // a ramp
   x[96] = 127.0f;
-  x[97] = 0.5f;  // exactly a tie at scale 1: RNE -> 0
-  x[98] = 1.5f;  // -> 2
+  x[97] = 0.5f;   // exactly a tie at scale 1: RNE -> 0
+  x[98] = 1.5f;   // -> 2
   x[99] = -2.5f;  // -> -2
   std::vector<BlockQ8A> ref(n / 32), got(n / 32);
   for (int64_t b = 0; b < n / 32; ++b) {

@@ -104,8 +104,7 @@ TEST_F(ModelFilesTest, HFShardedErrors) {
 TEST_F(ModelFilesTest, HFMissingPieces) {
   EXPECT_HAS(error(dir.path.string()), "config.json not found");
   write_file(dir.file("config.json"), std::string(kConfig));
-  EXPECT_HAS(error(dir.path.string()),
-             "no model.safetensors or model.safetensors.index.json in " + dir.path.string());
+  EXPECT_HAS(error(dir.path.string()), "no model.safetensors or model.safetensors.index.json in " + dir.path.string());
   write_file(dir.file("config.json"), std::string(R"({"model_type": "gpt2"})"));
   EXPECT_HAS(error(dir.path.string()), "unsupported architecture 'gpt2'");
 }
@@ -121,12 +120,11 @@ TEST_F(ModelFilesTest, GGUFNamesMapped) {
   EXPECT_TRUE(m.rope_interleaved);
   EXPECT_TRUE(m.config.tie_word_embeddings);
   EXPECT_EQ(m.tensors.size(), g.tensors.size());
-  for (const char* name :
-       {"model.embed_tokens.weight", "model.norm.weight", "model.layers.1.input_layernorm.weight",
-        "model.layers.1.post_attention_layernorm.weight", "model.layers.0.self_attn.q_proj.weight",
-        "model.layers.0.self_attn.k_proj.weight", "model.layers.0.self_attn.v_proj.weight",
-        "model.layers.0.self_attn.o_proj.weight", "model.layers.1.mlp.gate_proj.weight",
-        "model.layers.1.mlp.up_proj.weight", "model.layers.1.mlp.down_proj.weight", "custom.thing"})
+  for (const char* name : {"model.embed_tokens.weight", "model.norm.weight", "model.layers.1.input_layernorm.weight",
+                           "model.layers.1.post_attention_layernorm.weight", "model.layers.0.self_attn.q_proj.weight",
+                           "model.layers.0.self_attn.k_proj.weight", "model.layers.0.self_attn.v_proj.weight",
+                           "model.layers.0.self_attn.o_proj.weight", "model.layers.1.mlp.gate_proj.weight",
+                           "model.layers.1.mlp.up_proj.weight", "model.layers.1.mlp.down_proj.weight", "custom.thing"})
     EXPECT_NE(m.find(name), nullptr) << name;
   EXPECT_EQ(m.find("token_embd.weight"), nullptr);
   EXPECT_EQ(m.get("model.layers.0.self_attn.k_proj.weight").shape, (std::vector<int64_t>{4, 8}));

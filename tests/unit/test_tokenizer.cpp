@@ -7,10 +7,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/gguf.h"
@@ -68,9 +67,18 @@ void expect_load_error(const json& content, const std::string& needle) {
 // Minimal GGUF v3 writer for metadata-only files (no tensors).
 class GGUFWriter {
  public:
-  void u32(const std::string& k, uint32_t v) { key(k, 4), put(v); ++n_; }
-  void boolean(const std::string& k, bool v) { key(k, 7), put<uint8_t>(v); ++n_; }
-  void str(const std::string& k, const std::string& v) { key(k, 8), put_str(v); ++n_; }
+  void u32(const std::string& k, uint32_t v) {
+    key(k, 4), put(v);
+    ++n_;
+  }
+  void boolean(const std::string& k, bool v) {
+    key(k, 7), put<uint8_t>(v);
+    ++n_;
+  }
+  void str(const std::string& k, const std::string& v) {
+    key(k, 8), put_str(v);
+    ++n_;
+  }
   void strs(const std::string& k, const std::vector<std::string>& v) {
     key(k, 9), put<uint32_t>(8), put<uint64_t>(v.size());
     for (const auto& s : v) put_str(s);
@@ -90,7 +98,9 @@ class GGUFWriter {
 
  private:
   template <class T>
-  void put(T v) { body_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void put(T v) {
+    body_.append(reinterpret_cast<const char*>(&v), sizeof v);
+  }
   void put_str(const std::string& s) { put<uint64_t>(s.size()), body_ += s; }
   void key(const std::string& k, uint32_t type) { put_str(k), put(type); }
   std::string body_;
@@ -149,8 +159,8 @@ TEST(Tokenizer, Gpt2StyleKnownEncodings) {
   EXPECT_EQ(tok->encode("Hello, world!\n\n  x"), (Ids{40, 435, 79, 12, 977, 1, 199, 199, 221, 221, 88}));
   // [MASK] has lstrip (takes the two spaces); xyzzy is single_word (not matched inside "axyzzy").
   EXPECT_EQ(tok->encode("a  [MASK] b xyzzy axyzzy"), (Ids{65, 2000, 270, 221, 2001, 259, 88, 89, 90, 90, 89}));
-  EXPECT_EQ(tok->encode("Ünïcödé 日本 😀"), (Ids{128, 251, 78, 128, 108, 67, 128, 115, 68, 128, 103, 221, 163, 246,
-                                                99, 163, 251, 106, 221, 173, 254, 247, 223}));
+  EXPECT_EQ(tok->encode("Ünïcödé 日本 😀"), (Ids{128, 251, 78, 128, 108, 67,  128, 115, 68,  128, 103, 221,
+                                                163, 246, 99, 163, 251, 106, 221, 173, 254, 247, 223}));
   EXPECT_FALSE(tok->bos_id().has_value());
   EXPECT_FALSE(tok->adds_bos());
 }

@@ -39,8 +39,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
   const int nt = threads_for(work, 32.0 * 1024);
   const int64_t t_max = n_past + n;
   int64_t splits = 1;
-  if (nt > 1 && tasks < 4 * nt && t_max >= 512)
-    splits = std::min<int64_t>((4 * nt + tasks - 1) / tasks, t_max / 256);
+  if (nt > 1 && tasks < 4 * nt && t_max >= 512) splits = std::min<int64_t>((4 * nt + tasks - 1) / tasks, t_max / 256);
 
   auto task_geometry = [&](int64_t t, int64_t& i, int64_t& kvh, int64_t& g0, int64_t& gs) {
     i = t / (num_kv_heads * gparts);
@@ -86,8 +85,8 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
         for (int64_t g = 0; g < gs; ++g) pm[slot + g] = -INFINITY, pl[slot + g] = 0.0f;
         continue;
       }
-      k.attn(qp + i * q_stride + h0 * D, D, gs, kp + b * kv_stride + kvh * D, vp + b * kv_stride + kvh * D,
-             kv_stride, e - b, D, scale, po.data() + slot * D, D, pm.data() + slot, pl.data() + slot);
+      k.attn(qp + i * q_stride + h0 * D, D, gs, kp + b * kv_stride + kvh * D, vp + b * kv_stride + kvh * D, kv_stride,
+             e - b, D, scale, po.data() + slot * D, D, pm.data() + slot, pl.data() + slot);
     }
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tasks; ++t) {

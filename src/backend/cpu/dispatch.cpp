@@ -26,8 +26,8 @@ void init_from_env() {
   if (const char* env = std::getenv("SKV_CPU_ISA"); env && *env) {
     const Isa want = parse_isa(env);
     if (!isa_supported(want))
-      fail("SKV_CPU_ISA=", env, ": this CPU does not support ", isa_name(want), " (best available: ",
-           isa_name(detected_isa()), ")");
+      fail("SKV_CPU_ISA=", env, ": this CPU does not support ", isa_name(want),
+           " (best available: ", isa_name(detected_isa()), ")");
     isa = want;
   }
   g_active.store(table_for(isa), std::memory_order_release);
@@ -37,9 +37,12 @@ void init_from_env() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::Generic: return "generic";
-    case Isa::AVX2: return "avx2";
-    case Isa::AVX512: return "avx512";
+    case Isa::Generic:
+      return "generic";
+    case Isa::AVX2:
+      return "avx2";
+    case Isa::AVX512:
+      return "avx512";
   }
   return "?";
 }
@@ -48,7 +51,8 @@ bool isa_supported(Isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   switch (isa) {
-    case Isa::Generic: return true;
+    case Isa::Generic:
+      return true;
     case Isa::AVX2:
       return avx2_kernels() != nullptr && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
              __builtin_cpu_supports("f16c");

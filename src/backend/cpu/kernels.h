@@ -62,9 +62,8 @@ using ToFloatFn = void (*)(const void* src, float* dst, int64_t k);
 // o[g * o_stride + d] = sum_t exp(s_t - m[g]) v_t[d], where s_t = scale * q_g . k_t; the
 // caller divides by l (or merges several key ranges first). G <= kAttnMaxGroup, T >= 1.
 constexpr int64_t kAttnMaxGroup = 16;
-using AttnFn = void (*)(const float* q, int64_t q_stride, int64_t G, const float* k, const float* v,
-                        int64_t kv_stride, int64_t T, int64_t D, float scale, float* o, int64_t o_stride, float* m,
-                        float* l);
+using AttnFn = void (*)(const float* q, int64_t q_stride, int64_t G, const float* k, const float* v, int64_t kv_stride,
+                        int64_t T, int64_t D, float scale, float* o, int64_t o_stride, float* m, float* l);
 
 struct Kernels {
   Isa isa;
@@ -73,10 +72,10 @@ struct Kernels {
   FGemvFn gemv_f32, gemv_f16, gemv_bf16;
   ToFloatFn to_float_f16, to_float_bf16, to_float_q8_0, to_float_q4_0, to_float_q4_1;
   // Row helpers (n any >= 0).
-  float (*sum_squares)(const float* x, int64_t n);                             // sum x^2 (fp32 lanes)
+  float (*sum_squares)(const float* x, int64_t n);                                  // sum x^2 (fp32 lanes)
   void (*mul_scale)(const float* x, float s, const float* w, float* y, int64_t n);  // y = (x * s) * w
-  void (*add)(float* y, const float* x, int64_t n);                            // y += x
-  void (*silu_mul)(const float* g, const float* u, float* out, int64_t n);     // out = silu(g) * u
+  void (*add)(float* y, const float* x, int64_t n);                                 // y += x
+  void (*silu_mul)(const float* g, const float* u, float* out, int64_t n);          // out = silu(g) * u
   AttnFn attn;
 };
 

@@ -54,12 +54,18 @@ thread_local AlignedBuffer t_act;    // per caller: quantised activations
 
 ToFloatFn to_float_fn(const Kernels& k, DType t) {
   switch (t) {
-    case DType::F16: return k.to_float_f16;
-    case DType::BF16: return k.to_float_bf16;
-    case DType::Q8_0: return k.to_float_q8_0;
-    case DType::Q4_0: return k.to_float_q4_0;
-    case DType::Q4_1: return k.to_float_q4_1;
-    default: return nullptr;
+    case DType::F16:
+      return k.to_float_f16;
+    case DType::BF16:
+      return k.to_float_bf16;
+    case DType::Q8_0:
+      return k.to_float_q8_0;
+    case DType::Q4_0:
+      return k.to_float_q4_0;
+    case DType::Q4_1:
+      return k.to_float_q4_1;
+    default:
+      return nullptr;
   }
 }
 
@@ -144,8 +150,8 @@ int64_t panel_rows(int64_t in, int64_t out, int nt) {
 
 void sgemm_panel(const Problem& p, const float* wpanel, int64_t r0, int64_t rows) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(p.n), static_cast<int>(rows),
-              static_cast<int>(p.in), 1.0f, p.x, static_cast<int>(p.in), wpanel, static_cast<int>(p.in), 0.0f,
-              p.y + r0, static_cast<int>(p.ldy));
+              static_cast<int>(p.in), 1.0f, p.x, static_cast<int>(p.in), wpanel, static_cast<int>(p.in), 0.0f, p.y + r0,
+              static_cast<int>(p.ldy));
 }
 
 void run_gemm(const Problem& p) {

@@ -8,9 +8,19 @@ namespace skv::cpu {
 
 constexpr int QK = 32;  // elements per block for Q8_0 / Q4_0 / Q4_1
 
-struct BlockQ8_0 { uint16_t d; int8_t qs[QK]; };             // x = d * q
-struct BlockQ4_0 { uint16_t d; uint8_t qs[QK / 2]; };        // x = d * (q - 8)
-struct BlockQ4_1 { uint16_t d; uint16_t m; uint8_t qs[QK / 2]; };  // x = d * q + m
+struct BlockQ8_0 {
+  uint16_t d;
+  int8_t qs[QK];
+};  // x = d * q
+struct BlockQ4_0 {
+  uint16_t d;
+  uint8_t qs[QK / 2];
+};  // x = d * (q - 8)
+struct BlockQ4_1 {
+  uint16_t d;
+  uint16_t m;
+  uint8_t qs[QK / 2];
+};  // x = d * q + m
 // Nibble order (ggml): qs[j] low nibble is element j, high nibble is element j + 16.
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
 

@@ -10,7 +10,6 @@
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
-
 #include <math.h>
 
 #include "backend/cpu/kernels.h"
@@ -288,18 +287,25 @@ inline void frow(const typename L::T* w, const float* x, int64_t ldx, int64_t k,
 }
 
 template <class L>
-void gemv_f(const void* w, size_t w_stride, int64_t rows, const float* x, int64_t ldx, int64_t na, int64_t k,
-            float* y, int64_t ldy) {
+void gemv_f(const void* w, size_t w_stride, int64_t rows, const float* x, int64_t ldx, int64_t na, int64_t k, float* y,
+            int64_t ldy) {
   using T = typename L::T;
   for (int64_t r = 0; r < rows; ++r) {
     const T* wr = reinterpret_cast<const T*>(static_cast<const uint8_t*>(w) + r * w_stride);
     int64_t a = 0;
     for (; a + 4 <= na; a += 4) frow<L, 4>(wr, x + a * ldx, ldx, k, y + a * ldy + r, ldy);
     switch (na - a) {
-      case 3: frow<L, 3>(wr, x + a * ldx, ldx, k, y + a * ldy + r, ldy); break;
-      case 2: frow<L, 2>(wr, x + a * ldx, ldx, k, y + a * ldy + r, ldy); break;
-      case 1: frow<L, 1>(wr, x + a * ldx, ldx, k, y + a * ldy + r, ldy); break;
-      default: break;
+      case 3:
+        frow<L, 3>(wr, x + a * ldx, ldx, k, y + a * ldy + r, ldy);
+        break;
+      case 2:
+        frow<L, 2>(wr, x + a * ldx, ldx, k, y + a * ldy + r, ldy);
+        break;
+      case 1:
+        frow<L, 1>(wr, x + a * ldx, ldx, k, y + a * ldy + r, ldy);
+        break;
+      default:
+        break;
     }
   }
 }
@@ -327,7 +333,8 @@ inline void store_block(__m256i q, float d, float m, float* dst) {
 
 void to_float_q8_0(const void* src, float* dst, int64_t k) {
   const BlockQ8_0* b = static_cast<const BlockQ8_0*>(src);
-  for (int64_t i = 0; i < k / QK; ++i) store_block(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs)), h2f(b[i].d), 0.0f, dst + i * QK);
+  for (int64_t i = 0; i < k / QK; ++i)
+    store_block(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs)), h2f(b[i].d), 0.0f, dst + i * QK);
 }
 void to_float_q4_0(const void* src, float* dst, int64_t k) {
   const BlockQ4_0* b = static_cast<const BlockQ4_0*>(src);
@@ -486,30 +493,16 @@ void attn(const float* q, int64_t q_stride, int64_t G, const float* k, const flo
   for (int64_t t0 = 0; t0 < T; t0 += kTile) {
     const int64_t tn = T - t0 < kTile ? T - t0 : kTile;
     for (int64_t g = 0; g < G; ++g)
-      attn_tile(q + g * q_stride, k + t0 * kv_stride, v + t0 * kv_stride, kv_stride, tn, D, scale, s,
-                o + g * o_stride, m[g], l[g]);
+      attn_tile(q + g * q_stride, k + t0 * kv_stride, v + t0 * kv_stride, kv_stride, tn, D, scale, s, o + g * o_stride,
+                m[g], l[g]);
   }
 }
 
 const Kernels kAvx2 = {
-    Isa::AVX2,
-    quantize_q8a,
-    gemv_q<Q80>,
-    gemv_q<Q40>,
-    gemv_q<Q41>,
-    gemv_f<LF32>,
-    gemv_f<LF16>,
-    gemv_f<LBF16>,
-    to_float<LF16>,
-    to_float<LBF16>,
-    to_float_q8_0,
-    to_float_q4_0,
-    to_float_q4_1,
-    sum_squares,
-    mul_scale,
-    add,
-    silu_mul,
-    attn,
+    Isa::AVX2,     quantize_q8a,  gemv_q<Q80>,   gemv_q<Q40>,    gemv_q<Q41>,
+    gemv_f<LF32>,  gemv_f<LF16>,  gemv_f<LBF16>, to_float<LF16>, to_float<LBF16>,
+    to_float_q8_0, to_float_q4_0, to_float_q4_1, sum_squares,    mul_scale,
+    add,           silu_mul,      attn,
 };
 
 }  // namespace

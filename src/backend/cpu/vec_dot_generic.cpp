@@ -86,8 +86,8 @@ struct Bf16 {
 inline float load_f32(const Bf16* p, int64_t j) { return bf16_to_fp32(p[j].v); }
 
 template <class T>
-void gemv_f(const void* w, size_t w_stride, int64_t rows, const float* x, int64_t ldx, int64_t na, int64_t k,
-            float* y, int64_t ldy) {
+void gemv_f(const void* w, size_t w_stride, int64_t rows, const float* x, int64_t ldx, int64_t na, int64_t k, float* y,
+            int64_t ldy) {
   for (int64_t r = 0; r < rows; ++r) {
     const T* wr = reinterpret_cast<const T*>(static_cast<const uint8_t*>(w) + r * w_stride);
     for (int64_t a = 0; a < na; ++a) {
@@ -180,24 +180,11 @@ void attn(const float* q, int64_t q_stride, int64_t G, const float* k, const flo
 }
 
 const Kernels kGeneric = {
-    Isa::Generic,
-    quantize_q8a,
-    gemv_q<BlockQ8_0>,
-    gemv_q<BlockQ4_0>,
-    gemv_q<BlockQ4_1>,
-    gemv_f<float>,
-    gemv_f<uint16_t>,
-    gemv_f<Bf16>,
-    to_float_f16,
-    to_float_bf16,
-    to_float_q8_0,
-    to_float_q4_0,
-    to_float_q4_1,
-    sum_squares,
-    mul_scale,
-    add,
-    silu_mul,
-    attn,
+    Isa::Generic,      quantize_q8a,  gemv_q<BlockQ8_0>, gemv_q<BlockQ4_0>,
+    gemv_q<BlockQ4_1>, gemv_f<float>, gemv_f<uint16_t>,  gemv_f<Bf16>,
+    to_float_f16,      to_float_bf16, to_float_q8_0,     to_float_q4_0,
+    to_float_q4_1,     sum_squares,   mul_scale,         add,
+    silu_mul,          attn,
 };
 
 }  // namespace
