@@ -32,20 +32,8 @@ bool is_known_dtype(const std::string& s) {
   return std::any_of(std::begin(kAll), std::end(kAll), [&](const char* k) { return s == k; });
 }
 
-const char* dtype_tag(DType t) {
-  switch (t) {
-    case DType::F32:
-      return "F32";
-    case DType::F16:
-      return "F16";
-    case DType::BF16:
-      return "BF16";
-    case DType::I32:
-      return "I32";
-    default:
-      return nullptr;
-  }
-}
+// safetensors spells the plain dtypes as we do; quantised blocks have no safetensors tag.
+const char* dtype_tag(DType t) { return dtype_is_quantized(t) ? nullptr : dtype_name(t); }
 
 bool is_index(const json& j) { return j.is_number_unsigned(); }
 

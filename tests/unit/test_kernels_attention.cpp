@@ -12,22 +12,12 @@
 #include "backend/ops.h"
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernel_test_util.h"
 
 using namespace skv;
 using namespace skv::cpu;
 
 namespace {
-
-std::vector<Isa> isas() {
-  std::vector<Isa> v{Isa::Generic};
-  if (isa_supported(Isa::AVX2)) v.push_back(Isa::AVX2);
-  return v;
-}
-
-struct IsaRestore {
-  Isa saved = active_isa();
-  ~IsaRestore() { set_isa(saved); }
-};
 
 void fill(Tensor& t, std::mt19937& rng, float sd) {
   std::normal_distribution<float> nd(0.0f, sd);

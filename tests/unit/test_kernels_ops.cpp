@@ -13,22 +13,12 @@
 #include "backend/ops.h"
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernel_test_util.h"
 
 using namespace skv;
 using namespace skv::cpu;
 
 namespace {
-
-std::vector<Isa> isas() {
-  std::vector<Isa> v{Isa::Generic};
-  if (isa_supported(Isa::AVX2)) v.push_back(Isa::AVX2);
-  return v;
-}
-
-struct IsaRestore {
-  Isa saved = active_isa();
-  ~IsaRestore() { set_isa(saved); }
-};
 
 Tensor randn(std::vector<int64_t> shape, std::mt19937& rng, float sd = 1.0f) {
   Tensor t = Tensor::empty(DType::F32, std::move(shape));

@@ -1,0 +1,21 @@
+#pragma once
+// Shared by the kernel tests: every ISA this CPU can run, and a guard that restores the
+// dispatch choice a test changed.
+#include <vector>
+
+#include "backend/cpu/kernels.h"
+
+namespace skv::cpu {
+
+inline std::vector<Isa> isas() {
+  std::vector<Isa> v{Isa::Generic};
+  if (isa_supported(Isa::AVX2)) v.push_back(Isa::AVX2);
+  return v;
+}
+
+struct IsaRestore {
+  Isa saved = active_isa();
+  ~IsaRestore() { set_isa(saved); }
+};
+
+}  // namespace skv::cpu
