@@ -197,4 +197,12 @@ void softmax_rows(Tensor& x) {
 void set_num_threads(int n) { cpu::set_num_threads(n); }
 int num_threads() { return cpu::num_threads(); }
 
+Tensor to_dtype(const Tensor& t, DType to) {
+  check_tensor("to_dtype", "t", t);
+  if (to != DType::F32 && to != DType::F16 && to != DType::BF16)
+    fail("to_dtype: target dtype must be F32, F16 or BF16, got ", dtype_name(to));
+  if (t.dtype == DType::I32) fail("to_dtype: cannot convert an I32 tensor to ", dtype_name(to));
+  return cpu::to_dtype(t, to);
+}
+
 }  // namespace skv::ops

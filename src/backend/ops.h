@@ -52,6 +52,10 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
 void log_softmax_rows(Tensor& x);
 void softmax_rows(Tensor& x);
 
+// A new tensor holding t's values in dtype `to` (F32, F16 or BF16; round to nearest even).
+// t may be any float or quantised dtype. Used by checkpoint conversion, not in the hot path.
+Tensor to_dtype(const Tensor& t, DType to);
+
 // Threads used by CPU kernels (OpenMP + the GEMM library). 0 = all cores.
 void set_num_threads(int n);
 int num_threads();

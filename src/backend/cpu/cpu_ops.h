@@ -39,5 +39,7 @@ void softmax_rows(Tensor& x);
 // The elements of an F32 / F16 / BF16 / quantised tensor as floats (norm weights, biases): F32
 // is returned in place, anything else is converted into `buf`.
 const float* as_f32(const Tensor& t, std::vector<float>& buf);
+// Row-by-row conversion of any dtype to F32 / F16 / BF16 (convert.cpp).
+Tensor to_dtype(const Tensor& t, DType to);
 
 }  // namespace skv::cpu

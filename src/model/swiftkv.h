@@ -1,0 +1,47 @@
+#pragma once
+// SwiftKV (SWIFTKV.md §1-2): which layers own K/V and where they live in the cache, and the
+// conversion of a base model into a SwiftKV model.
+#include <cstdint>
+#include <string>
+
+#include "io/config.h"
+#include "io/model_files.h"
+
+namespace skv {
+
+// The K/V wiring of one path through a model. The teacher path (a plain model, or a SwiftKV
+// checkpoint run with --no-swiftkv) has first_skip == num_layers: every layer owns its K/V.
+struct KVLayout {
+  int64_t num_layers = 0;
+  int64_t first_skip = 0;  // M: layers >= M take K/V from norm_swiftkv(x_M)
+  int64_t group = 1;       // G: AcrossKV group size
+
+  static KVLayout teacher(const ModelConfig& c) { return {c.num_layers, c.num_layers, 1}; }
+  static KVLayout swiftkv(const ModelConfig& c) { return {c.num_layers, c.num_key_value_layers, c.key_value_group_size}; }
+
+  bool active() const { return first_skip < num_layers; }
+  int64_t cache_layers() const { return first_skip + (num_layers - first_skip) / group; }
+  int64_t cache_index(int64_t layer) const {
+    return layer < first_skip ? layer : first_skip + (layer - first_skip) / group;
+  }
+  bool is_leader(int64_t layer) const { return layer >= first_skip && (layer - first_skip) % group == 0; }
+};
+
+// M for "skip a fraction F of the layers": M = L - round(F * L) (50% of 32 layers -> M = 16,
+// 25% -> M = 24). Throws unless 0 < F < 1 and 1 <= M < L.
+int64_t num_key_value_layers_for_fraction(int64_t num_layers, double fraction);
+
+// Throws a message naming the bad setting unless 1 <= M < L, G >= 1 and (L - M) % G == 0.
+void check_swiftkv_settings(int64_t num_layers, int64_t num_key_value_layers, int64_t group_size);
+
+// Turns a base (non-SwiftKV) model into a SwiftKV model in memory, initialised as SWIFTKV.md §2
+// says: norm_swiftkv = layer M's input_layernorm, q_proj_swiftkv = q_proj (views, no copy),
+// each group leader's k/v_proj_swiftkv (and biases) = the mean of its group's k/v_proj (a view
+// when G == 1, an F32 tensor otherwise). Sets architecture llama_swiftkv, swiftkv = true, M, G.
+void add_swiftkv_tensors(ModelFiles& files, int64_t num_key_value_layers, int64_t group_size);
+
+// Hugging Face names of the SwiftKV tensors.
+std::string swiftkv_norm_name();
+std::string swiftkv_tensor_name(int64_t layer, const char* proj, const char* kind);  // proj: q|k|v, kind: weight|bias
+
+}  // namespace skv
