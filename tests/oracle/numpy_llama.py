@@ -10,6 +10,16 @@ Needs only numpy and safetensors (no torch), so CI can use it.
 
 Row t of the result is log p(. | ids[0..t]), i.e. the distribution of the token at position t+1.
 The whole sequence is processed at once (no KV cache) with a causal mask.
+
+SwiftKV checkpoints (`model_type: "llama_swiftkv"` or architectures ["LlamaSwiftKVForCausalLM"];
+docs: /work/shared/SWIFTKV.md section 1) are supported too: with M = `num_key_value_layers` and
+G = `key_value_group_size`, layers j >= M take K/V from h = RMSNorm(x_M; model.norm_swiftkv.weight)
+through the `k/v_proj_swiftkv` of their group leader g = M + G*floor((j-M)/G), and Q from their own
+input norm through `q_proj_swiftkv`. `swiftkv=None` follows the config's `swiftkv` flag; False
+runs the teacher (plain Llama with every layer's original q/k/v_proj) of the same checkpoint:
+
+    lp_student = forward_logprobs(d, ids)                 # config says "swiftkv": true
+    lp_teacher = forward_logprobs(d, ids, swiftkv=False)
 """
 from __future__ import annotations
 
@@ -41,6 +51,16 @@ class Config:
     rope_theta: float
     rope_scaling: dict = field(default_factory=dict)  # {"rope_type": "default"|"linear"|"llama3", ...}
     tie_word_embeddings: bool = False
+    # SwiftKV (only for llama_swiftkv checkpoints; defaults as in the reference LlamaSwiftKVConfig)
+    is_swiftkv_model: bool = False
+    swiftkv: bool = False  # the config's flag: run the SwiftKV path by default
+    num_key_value_layers: int = 0  # M; = num_layers when absent
+    key_value_group_size: int = 1  # G
+
+    def swiftkv_group_leader(self, layer: int) -> int:
+        """The layer whose k/v_proj_swiftkv produce the K/V of `layer` (>= M)."""
+        m, g = self.num_key_value_layers, self.key_value_group_size
+        return m + g * ((layer - m) // g)
 
 
 def load_config(model_dir: str) -> Config:
@@ -69,12 +89,22 @@ def load_config(model_dir: str) -> Config:
     if rtype not in ("default", "linear", "llama3"):
         raise ValueError(f"{model_dir}: unsupported rope type {rtype!r}")
 
+    layers = int(c["num_hidden_layers"])
+    is_swiftkv = c.get("model_type") == "llama_swiftkv" or "LlamaSwiftKVForCausalLM" in archs
+    m = c.get("num_key_value_layers") if is_swiftkv else None
+    m = layers if m is None else int(m)
+    group = c.get("key_value_group_size") if is_swiftkv else None
+    group = 1 if group is None else int(group)
+    if not (0 <= m <= layers and group >= 1 and (layers - m) % group == 0):
+        raise ValueError(f"{model_dir}: bad SwiftKV layout: {layers} layers, num_key_value_layers {m}, "
+                         f"key_value_group_size {group}")
+
     return Config(
         architecture=arch,
         vocab_size=int(c["vocab_size"]),
         hidden_size=hidden,
         intermediate_size=int(c["intermediate_size"]),
-        num_layers=int(c["num_hidden_layers"]),
+        num_layers=layers,
         num_heads=heads,
         num_kv_heads=kv,
         head_dim=head_dim,
@@ -82,6 +112,10 @@ def load_config(model_dir: str) -> Config:
         rope_theta=theta,
         rope_scaling=scaling,
         tie_word_embeddings=bool(c.get("tie_word_embeddings", False)),
+        is_swiftkv_model=is_swiftkv,
+        swiftkv=is_swiftkv and bool(c.get("swiftkv", False)),
+        num_key_value_layers=m,
+        key_value_group_size=group,
     )
 
 
@@ -168,14 +202,39 @@ def _linear(x, w, b=None):
     return y if b is None else y + b
 
 
-def forward_logits(model_dir: str, ids, cfg: Config | None = None, weights: dict | None = None) -> np.ndarray:
-    """[T, vocab] float64 logits for token ids `ids` starting at position 0."""
+def _attention(q, k, v, cos, sin, mask, cfg: Config) -> np.ndarray:
+    """Causal multi-head attention with RoPE: q [T, H*D], k/v [T, KV*D] -> [T, H*D]."""
+    T = q.shape[0]
+    H, KV, D = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    q = q.reshape(T, H, D).transpose(1, 0, 2)  # [H, T, D]
+    k = k.reshape(T, KV, D).transpose(1, 0, 2)  # [KV, T, D]
+    v = v.reshape(T, KV, D).transpose(1, 0, 2)
+    q = q * cos + _rotate_half(q) * sin
+    k = k * cos + _rotate_half(k) * sin
+    k = np.repeat(k, H // KV, axis=0)  # query head j uses kv head j // (H / KV)
+    v = np.repeat(v, H // KV, axis=0)
+    s = q @ k.transpose(0, 2, 1) / math.sqrt(D) + mask  # [H, T, T]
+    s = s - s.max(axis=-1, keepdims=True)
+    pr = np.exp(s)
+    pr /= pr.sum(axis=-1, keepdims=True)
+    return (pr @ v).transpose(1, 0, 2).reshape(T, H * D)
+
+
+def forward_logits(model_dir: str, ids, cfg: Config | None = None, weights: dict | None = None,
+                   swiftkv: bool | None = None) -> np.ndarray:
+    """[T, vocab] float64 logits for token ids `ids` starting at position 0.
+
+    swiftkv: None = as the config's `swiftkv` flag says; True = the SwiftKV path (SwiftKV
+    checkpoints only); False = the teacher path (every layer's own q/k/v_proj)."""
     cfg = cfg or load_config(model_dir)
     W = weights if weights is not None else load_weights(model_dir)
+    if swiftkv is None:
+        swiftkv = cfg.swiftkv
+    if swiftkv and not cfg.is_swiftkv_model:
+        raise ValueError(f"{model_dir}: swiftkv=True needs a llama_swiftkv checkpoint")
+    M = cfg.num_key_value_layers if swiftkv else cfg.num_layers
     ids = np.asarray(list(ids), dtype=np.int64)
     T = len(ids)
-    H, KV, D = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
-    group = H // KV
 
     pos = np.arange(T, dtype=np.float64)
     ang = np.outer(pos, rope_inv_freq(cfg))  # [T, D/2]
@@ -184,25 +243,23 @@ def forward_logits(model_dir: str, ids, cfg: Config | None = None, weights: dict
     mask = np.triu(np.full((T, T), -np.inf), k=1)
 
     x = W["model.embed_tokens.weight"][ids]  # [T, hidden]
+    h_kv = None  # SwiftKV: RMSNorm_swiftkv(x_M), the K/V source of every layer >= M
     for i in range(cfg.num_layers):
         p = f"model.layers.{i}."
-        h = _rms_norm(x, W[p + "input_layernorm.weight"], cfg.rms_norm_eps)
         a = p + "self_attn."
-        q = _linear(h, W[a + "q_proj.weight"], W.get(a + "q_proj.bias"))
-        k = _linear(h, W[a + "k_proj.weight"], W.get(a + "k_proj.bias"))
-        v = _linear(h, W[a + "v_proj.weight"], W.get(a + "v_proj.bias"))
-        q = q.reshape(T, H, D).transpose(1, 0, 2)  # [H, T, D]
-        k = k.reshape(T, KV, D).transpose(1, 0, 2)  # [KV, T, D]
-        v = v.reshape(T, KV, D).transpose(1, 0, 2)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
-        k = np.repeat(k, group, axis=0)  # query head j uses kv head j // group
-        v = np.repeat(v, group, axis=0)
-        s = q @ k.transpose(0, 2, 1) / math.sqrt(D) + mask  # [H, T, T]
-        s = s - s.max(axis=-1, keepdims=True)
-        pr = np.exp(s)
-        pr /= pr.sum(axis=-1, keepdims=True)
-        o = (pr @ v).transpose(1, 0, 2).reshape(T, H * D)
+        h = _rms_norm(x, W[p + "input_layernorm.weight"], cfg.rms_norm_eps)
+        if i < M:
+            q = _linear(h, W[a + "q_proj.weight"], W.get(a + "q_proj.bias"))
+            k = _linear(h, W[a + "k_proj.weight"], W.get(a + "k_proj.bias"))
+            v = _linear(h, W[a + "v_proj.weight"], W.get(a + "v_proj.bias"))
+        else:
+            if i == M:
+                h_kv = _rms_norm(x, W["model.norm_swiftkv.weight"], cfg.rms_norm_eps)
+            lead = f"model.layers.{cfg.swiftkv_group_leader(i)}.self_attn."
+            q = _linear(h, W[a + "q_proj_swiftkv.weight"], W.get(a + "q_proj_swiftkv.bias"))
+            k = _linear(h_kv, W[lead + "k_proj_swiftkv.weight"], W.get(lead + "k_proj_swiftkv.bias"))
+            v = _linear(h_kv, W[lead + "v_proj_swiftkv.weight"], W.get(lead + "v_proj_swiftkv.bias"))
+        o = _attention(q, k, v, cos, sin, mask, cfg)
         x = x + _linear(o, W[a + "o_proj.weight"], W.get(a + "o_proj.bias"))
 
         h = _rms_norm(x, W[p + "post_attention_layernorm.weight"], cfg.rms_norm_eps)
@@ -224,14 +281,16 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def forward_logprobs(model_dir: str, ids, cfg: Config | None = None, weights: dict | None = None) -> np.ndarray:
+def forward_logprobs(model_dir: str, ids, cfg: Config | None = None, weights: dict | None = None,
+                     swiftkv: bool | None = None) -> np.ndarray:
     """[T, vocab] float64 log-probs; row t is the distribution of the token after ids[t]."""
-    return log_softmax(forward_logits(model_dir, ids, cfg, weights))
+    return log_softmax(forward_logits(model_dir, ids, cfg, weights, swiftkv))
 
 
-def token_logprobs(model_dir: str, ids, cfg: Config | None = None, weights: dict | None = None) -> list:
+def token_logprobs(model_dir: str, ids, cfg: Config | None = None, weights: dict | None = None,
+                   swiftkv: bool | None = None) -> list:
     """[None, log p(ids[1] | ids[:1]), ..., log p(ids[T-1] | ids[:T-1])]."""
-    lp = forward_logprobs(model_dir, ids, cfg, weights)
+    lp = forward_logprobs(model_dir, ids, cfg, weights, swiftkv)
     ids = list(ids)
     return [None] + [float(lp[t, ids[t + 1]]) for t in range(len(ids) - 1)]
 
