@@ -1,6 +1,7 @@
 #include "cli/args.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 
 #include "core/error.h"
@@ -93,6 +94,25 @@ std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what
     pos = comma + 1;
   }
   return ids;
+}
+
+std::vector<double> parse_real_list(const std::string& s, const std::string& what) {
+  std::vector<double> out;
+  if (s.empty()) fail(what, " is empty");
+  size_t pos = 0;
+  while (true) {
+    const size_t comma = s.find(',', pos);
+    const std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
+      fail(what, ": '", item, "' is not a number (expected a comma-separated list)");
+    out.push_back(v);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
 }
 
 }  // namespace skv::cli

@@ -35,5 +35,7 @@ class Args {
 
 // "1,2,3" -> {1,2,3}; throws naming `what` on anything that is not a comma-separated list of ints.
 std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what);
+// "0.25,0.5" -> {0.25, 0.5}; throws naming `what` on an item that is not a finite number.
+std::vector<double> parse_real_list(const std::string& s, const std::string& what);
 
 }  // namespace skv::cli

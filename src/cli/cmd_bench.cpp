@@ -1,76 +1,86 @@
 #include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "backend/ops.h"
+#include "cli/bench_swiftkv.h"
+#include "cli/bench_util.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/error.h"
 
 namespace skv::cli {
-namespace {
 
-struct Stat {
-  double mean = 0, sd = 0;
-};
+static const char* kBenchHelp =
+    R"(usage: swiftkv bench --model PATH [-p 512] [-n 128] [-r 5] [-t N] [-b 512] [--json] [--no-swiftkv]
+       swiftkv bench --model PATH --swiftkv-compare [--swiftkv-fractions 0.25,0.5] [--key-value-group-size G]
+                     [-p 512,1024,2048] [-n 64] [-r 3] [-t N] [-b 512] [--json]
 
-Stat stats(const std::vector<double>& v) {
-  Stat s;
-  for (double x : v) s.mean += x;
-  s.mean /= v.size();
-  for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
-  s.sd = v.size() > 1 ? std::sqrt(s.sd / (v.size() - 1)) : 0;
-  return s;
-}
+llama-bench semantics: ppN = one prompt of N tokens from an empty cache, tgN = N tokens decoded
+one at a time from an empty cache; each repeated -r times after a warm-up. -p and -n take lists.
 
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+--swiftkv-compare runs the same prompts through the baseline (the teacher path of the same
+weights) and SwiftKV variants, interleaved: for a base model, one variant per fraction of layers
+skipped (converted in memory as `swiftkv convert` does, default 0.25,0.5); for a SwiftKV
+checkpoint, its own SwiftKV path. Per prompt length it prints the executed prefill FLOPs, the
+FLOP ratio (the speed-up limit), the measured prefill time and speed-up, and the decode speed
+of -n tokens generated after that prompt.
+)";
 
-}  // namespace
-
-// llama-bench semantics: pp = one batch of N prompt tokens from an empty cache; tg = N tokens
-// decoded one at a time from an empty cache; each repeated -r times after one warm-up run.
 int cmd_bench(int argc, char** argv) {
-  Args args(argc, argv, join({kModelFlags, {"--n-prompt", "--n-gen", "--repetitions"}}), {"--help", "--json"},
-            {{"-m", "--model"},
-             {"-t", "--threads"},
-             {"-p", "--n-prompt"},
-             {"-n", "--n-gen"},
-             {"-r", "--repetitions"},
-             {"-b", "--batch-size"}});
+  Args args(
+      argc, argv,
+      join({kModelFlags, {"--n-prompt", "--n-gen", "--repetitions", "--swiftkv-fractions", "--key-value-group-size"}}),
+      join({kModelBoolFlags, {"--help", "--json", "--swiftkv-compare"}}),
+      {{"-m", "--model"},
+       {"-t", "--threads"},
+       {"-p", "--n-prompt"},
+       {"-n", "--n-gen"},
+       {"-r", "--repetitions"},
+       {"-b", "--batch-size"},
+       {"--swiftkv-fraction", "--swiftkv-fractions"}});
   if (args.flag("--help")) {
-    std::puts("usage: swiftkv bench --model PATH [-p 512] [-n 128] [-r 5] [-t N] [-b 512] [--json]");
+    std::fputs(kBenchHelp, stdout);
     return 0;
   }
-  const int64_t n_prompt = args.integer("--n-prompt", 512), n_gen = args.integer("--n-gen", 128);
+  if (args.flag("--swiftkv-compare")) {
+    if (args.flag("--no-swiftkv")) fail("--no-swiftkv and --swiftkv-compare exclude each other");
+    return bench_swiftkv_compare(args);
+  }
+  if (args.has("--swiftkv-fractions") || args.has("--key-value-group-size"))
+    fail("--swiftkv-fractions and --key-value-group-size need --swiftkv-compare");
+  auto lengths = [&](const char* flag, const char* def) {
+    std::vector<int64_t> v;
+    for (int32_t x : parse_id_list(args.str(flag, def), flag)) v.push_back(x);
+    return v;
+  };
+  const std::vector<int64_t> prompts = lengths("--n-prompt", "512"), gens = lengths("--n-gen", "128");
   const int64_t reps = args.integer("--repetitions", 5);
-  if (n_prompt < 0 || n_gen < 0 || reps < 1) fail("-p and -n must be >= 0 and -r >= 1");
+  if (reps < 1) fail("-r must be >= 1");
   LoadedModel m = load_model(args, false);
   LlamaModel& model = *m.model;
   const int64_t vocab = model.config().vocab_size;
-  std::mt19937 rng(42);
-  std::vector<int32_t> ids(std::max<int64_t>(n_prompt, 1));
-  for (auto& id : ids) id = static_cast<int32_t>(rng() % vocab);
-  KVCache cache(model.config(), std::max<int64_t>(n_prompt, n_gen) + 1);
+  const int64_t longest =
+      std::max(*std::max_element(prompts.begin(), prompts.end()), *std::max_element(gens.begin(), gens.end()));
+  const std::vector<int32_t> ids = random_prompt(longest, vocab);
+  KVCache cache = model.make_cache(longest + 1);
 
-  auto run_pp = [&] {
-    double t0 = now();
+  auto run_pp = [&](int64_t n_prompt) {
+    double t0 = now_seconds();
     for (int64_t s = 0; s < n_prompt; s += m.batch_size)
       model.forward(cache, ids.data() + s, std::min<int64_t>(m.batch_size, n_prompt - s), s, Logits::Last);
-    return n_prompt / (now() - t0);
+    return n_prompt / (now_seconds() - t0);
   };
-  auto run_tg = [&] {
+  auto run_tg = [&](int64_t n_gen) {
     int32_t tok = ids[0];
-    double t0 = now();
+    double t0 = now_seconds();
     for (int64_t i = 0; i < n_gen; ++i) {
       Tensor logits = model.forward(cache, &tok, 1, i, Logits::Last);
       tok = static_cast<int32_t>(std::max_element(logits.as<float>(), logits.as<float>() + vocab) - logits.as<float>());
     }
-    return n_gen / (now() - t0);
+    return n_gen / (now_seconds() - t0);
   };
 
   nlohmann::json results = nlohmann::json::array();
@@ -82,19 +92,18 @@ int cmd_bench(int argc, char** argv) {
                 std::string(12, '-').c_str(), std::string(9, '-').c_str(), std::string(9, '-').c_str(),
                 std::string(8, '-').c_str(), std::string(20, '-').c_str());
   }
-  std::string name = model.files().path;
-  if (auto slash = name.find_last_of('/'); slash != std::string::npos && slash + 1 < name.size())
-    name = name.substr(slash + 1);
+  std::string name = base_name(model.files().path);
   if (name.size() > 28) name = name.substr(0, 28);
-  for (int which = 0; which < 2; ++which) {
-    const int64_t n = which == 0 ? n_prompt : n_gen;
-    if (n == 0) continue;
-    auto run = which == 0 ? std::function<double()>(run_pp) : std::function<double()>(run_tg);
+  std::vector<std::pair<std::string, std::function<double()>>> tests;
+  for (int64_t p : prompts)
+    if (p > 0) tests.emplace_back("pp" + std::to_string(p), [&run_pp, p] { return run_pp(p); });
+  for (int64_t g : gens)
+    if (g > 0) tests.emplace_back("tg" + std::to_string(g), [&run_tg, g] { return run_tg(g); });
+  for (const auto& [test, run] : tests) {
     run();  // warm-up
     std::vector<double> samples;
     for (int64_t r = 0; r < reps; ++r) samples.push_back(run());
     Stat s = stats(samples);
-    const std::string test = (which == 0 ? "pp" : "tg") + std::to_string(n);
     if (args.flag("--json")) {
       results.push_back({{"test", test},
                          {"tokens_per_second", s.mean},

@@ -11,7 +11,8 @@
 
 namespace skv::cli {
 
-static const char* kChatHelp = R"(usage: swiftkv chat --model PATH [--system TEXT] [sampling flags] [-t N] [-c N]
+static const char* kChatHelp =
+    R"(usage: swiftkv chat --model PATH [--system TEXT] [sampling flags] [-t N] [-c N] [--no-swiftkv]
 
 Reads one user message per line from standard input and streams the reply.
 Type /reset to start over, /exit (or end of input) to quit. The conversation is rendered with
@@ -19,8 +20,8 @@ the model's own chat template; its KV cache is reused from turn to turn.
 )";
 
 int cmd_chat(int argc, char** argv) {
-  Args args(argc, argv, join({kModelFlags, kSamplingFlags, {"--system"}}), join({kSamplingBoolFlags, {"--help"}}),
-            kAliases);
+  Args args(argc, argv, join({kModelFlags, kSamplingFlags, {"--system"}}),
+            join({kSamplingBoolFlags, kModelBoolFlags, {"--help"}}), kAliases);
   if (args.flag("--help")) {
     std::fputs(kChatHelp, stdout);
     return 0;

@@ -23,12 +23,13 @@ static const char* kGenerateHelp = R"(usage: swiftkv generate --model PATH (--pr
   -t, --threads N           CPU threads (default: all cores)
   -c, --ctx-size N          context size (default min(4096, model max))
   -b, --batch-size N        prompt tokens per forward pass (default 512)
+      --no-swiftkv          run a SwiftKV checkpoint's teacher path (every layer computes its K/V)
       --json                print one JSON object {token_ids, text, finish_reason, usage, timings}
 )";
 
 int cmd_generate(int argc, char** argv) {
   Args args(argc, argv, join({kModelFlags, kSamplingFlags, {"--prompt", "--token-ids"}}),
-            join({kSamplingBoolFlags, {"--json", "--help", "--chat-template"}}), kAliases);
+            join({kSamplingBoolFlags, kModelBoolFlags, {"--json", "--help", "--chat-template"}}), kAliases);
   if (args.flag("--help")) {
     std::fputs(kGenerateHelp, stdout);
     return 0;
@@ -69,7 +70,9 @@ int cmd_generate(int argc, char** argv) {
     j["finish_reason"] = r.finish_reason;
     j["prompt_token_ids"] = prompt;
     j["usage"] = {{"prompt_tokens", r.prompt_tokens}, {"completion_tokens", r.tokens.size()}};
-    j["timings"] = {{"prefill_seconds", r.prefill_seconds}, {"decode_seconds", r.decode_seconds}};
+    j["timings"] = {{"prefill_seconds", r.prefill_seconds},
+                    {"decode_seconds", r.decode_seconds},
+                    {"prefill_gflops", r.prefill_flops / 1e9}};
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     std::fputc('\n', stdout);

@@ -10,15 +10,18 @@
 namespace skv::cli {
 
 int cmd_info(int argc, char** argv) {
-  Args args(argc, argv, {"--model"}, {"--help", "--json"}, kAliases);
+  Args args(argc, argv, {"--model"}, join({kModelBoolFlags, {"--help", "--json"}}), kAliases);
   if (args.flag("--help")) {
-    std::puts("usage: swiftkv info --model PATH [--json]");
+    std::puts(
+        "usage: swiftkv info --model PATH [--json] [--no-swiftkv]\n"
+        "weights and parameters count what the chosen path loads (SwiftKV drops the later layers' teacher q/k/v)");
     return 0;
   }
-  auto model = LlamaModel::load(args.required("--model"));
+  auto model = LlamaModel::load(args.required("--model"), ModelOptions{.swiftkv = !args.flag("--no-swiftkv")});
   const ModelConfig& c = model->config();
+  const KVLayout teacher = KVLayout::teacher(c);
   std::map<std::string, std::pair<int64_t, size_t>> by_dtype;  // tensors, bytes
-  for (const auto& [name, t] : model->files().tensors) {
+  for (const auto& [name, t] : model->tensors_in_use()) {
     auto& e = by_dtype[dtype_name(t.dtype)];
     e.first += 1;
     e.second += t.nbytes();
@@ -41,8 +44,18 @@ int cmd_info(int argc, char** argv) {
       {"attention_bias", c.attention_bias},
       {"parameters", model->parameter_count()},
       {"weight_bytes", model->weight_bytes()},
-      {"kv_cache_bytes_per_token", KVCache::bytes_per_token(c)},
+      {"kv_cache_bytes_per_token", model->kv_bytes_per_token()},
+      {"kv_cache_bytes_per_token_teacher", LlamaModel::kv_bytes_per_token(c, teacher)},
+      {"inference_path", model->swiftkv_active() ? "swiftkv" : "teacher"},
   };
+  if (c.architecture == "llama_swiftkv") {
+    const KVLayout skv = KVLayout::swiftkv(c);
+    j["kv_cache_bytes_per_token_swiftkv"] = LlamaModel::kv_bytes_per_token(c, skv);
+    j["swiftkv"] = {{"enabled_in_config", c.swiftkv},
+                    {"num_key_value_layers", skv.first_skip},
+                    {"key_value_group_size", skv.group},
+                    {"kv_cache_layers", skv.cache_layers()}};
+  }
   for (const auto& [dt, e] : by_dtype) j["dtypes"][dt] = {{"tensors", e.first}, {"bytes", e.second}};
   if (args.flag("--json")) {
     std::cout << j.dump(2) << "\n";
@@ -60,7 +73,20 @@ int cmd_info(int argc, char** argv) {
   std::printf("weights:       %.1f MiB\n", model->weight_bytes() / 1048576.0);
   for (const auto& [dt, e] : by_dtype)
     std::printf("  %-6s       %lld tensors, %.1f MiB\n", dt.c_str(), (long long)e.first, e.second / 1048576.0);
-  std::printf("KV cache:      %.1f KiB per token (F32)\n", KVCache::bytes_per_token(c) / 1024.0);
+  if (c.architecture == "llama_swiftkv") {
+    const KVLayout skv = KVLayout::swiftkv(c);
+    std::printf("SwiftKV:       num_key_value_layers %lld, group %lld, %s; running the %s path\n",
+                (long long)skv.first_skip, (long long)skv.group, c.swiftkv ? "enabled" : "disabled in config",
+                model->swiftkv_active() ? "SwiftKV" : "teacher");
+    std::printf(
+        "KV cache:      %.1f KiB per token (F32): SwiftKV path %lld layers %.1f KiB, teacher path %lld layers "
+        "%.1f KiB\n",
+        model->kv_bytes_per_token() / 1024.0, (long long)skv.cache_layers(),
+        LlamaModel::kv_bytes_per_token(c, skv) / 1024.0, (long long)teacher.cache_layers(),
+        LlamaModel::kv_bytes_per_token(c, teacher) / 1024.0);
+  } else {
+    std::printf("KV cache:      %.1f KiB per token (F32)\n", model->kv_bytes_per_token() / 1024.0);
+  }
   return 0;
 }
 

@@ -10,10 +10,11 @@
 namespace skv::cli {
 
 int cmd_score(int argc, char** argv) {
-  Args args(argc, argv, join({kModelFlags, {"--token-ids", "--prompt"}}), {"--help"}, kAliases);
+  Args args(argc, argv, join({kModelFlags, {"--token-ids", "--prompt"}}), join({kModelBoolFlags, {"--help"}}),
+            kAliases);
   if (args.flag("--help")) {
     std::puts(
-        "usage: swiftkv score --model PATH (--token-ids 1,2,3 | --prompt TEXT) [-t N] [-c N] [-b N]\n"
+        "usage: swiftkv score --model PATH (--token-ids 1,2,3 | --prompt TEXT) [-t N] [-c N] [-b N] [--no-swiftkv]\n"
         "prints {\"token_logprobs\": [null, lp1, ...]}: ln p(token_i | tokens_<i), every position\n"
         "run through every layer");
     return 0;

@@ -1,6 +1,7 @@
 #include "cli/common.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "backend/ops.h"
 #include "core/error.h"
@@ -8,6 +9,7 @@
 namespace skv::cli {
 
 const std::set<std::string> kModelFlags = {"--model", "--threads", "--ctx-size", "--batch-size"};
+const std::set<std::string> kModelBoolFlags = {"--no-swiftkv"};
 const std::set<std::string> kSamplingFlags = {"--temperature",
                                               "--top-k",
                                               "--top-p",
@@ -34,13 +36,33 @@ std::set<std::string> join(std::initializer_list<std::set<std::string>> sets) {
   return out;
 }
 
+void log_swiftkv_path(const LlamaModel& model) {
+  const ModelConfig& c = model.config();
+  if (c.architecture != "llama_swiftkv") return;
+  const KVLayout skv = KVLayout::swiftkv(c), teacher = KVLayout::teacher(c);
+  const double skv_kib = LlamaModel::kv_bytes_per_token(c, skv) / 1024.0;
+  const double teacher_kib = LlamaModel::kv_bytes_per_token(c, teacher) / 1024.0;
+  if (model.swiftkv_active()) {
+    std::fprintf(stderr,
+                 "swiftkv: SwiftKV path (num_key_value_layers %lld of %lld, group %lld): KV cache %lld layers, "
+                 "%.1f KiB/token (teacher path %.1f KiB/token)\n",
+                 (long long)skv.first_skip, (long long)c.num_layers, (long long)skv.group,
+                 (long long)skv.cache_layers(), skv_kib, teacher_kib);
+  } else {
+    std::fprintf(
+        stderr, "swiftkv: teacher path (%s): KV cache %lld layers, %.1f KiB/token (SwiftKV path %.1f KiB/token)\n",
+        c.swiftkv ? "--no-swiftkv" : "config swiftkv = false", (long long)teacher.cache_layers(), teacher_kib, skv_kib);
+  }
+}
+
 LoadedModel load_model(const Args& args, bool need_tokenizer) {
   LoadedModel m;
   m.threads = static_cast<int>(args.integer("--threads", 0));
   if (m.threads < 0) fail("--threads must be >= 0 (0 = all cores), got ", m.threads);
   ops::set_num_threads(m.threads);
   const std::string path = args.required("--model");
-  m.model = LlamaModel::load(path);
+  m.model = LlamaModel::load(path, ModelOptions{.swiftkv = !args.flag("--no-swiftkv")});
+  log_swiftkv_path(*m.model);
   try {
     m.tokenizer = Tokenizer::from_path(path);
   } catch (const Error& e) {

@@ -13,6 +13,8 @@ namespace skv::cli {
 
 // --model, -t/--threads, -c/--ctx-size (--max-model-len), -b/--batch-size
 extern const std::set<std::string> kModelFlags;
+// --no-swiftkv: run a SwiftKV checkpoint's teacher path (every layer computes its own K/V)
+extern const std::set<std::string> kModelBoolFlags;
 // --temperature/--temp, --top-k, --top-p, --min-p (llama.cpp defaults 0.8 / 40 / 0.95 / 0.05), --seed, penalties,
 // --max-tokens/-n,
 // --stop, --stop-token-ids, --logit-bias; bool: --ignore-eos
@@ -30,9 +32,12 @@ struct LoadedModel {
   int threads = 0;
 };
 
-// Applies --threads, loads the model, the tokenizer (required if need_tokenizer) and sizes the
-// context (--ctx-size, default min(4096, the model's max positions)).
+// Applies --threads, loads the model (--no-swiftkv picks the teacher path), the tokenizer
+// (required if need_tokenizer) and sizes the context (--ctx-size, default min(4096, the model's
+// max positions)). For SwiftKV checkpoints it logs the path and KV bytes per token to stderr.
 LoadedModel load_model(const Args& args, bool need_tokenizer);
+
+void log_swiftkv_path(const LlamaModel& model);
 
 GenerationOptions generation_options(const Args& args, double default_temperature);
 

@@ -4,9 +4,9 @@
 
 namespace skv {
 
-KVCache::KVCache(const ModelConfig& cfg, int64_t cap) : capacity(cap), row(cfg.num_kv_heads * cfg.head_dim) {
+KVCache::KVCache(int64_t num_layers, int64_t row_floats, int64_t cap) : capacity(cap), row(row_floats) {
   if (cap <= 0) fail("KV cache capacity must be positive, got ", cap);
-  for (int64_t l = 0; l < cfg.num_layers; ++l) {
+  for (int64_t l = 0; l < num_layers; ++l) {
     k.push_back(Tensor::empty(DType::F32, {cap, row}));
     v.push_back(Tensor::empty(DType::F32, {cap, row}));
   }
@@ -22,9 +22,5 @@ Tensor KVCache::k_rows(int64_t layer, int64_t pos, int64_t n) { return rows_of(k
 Tensor KVCache::v_rows(int64_t layer, int64_t pos, int64_t n) { return rows_of(v.at(layer), pos, n, capacity, row); }
 
 size_t KVCache::bytes() const { return static_cast<size_t>(capacity) * row * sizeof(float) * 2 * k.size(); }
-
-size_t KVCache::bytes_per_token(const ModelConfig& cfg) {
-  return static_cast<size_t>(cfg.num_layers) * cfg.num_kv_heads * cfg.head_dim * sizeof(float) * 2;
-}
 
 }  // namespace skv

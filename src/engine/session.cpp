@@ -19,7 +19,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 Session::Session(LlamaModel& model, int64_t context_size, int64_t batch_size)
-    : model_(model), cache_(model.config(), context_size), batch_size_(batch_size) {
+    : model_(model), cache_(model.make_cache(context_size)), batch_size_(batch_size) {
   if (batch_size <= 0) fail("batch size must be positive, got ", batch_size);
 }
 
@@ -50,9 +50,11 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt, const Gen
   GenerationResult r;
   r.prompt_tokens = prompt.size();
   auto t0 = std::chrono::steady_clock::now();
+  const double flops0 = model_.flops().total();
   Tensor logits = prefill(prompt);
   r.prompt_tokens_computed = last_prefill_computed_;
   r.prefill_seconds = seconds_since(t0);
+  r.prefill_flops = model_.flops().total() - flops0;
 
   std::set<int32_t> stop_ids(opts.stop_token_ids.begin(), opts.stop_token_ids.end());
   if (!opts.ignore_eos) {

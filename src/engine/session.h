@@ -29,6 +29,7 @@ struct GenerationResult {
   int64_t prompt_tokens = 0;
   int64_t prompt_tokens_computed = 0;  // after prefix reuse
   double prefill_seconds = 0, decode_seconds = 0;
+  double prefill_flops = 0;  // executed by the prompt's forward passes (LlamaModel::flops)
 };
 
 class Session {

@@ -1,6 +1,8 @@
 #include "model/llama.h"
 
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <numeric>
 #include <set>
 
@@ -10,7 +12,9 @@
 namespace skv {
 namespace {
 
-std::string layer_name(int64_t i, const char* suffix) { return "model.layers." + std::to_string(i) + "." + suffix; }
+std::string layer_name(int64_t i, const std::string& suffix) {
+  return "model.layers." + std::to_string(i) + "." + suffix;
+}
 
 Tensor bind(const ModelFiles& f, const std::string& name, std::vector<int64_t> shape) {
   const Tensor& t = f.get(name);
@@ -23,11 +27,40 @@ Tensor bind(const ModelFiles& f, const std::string& name, std::vector<int64_t> s
   return t;
 }
 
+bool is_swiftkv_tensor(const std::string& name) { return name.find("_swiftkv.") != std::string::npos; }
+
+// Teacher q/k/v projections of a layer >= m ("model.layers.<i>.self_attn.{q,k,v}_proj.*").
+bool is_teacher_qkv_from(const std::string& name, int64_t m) {
+  const std::string prefix = "model.layers.";
+  if (name.rfind(prefix, 0) != 0) return false;
+  const size_t dot = name.find('.', prefix.size());
+  if (dot == std::string::npos) return false;
+  const std::string rest = name.substr(dot + 1);
+  const bool qkv = rest.rfind("self_attn.q_proj.", 0) == 0 || rest.rfind("self_attn.k_proj.", 0) == 0 ||
+                   rest.rfind("self_attn.v_proj.", 0) == 0;
+  return qkv && std::stoll(name.substr(prefix.size(), dot - prefix.size())) >= m;
+}
+
 }  // namespace
 
-LlamaModel::LlamaModel(ModelFiles files) : files_(std::move(files)) {
+// Activation buffers for one forward over n rows.
+struct LlamaModel::Scratch {
+  Tensor xn, q, attn, proj, gate, up;
+  Scratch(const ModelConfig& c, int64_t n)
+      : xn(Tensor::empty(DType::F32, {n, c.hidden_size})),
+        q(Tensor::empty(DType::F32, {n, c.num_heads * c.head_dim})),
+        attn(Tensor::empty(DType::F32, {n, c.num_heads * c.head_dim})),
+        proj(Tensor::empty(DType::F32, {n, c.hidden_size})),
+        gate(Tensor::empty(DType::F32, {n, c.intermediate_size})),
+        up(Tensor::empty(DType::F32, {n, c.intermediate_size})) {}
+};
+
+LlamaModel::LlamaModel(ModelFiles files, ModelOptions opts) : files_(std::move(files)) {
   const ModelConfig& c = files_.config;
   c.validate();
+  const bool swiftkv = c.architecture == "llama_swiftkv" && c.swiftkv && opts.swiftkv;
+  layout_ = swiftkv ? KVLayout::swiftkv(c) : KVLayout::teacher(c);
+  const int64_t m = layout_.first_skip;
   const int64_t d = c.hidden_size, q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
   w_.embed = bind(files_, "model.embed_tokens.weight", {c.vocab_size, d});
   w_.final_norm = bind(files_, "model.norm.weight", {d});
@@ -39,89 +72,216 @@ LlamaModel::LlamaModel(ModelFiles files) : files_(std::move(files)) {
   for (int64_t i = 0; i < c.num_layers; ++i) {
     LayerWeights l;
     l.attn_norm = bind(files_, layer_name(i, "input_layernorm.weight"), {d});
-    l.wq = bind(files_, layer_name(i, "self_attn.q_proj.weight"), {q_dim, d});
-    l.wk = bind(files_, layer_name(i, "self_attn.k_proj.weight"), {kv_dim, d});
-    l.wv = bind(files_, layer_name(i, "self_attn.v_proj.weight"), {kv_dim, d});
-    l.wo = bind(files_, layer_name(i, "self_attn.o_proj.weight"), {d, q_dim});
-    if (c.attention_bias) {
-      l.bq = bind(files_, layer_name(i, "self_attn.q_proj.bias"), {q_dim});
-      l.bk = bind(files_, layer_name(i, "self_attn.k_proj.bias"), {kv_dim});
-      l.bv = bind(files_, layer_name(i, "self_attn.v_proj.bias"), {kv_dim});
+    const std::string q = i < m ? "self_attn.q_proj." : "self_attn.q_proj_swiftkv.";
+    l.wq = bind(files_, layer_name(i, q + "weight"), {q_dim, d});
+    if (c.attention_bias) l.bq = bind(files_, layer_name(i, q + "bias"), {q_dim});
+    if (i < m) {
+      l.wk = bind(files_, layer_name(i, "self_attn.k_proj.weight"), {kv_dim, d});
+      l.wv = bind(files_, layer_name(i, "self_attn.v_proj.weight"), {kv_dim, d});
+      if (c.attention_bias) {
+        l.bk = bind(files_, layer_name(i, "self_attn.k_proj.bias"), {kv_dim});
+        l.bv = bind(files_, layer_name(i, "self_attn.v_proj.bias"), {kv_dim});
+      }
     }
+    l.wo = bind(files_, layer_name(i, "self_attn.o_proj.weight"), {d, q_dim});
+    // transformers' LlamaAttention gives o_proj a bias exactly when attention_bias is set.
+    if (c.attention_bias && (c.architecture != "qwen2" || files_.find(layer_name(i, "self_attn.o_proj.bias"))))
+      l.bo = bind(files_, layer_name(i, "self_attn.o_proj.bias"), {d});
     l.ffn_norm = bind(files_, layer_name(i, "post_attention_layernorm.weight"), {d});
     l.w_gate = bind(files_, layer_name(i, "mlp.gate_proj.weight"), {c.intermediate_size, d});
     l.w_up = bind(files_, layer_name(i, "mlp.up_proj.weight"), {c.intermediate_size, d});
     l.w_down = bind(files_, layer_name(i, "mlp.down_proj.weight"), {d, c.intermediate_size});
     w_.layers.push_back(std::move(l));
   }
+  if (layout_.active()) bind_swiftkv();
+  for (auto it = files_.tensors.begin(); it != files_.tensors.end();) {
+    // On the SwiftKV path the leaders' k/v_proj_swiftkv live on in the stacked copy.
+    const std::string& name = it->first;
+    const bool kv_swiftkv =
+        name.find("k_proj_swiftkv.") != std::string::npos || name.find("v_proj_swiftkv.") != std::string::npos;
+    const bool unused = layout_.active() ? is_teacher_qkv_from(name, m) || kv_swiftkv
+                                         : is_swiftkv_tensor(name) || name == swiftkv_norm_name();
+    it = unused ? files_.tensors.erase(it) : std::next(it);
+  }
   rope_ = make_rope(c, files_.rope_interleaved);
 }
 
-std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path) {
-  return std::make_unique<LlamaModel>(open_model_files(path));
+void LlamaModel::bind_swiftkv() {
+  const ModelConfig& c = files_.config;
+  const int64_t d = c.hidden_size, kv_dim = c.num_kv_heads * c.head_dim;
+  w_.norm_swiftkv = bind(files_, swiftkv_norm_name(), {d});
+  std::vector<Tensor> parts, biases;  // k, v of each leader in layer order
+  for (int64_t i = layout_.first_skip; i < c.num_layers; i += layout_.group) {
+    for (const char* proj : {"k", "v"}) {
+      parts.push_back(bind(files_, swiftkv_tensor_name(i, proj, "weight"), {kv_dim, d}));
+      if (c.attention_bias) biases.push_back(bind(files_, swiftkv_tensor_name(i, proj, "bias"), {kv_dim}));
+    }
+  }
+  // Stacking needs one dtype; mixed checkpoints are widened to F32 once, at load.
+  DType dt = parts.front().dtype;
+  for (const Tensor& p : parts)
+    if (p.dtype != dt) dt = DType::F32;
+  Tensor stacked = Tensor::empty(dt, {static_cast<int64_t>(parts.size()) * kv_dim, d});
+  auto* dst = static_cast<uint8_t*>(stacked.data);
+  for (const Tensor& p : parts) {
+    const Tensor src = p.dtype == dt ? p : ops::to_dtype(p, dt);
+    std::memcpy(dst, src.data, src.nbytes());
+    dst += src.nbytes();
+  }
+  w_.kv_swiftkv = stacked;
+  owned_["model.kv_proj_swiftkv.stacked.weight"] = stacked;
+  if (!biases.empty()) {
+    Tensor b = Tensor::empty(DType::F32, {static_cast<int64_t>(biases.size()) * kv_dim});
+    for (size_t i = 0; i < biases.size(); ++i) {
+      const Tensor f = ops::to_dtype(biases[i], DType::F32);
+      std::memcpy(b.as<float>() + i * kv_dim, f.data, f.nbytes());
+    }
+    w_.kv_swiftkv_bias = b;
+    owned_["model.kv_proj_swiftkv.stacked.bias"] = b;
+  }
+}
+
+std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path, ModelOptions opts) {
+  return std::make_unique<LlamaModel>(open_model_files(path), opts);
+}
+
+KVCache LlamaModel::make_cache(int64_t capacity) const {
+  const ModelConfig& c = files_.config;
+  return KVCache(layout_.cache_layers(), c.num_kv_heads * c.head_dim, capacity);
+}
+
+size_t LlamaModel::kv_bytes_per_token(const ModelConfig& c, const KVLayout& layout) {
+  return static_cast<size_t>(layout.cache_layers()) * c.num_kv_heads * c.head_dim * sizeof(float) * 2;
+}
+
+size_t LlamaModel::kv_bytes_per_token() const { return kv_bytes_per_token(files_.config, layout_); }
+
+void LlamaModel::count_linear(int64_t n, const Tensor& w) {
+  flops_.linear += 2.0 * static_cast<double>(n) * static_cast<double>(w.numel());
+}
+
+// One decoder layer over the rows of x (positions pos[0..n)). Layers that own their K/V write
+// them into the cache first; SwiftKV layers find theirs already there (swiftkv_kv).
+void LlamaModel::layer(int64_t l, Tensor& x, int64_t n_past, const int32_t* pos, KVCache& cache, Scratch& s) {
+  const ModelConfig& c = files_.config;
+  const LayerWeights& lw = w_.layers[l];
+  const int64_t n = x.rows();
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const int64_t ci = layout_.cache_index(l);
+  ops::rms_norm(x, lw.attn_norm, eps, s.xn);
+  ops::linear(s.xn, lw.wq, lw.bq.defined() ? &lw.bq : nullptr, s.q);
+  count_linear(n, lw.wq);
+  ops::rope(s.q, c.num_heads, pos, rope_);
+  if (lw.wk.defined()) {
+    Tensor k = cache.k_rows(ci, n_past, n);
+    Tensor v = cache.v_rows(ci, n_past, n);
+    ops::linear(s.xn, lw.wk, lw.bk.defined() ? &lw.bk : nullptr, k);
+    ops::linear(s.xn, lw.wv, lw.bv.defined() ? &lw.bv : nullptr, v);
+    count_linear(n, lw.wk);
+    count_linear(n, lw.wv);
+    ops::rope(k, c.num_kv_heads, pos, rope_);
+  }
+  ops::attention(s.q, cache.k[ci], cache.v[ci], n_past, c.num_heads, c.num_kv_heads,
+                 1.0f / std::sqrt(static_cast<float>(c.head_dim)), s.attn);
+  // Query row i attends to n_past + i + 1 keys: QK^T and PV are 2 * H * D FLOPs per key each.
+  flops_.attention += 4.0 * c.num_heads * c.head_dim * (n * (n_past + 1.0) + n * (n - 1) / 2.0);
+  ops::linear(s.attn, lw.wo, lw.bo.defined() ? &lw.bo : nullptr, s.proj);
+  count_linear(n, lw.wo);
+  ops::add_inplace(x, s.proj);
+
+  ops::rms_norm(x, lw.ffn_norm, eps, s.xn);
+  ops::linear(s.xn, lw.w_gate, nullptr, s.gate);
+  ops::linear(s.xn, lw.w_up, nullptr, s.up);
+  ops::silu_mul(s.gate, s.up, s.gate);
+  ops::linear(s.gate, lw.w_down, nullptr, s.proj);
+  count_linear(n, lw.w_gate);
+  count_linear(n, lw.w_up);
+  count_linear(n, lw.w_down);
+  ops::add_inplace(x, s.proj);
+}
+
+// K/V of every layer >= M for all rows of x = x_M: one GEMM of norm_swiftkv(x_M) against the
+// stacked leaders' k/v weights, then each leader's slice is RoPE'd into its cache layer. Each
+// position's later-layer K/V is written exactly once.
+void LlamaModel::swiftkv_kv(const Tensor& x, int64_t n_past, const int32_t* pos, KVCache& cache) {
+  const ModelConfig& c = files_.config;
+  const int64_t n = x.rows(), kv_dim = c.num_kv_heads * c.head_dim;
+  const int64_t width = w_.kv_swiftkv.rows();
+  Tensor h = Tensor::empty(DType::F32, x.shape);
+  ops::rms_norm(x, w_.norm_swiftkv, static_cast<float>(c.rms_norm_eps), h);
+  Tensor kv = Tensor::empty(DType::F32, {n, width});
+  ops::linear(h, w_.kv_swiftkv, w_.kv_swiftkv_bias.defined() ? &w_.kv_swiftkv_bias : nullptr, kv);
+  count_linear(n, w_.kv_swiftkv);
+  const int64_t groups = width / (2 * kv_dim);
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t ci = layout_.first_skip + g;
+    Tensor k = cache.k_rows(ci, n_past, n);
+    Tensor v = cache.v_rows(ci, n_past, n);
+    const float* src = kv.as<float>() + 2 * g * kv_dim;
+    for (int64_t r = 0; r < n; ++r) {
+      std::memcpy(k.as<float>() + r * kv_dim, src + r * width, kv_dim * sizeof(float));
+      std::memcpy(v.as<float>() + r * kv_dim, src + r * width + kv_dim, kv_dim * sizeof(float));
+    }
+    ops::rope(k, c.num_kv_heads, pos, rope_);
+  }
+}
+
+Tensor LlamaModel::head(const Tensor& rows) {
+  const ModelConfig& c = files_.config;
+  Tensor normed = Tensor::empty(DType::F32, rows.shape);
+  ops::rms_norm(rows, w_.final_norm, static_cast<float>(c.rms_norm_eps), normed);
+  Tensor logits = Tensor::empty(DType::F32, {rows.shape[0], c.vocab_size});
+  ops::linear(normed, w_.lm_head, nullptr, logits);
+  count_linear(rows.shape[0], w_.lm_head);
+  return logits;
 }
 
 Tensor LlamaModel::forward(KVCache& cache, const int32_t* ids, int64_t n, int64_t n_past, Logits which) {
   const ModelConfig& c = files_.config;
   if (n <= 0) fail("forward: no tokens");
+  if (cache.num_layers() != layout_.cache_layers())
+    fail("forward: KV cache has ", cache.num_layers(), " layers, this model's path needs ", layout_.cache_layers());
   if (n_past + n > cache.capacity)
     fail("sequence of ", n_past + n, " tokens exceeds the context size ", cache.capacity);
   for (int64_t i = 0; i < n; ++i)
     if (ids[i] < 0 || ids[i] >= c.vocab_size)
       fail("token id ", ids[i], " is out of range for vocabulary size ", c.vocab_size);
 
-  const int64_t d = c.hidden_size, q_dim = c.num_heads * c.head_dim;
-  const float eps = static_cast<float>(c.rms_norm_eps);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const int64_t d = c.hidden_size;
   std::vector<int32_t> pos(n);
   std::iota(pos.begin(), pos.end(), static_cast<int32_t>(n_past));
-
   Tensor x = Tensor::empty(DType::F32, {n, d});
-  Tensor xn = Tensor::empty(DType::F32, {n, d});
-  Tensor q = Tensor::empty(DType::F32, {n, q_dim});
-  Tensor attn = Tensor::empty(DType::F32, {n, q_dim});
-  Tensor proj = Tensor::empty(DType::F32, {n, d});
-  Tensor gate = Tensor::empty(DType::F32, {n, c.intermediate_size});
-  Tensor up = Tensor::empty(DType::F32, {n, c.intermediate_size});
-
   ops::embedding(w_.embed, ids, n, x);
-  for (int64_t l = 0; l < c.num_layers; ++l) {
-    const LayerWeights& lw = w_.layers[l];
-    ops::rms_norm(x, lw.attn_norm, eps, xn);
-    Tensor k = cache.k_rows(l, n_past, n);
-    Tensor v = cache.v_rows(l, n_past, n);
-    ops::linear(xn, lw.wq, lw.bq.defined() ? &lw.bq : nullptr, q);
-    ops::linear(xn, lw.wk, lw.bk.defined() ? &lw.bk : nullptr, k);
-    ops::linear(xn, lw.wv, lw.bv.defined() ? &lw.bv : nullptr, v);
-    ops::rope(q, c.num_heads, pos.data(), rope_);
-    ops::rope(k, c.num_kv_heads, pos.data(), rope_);
-    ops::attention(q, cache.k[l], cache.v[l], n_past, c.num_heads, c.num_kv_heads, scale, attn);
-    ops::linear(attn, lw.wo, nullptr, proj);
-    ops::add_inplace(x, proj);
-
-    ops::rms_norm(x, lw.ffn_norm, eps, xn);
-    ops::linear(xn, lw.w_gate, nullptr, gate);
-    ops::linear(xn, lw.w_up, nullptr, up);
-    ops::silu_mul(gate, up, gate);
-    ops::linear(gate, lw.w_down, nullptr, proj);
-    ops::add_inplace(x, proj);
+  {
+    Scratch s(c, n);
+    for (int64_t l = 0; l < layout_.first_skip; ++l) layer(l, x, n_past, pos.data(), cache, s);
   }
+  if (layout_.active()) swiftkv_kv(x, n_past, pos.data(), cache);
   if (which == Logits::None) return {};
 
-  // Only the rows whose logits are wanted go through the final norm and the LM head, the
-  // largest matrix of a small model.
-  Tensor rows = which == Logits::All ? x : Tensor::view(DType::F32, {1, d}, x.as<float>() + (n - 1) * d, x.owner);
-  Tensor normed = Tensor::empty(DType::F32, rows.shape);
-  ops::rms_norm(rows, w_.final_norm, eps, normed);
-  Tensor logits = Tensor::empty(DType::F32, {rows.shape[0], c.vocab_size});
-  ops::linear(normed, w_.lm_head, nullptr, logits);
-  return logits;
+  // Only the rows whose logits are wanted go on: through the SwiftKV layers, the final norm
+  // and the LM head (the largest matrix of a small model).
+  const int64_t first = which == Logits::All ? 0 : n - 1;
+  Tensor rows = first == 0 ? x : Tensor::empty(DType::F32, {n - first, d});
+  if (first > 0) std::memcpy(rows.data, x.as<float>() + first * d, rows.nbytes());
+  if (layout_.active()) {
+    Scratch s(c, rows.rows());
+    for (int64_t l = layout_.first_skip; l < c.num_layers; ++l)
+      layer(l, rows, n_past + first, pos.data() + first, cache, s);
+  }
+  return head(rows);
+}
+
+std::map<std::string, Tensor> LlamaModel::tensors_in_use() const {
+  std::map<std::string, Tensor> all = files_.tensors;
+  all.insert(owned_.begin(), owned_.end());
+  return all;
 }
 
 int64_t LlamaModel::parameter_count() const {
   int64_t n = 0;
   std::set<const void*> seen;
-  for (const auto& [name, t] : files_.tensors)
+  for (const auto& [name, t] : tensors_in_use())
     if (seen.insert(t.data).second) n += t.numel();
   return n;
 }
@@ -129,7 +289,7 @@ int64_t LlamaModel::parameter_count() const {
 size_t LlamaModel::weight_bytes() const {
   size_t b = 0;
   std::set<const void*> seen;
-  for (const auto& [name, t] : files_.tensors)
+  for (const auto& [name, t] : tensors_in_use())
     if (seen.insert(t.data).second) b += t.nbytes();
   return b;
 }

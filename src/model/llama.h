@@ -1,7 +1,9 @@
 #pragma once
-// The Llama-family decoder (Llama 1/2/3.x, Qwen2 q/k/v bias): weights bound from ModelFiles by
-// their Hugging Face names, and a forward pass built only from the device-agnostic ops.
+// The Llama-family decoder (Llama 1/2/3.x, Qwen2 q/k/v bias, SwiftKV): weights bound from
+// ModelFiles by their Hugging Face names, and a forward pass built only from the
+// device-agnostic ops.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,42 +12,84 @@
 #include "core/tensor.h"
 #include "engine/kv_cache.h"
 #include "io/model_files.h"
+#include "model/swiftkv.h"
 
 namespace skv {
 
 struct LayerWeights {
-  Tensor attn_norm, wq, wk, wv, wo;
-  Tensor bq, bk, bv;  // undefined unless attention_bias
+  Tensor attn_norm, wq, wk, wv, wo;  // wk / wv undefined for SwiftKV layers (their K/V come from x_M)
+  Tensor bq, bk, bv;                 // undefined unless attention_bias
+  Tensor bo;                         // Llama with attention_bias also biases o_proj (Qwen2 does not)
   Tensor ffn_norm, w_gate, w_up, w_down;
 };
 
 struct ModelWeights {
   Tensor embed, final_norm, lm_head;  // lm_head aliases embed when tied
-  std::vector<LayerWeights> layers;
+  std::vector<LayerWeights> layers;   // SwiftKV layers hold q_proj_swiftkv in wq / bq
+  // SwiftKV path: norm_swiftkv and every group leader's [k; v]_proj_swiftkv stacked into one
+  // matrix [groups * 2 * KV * D, d], so all later-layer K/V of a prompt are one GEMM.
+  Tensor norm_swiftkv, kv_swiftkv, kv_swiftkv_bias;
+};
+
+struct ModelOptions {
+  bool swiftkv = true;  // false: run a SwiftKV checkpoint's teacher path (--no-swiftkv)
+};
+
+// Executed floating-point operations (2 per multiply-add), by kind.
+struct FlopCount {
+  double linear = 0, attention = 0;
+  double total() const { return linear + attention; }
 };
 
 enum class Logits { None, Last, All };
 
 class LlamaModel {
  public:
-  explicit LlamaModel(ModelFiles files);  // binds and shape-checks every tensor
-  static std::unique_ptr<LlamaModel> load(const std::string& path);
+  // Binds and shape-checks every tensor the chosen path uses; tensors it does not use (the
+  // teacher q/k/v of layers >= M on the SwiftKV path, the SwiftKV tensors on the teacher
+  // path) are dropped, so they are never read, faulted in or copied to a device.
+  explicit LlamaModel(ModelFiles files, ModelOptions opts = {});
+  static std::unique_ptr<LlamaModel> load(const std::string& path, ModelOptions opts = {});
 
   const ModelConfig& config() const { return files_.config; }
   const ModelFiles& files() const { return files_; }
   const ModelWeights& weights() const { return w_; }
+  const KVLayout& kv_layout() const { return layout_; }
+  bool swiftkv_active() const { return layout_.active(); }
+
+  KVCache make_cache(int64_t capacity) const;
+  size_t kv_bytes_per_token() const;  // this path's F32 KV cache
+  static size_t kv_bytes_per_token(const ModelConfig& c, const KVLayout& layout);
 
   // Runs tokens ids[0..n) of one sequence at positions n_past .. n_past + n - 1, writing
   // their K/V into `cache`. Returns logits [1, vocab] for Last, [n, vocab] for All.
+  // On the SwiftKV path only the rows whose logits are returned run layers >= M (the others
+  // only need those layers' K/V, which come from one projection of x_M), so Logits::All
+  // is the SwiftKV model's exact full forward and Last / None skip the work nobody reads.
   Tensor forward(KVCache& cache, const int32_t* ids, int64_t n, int64_t n_past, Logits which);
 
-  int64_t parameter_count() const;
+  // Cumulative FLOPs executed by forward() since construction.
+  const FlopCount& flops() const { return flops_; }
+
+  // Every tensor this path uses, by name (the stacked SwiftKV K/V matrix included).
+  std::map<std::string, Tensor> tensors_in_use() const;
+  int64_t parameter_count() const;  // of the tensors this path uses
   size_t weight_bytes() const;
 
  private:
+  struct Scratch;
+  void bind_swiftkv();
+  void layer(int64_t l, Tensor& x, int64_t n_past, const int32_t* pos, KVCache& cache, Scratch& s);
+  void swiftkv_kv(const Tensor& x, int64_t n_past, const int32_t* pos, KVCache& cache);
+  Tensor head(const Tensor& rows);
+  void count_linear(int64_t n, const Tensor& w);
+
   ModelFiles files_;
   ModelWeights w_;
   ops::Rope rope_;
+  KVLayout layout_;
+  std::map<std::string, Tensor> owned_;  // tensors made at load (the stacked SwiftKV K/V)
+  FlopCount flops_;
 };
 
 }  // namespace skv

@@ -51,8 +51,7 @@ int64_t num_key_value_layers_for_fraction(int64_t num_layers, double fraction) {
 void check_swiftkv_settings(int64_t num_layers, int64_t m, int64_t g) {
   if (num_layers < 2) fail("a model needs at least 2 layers for SwiftKV, this one has ", num_layers);
   if (m < 1 || m >= num_layers)
-    fail("num_key_value_layers must be in [1, ", num_layers - 1, "] for a model with ", num_layers,
-         " layers, got ", m);
+    fail("num_key_value_layers must be in [1, ", num_layers - 1, "] for a model with ", num_layers, " layers, got ", m);
   if (g < 1) fail("key_value_group_size must be at least 1, got ", g);
   if ((num_layers - m) % g != 0)
     fail("key_value_group_size ", g, " must divide the ", num_layers - m, " layers after num_key_value_layers = ", m,
@@ -85,8 +84,16 @@ void add_swiftkv_tensors(ModelFiles& files, int64_t m, int64_t g) {
       }
     }
   }
+  // Qwen2 has q/k/v biases only, but a Llama-family attention_bias model also biases o_proj:
+  // a zero bias keeps the converted model exact for every Llama-style loader.
+  if (c.architecture == "qwen2") {
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      const std::string name = layer_tensor(i, "self_attn.o_proj.bias");
+      if (!files.find(name)) added.emplace_back(name, Tensor::zeros(DType::F32, {c.hidden_size}));
+    }
+    c.attention_bias = true;
+  }
   for (auto& [name, t] : added) files.tensors[name] = std::move(t);
-  if (c.architecture == "qwen2") c.attention_bias = true;
   c.architecture = "llama_swiftkv";
   c.swiftkv = true;
   c.num_key_value_layers = m;

@@ -17,7 +17,9 @@ struct KVLayout {
   int64_t group = 1;       // G: AcrossKV group size
 
   static KVLayout teacher(const ModelConfig& c) { return {c.num_layers, c.num_layers, 1}; }
-  static KVLayout swiftkv(const ModelConfig& c) { return {c.num_layers, c.num_key_value_layers, c.key_value_group_size}; }
+  static KVLayout swiftkv(const ModelConfig& c) {
+    return {c.num_layers, c.num_key_value_layers, c.key_value_group_size};
+  }
 
   bool active() const { return first_skip < num_layers; }
   int64_t cache_layers() const { return first_skip + (num_layers - first_skip) / group; }

@@ -117,7 +117,7 @@ def make_weights(s: Spec) -> dict[str, np.ndarray]:
         linear(a + "q_proj", q_dim, HIDDEN, 0.15, s.attention_bias)
         linear(a + "k_proj", kv_dim, HIDDEN, 0.15, s.attention_bias)
         linear(a + "v_proj", kv_dim, HIDDEN, 0.1, s.attention_bias)
-        linear(a + "o_proj", HIDDEN, q_dim)
+        linear(a + "o_proj", HIDDEN, q_dim, 0.1, s.attention_bias)  # Llama's attention_bias covers o_proj too
         if i >= s.m:
             linear(a + "q_proj_swiftkv", q_dim, HIDDEN, 0.15, s.attention_bias)
             if (i - s.m) % s.g == 0:

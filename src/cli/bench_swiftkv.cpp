@@ -1,0 +1,173 @@
+#include "cli/bench_swiftkv.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "backend/ops.h"
+#include "cli/bench_util.h"
+#include "core/error.h"
+#include "model/llama.h"
+#include "model/swiftkv.h"
+
+namespace skv::cli {
+namespace {
+
+struct Variant {
+  std::string label;
+  std::unique_ptr<LlamaModel> model;
+};
+
+// The baseline is always the teacher path of the same weights, so every ratio compares the
+// same model run two ways.
+std::vector<Variant> make_variants(const std::string& path, const std::vector<double>& fractions, int64_t group) {
+  std::vector<Variant> v;
+  ModelFiles files = open_model_files(path);
+  const ModelConfig c = files.config;
+  const bool is_swiftkv = c.architecture == "llama_swiftkv";
+  if (is_swiftkv && !fractions.empty())
+    fail("--swiftkv-fractions: ", path, " is already a SwiftKV model; it is compared with its own teacher path");
+  v.push_back({"baseline", std::make_unique<LlamaModel>(open_model_files(path), ModelOptions{.swiftkv = false})});
+  if (is_swiftkv) {
+    if (!c.swiftkv) fail(path, ": config has swiftkv = false; nothing to compare");
+    v.push_back(
+        {"SwiftKV M=" + std::to_string(c.num_key_value_layers), std::make_unique<LlamaModel>(std::move(files))});
+    return v;
+  }
+  for (double f : fractions) {
+    const int64_t m = num_key_value_layers_for_fraction(c.num_layers, f);
+    ModelFiles fm = open_model_files(path);
+    add_swiftkv_tensors(fm, m, group);
+    char label[64];
+    std::snprintf(label, sizeof label, "SwiftKV %g%% M=%lld", f * 100, static_cast<long long>(m));
+    v.push_back({label, std::make_unique<LlamaModel>(std::move(fm))});
+  }
+  return v;
+}
+
+}  // namespace
+
+int bench_swiftkv_compare(const Args& args) {
+  const std::vector<int32_t> prompts = parse_id_list(args.str("--n-prompt", "512,1024,2048"), "--n-prompt");
+  const int64_t n_gen = args.integer("--n-gen", 64);
+  const int64_t reps = args.integer("--repetitions", 3);
+  const int64_t batch = args.integer("--batch-size", 512);
+  const int64_t group = args.integer("--key-value-group-size", 1);
+  if (n_gen < 0 || reps < 1 || batch < 1) fail("-n must be >= 0, -r >= 1 and -b >= 1");
+  for (int32_t p : prompts)
+    if (p < 1) fail("--n-prompt: prompt lengths must be >= 1");
+  std::vector<double> fractions;
+  if (args.has("--swiftkv-fractions") || args.has("--swiftkv-fraction"))
+    fractions =
+        parse_real_list(args.required(args.has("--swiftkv-fractions") ? "--swiftkv-fractions" : "--swiftkv-fraction"),
+                        "--swiftkv-fractions");
+  const std::string path = args.required("--model");
+  const int threads = static_cast<int>(args.integer("--threads", 0));
+  if (threads < 0) fail("--threads must be >= 0 (0 = all cores), got ", threads);
+  ops::set_num_threads(threads);
+  if (fractions.empty() && open_model_files(path).config.architecture != "llama_swiftkv") fractions = {0.25, 0.5};
+  std::vector<Variant> variants = make_variants(path, fractions, group);
+  const ModelConfig& c = variants.front().model->config();
+  const int64_t max_p = *std::max_element(prompts.begin(), prompts.end());
+  if (max_p + n_gen > c.max_position_embeddings)
+    fail("prompt ", max_p, " + ", n_gen, " generated tokens exceed the model's ", c.max_position_embeddings,
+         " positions");
+  const std::vector<int32_t> ids = random_prompt(max_p + n_gen, c.vocab_size);
+
+  // One timed request per (variant, prompt): prefill in -b chunks (logits for the last token
+  // only, as generation does), then n_gen greedy decode steps on the same cache.
+  struct Sample {
+    std::vector<double> prefill_s, decode_tps;
+    double flops = 0;
+  };
+  std::vector<std::vector<Sample>> samples(variants.size(), std::vector<Sample>(prompts.size()));
+  auto run = [&](size_t vi, size_t pi, bool record) {
+    LlamaModel& model = *variants[vi].model;
+    const int64_t p = prompts[pi];
+    KVCache cache = model.make_cache(p + n_gen + 1);
+    const double f0 = model.flops().total();
+    double t0 = now_seconds();
+    Tensor logits;
+    for (int64_t s = 0; s < p; s += batch) {
+      const int64_t n = std::min<int64_t>(batch, p - s);
+      logits = model.forward(cache, ids.data() + s, n, s, s + n == p ? Logits::Last : Logits::None);
+    }
+    const double prefill = now_seconds() - t0;
+    const double flops = model.flops().total() - f0;
+    t0 = now_seconds();
+    for (int64_t i = 0; i < n_gen; ++i) {
+      const float* l = logits.as<float>();
+      int32_t tok = static_cast<int32_t>(std::max_element(l, l + c.vocab_size) - l);
+      logits = model.forward(cache, &tok, 1, p + i, Logits::Last);
+    }
+    const double decode = now_seconds() - t0;
+    if (!record) return;
+    Sample& s = samples[vi][pi];
+    s.prefill_s.push_back(prefill);
+    if (n_gen > 0) s.decode_tps.push_back(n_gen / decode);
+    s.flops = flops;
+  };
+  for (size_t vi = 0; vi < variants.size(); ++vi) run(vi, 0, false);  // warm-up
+  // Interleave variants within each repetition so drifting machine load hits all alike.
+  for (int64_t r = 0; r < reps; ++r)
+    for (size_t pi = 0; pi < prompts.size(); ++pi)
+      for (size_t vi = 0; vi < variants.size(); ++vi) {
+        run(vi, pi, true);
+        std::fprintf(stderr, "\rbench: repetition %lld/%lld, prompt %d, %s          ", (long long)r + 1,
+                     (long long)reps, prompts[pi], variants[vi].label.c_str());
+      }
+  std::fprintf(stderr, "\r%80s\r", "");
+
+  nlohmann::json rows = nlohmann::json::array();
+  for (size_t pi = 0; pi < prompts.size(); ++pi) {
+    const Sample& base = samples[0][pi];
+    const Stat bp = stats(base.prefill_s), bd = stats(base.decode_tps);
+    for (size_t vi = 0; vi < variants.size(); ++vi) {
+      const Sample& s = samples[vi][pi];
+      const Stat sp = stats(s.prefill_s), sd = stats(s.decode_tps);
+      const KVLayout& layout = variants[vi].model->kv_layout();
+      rows.push_back({{"prompt_tokens", prompts[pi]},
+                      {"variant", variants[vi].label},
+                      {"num_key_value_layers", layout.first_skip},
+                      {"kv_cache_layers", layout.cache_layers()},
+                      {"prefill_gflop", s.flops / 1e9},
+                      {"flop_ratio", base.flops / s.flops},
+                      {"prefill_seconds", sp.mean},
+                      {"prefill_seconds_sd", sp.sd},
+                      {"prefill_speedup", bp.mean / sp.mean},
+                      {"prefill_tokens_per_second", prompts[pi] / sp.mean},
+                      {"decode_tokens_per_second", sd.mean},
+                      {"decode_tokens_per_second_sd", sd.sd},
+                      {"decode_ratio", n_gen > 0 ? sd.mean / bd.mean : 0.0},
+                      {"prefill_samples", s.prefill_s},
+                      {"decode_samples", s.decode_tps}});
+    }
+  }
+  if (args.flag("--json")) {
+    std::cout << nlohmann::json{{"model", path},  {"threads", ops::num_threads()}, {"batch_size", batch},
+                                {"n_gen", n_gen}, {"repetitions", reps},           {"results", rows}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  std::printf("model %s, %d threads, -b %lld, %lld repetitions, decode %lld tokens after each prompt\n\n",
+              base_name(path).c_str(), ops::num_threads(), (long long)batch, (long long)reps, (long long)n_gen);
+  std::printf(
+      "| prompt | path | KV layers | prefill GFLOP | FLOP ratio | prefill s | prefill t/s | speed-up | "
+      "decode t/s | decode vs base |\n");
+  std::printf("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& r : rows) {
+    std::printf("| %lld | %s | %lld | %.2f | %.3fx | %.3f ± %.3f | %.1f | **%.3fx** | %.2f ± %.2f | %+.1f%% |\n",
+                r["prompt_tokens"].get<long long>(), r["variant"].get<std::string>().c_str(),
+                r["kv_cache_layers"].get<long long>(), r["prefill_gflop"].get<double>(), r["flop_ratio"].get<double>(),
+                r["prefill_seconds"].get<double>(), r["prefill_seconds_sd"].get<double>(),
+                r["prefill_tokens_per_second"].get<double>(), r["prefill_speedup"].get<double>(),
+                r["decode_tokens_per_second"].get<double>(), r["decode_tokens_per_second_sd"].get<double>(),
+                (r["decode_ratio"].get<double>() - 1) * 100);
+  }
+  return 0;
+}
+
+}  // namespace skv::cli

@@ -1,0 +1,225 @@
+// SwiftKV inference: the skipping path (prompt rows stop at layer M) must give exactly the
+// logits of the SwiftKV model's full forward, the teacher path must be the base model, and
+// the KV cache / FLOP accounting must follow the layout. Models are random, built in memory.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "core/error.h"
+#include "model/llama.h"
+#include "model/swiftkv.h"
+
+namespace {
+
+using skv::DType;
+using skv::Logits;
+using skv::Tensor;
+
+Tensor randn(std::vector<int64_t> shape, std::mt19937& rng, float stddev, float mean = 0.0f) {
+  Tensor t = Tensor::empty(DType::F32, shape);
+  std::normal_distribution<float> dist(mean, stddev);
+  for (int64_t i = 0; i < t.numel(); ++i) t.as<float>()[i] = dist(rng);
+  return t;
+}
+
+struct Shape {
+  int64_t layers = 5, heads = 4, kv_heads = 2, head_dim = 8, hidden = 32, ffn = 48, vocab = 64;
+  bool tied = false, bias = false;
+};
+
+skv::ModelFiles base_model(const Shape& s, uint32_t seed) {
+  std::mt19937 rng(seed);
+  skv::ModelFiles f;
+  f.path = "<memory>";
+  skv::ModelConfig& c = f.config;
+  c.vocab_size = s.vocab;
+  c.hidden_size = s.hidden;
+  c.intermediate_size = s.ffn;
+  c.num_layers = s.layers;
+  c.num_heads = s.heads;
+  c.num_kv_heads = s.kv_heads;
+  c.head_dim = s.head_dim;
+  c.tie_word_embeddings = s.tied;
+  c.attention_bias = s.bias;
+  c.max_position_embeddings = 256;
+  const int64_t d = s.hidden, qd = s.heads * s.head_dim, kvd = s.kv_heads * s.head_dim;
+  f.tensors["model.embed_tokens.weight"] = randn({s.vocab, d}, rng, 0.3f);
+  f.tensors["model.norm.weight"] = randn({d}, rng, 0.1f, 1.0f);
+  if (!s.tied) f.tensors["lm_head.weight"] = randn({s.vocab, d}, rng, 0.3f);
+  for (int64_t i = 0; i < s.layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    f.tensors[p + "input_layernorm.weight"] = randn({d}, rng, 0.1f, 1.0f);
+    f.tensors[p + "post_attention_layernorm.weight"] = randn({d}, rng, 0.1f, 1.0f);
+    f.tensors[p + "self_attn.q_proj.weight"] = randn({qd, d}, rng, 0.15f);
+    f.tensors[p + "self_attn.k_proj.weight"] = randn({kvd, d}, rng, 0.15f);
+    f.tensors[p + "self_attn.v_proj.weight"] = randn({kvd, d}, rng, 0.1f);
+    f.tensors[p + "self_attn.o_proj.weight"] = randn({d, qd}, rng, 0.1f);
+    if (s.bias) {
+      f.tensors[p + "self_attn.q_proj.bias"] = randn({qd}, rng, 0.1f);
+      f.tensors[p + "self_attn.k_proj.bias"] = randn({kvd}, rng, 0.1f);
+      f.tensors[p + "self_attn.v_proj.bias"] = randn({kvd}, rng, 0.1f);
+      f.tensors[p + "self_attn.o_proj.bias"] = randn({d}, rng, 0.1f);
+    }
+    f.tensors[p + "mlp.gate_proj.weight"] = randn({s.ffn, d}, rng, 0.1f);
+    f.tensors[p + "mlp.up_proj.weight"] = randn({s.ffn, d}, rng, 0.1f);
+    f.tensors[p + "mlp.down_proj.weight"] = randn({d, s.ffn}, rng, 0.1f);
+  }
+  return f;
+}
+
+// A SwiftKV model whose SwiftKV tensors are random (not the conversion's copies), so the
+// SwiftKV and teacher paths really differ.
+skv::ModelFiles swiftkv_model(const Shape& s, int64_t m, int64_t g, uint32_t seed) {
+  skv::ModelFiles f = base_model(s, seed);
+  skv::add_swiftkv_tensors(f, m, g);
+  std::mt19937 rng(seed + 1000);
+  for (auto& [name, t] : f.tensors)
+    if (name.find("swiftkv") != std::string::npos)
+      t = randn(t.shape, rng, name.find("norm") != std::string::npos ? 0.1f : 0.15f,
+                name.find("norm") != std::string::npos ? 1.0f : 0.0f);
+  return f;
+}
+
+std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> ids(n);
+  for (auto& id : ids) id = static_cast<int32_t>(rng() % vocab);
+  return ids;
+}
+
+float max_abs_diff(const float* a, const float* b, int64_t n) {
+  float m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+struct Case {
+  Shape shape;
+  int64_t m, g;
+};
+
+class SwiftKVModel : public ::testing::TestWithParam<Case> {};
+
+TEST_P(SwiftKVModel, SkippingEqualsFullForward) {
+  const Case c = GetParam();
+  skv::LlamaModel model(swiftkv_model(c.shape, c.m, c.g, 7));
+  ASSERT_TRUE(model.swiftkv_active());
+  EXPECT_EQ(model.kv_layout().cache_layers(), c.m + (c.shape.layers - c.m) / c.g);
+  const int64_t n = 37, vocab = c.shape.vocab;
+  const std::vector<int32_t> ids = random_ids(n + 3, vocab, 11);
+
+  skv::KVCache full_cache = model.make_cache(64);
+  Tensor all = model.forward(full_cache, ids.data(), n, 0, Logits::All);
+  skv::KVCache cache = model.make_cache(64);
+  Tensor last = model.forward(cache, ids.data(), n, 0, Logits::Last);
+  EXPECT_LT(max_abs_diff(last.as<float>(), all.as<float>() + (n - 1) * vocab, vocab), 1e-4f);
+
+  // Every cache layer holds the same K/V whichever rows went on to the later layers.
+  for (int64_t l = 0; l < cache.num_layers(); ++l) {
+    EXPECT_LT(max_abs_diff(cache.k[l].as<float>(), full_cache.k[l].as<float>(), n * cache.row), 1e-5f) << l;
+    EXPECT_LT(max_abs_diff(cache.v[l].as<float>(), full_cache.v[l].as<float>(), n * cache.row), 1e-5f) << l;
+  }
+
+  // Chunked prefill (rows that return nothing skip layers >= M entirely), then decode steps,
+  // against the full forward of the whole sequence.
+  skv::KVCache chunked = model.make_cache(64);
+  EXPECT_FALSE(model.forward(chunked, ids.data(), 10, 0, Logits::None).defined());
+  Tensor prev = model.forward(chunked, ids.data() + 10, n - 10, 10, Logits::Last);
+  EXPECT_LT(max_abs_diff(prev.as<float>(), last.as<float>(), vocab), 1e-4f);
+  skv::KVCache ref_cache = model.make_cache(64);
+  Tensor ref = model.forward(ref_cache, ids.data(), n + 3, 0, Logits::All);
+  for (int64_t i = n; i < n + 3; ++i) {
+    Tensor step = model.forward(chunked, &ids[i], 1, i, Logits::Last);
+    EXPECT_LT(max_abs_diff(step.as<float>(), ref.as<float>() + i * vocab, vocab), 1e-4f) << "decode step " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, SwiftKVModel,
+                         ::testing::Values(Case{Shape{}, 4, 1}, Case{Shape{}, 3, 2}, Case{Shape{}, 1, 4},
+                                           Case{Shape{}, 1, 1}, Case{Shape{.kv_heads = 4}, 3, 1},  // MHA
+                                           Case{Shape{.kv_heads = 1, .tied = true}, 1, 2},         // MQA, tied
+                                           Case{Shape{.heads = 6, .kv_heads = 3, .bias = true}, 2,
+                                                3}));  // biases, G = 3
+
+TEST(SwiftKVModel, PathsDifferAndTeacherIsTheBase) {
+  const Shape s;
+  skv::LlamaModel skv_path(swiftkv_model(s, 2, 1, 3));
+  skv::LlamaModel teacher(swiftkv_model(s, 2, 1, 3), skv::ModelOptions{.swiftkv = false});
+  skv::LlamaModel base(base_model(s, 3));
+  EXPECT_FALSE(teacher.swiftkv_active());
+  EXPECT_EQ(teacher.kv_layout().cache_layers(), s.layers);
+  const std::vector<int32_t> ids = random_ids(20, s.vocab, 5);
+  auto run = [&](skv::LlamaModel& m) {
+    skv::KVCache cache = m.make_cache(32);
+    return m.forward(cache, ids.data(), 20, 0, Logits::All);
+  };
+  Tensor a = run(skv_path), t = run(teacher), b = run(base);
+  EXPECT_EQ(max_abs_diff(t.as<float>(), b.as<float>(), 20 * s.vocab), 0.0f);  // same weights, same code
+  EXPECT_GT(max_abs_diff(a.as<float>(), b.as<float>(), 20 * s.vocab), 0.1f);
+}
+
+TEST(SwiftKVModel, ConvertedInitEqualsTeacherUpToLayerM) {
+  // With the conversion's own init and M = L - 1, G = 1, layer M's K/V source is exactly the
+  // teacher's (norm_swiftkv = its input norm, k/v/q copies), so the two paths agree.
+  const Shape s;
+  skv::ModelFiles f = base_model(s, 9);
+  skv::add_swiftkv_tensors(f, s.layers - 1, 1);
+  skv::LlamaModel converted(std::move(f));
+  skv::LlamaModel base(base_model(s, 9));
+  const std::vector<int32_t> ids = random_ids(15, s.vocab, 2);
+  skv::KVCache c1 = converted.make_cache(16), c2 = base.make_cache(16);
+  Tensor a = converted.forward(c1, ids.data(), 15, 0, Logits::All);
+  Tensor b = base.forward(c2, ids.data(), 15, 0, Logits::All);
+  EXPECT_LT(max_abs_diff(a.as<float>(), b.as<float>(), 15 * s.vocab), 1e-4f);
+}
+
+TEST(SwiftKVModel, UnusedWeightsAreDropped) {
+  const Shape s;
+  skv::LlamaModel m(swiftkv_model(s, 2, 3, 1));
+  for (const auto& [name, t] : m.tensors_in_use()) {
+    for (int64_t i = 2; i < s.layers; ++i)
+      for (const char* p : {"q_proj.", "k_proj.", "v_proj."})
+        EXPECT_EQ(name.find("layers." + std::to_string(i) + ".self_attn." + p), std::string::npos) << name;
+    EXPECT_EQ(name.find("k_proj_swiftkv"), std::string::npos) << name;  // lives on in the stacked matrix
+  }
+  skv::LlamaModel t(swiftkv_model(s, 2, 3, 1), skv::ModelOptions{.swiftkv = false});
+  for (const auto& [name, tensor] : t.tensors_in_use()) EXPECT_EQ(name.find("swiftkv"), std::string::npos) << name;
+  // Three later layers share one K/V: two layers' k/v weights fewer, plus norm_swiftkv.
+  const size_t kv_weight = s.kv_heads * s.head_dim * s.hidden * sizeof(float);
+  EXPECT_EQ(m.weight_bytes() + 2 * 2 * kv_weight, t.weight_bytes() + s.hidden * sizeof(float));
+}
+
+TEST(SwiftKVModel, FlopsFollowTheFormula) {
+  const Shape s;
+  const int64_t m = 2, n = 24;
+  skv::LlamaModel model(swiftkv_model(s, m, 1, 4));
+  skv::LlamaModel teacher(swiftkv_model(s, m, 1, 4), skv::ModelOptions{.swiftkv = false});
+  const std::vector<int32_t> ids = random_ids(n, s.vocab, 1);
+  skv::KVCache c1 = model.make_cache(n), c2 = teacher.make_cache(n);
+  model.forward(c1, ids.data(), n, 0, Logits::None);
+  teacher.forward(c2, ids.data(), n, 0, Logits::None);
+  const double d = s.hidden, qd = s.heads * s.head_dim, kvd = s.kv_heads * s.head_dim, f = s.ffn;
+  const double per_layer = 2.0 * n * (d * qd * 2 + 2 * d * kvd + 3 * d * f);
+  const double attn_per_layer = 4.0 * s.heads * s.head_dim * (n * (n + 1) / 2.0);
+  EXPECT_DOUBLE_EQ(teacher.flops().linear, s.layers * per_layer);
+  EXPECT_DOUBLE_EQ(teacher.flops().attention, s.layers * attn_per_layer);
+  EXPECT_DOUBLE_EQ(model.flops().linear, m * per_layer + 2.0 * n * d * 2 * kvd * (s.layers - m));
+  EXPECT_DOUBLE_EQ(model.flops().attention, m * attn_per_layer);
+}
+
+TEST(SwiftKVModel, Settings) {
+  EXPECT_EQ(skv::num_key_value_layers_for_fraction(32, 0.5), 16);
+  EXPECT_EQ(skv::num_key_value_layers_for_fraction(32, 0.25), 24);
+  EXPECT_EQ(skv::num_key_value_layers_for_fraction(30, 0.5), 15);
+  EXPECT_THROW(skv::num_key_value_layers_for_fraction(30, 1.0), skv::Error);
+  EXPECT_THROW(skv::num_key_value_layers_for_fraction(30, 0.0), skv::Error);
+  EXPECT_THROW(skv::num_key_value_layers_for_fraction(4, 0.01), skv::Error);  // rounds to M = L
+  EXPECT_NO_THROW(skv::check_swiftkv_settings(30, 15, 5));
+  EXPECT_THROW(skv::check_swiftkv_settings(30, 30, 1), skv::Error);
+  EXPECT_THROW(skv::check_swiftkv_settings(30, 0, 1), skv::Error);
+  EXPECT_THROW(skv::check_swiftkv_settings(30, 15, 0), skv::Error);
+  EXPECT_THROW(skv::check_swiftkv_settings(30, 15, 4), skv::Error);
+}
+
+}  // namespace
