@@ -1,5 +1,7 @@
 #include "cli/bench_swiftkv.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
@@ -109,16 +111,18 @@ int bench_swiftkv_compare(const Args& args) {
     if (n_gen > 0) s.decode_tps.push_back(n_gen / decode);
     s.flops = flops;
   };
+  const bool progress = isatty(fileno(stderr));
   for (size_t vi = 0; vi < variants.size(); ++vi) run(vi, 0, false);  // warm-up
   // Interleave variants within each repetition so drifting machine load hits all alike.
   for (int64_t r = 0; r < reps; ++r)
     for (size_t pi = 0; pi < prompts.size(); ++pi)
       for (size_t vi = 0; vi < variants.size(); ++vi) {
         run(vi, pi, true);
-        std::fprintf(stderr, "\rbench: repetition %lld/%lld, prompt %d, %s          ", (long long)r + 1,
-                     (long long)reps, prompts[pi], variants[vi].label.c_str());
+        if (progress)
+          std::fprintf(stderr, "\rbench: repetition %lld/%lld, prompt %d, %s          ", (long long)r + 1,
+                       (long long)reps, prompts[pi], variants[vi].label.c_str());
       }
-  std::fprintf(stderr, "\r%80s\r", "");
+  if (progress) std::fprintf(stderr, "\r%80s\r", "");
 
   nlohmann::json rows = nlohmann::json::array();
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
