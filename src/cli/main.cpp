@@ -23,6 +23,7 @@ const Command kCommands[] = {
     {"chat-template", skv::cli::cmd_chat_template, "render the chat template for a list of messages"},
     {"info", skv::cli::cmd_info, "architecture, shapes, dtypes, parameter count, memory"},
     {"bench", skv::cli::cmd_bench, "llama-bench style pp/tg throughput"},
+    {"convert", skv::cli::cmd_convert, "turn a model into a SwiftKV checkpoint"},
 };
 
 void usage(FILE* out) {

@@ -1,48 +1,16 @@
 // Tokenizer::from_gguf: llama.cpp's `tokenizer.ggml.*` metadata for byte-level BPE
-// ("gpt2" model). The pre-tokenizer is not stored, only its name (`tokenizer.ggml.pre`),
-// so the names map to the HF pre-tokenizers that llama.cpp's regex lists implement.
+// ("gpt2" model). The pre-tokenizer is not stored, only its name (`tokenizer.ggml.pre`);
+// gguf_pre_tokenizer.h maps it to the HF pre-tokenizer that llama.cpp's regex list implements.
 #include "core/error.h"
 #include "io/gguf.h"
 #include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/gguf_pre_tokenizer.h"
 
 namespace skv {
 namespace {
 
 // llama_token_type values stored in tokenizer.ggml.token_type.
 enum : int64_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
-
-struct PreConfig {
-  std::unique_ptr<PreTokenizer> pre;
-  bool ignore_merges = false;
-  bool add_bos = false;  // llama.cpp's default when tokenizer.ggml.add_bos_token is absent
-};
-
-PreConfig pre_for(const std::string& name) {
-  PreConfig c;
-  std::vector<std::unique_ptr<PreTokenizer>> stages;
-  if (name == "default" || name == "gpt2" || name == "gpt-2" || name == "mpt" || name == "olmo" || name == "jais") {
-    c.pre = make_byte_level_pre(false, true);
-  } else if (name == "llama-bpe" || name == "llama3" || name == "llama-v3") {
-    // Llama-3: Split(regex, Isolated) + ByteLevel(use_regex=false), ignore_merges, BOS.
-    stages.push_back(make_split_pre(kLlama3Regex, SplitBehavior::Isolated, false));
-    stages.push_back(make_byte_level_pre(false, false));
-    c.pre = make_sequence_pre(std::move(stages));
-    c.ignore_merges = true;
-    c.add_bos = true;
-  } else if (name == "smollm" || name == "starcoder" || name == "refact" || name == "command-r" ||
-             name == "codeshell" || name == "exaone" || name == "minerva") {
-    // llama.cpp splits off every \p{N} character, then applies the GPT-2 regex: the same as
-    // HF SmolLM2's Sequence[Digits(individual_digits=true), ByteLevel(use_regex=true)].
-    stages.push_back(make_digits_pre(true));
-    stages.push_back(make_byte_level_pre(false, true));
-    c.pre = make_sequence_pre(std::move(stages));
-  } else {
-    fail("unsupported tokenizer.ggml.pre '", name,
-         "' (supported: default, gpt2, llama-bpe, llama3, smollm, starcoder, refact, command-r, codeshell, ",
-         "exaone, minerva, mpt, olmo, jais)");
-  }
-  return c;
-}
 
 }  // namespace
 
@@ -81,8 +49,8 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GGUFFile& gguf) {
       p.merges.emplace_back(m.substr(0, sp), m.substr(sp + 1));
     }
 
-    PreConfig pre = pre_for(gguf.get_string("tokenizer.ggml.pre", "default"));
-    p.pre = std::move(pre.pre);
+    const GgufPreTokenizer pre = gguf_pre_tokenizer(gguf.get_string("tokenizer.ggml.pre", "default"));
+    p.pre = pre_tokenizer_from_json(pre.pre_tokenizer);
     p.model_opts.ignore_merges = pre.ignore_merges;
 
     const auto opt_id = [&](const char* key) -> std::optional<int32_t> {

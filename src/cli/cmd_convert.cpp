@@ -1,0 +1,105 @@
+// `swiftkv convert`: a base model (HF directory or GGUF) -> a SwiftKV checkpoint directory,
+// initialised as SWIFTKV.md §2 says, ready for distillation or for serving as is.
+#include <chrono>
+#include <cstdio>
+#include <optional>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "io/config_json.h"
+#include "io/gguf.h"
+#include "io/hf_export.h"
+#include "io/model_files.h"
+#include "model/swiftkv.h"
+#include "tokenizer/tokenizer_export.h"
+
+namespace skv::cli {
+
+namespace {
+
+const char* kUsage =
+    "usage: swiftkv convert --model BASE --out DIR (--num-key-value-layers M | --swiftkv-fraction F) [flags]\n"
+    "\n"
+    "Turns a base model into a SwiftKV checkpoint: a Hugging Face directory (config.json,\n"
+    "model.safetensors, tokenizer files, chat template) initialised as in the SwiftKV paper:\n"
+    "norm_swiftkv = layer M's input norm, q_proj_swiftkv = q_proj, and each group leader's\n"
+    "k/v_proj_swiftkv = the mean of its group's k/v_proj. Distil it to recover quality.\n"
+    "\n"
+    "  -m, --model PATH             base model: Hugging Face directory or .gguf file\n"
+    "  --out DIR                    output directory; must not exist or must be empty\n"
+    "  --num-key-value-layers M     layers 0..M-1 keep their own K/V (1 <= M < layers)\n"
+    "  --swiftkv-fraction F         skip prefill of a fraction F of the layers (0 < F < 1):\n"
+    "                               M = layers - round(F * layers), e.g. 0.5 of 32 -> M = 16\n"
+    "  --key-value-group-size G     AcrossKV: G consecutive layers >= M share one K/V\n"
+    "                               (default 1; G must divide layers - M)\n"
+    "  --dtype f32|bf16|f16         stored dtype. Default: the source's for a Hugging Face\n"
+    "                               directory; f32 for GGUF, which holds the dequantised\n"
+    "                               Q4_0/Q4_1/Q8_0 values exactly (bf16/f16 would round them)\n"
+    "  --force                      replace a non-empty --out that holds a model\n"
+    "  -h, --help                   show this help\n";
+
+std::string megabytes(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return buf;
+}
+
+}  // namespace
+
+int cmd_convert(int argc, char** argv) {
+  Args args(argc, argv,
+            {"--model", "--out", "--num-key-value-layers", "--swiftkv-fraction", "--key-value-group-size", "--dtype"},
+            {"--force", "--help"}, {{"-m", "--model"}, {"-h", "--help"}});
+  if (args.flag("--help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
+  const std::string model_path = args.required("--model");
+  const std::string out = args.required("--out");
+  // Everything checkable without the model is checked first, so a typo fails fast.
+  const bool by_layers = args.has("--num-key-value-layers");
+  if (by_layers == args.has("--swiftkv-fraction"))
+    fail("give exactly one of --num-key-value-layers and --swiftkv-fraction");
+  const int64_t fixed_m = args.integer("--num-key-value-layers", 1);
+  if (fixed_m < 1) fail("--num-key-value-layers must be at least 1, got ", fixed_m);
+  const double fraction = args.real("--swiftkv-fraction", 0.5);
+  if (!(fraction > 0.0 && fraction < 1.0))
+    fail("--swiftkv-fraction must be strictly between 0 and 1, got ", args.str("--swiftkv-fraction", ""));
+  const int64_t group = args.integer("--key-value-group-size", 1);
+  if (group < 1) fail("--key-value-group-size must be at least 1, got ", group);
+  std::optional<DType> dtype;
+  if (auto d = args.opt("--dtype")) dtype = parse_export_dtype(*d);
+  check_export_target(out, model_path, args.flag("--force"));
+
+  const auto start = std::chrono::steady_clock::now();
+  ModelFiles files = open_model_files(model_path);
+  if (files.config.architecture == "llama_swiftkv")
+    fail(model_path, " is already a SwiftKV model; convert its base model instead");
+  const int64_t layers = files.config.num_layers;
+  const int64_t m = by_layers ? fixed_m : num_key_value_layers_for_fraction(layers, fraction);
+
+  HfExportOptions opt;
+  opt.dtype = dtype.value_or(default_export_dtype(files));  // before the F32 group means exist
+  opt.replace_existing = args.flag("--force");
+  if (files.format == ModelFormat::GGUF) {
+    opt.extra_files = hf_tokenizer_files_from_gguf(*files.gguf);
+    opt.extra_files["generation_config.json"] = generation_config_to_json_text(files.config);
+  }
+  add_swiftkv_tensors(files, m, group);
+  const HfExportResult r = export_hf_directory(files, out, opt);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  const int64_t cached = m + (layers - m) / group;
+  std::fprintf(stderr,
+               "swiftkv convert: wrote %s: num_key_value_layers M = %lld of %lld layers, key_value_group_size G = "
+               "%lld, KV cache holds %lld layers (%lld + %lld/%lld), %s, %lld tensors, %s in %.1f s\n",
+               out.c_str(), static_cast<long long>(m), static_cast<long long>(layers), static_cast<long long>(group),
+               static_cast<long long>(cached), static_cast<long long>(m), static_cast<long long>(layers - m),
+               static_cast<long long>(group), torch_dtype_name(opt.dtype).c_str(),
+               static_cast<long long>(r.num_tensors), megabytes(r.bytes_written).c_str(), secs);
+  return 0;
+}
+
+}  // namespace skv::cli

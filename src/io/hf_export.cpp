@@ -1,0 +1,285 @@
+#include "io/hf_export.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "backend/ops.h"
+#include "core/error.h"
+#include "io/config_json.h"
+#include "io/safetensors.h"
+
+namespace skv {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Files of an HF model directory that describe how to use the weights rather than the weights.
+const char* const kSideFiles[] = {
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "generation_config.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+};
+
+fs::path normalized(const std::string& p) {
+  fs::path out = fs::absolute(fs::path(p)).lexically_normal();
+  if (out.filename().empty()) out = out.parent_path();  // "dir/" -> "dir"
+  return out;
+}
+
+// A fresh directory next to `target` (same filesystem, so rename() into place is atomic),
+// removed with its contents unless released.
+class SiblingDir {
+ public:
+  SiblingDir(const fs::path& target, const char* tag) {
+    std::string name = target.filename().string();  // built by appending: GCC 12 misreports "." + s (-Wrestrict)
+    name.insert(0, 1, '.').append(tag).append(".XXXXXX");
+    std::string tmpl = (target.parent_path() / name).string();
+    if (!::mkdtemp(tmpl.data()))
+      fail("cannot create a temporary directory next to '", target.string(), "': ", std::strerror(errno));
+    path_ = tmpl;
+  }
+  ~SiblingDir() {
+    if (path_.empty()) return;
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  SiblingDir(const SiblingDir&) = delete;
+  SiblingDir& operator=(const SiblingDir&) = delete;
+  const fs::path& path() const { return path_; }
+  void release() { path_.clear(); }
+
+ private:
+  fs::path path_;
+};
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  out.close();
+  if (!out) fail("cannot write ", path.string());
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot read ", path.string());
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+bool ends_with_any(const std::string& name, std::initializer_list<const char*> suffixes) {
+  for (const char* s : suffixes)
+    if (name.ends_with(s)) return true;
+  return false;
+}
+
+// Heads whose rows llama.cpp permuted in this tensor, or 0 when it was left alone.
+int64_t permuted_heads(const std::string& name, const ModelConfig& c) {
+  if (ends_with_any(name, {".self_attn.q_proj.weight", ".self_attn.q_proj.bias", ".self_attn.q_proj_swiftkv.weight",
+                           ".self_attn.q_proj_swiftkv.bias"}))
+    return c.num_heads;
+  if (ends_with_any(name, {".self_attn.k_proj.weight", ".self_attn.k_proj.bias", ".self_attn.k_proj_swiftkv.weight",
+                           ".self_attn.k_proj_swiftkv.bias"}))
+    return c.num_kv_heads;
+  return 0;
+}
+
+// All tensors in the output dtype. They are held in memory together because
+// write_safetensors takes the whole map; unchanged tensors stay views of the source mapping.
+std::map<std::string, Tensor> export_tensors(const ModelFiles& files, DType dtype) {
+  const ModelConfig& c = files.config;
+  std::map<std::string, Tensor> out;
+  for (const auto& [name, t] : files.tensors) {
+    // A tied lm_head is the embedding; transformers re-ties it on load.
+    if (name == "lm_head.weight" && c.tie_word_embeddings) continue;
+    if (t.dtype == DType::I32) {
+      out.emplace(name, t);
+      continue;
+    }
+    Tensor v = t.dtype == dtype ? t : ops::to_dtype(t, dtype);
+    if (files.rope_interleaved)
+      if (const int64_t heads = permuted_heads(name, c)) v = unpermute_rope_rows(v, heads);
+    out.emplace(name, std::move(v));
+  }
+  return out;
+}
+
+void copy_side_files(const fs::path& source_dir, const fs::path& dest, const HfExportOptions& opt) {
+  for (const char* name : kSideFiles) {
+    if (opt.extra_files.count(name)) continue;
+    const fs::path from = source_dir / name;
+    std::error_code ec;
+    if (!fs::is_regular_file(from, ec)) continue;
+    fs::copy_file(from, dest / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) fail("cannot copy ", from.string(), " to ", (dest / name).string(), ": ", ec.message());
+  }
+}
+
+// mkdtemp makes 0700; the finished checkpoint gets the permissions a new directory would.
+void set_default_dir_mode(const fs::path& dir) {
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::chmod(dir.c_str(), 0777 & ~mask);
+}
+
+void rename_or_fail(const fs::path& from, const fs::path& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0)
+    fail("cannot rename ", from.string(), " to ", to.string(), ": ", std::strerror(errno));
+}
+
+// rename(2) replaces an empty directory in one step; a non-empty one is first moved aside.
+void install(SiblingDir& staged, const fs::path& out) {
+  std::error_code ec;
+  const bool exists = fs::exists(fs::symlink_status(out, ec));
+  if (!exists || fs::is_empty(out, ec)) {
+    rename_or_fail(staged.path(), out);
+    staged.release();
+    return;
+  }
+  SiblingDir old(out, ".old");
+  rename_or_fail(out, old.path());
+  try {
+    rename_or_fail(staged.path(), out);
+  } catch (const Error&) {
+    ::rename(old.path().c_str(), out.c_str());  // put the previous directory back
+    old.release();
+    throw;
+  }
+  staged.release();
+}  // `old` (the replaced directory) is deleted here
+
+uint64_t directory_bytes(const fs::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& e : fs::recursive_directory_iterator(dir, ec)) {
+    if (!e.is_regular_file(ec)) continue;
+    const uintmax_t n = e.file_size(ec);
+    if (!ec) total += n;
+  }
+  return total;
+}
+
+}  // namespace
+
+DType parse_export_dtype(const std::string& name) {
+  if (name == "f32" || name == "float32") return DType::F32;
+  if (name == "f16" || name == "float16") return DType::F16;
+  if (name == "bf16" || name == "bfloat16") return DType::BF16;
+  fail("unknown dtype '", name, "' (choose f32, bf16 or f16)");
+}
+
+std::string torch_dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::F32:
+      return "float32";
+    case DType::F16:
+      return "float16";
+    case DType::BF16:
+      return "bfloat16";
+    default:
+      fail("checkpoints are stored as f32, f16 or bf16, not ", dtype_name(dtype));
+  }
+}
+
+DType default_export_dtype(const ModelFiles& files) {
+  if (files.format == ModelFormat::GGUF) return DType::F32;
+  bool first = true, common = true;
+  DType seen = DType::F32;
+  for (const auto& [name, t] : files.tensors) {
+    if (t.dtype == DType::I32) continue;
+    if (first) seen = t.dtype, first = false;
+    common = common && t.dtype == seen;
+  }
+  if (!first && common && (seen == DType::F32 || seen == DType::F16 || seen == DType::BF16)) return seen;
+  const std::string& td = files.config.torch_dtype;
+  if (td == "float32" || td == "float16" || td == "bfloat16") return parse_export_dtype(td);
+  return DType::F32;
+}
+
+void check_export_target(const std::string& out_dir, const std::string& source_path, bool replace_existing) {
+  if (out_dir.empty()) fail("the output directory path is empty");
+  const fs::path out = normalized(out_dir);
+  // Replacing (or writing into) the directory that holds the input would delete the user's model.
+  std::error_code src_ec, dst_ec;
+  const fs::path src = fs::weakly_canonical(fs::absolute(source_path), src_ec);
+  const fs::path dst = fs::weakly_canonical(out, dst_ec);
+  if (!src_ec && !dst_ec && !dst.empty() &&
+      std::mismatch(dst.begin(), dst.end(), src.begin(), src.end()).first == dst.end())
+    fail("output directory '", out_dir, "' holds the input model '", source_path, "'");
+  std::error_code ec;
+  if (!fs::is_directory(out.parent_path(), ec))
+    fail("the parent directory '", out.parent_path().string(), "' of output directory '", out_dir, "' does not exist");
+  const fs::file_status st = fs::symlink_status(out, ec);
+  if (fs::exists(st)) {
+    if (fs::is_symlink(st)) fail("output path '", out_dir, "' is a symbolic link; give the directory it points to");
+    if (!fs::is_directory(st)) fail("output path '", out_dir, "' exists and is not a directory");
+    if (!fs::is_empty(out, ec)) {
+      if (!replace_existing) fail("output directory '", out_dir, "' is not empty (pass --force to replace it)");
+      if (!fs::exists(out / "config.json"))
+        fail("refusing to replace '", out_dir, "' with --force: it is not a model directory (no config.json)");
+    }
+  }
+}
+
+Tensor unpermute_rope_rows(const Tensor& t, int64_t n_head) {
+  if (dtype_is_quantized(t.dtype)) fail("unpermute_rope_rows: ", dtype_name(t.dtype), " rows cannot be moved");
+  if (t.shape.empty() || t.shape.size() > 2)
+    fail("unpermute_rope_rows: expected a 1-D or 2-D tensor, got ", t.shape_str());
+  const int64_t rows = t.shape[0];
+  if (n_head <= 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0)
+    fail("unpermute_rope_rows: ", rows, " rows do not split into ", n_head, " heads of even size");
+  const int64_t head_dim = rows / n_head, half_dim = head_dim / 2;
+  const size_t row_bytes = t.nbytes() / static_cast<size_t>(rows);
+  Tensor out = Tensor::empty(t.dtype, t.shape);
+  const auto* src = static_cast<const uint8_t*>(t.data);
+  auto* dst = static_cast<uint8_t*>(out.data);
+  for (int64_t h = 0; h < n_head; ++h)
+    for (int64_t half = 0; half < 2; ++half)
+      for (int64_t j = 0; j < half_dim; ++j)
+        std::memcpy(dst + (h * head_dim + half * half_dim + j) * row_bytes,
+                    src + (h * head_dim + 2 * j + half) * row_bytes, row_bytes);
+  return out;
+}
+
+HfExportResult export_hf_directory(const ModelFiles& files, const std::string& out_dir, const HfExportOptions& opt) {
+  check_export_target(out_dir, files.path, opt.replace_existing);
+  const fs::path out = normalized(out_dir);
+  ModelConfig config = files.config;
+  config.torch_dtype = torch_dtype_name(opt.dtype);
+  const bool hf = files.format == ModelFormat::HFDirectory;
+  const std::string original_config = hf ? read_text(fs::path(files.path) / "config.json") : "";
+
+  SiblingDir staged(out, ".tmp");
+  HfExportResult result;
+  {
+    std::map<std::string, Tensor> tensors = export_tensors(files, opt.dtype);
+    result.num_tensors = static_cast<int64_t>(tensors.size());
+    write_safetensors((staged.path() / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  }  // the converted copies are freed before the small files are written
+  write_text(staged.path() / "config.json", config_to_json_text(config, original_config));
+  if (hf) copy_side_files(files.path, staged.path(), opt);
+  for (const auto& [name, text] : opt.extra_files) {
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+      fail("extra file name '", name, "' is not a plain file name");
+    write_text(staged.path() / name, text);
+  }
+  set_default_dir_mode(staged.path());
+  install(staged, out);
+  result.bytes_written = directory_bytes(out);
+  return result;
+}
+
+}  // namespace skv
