@@ -51,6 +51,7 @@ class GGUFFile {
   // View into the mapping; shape reversed to PyTorch order, dtype mapped from ggml_type.
   // Throws for a tensor type swiftkv does not support, naming tensor and type.
   Tensor tensor(const std::string& name) const;
+  const MappedFile& mapping() const { return *file_; }
 
  private:
   std::string path_;

@@ -16,6 +16,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  bool contains(const void* p) const { return p >= data_ && p < data_ + size_; }
+  // Drops the resident pages wholly inside [p, p + n) (read-only private mapping: they are
+  // re-read from the file if touched again). For weights copied elsewhere at load.
+  void release(const void* p, size_t n) const;
 
  private:
   std::string path_;

@@ -114,6 +114,11 @@ void open_hf_directory(ModelFiles& m) {
 
 }  // namespace
 
+void ModelFiles::release_pages(const Tensor& t) const {
+  if (gguf) gguf->mapping().release(t.data, t.nbytes());
+  for (const auto& shard : shards) shard->mapping().release(t.data, t.nbytes());
+}
+
 const Tensor* ModelFiles::find(const std::string& name) const {
   auto it = tensors.find(name);
   return it == tensors.end() ? nullptr : &it->second;

@@ -31,6 +31,9 @@ struct ModelFiles {
 
   const Tensor* find(const std::string& name) const;
   const Tensor& get(const std::string& name) const;  // throws naming the tensor and the path
+  // Drops the resident file pages of a tensor that lives in one of the mappings (no-op for
+  // tensors in memory), once its values have been copied elsewhere.
+  void release_pages(const Tensor& t) const;
 };
 
 // path: an HF model directory (config.json + model.safetensors or a sharded index) or a

@@ -19,6 +19,7 @@ class SafetensorsFile {
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
   const Tensor& tensor(const std::string& name) const;  // throws if missing
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const MappedFile& mapping() const { return *file_; }
 
  private:
   std::string path_;

@@ -127,6 +127,7 @@ void LlamaModel::bind_swiftkv() {
     const Tensor src = p.dtype == dt ? p : ops::to_dtype(p, dt);
     std::memcpy(dst, src.data, src.nbytes());
     dst += src.nbytes();
+    files_.release_pages(p);  // its values live on in the stacked copy only
   }
   w_.kv_swiftkv = stacked;
   owned_["model.kv_proj_swiftkv.stacked.weight"] = stacked;
