@@ -11,5 +11,6 @@ int cmd_chat_template(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_convert(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
 
 }  // namespace skv::cli

@@ -24,6 +24,7 @@ const Command kCommands[] = {
     {"info", skv::cli::cmd_info, "architecture, shapes, dtypes, parameter count, memory"},
     {"bench", skv::cli::cmd_bench, "llama-bench style pp/tg throughput"},
     {"convert", skv::cli::cmd_convert, "turn a model into a SwiftKV checkpoint"},
+    {"eval", skv::cli::cmd_eval, "benchmarks (ARC, MMLU, GSM8K, ...) with lm-eval prompts and metrics"},
 };
 
 void usage(FILE* out) {
