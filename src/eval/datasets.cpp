@@ -192,15 +192,17 @@ Task truthfulqa_task(const std::string& data_dir, bool mc2) {
       Doc d;
       d.text = truthfulqa_text(q.at("question").get<std::string>());
       const Json& targets = q.at(mc2 ? "mc2_targets" : "mc1_targets");
+      std::vector<int> labels;
       for (const auto& [answer, label] : targets.items()) {
         d.choices.push_back(answer);
-        d.labels.push_back(label.get<int>());
+        labels.push_back(label.get<int>());
       }
       if (d.choices.empty()) fail(path, ": question ", i, " has no answers");
       // mc1: lm-eval's doc_to_target is 0, the first answer, which is the true one.
-      auto first_true = std::find(d.labels.begin(), d.labels.end(), 1);
-      if (first_true == d.labels.end()) fail(path, ": question ", i, " has no true answer");
-      d.gold = static_cast<int>(first_true - d.labels.begin());
+      auto first_true = std::find(labels.begin(), labels.end(), 1);
+      if (first_true == labels.end()) fail(path, ": question ", i, " has no true answer");
+      d.gold = static_cast<int>(first_true - labels.begin());
+      if (mc2) d.labels = std::move(labels);  // only mc2 scores the probability mass
       t.docs.push_back(std::move(d));
     } catch (const Json::exception& e) {
       fail(path, ": question ", i, ": unexpected layout (", e.what(), ")");
