@@ -61,8 +61,8 @@ constexpr const char* kEvalHelp =
     "                       the batched engine\n"
     "  -c, --ctx-size N     lm-eval's max_length: inputs are left-truncated to it and wikitext\n"
     "                       windows are this long (default: the model's max positions)\n"
-    "  --no-bos             never add the BOS token the tokenizer adds by default (lm-eval's HF\n"
-    "                       backend adds none unless add_bos_token=True)\n"
+    "  --no-bos             never add the BOS token the tokenizer adds by default (lm-eval 0.4.13\n"
+    "                       keeps the tokenizer's default, as we do; earlier 0.4.x added none)\n"
     "  --no-swiftkv         a SwiftKV checkpoint's teacher path\n"
     "  --output FILE        results JSON: per task metrics, *_stderr, n, settings, timings\n"
     "  --log-samples FILE   one JSON line per item (prompt, log-likelihoods, predictions)\n"
@@ -186,9 +186,8 @@ int cmd_eval(int argc, char** argv) {
   eval::EvalModelOptions lm_opts;
   lm_opts.max_length = max_length;
   lm_opts.batch_tokens = batch_tokens;
-  // A chat template writes its own BOS (if the model wants one), so the tokenizer adds none.
   const bool chat = args.flag("--chat-template");
-  lm_opts.add_bos = !args.flag("--no-bos") && !chat;
+  lm_opts.add_bos = !args.flag("--no-bos");
   if (chat) {
     const std::string tmpl = m.tokenizer->chat_template();
     if (tmpl.empty()) fail("--chat-template: the model has no chat template");
@@ -241,7 +240,7 @@ int cmd_eval(int argc, char** argv) {
     cfg["num_fewshot"] = run.num_fewshot >= 0 ? nlohmann::ordered_json(run.num_fewshot) : nullptr;
     cfg["seed"] = run.seed;
     cfg["chat_template"] = chat;
-    cfg["bos_added"] = lm_opts.add_bos && m.tokenizer->adds_bos();
+    cfg["tokenizer_adds_bos"] = lm_opts.add_bos && m.tokenizer->adds_bos();
     cfg["max_length"] = max_length;
     cfg["batch_tokens"] = batch_tokens;
     cfg["threads"] = m.threads;

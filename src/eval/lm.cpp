@@ -36,13 +36,24 @@ EvalModel::EvalModel(LlamaModel& model, const Tokenizer& tok, EvalModelOptions o
   } else {
     fail("the tokenizer has neither a BOS nor an EOS token to condition the first token on");
   }
+  prefix_text_ = tok.decode({prefix_}, false);
 }
 
-std::vector<int32_t> EvalModel::encode(const std::string& text) const { return tok_.encode(text, opts_.add_bos, true); }
+std::vector<int32_t> EvalModel::encode(const std::string& text) const {
+  // lm-eval's tok_encode: the tokenizer's default special tokens, except for text that already
+  // starts with the prefix token's text (a chat template that writes BOS itself).
+  const bool has_prefix = !prefix_text_.empty() && text.compare(0, prefix_text_.size(), prefix_text_) == 0;
+  return tok_.encode(text, opts_.add_bos && !has_prefix, true);
+}
 
 std::pair<std::vector<int32_t>, std::vector<int32_t>> EvalModel::encode_pair(const std::string& context,
                                                                              const std::string& continuation) const {
-  if (context.empty()) return {{prefix_}, tok_.encode(continuation, false, true)};
+  if (context.empty()) {
+    std::vector<int32_t> cont = tok_.encode(continuation, false, true);
+    // A continuation that itself starts with the prefix token is conditioned on that token.
+    if (!cont.empty() && cont[0] == prefix_) return {{prefix_}, std::vector<int32_t>(cont.begin() + 1, cont.end())};
+    return {{prefix_}, std::move(cont)};
+  }
   const size_t spaces = trailing_space_bytes(context);
   const std::string ctx = context.substr(0, context.size() - spaces);
   const std::string cont = context.substr(context.size() - spaces) + continuation;
@@ -121,7 +132,9 @@ std::vector<LoglikResult> EvalModel::loglikelihoods(const std::string& context,
 }
 
 double EvalModel::loglikelihood_rolling(const std::string& text, int64_t* tokens) {
-  const std::vector<int32_t> ids = tok_.encode(text, false, true);
+  // lm-eval encodes the document with tok_encode's defaults, so a tokenizer that adds BOS
+  // puts one after the prefix token (also BOS) and it is scored like any other token.
+  const std::vector<int32_t> ids = encode(text);
   if (tokens) *tokens = ids.size();
   double sum = 0;
   for (const TokenWindow& w : rolling_windows(ids, prefix_, opts_.max_length, 1))

@@ -40,20 +40,24 @@ class EvalModel {
  public:
   EvalModel(LlamaModel& model, const Tokenizer& tok, EvalModelOptions opts);
 
-  std::vector<int32_t> encode(const std::string& text) const;  // opts.add_bos decides BOS
+  // The tokenizer's default special tokens (none without opts.add_bos), and none for text that
+  // starts with the prefix token's text, as lm-eval 0.4.13's tok_encode.
+  std::vector<int32_t> encode(const std::string& text) const;
   // lm-eval's prefix for an empty context and for rolling windows: BOS, else EOS.
   int32_t prefix_token() const { return prefix_; }
   // lm-eval's _encode_pair: trailing whitespace of the context moves to the continuation,
   // then continuation = encode(context + continuation)[len(encode(context)):]. An empty
-  // context becomes [prefix_token] and the continuation is encoded without special tokens.
+  // context becomes [prefix_token] and the continuation is encoded without special tokens
+  // (minus a leading prefix token, which then is the context).
   std::pair<std::vector<int32_t>, std::vector<int32_t>> encode_pair(const std::string& context,
                                                                     const std::string& continuation) const;
 
   // ln p(cont | ctx), inputs left-truncated like lm-eval ((ctx + cont)[-(max_length + 1):][:-1]).
   LoglikResult loglikelihood(const std::vector<int32_t>& ctx, const std::vector<int32_t>& cont);
   std::vector<LoglikResult> loglikelihoods(const std::string& context, const std::vector<std::string>& continuations);
-  // Sum of ln p over every token of `text` (encoded without special tokens) in lm-eval's
-  // rolling windows of max_length with one token of context. *tokens gets the token count.
+  // Sum of ln p over every token of encode(text) in lm-eval's rolling windows of max_length
+  // with one token of context, the first conditioned on the prefix token. *tokens gets the
+  // token count.
   double loglikelihood_rolling(const std::string& text, int64_t* tokens = nullptr);
   // Greedy continuation of `context` until a stop string, an EOS token or max_tokens; the
   // prompt is left-truncated to max_length - max_tokens like lm-eval's generate_until.
@@ -74,6 +78,7 @@ class EvalModel {
   const Tokenizer& tok_;
   EvalModelOptions opts_;
   int32_t prefix_ = 0;
+  std::string prefix_text_;  // the prefix token decoded, for the starts-with-BOS rule
   KVCache cache_;
   std::vector<int32_t> cached_;  // the tokens whose K/V the cache holds, position by position
   int64_t tokens_computed_ = 0;

@@ -53,6 +53,28 @@ TEST_F(EvalLm, EncodePairMovesTrailingSpacesToTheContinuation) {
   EXPECT_EQ(cont0, tok_->encode("hello", false, true));
 }
 
+TEST_F(EvalLm, BosFollowsTheTokenizerUnlessTheTextStartsWithIt) {
+  // A Llama-3 style tokenizer whose post-processor adds BOS (only encoding is exercised).
+  auto tok =
+      Tokenizer::from_tokenizer_json(std::string(SKV_SOURCE_DIR) + "/tests/fixtures/tokenizer/llama3_style.json");
+  ASSERT_TRUE(tok->adds_bos() && tok->bos_id());
+  const int32_t bos = *tok->bos_id();
+  const std::string bos_text = tok->decode({bos}, false);
+  EvalModel lm(*model_, *tok, {});
+  EXPECT_EQ(lm.prefix_token(), bos);
+  EXPECT_EQ(lm.encode("hello").front(), bos);
+  EXPECT_EQ(lm.encode(bos_text + "hello"), tok->encode(bos_text + "hello", false, true));  // one BOS, not two
+  auto [ctx, cont] = lm.encode_pair("Question:", " hi");
+  EXPECT_EQ(ctx.front(), bos);
+  EXPECT_EQ(cont, tok->encode(" hi", false, true));
+  // Empty context: the prefix token, and a continuation that starts with it is not scored twice.
+  auto [c0, k0] = lm.encode_pair("", bos_text + "hi");
+  EXPECT_EQ(c0, (std::vector<int32_t>{bos}));
+  EXPECT_EQ(k0, tok->encode("hi", false, true));
+  EvalModel no_bos(*model_, *tok, {.max_length = 2048, .batch_tokens = 512, .add_bos = false});
+  EXPECT_EQ(no_bos.encode("hello"), tok->encode("hello", false, true));
+}
+
 TEST_F(EvalLm, LoglikelihoodsMatchScore) {
   for (int64_t batch : {512, 3}) {
     EvalModel lm(*model_, *tok_, {.max_length = 2048, .batch_tokens = batch});
