@@ -53,9 +53,9 @@ constexpr const char* kEvalHelp =
     "  --limit N            first N items per task (per subject for mmlu); 0 < N < 1: that fraction\n"
     "  --num-fewshot K      override every task's default (0; mmlu 5; gsm8k_cot 8)\n"
     "  --seed S             few-shot draws (default 1234); an item is never its own example\n"
-    "  --chat-template      each prompt becomes one user turn of the model's chat template,\n"
-    "                       with the generation prompt (multiple-choice answers then follow\n"
-    "                       without the leading space, as in lm-eval)\n"
+    "  --chat-template      each prompt becomes one user turn of the model's chat template\n"
+    "                       (mmlu's description a system turn) with the generation prompt;\n"
+    "                       multiple-choice answers then follow without the leading space\n"
     "  --batch-tokens B     most tokens per forward call (default 512; -b/--batch-size too). The\n"
     "                       engine runs one sequence at a time; batching across items comes with\n"
     "                       the batched engine\n"
@@ -193,8 +193,11 @@ int cmd_eval(int argc, char** argv) {
     if (tmpl.empty()) fail("--chat-template: the model has no chat template");
     auto tok_str = [&](std::optional<int32_t> id) { return id ? m.tokenizer->token_text(*id) : std::string(); };
     const std::string bos = tok_str(m.tokenizer->bos_id()), eos = tok_str(m.tokenizer->eos_id());
-    run.chat = [tmpl, bos, eos](const std::string& prompt) {
-      return apply_chat_template(tmpl, {{"user", prompt}}, true, bos, eos);
+    run.chat = [tmpl, bos, eos](const std::string& system, const std::string& user) {
+      std::vector<ChatMessage> messages;
+      if (!system.empty()) messages.push_back({"system", system});
+      messages.push_back({"user", user});
+      return apply_chat_template(tmpl, messages, true, bos, eos);
     };
   }
   eval::EvalModel lm(*m.model, *m.tokenizer, lm_opts);

@@ -69,7 +69,7 @@ TaskResult run_task(EvalModel& lm, const Task& task, const RunOptions& opts, Pro
       s["bytes"] = n_bytes;
     } else {
       std::string ctx = build_context(task, i, r.num_fewshot, opts.seed);
-      if (opts.chat) ctx = opts.chat(ctx);
+      if (opts.chat) ctx = opts.chat(task.description, ctx.substr(task.description.size()));
       s["context"] = ctx;
       if (task.kind == TaskKind::kGenerate) {
         GenerateResult g = lm.generate_until(ctx, task.until, task.max_gen_tokens);

@@ -18,8 +18,10 @@ struct RunOptions {
   double limit_fraction = 0;  // or ceil(fraction * items) when in (0, 1), as lm-eval's --limit 0.1
   int num_fewshot = -1;       // -1: each task's default
   uint64_t seed = 1234;
-  // Wraps each prompt as one user turn (with the generation prompt); empty = off.
-  std::function<std::string(const std::string&)> chat;
+  // Renders a prompt with the chat template (empty = off): the task description as a system
+  // turn when there is one, the rest (few-shot examples and the item) as one user turn, and
+  // the generation prompt, as lm-eval 0.4.13 does without multi-turn few-shot.
+  std::function<std::string(const std::string& system, const std::string& user)> chat;
   std::ostream* samples = nullptr;  // --log-samples: one JSON line per item
 };
 
