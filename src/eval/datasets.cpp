@@ -18,7 +18,7 @@ namespace skv::eval {
 namespace {
 
 namespace fs = std::filesystem;
-using Json = nlohmann::ordered_json;  // key order matters: TruthfulQA lists true answers first
+using Json = nlohmann::ordered_json;  // TruthfulQA answers keep the order of the file (mc1: true first)
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

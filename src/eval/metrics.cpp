@@ -73,8 +73,6 @@ int64_t argmax_normalized(const std::vector<double>& lls, const std::vector<std:
 
 double mc2(const std::vector<double>& lls, const std::vector<int>& labels) {
   if (lls.size() != labels.size()) fail("mc2: ", lls.size(), " log-likelihoods for ", labels.size(), " labels");
-  size_t split = 0;
-  while (split < labels.size() && labels[split] != 0) ++split;
   // Probabilities of whole answers can underflow double; scaling by the largest cancels out.
   double top = -std::numeric_limits<double>::infinity();
   for (double ll : lls) top = std::max(top, ll);
@@ -82,7 +80,7 @@ double mc2(const std::vector<double>& lls, const std::vector<int>& labels) {
   for (size_t i = 0; i < lls.size(); ++i) {
     const double p = std::exp(lls[i] - top);
     p_all += p;
-    if (i < split) p_true += p;
+    if (labels[i] == 1) p_true += p;
   }
   return p_true / p_all;
 }

@@ -31,9 +31,9 @@ int64_t argmax(const std::vector<double>& xs);
 int64_t argmax_normalized(const std::vector<double>& lls, const std::vector<std::string_view>& choices);
 int64_t utf8_length(std::string_view s);  // code points; an invalid byte counts as one
 
-// TruthfulQA MC2: probability mass of the true answers, normalised over all answers. Like
-// lm-eval, answers before the first label 0 are the true ones and every answer from it on
-// counts as false (the data lists true answers first).
+// TruthfulQA MC2: probability mass of the answers labelled 1, normalised over all answers
+// (lm-eval 0.4.13's process_results_mc2; before it, lm-eval counted only the answers before
+// the first label 0 as true, which differs on the two items that list a true answer later).
 double mc2(const std::vector<double>& lls, const std::vector<int>& labels);
 
 // Standard error of a group's size-weighted mean from its subtasks' stderrs: lm-eval's

@@ -61,8 +61,8 @@ TEST(EvalMetrics, Mc2IsTheTrueAnswersShareOfProbability) {
   // p = e^-1, e^-2 (true), e^-1 (false): (e^-1 + e^-2) / (2e^-1 + e^-2).
   const double e1 = std::exp(-1.0), e2 = std::exp(-2.0);
   EXPECT_NEAR(mc2({-1, -2, -1}, {1, 1, 0}), (e1 + e2) / (2 * e1 + e2), 1e-12);
-  // Like lm-eval, a true answer listed after a false one counts as false.
-  EXPECT_NEAR(mc2({-1, -1, -1}, {1, 0, 1}), 1.0 / 3.0, 1e-12);
+  // A true answer listed after a false one still counts (lm-eval 0.4.13 sums labels == 1).
+  EXPECT_NEAR(mc2({-1, -1, -1}, {1, 0, 1}), 2.0 / 3.0, 1e-12);
   // Whole-answer probabilities far below double's range still normalise.
   EXPECT_NEAR(mc2({-2000, -2000}, {1, 0}), 0.5, 1e-12);
 }
