@@ -108,11 +108,12 @@ void print_summary(const std::vector<eval::TaskResult>& groups, const std::vecto
       if (i + 1 < t.metrics.size() && t.metrics[i + 1].first == name + "_stderr" &&
           std::isfinite(t.metrics[i + 1].second)) {
         char b[32];
-        std::snprintf(b, sizeof b, "%.4f", t.metrics[i + 1].second);
+        std::snprintf(b, sizeof b, t.metrics[i + 1].second < 1e6 ? "%.4f" : "%.4e", t.metrics[i + 1].second);
         se = b;
       }
-      std::printf("| %s | %lld | %d | %s | %.4f | %s |\n", t.name.c_str(), (long long)t.n, t.num_fewshot, name.c_str(),
-                  value, se.c_str());
+      std::printf(
+          std::fabs(value) < 1e6 ? "| %s | %lld | %d | %s | %.4f | %s |\n" : "| %s | %lld | %d | %s | %.4e | %s |\n",
+          t.name.c_str(), (long long)t.n, t.num_fewshot, name.c_str(), value, se.c_str());
     }
   };
   for (const auto& g : groups) rows(g);
