@@ -59,6 +59,9 @@ std::pair<std::vector<int32_t>, std::vector<int32_t>> EvalModel::encode_pair(con
   const std::string cont = context.substr(context.size() - spaces) + continuation;
   std::vector<int32_t> whole = encode(ctx + cont);
   std::vector<int32_t> ctx_ids = encode(ctx);
+  // A whitespace-only context leaves nothing to condition on (lm-eval would index out of its
+  // logits); condition on the prefix token as for an empty context.
+  if (ctx_ids.empty()) return {{prefix_}, std::move(whole)};
   // Like lm-eval, a context whose tokens merge with the continuation's first bytes keeps its
   // own token count, so the split may fall inside what the context encoded to on its own.
   std::vector<int32_t> cont_ids(whole.begin() + std::min(ctx_ids.size(), whole.size()), whole.end());

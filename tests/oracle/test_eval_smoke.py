@@ -163,6 +163,11 @@ def main() -> int:
                   f"few-shot #{s['doc_id']}: one example (context + correct choice + blank line) then the item")
         cross_check(samples2[-2:], choices_of, "", prefix)
 
+        # All items 0-shot: the last one has an empty context (conditioned on the prefix token).
+        _, samples3 = run_eval(tmp, "all", f"mc:{MC}")
+        check(len(samples3) == len(mc_items) and samples3[-1]["context"] == "", "empty-context item runs")
+        cross_check(samples3[-1:], choices_of, "", prefix)
+
         table = swiftkv("eval", "--compare", os.path.join(tmp, "limit5.json"), os.path.join(tmp, "fewshot.json"))
         print(table)
         rows = [line for line in table.splitlines() if line.startswith("| ")]

@@ -51,6 +51,10 @@ TEST_F(EvalLm, EncodePairMovesTrailingSpacesToTheContinuation) {
   auto [ctx0, cont0] = lm.encode_pair("", "hello");
   EXPECT_EQ(ctx0, (std::vector<int32_t>{*tok_->bos_id()}));
   EXPECT_EQ(cont0, tok_->encode("hello", false, true));
+  // A whitespace-only context too; its spaces go to the continuation.
+  auto [ctx1, cont1] = lm.encode_pair("  ", "hello");
+  EXPECT_EQ(ctx1, (std::vector<int32_t>{*tok_->bos_id()}));
+  EXPECT_EQ(cont1, tok_->encode("  hello", false, true));
 }
 
 TEST_F(EvalLm, BosFollowsTheTokenizerUnlessTheTextStartsWithIt) {
