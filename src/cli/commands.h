@@ -12,5 +12,6 @@ int cmd_info(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_convert(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_generate_data(int argc, char** argv);
 
 }  // namespace skv::cli

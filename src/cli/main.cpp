@@ -25,6 +25,7 @@ const Command kCommands[] = {
     {"bench", skv::cli::cmd_bench, "llama-bench style pp/tg throughput"},
     {"convert", skv::cli::cmd_convert, "turn a model into a SwiftKV checkpoint"},
     {"eval", skv::cli::cmd_eval, "benchmarks (ARC, MMLU, GSM8K, ...) with lm-eval prompts and metrics"},
+    {"generate-data", skv::cli::cmd_generate_data, "self-distillation data: the teacher's sampled answers to prompts"},
 };
 
 void usage(FILE* out) {
