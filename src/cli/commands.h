@@ -13,5 +13,6 @@ int cmd_bench(int argc, char** argv);
 int cmd_convert(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_generate_data(int argc, char** argv);
+int cmd_distill(int argc, char** argv);
 
 }  // namespace skv::cli

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "backend/ops.h"
 #include "core/error.h"
@@ -99,6 +100,20 @@ GenerationOptions generation_options(const Args& args, double default_temperatur
   o.stop = args.all("--stop");
   if (auto ids = args.opt("--stop-token-ids")) o.stop_token_ids = parse_id_list(*ids, "--stop-token-ids");
   return o;
+}
+
+std::string shared_data_dir() {
+  if (const char* env = std::getenv("SKV_DATA"); env && *env) return env;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  std::vector<fs::path> candidates;
+  // build dir inside the source tree: <root>/<build>/swiftkv, data at <root>/../shared/data
+  if (!ec) candidates.push_back(exe.parent_path().parent_path().parent_path() / "shared" / "data");
+  candidates.push_back(fs::path("..") / "shared" / "data");
+  for (const auto& c : candidates)
+    if (fs::is_directory(c, ec)) return c.lexically_normal().string();
+  return candidates.back().string();
 }
 
 }  // namespace skv::cli

@@ -41,4 +41,9 @@ void log_swiftkv_path(const LlamaModel& model);
 
 GenerationOptions generation_options(const Args& args, double default_temperature);
 
+// The shared evaluation data sets: $SKV_DATA, else ../shared/data beside the source tree that
+// holds this binary's build directory, else ../shared/data from the working directory. Returns
+// the last candidate even when it does not exist (callers report the missing files).
+std::string shared_data_dir();
+
 }  // namespace skv::cli

@@ -26,6 +26,7 @@ const Command kCommands[] = {
     {"convert", skv::cli::cmd_convert, "turn a model into a SwiftKV checkpoint"},
     {"eval", skv::cli::cmd_eval, "benchmarks (ARC, MMLU, GSM8K, ...) with lm-eval prompts and metrics"},
     {"generate-data", skv::cli::cmd_generate_data, "self-distillation data: the teacher's sampled answers to prompts"},
+    {"distill", skv::cli::cmd_distill, "train a SwiftKV checkpoint to match its teacher (KL + hidden MSE)"},
 };
 
 void usage(FILE* out) {

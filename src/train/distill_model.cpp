@@ -1,0 +1,346 @@
+#include "train/distill_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "backend/cpu/cpu_ops.h"
+#include "core/error.h"
+#include "model/rope_table.h"
+#include "train/grad_ops.h"
+
+namespace skv::train {
+namespace {
+
+using Buf = std::vector<float>;
+
+std::string layer_name(int64_t i, const std::string& suffix) {
+  return "model.layers." + std::to_string(i) + "." + suffix;
+}
+
+FrozenTensor frozen(const ModelFiles& f, const std::string& name, std::vector<int64_t> shape) {
+  const Tensor& t = f.get(name);
+  if (t.shape != shape) {
+    Tensor want;
+    want.shape = shape;
+    fail("tensor '", name, "' in ", f.path, " has shape ", t.shape_str(), " but the config implies ", want.shape_str());
+  }
+  // Training runs in F32 whatever the checkpoint stores; an F32 tensor stays a view of the file.
+  return {t.dtype == DType::F32 ? t : ops::to_dtype(t, DType::F32)};
+}
+
+void add_into(float* y, const float* x, int64_t count) {
+#pragma omp parallel for schedule(static) num_threads(cpu::threads_for(count, 65536))
+  for (int64_t i = 0; i < count; ++i) y[i] += x[i];
+}
+
+}  // namespace
+
+// What the backward of one student layer needs, saved by its forward.
+struct LayerSave {
+  Buf x_in, rstd1, xn1, q, attn, lse, x_mid, rstd2, xn2, gate, up, act;
+};
+
+struct DistillModel::Acts {
+  std::vector<LayerSave> layers;  // student layers M..L-1
+  Buf x_m, rstd_kv, h_kv;         // x_M, norm_swiftkv's rstd and output
+  std::vector<Buf> k, v;          // per group: RoPE'd keys, values
+  Buf x_s, rstd_f, fn_s;          // student final hidden, final norm
+};
+
+DistillModel::DistillModel(ModelFiles files) : files_(std::move(files)) {
+  const ModelConfig& c = files_.config;
+  c.validate();
+  if (c.architecture != "llama_swiftkv" || !c.swiftkv || c.num_key_value_layers >= c.num_layers)
+    fail(files_.path, " is not a SwiftKV checkpoint (architecture '", c.architecture,
+         "'); make one with `swiftkv convert --swiftkv-fraction F`");
+  if (files_.format != ModelFormat::HFDirectory)
+    fail("distillation needs a SwiftKV model directory (from `swiftkv convert`), not ", files_.path);
+  layout_ = KVLayout::swiftkv(c);
+  rope_ = make_rope(c, files_.rope_interleaved);
+  const int64_t d = c.hidden_size, q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
+  const int64_t m = layout_.first_skip;
+  embed_ = frozen(files_, "model.embed_tokens.weight", {c.vocab_size, d});
+  final_norm_ = frozen(files_, "model.norm.weight", {d});
+  lm_head_ = c.tie_word_embeddings || !files_.find("lm_head.weight")
+                 ? embed_
+                 : frozen(files_, "lm_head.weight", {c.vocab_size, d});
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    FrozenLayer l;
+    l.attn_norm = frozen(files_, layer_name(i, "input_layernorm.weight"), {d});
+    l.wq = frozen(files_, layer_name(i, "self_attn.q_proj.weight"), {q_dim, d});
+    l.wk = frozen(files_, layer_name(i, "self_attn.k_proj.weight"), {kv_dim, d});
+    l.wv = frozen(files_, layer_name(i, "self_attn.v_proj.weight"), {kv_dim, d});
+    if (c.attention_bias) {
+      l.bq = frozen(files_, layer_name(i, "self_attn.q_proj.bias"), {q_dim});
+      l.bk = frozen(files_, layer_name(i, "self_attn.k_proj.bias"), {kv_dim});
+      l.bv = frozen(files_, layer_name(i, "self_attn.v_proj.bias"), {kv_dim});
+      if (files_.find(layer_name(i, "self_attn.o_proj.bias")))
+        l.bo = frozen(files_, layer_name(i, "self_attn.o_proj.bias"), {d});
+    }
+    l.wo = frozen(files_, layer_name(i, "self_attn.o_proj.weight"), {d, q_dim});
+    l.ffn_norm = frozen(files_, layer_name(i, "post_attention_layernorm.weight"), {d});
+    l.w_gate = frozen(files_, layer_name(i, "mlp.gate_proj.weight"), {c.intermediate_size, d});
+    l.w_up = frozen(files_, layer_name(i, "mlp.up_proj.weight"), {c.intermediate_size, d});
+    l.w_down = frozen(files_, layer_name(i, "mlp.down_proj.weight"), {d, c.intermediate_size});
+    layers_.push_back(std::move(l));
+  }
+
+  // The trainable tensors (SWIFTKV.md §3), initialised from the checkpoint.
+  std::vector<FrozenTensor> init;
+  auto add_slot = [&](const std::string& name, std::vector<int64_t> shape) {
+    ParamSlot s;
+    s.name = name;
+    s.shape = shape;
+    s.numel = 1;
+    for (int64_t x : shape) s.numel *= x;
+    s.offset = slots_.empty() ? 0 : slots_.back().offset + slots_.back().numel;
+    init.push_back(frozen(files_, name, shape));
+    slots_.push_back(std::move(s));
+    return static_cast<int64_t>(slots_.size()) - 1;
+  };
+  slot_norm_ = add_slot(swiftkv_norm_name(), {d});
+  for (int64_t i = m; i < c.num_layers; ++i) {
+    slot_q_.push_back(add_slot(swiftkv_tensor_name(i, "q", "weight"), {q_dim, d}));
+    if (c.attention_bias) slot_bq_.push_back(add_slot(swiftkv_tensor_name(i, "q", "bias"), {q_dim}));
+  }
+  for (int64_t i = m; i < c.num_layers; i += layout_.group) {
+    slot_k_.push_back(add_slot(swiftkv_tensor_name(i, "k", "weight"), {kv_dim, d}));
+    slot_v_.push_back(add_slot(swiftkv_tensor_name(i, "v", "weight"), {kv_dim, d}));
+    if (c.attention_bias) {
+      slot_bk_.push_back(add_slot(swiftkv_tensor_name(i, "k", "bias"), {kv_dim}));
+      slot_bv_.push_back(add_slot(swiftkv_tensor_name(i, "v", "bias"), {kv_dim}));
+    }
+  }
+  params_.resize(slots_.back().offset + slots_.back().numel);
+  grads_.assign(params_.size(), 0.0f);
+  for (size_t s = 0; s < slots_.size(); ++s)
+    std::memcpy(params_.data() + slots_[s].offset, init[s].p(), slots_[s].numel * sizeof(float));
+}
+
+void DistillModel::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+
+StepStats DistillModel::accumulate(const int32_t* ids, const int32_t* positions, const int32_t* doc_start, int64_t n,
+                                   const LossWeights& w) {
+  return run(ids, positions, doc_start, n, w, true);
+}
+
+StepStats DistillModel::evaluate(const int32_t* ids, const int32_t* positions, const int32_t* doc_start, int64_t n,
+                                 const LossWeights& w) {
+  return run(ids, positions, doc_start, n, w, false);
+}
+
+namespace {
+
+// The dimensions and frozen context every layer computation needs.
+struct Dims {
+  int64_t n, d, q_dim, kv_dim, H, KV, D, I;
+  float eps, scale;
+  const int32_t* pos;
+  const int32_t* doc_start;
+  const ops::Rope* rope;
+};
+
+// One decoder layer, x updated in place. With own K/V (k_ext == nullptr) it projects its own
+// keys / values (teacher path and shared layers); otherwise it attends to the given RoPE'd
+// K/V (a SwiftKV layer). `s` receives the activations the backward needs (nullptr: none kept).
+void layer_forward(const Dims& m, const FrozenLayer& fl, const float* wq, const float* bq, const float* k_ext,
+                   const float* v_ext, float* x, LayerSave* s) {
+  const int64_t n = m.n;
+  LayerSave tmp;
+  LayerSave& a = s ? *s : tmp;
+  a.x_in.assign(x, x + n * m.d);
+  a.rstd1.resize(n);
+  a.xn1.resize(n * m.d);
+  a.q.resize(n * m.q_dim);
+  a.attn.resize(n * m.q_dim);
+  a.lse.resize(n * m.H);
+  rms_norm_forward(x, fl.attn_norm.p(), m.eps, a.xn1.data(), a.rstd1.data(), n, m.d);
+  linear_forward(a.xn1.data(), wq, bq, a.q.data(), n, m.d, m.q_dim);
+  rope_forward(a.q.data(), n, m.H, m.D, m.pos, m.rope->inv_freq.data(), m.rope->interleaved);
+  Buf k, v;
+  if (!k_ext) {
+    k.resize(n * m.kv_dim);
+    v.resize(n * m.kv_dim);
+    linear_forward(a.xn1.data(), fl.wk.p(), fl.bk.defined() ? fl.bk.p() : nullptr, k.data(), n, m.d, m.kv_dim);
+    linear_forward(a.xn1.data(), fl.wv.p(), fl.bv.defined() ? fl.bv.p() : nullptr, v.data(), n, m.d, m.kv_dim);
+    rope_forward(k.data(), n, m.KV, m.D, m.pos, m.rope->inv_freq.data(), m.rope->interleaved);
+    k_ext = k.data();
+    v_ext = v.data();
+  }
+  attention_forward(a.q.data(), k_ext, v_ext, a.attn.data(), a.lse.data(), n, m.H, m.KV, m.D, m.scale, m.doc_start);
+  Buf proj(n * m.d);
+  linear_forward(a.attn.data(), fl.wo.p(), fl.bo.defined() ? fl.bo.p() : nullptr, proj.data(), n, m.q_dim, m.d);
+  add_into(x, proj.data(), n * m.d);
+
+  a.x_mid.assign(x, x + n * m.d);
+  a.rstd2.resize(n);
+  a.xn2.resize(n * m.d);
+  a.gate.resize(n * m.I);
+  a.up.resize(n * m.I);
+  a.act.resize(n * m.I);
+  rms_norm_forward(x, fl.ffn_norm.p(), m.eps, a.xn2.data(), a.rstd2.data(), n, m.d);
+  linear_forward(a.xn2.data(), fl.w_gate.p(), static_cast<const float*>(nullptr), a.gate.data(), n, m.d, m.I);
+  linear_forward(a.xn2.data(), fl.w_up.p(), static_cast<const float*>(nullptr), a.up.data(), n, m.d, m.I);
+  silu_mul_forward(a.gate.data(), a.up.data(), a.act.data(), n * m.I);
+  linear_forward(a.act.data(), fl.w_down.p(), static_cast<const float*>(nullptr), proj.data(), n, m.I, m.d);
+  add_into(x, proj.data(), n * m.d);
+}
+
+// Backward of a SwiftKV layer: dx holds d loss / d output on entry and d loss / d input on
+// return; dk / dv (the layer's share of its group's K/V gradient) are accumulated.
+void layer_backward(const Dims& m, const FrozenLayer& fl, const float* wq, const LayerSave& a, const float* k,
+                    const float* v, float* dx, float* dk, float* dv, float* dwq, float* dbq) {
+  const int64_t n = m.n;
+  Buf d_act(n * m.I), d_gate(n * m.I), d_up(n * m.I), dxn(n * m.d);
+  linear_backward<float>(dx, a.act.data(), fl.w_down.p(), d_act.data(), nullptr, nullptr, n, m.I, m.d);
+  silu_mul_backward(d_act.data(), a.gate.data(), a.up.data(), d_gate.data(), d_up.data(), n * m.I);
+  linear_backward<float>(d_gate.data(), a.xn2.data(), fl.w_gate.p(), dxn.data(), nullptr, nullptr, n, m.d, m.I);
+  linear_backward<float>(d_up.data(), a.xn2.data(), fl.w_up.p(), dxn.data(), nullptr, nullptr, n, m.d, m.I, true);
+  // The residual passes dx through unchanged; the norm branch adds to it.
+  rms_norm_backward<float>(dxn.data(), a.x_mid.data(), fl.ffn_norm.p(), a.rstd2.data(), dx, nullptr, n, m.d, true);
+
+  Buf d_attn(n * m.q_dim), dq(n * m.q_dim), dk_l(n * m.kv_dim), dv_l(n * m.kv_dim);
+  linear_backward<float>(dx, a.attn.data(), fl.wo.p(), d_attn.data(), nullptr, nullptr, n, m.q_dim, m.d);
+  attention_backward(d_attn.data(), a.q.data(), k, v, a.attn.data(), a.lse.data(), dq.data(), dk_l.data(), dv_l.data(),
+                     n, m.H, m.KV, m.D, m.scale, m.doc_start);
+  add_into(dk, dk_l.data(), n * m.kv_dim);
+  add_into(dv, dv_l.data(), n * m.kv_dim);
+  rope_backward(dq.data(), n, m.H, m.D, m.pos, m.rope->inv_freq.data(), m.rope->interleaved);
+  linear_backward<float>(dq.data(), a.xn1.data(), wq, dxn.data(), dwq, dbq, n, m.d, m.q_dim);
+  rms_norm_backward<float>(dxn.data(), a.x_in.data(), fl.attn_norm.p(), a.rstd1.data(), dx, nullptr, n, m.d, true);
+}
+
+}  // namespace
+
+StepStats DistillModel::run(const int32_t* ids, const int32_t* positions, const int32_t* doc_start, int64_t n,
+                            const LossWeights& lw, bool backward) {
+  const ModelConfig& c = files_.config;
+  if (n <= 0) fail("distill: empty sequence");
+  for (int64_t i = 0; i < n; ++i) {
+    if (ids[i] < 0 || ids[i] >= c.vocab_size)
+      fail("token id ", ids[i], " is out of range for vocabulary size ", c.vocab_size);
+    if (doc_start[i] < 0 || doc_start[i] > i) fail("distill: bad document start ", doc_start[i], " at row ", i);
+  }
+  Dims m{n,
+         c.hidden_size,
+         c.num_heads * c.head_dim,
+         c.num_kv_heads * c.head_dim,
+         c.num_heads,
+         c.num_kv_heads,
+         c.head_dim,
+         c.intermediate_size,
+         static_cast<float>(c.rms_norm_eps),
+         1.0f / std::sqrt(static_cast<float>(c.head_dim)),
+         positions,
+         doc_start,
+         &rope_};
+  const int64_t L = c.num_layers, M = layout_.first_skip, G = layout_.group, groups = (L - M) / G;
+  const int64_t d = m.d;
+
+  // Shared layers 0..M-1, run once for both paths.
+  Buf x(n * d);
+  for (int64_t i = 0; i < n; ++i) std::memcpy(x.data() + i * d, embed_.p() + ids[i] * d, d * sizeof(float));
+  for (int64_t l = 0; l < M; ++l) {
+    const FrozenLayer& fl = layers_[l];
+    layer_forward(m, fl, fl.wq.p(), fl.bq.defined() ? fl.bq.p() : nullptr, nullptr, nullptr, x.data(), nullptr);
+  }
+
+  // Teacher: its own layers M..L-1, forward only.
+  Buf xt(x), ht_last, fn_t(n * d), rstd_tmp(n);
+  for (int64_t l = M; l < L; ++l) {
+    if (l == L - 1) ht_last = xt;
+    const FrozenLayer& fl = layers_[l];
+    layer_forward(m, fl, fl.wq.p(), fl.bq.defined() ? fl.bq.p() : nullptr, nullptr, nullptr, xt.data(), nullptr);
+  }
+  rms_norm_forward(xt.data(), final_norm_.p(), m.eps, fn_t.data(), rstd_tmp.data(), n, d);
+  xt.clear();
+
+  // Student: K/V of every layer >= M from norm_swiftkv(x_M), then the SwiftKV layers.
+  Acts a;
+  a.x_m = x;
+  a.rstd_kv.resize(n);
+  a.h_kv.resize(n * d);
+  rms_norm_forward(x.data(), param(slot_norm_), m.eps, a.h_kv.data(), a.rstd_kv.data(), n, d);
+  a.k.assign(groups, Buf(n * m.kv_dim));
+  a.v.assign(groups, Buf(n * m.kv_dim));
+  for (int64_t g = 0; g < groups; ++g) {
+    const float* bk = slot_bk_.empty() ? nullptr : param(slot_bk_[g]);
+    const float* bv = slot_bv_.empty() ? nullptr : param(slot_bv_[g]);
+    linear_forward(a.h_kv.data(), param(slot_k_[g]), bk, a.k[g].data(), n, d, m.kv_dim);
+    linear_forward(a.h_kv.data(), param(slot_v_[g]), bv, a.v[g].data(), n, d, m.kv_dim);
+    rope_forward(a.k[g].data(), n, m.KV, m.D, positions, rope_.inv_freq.data(), rope_.interleaved);
+  }
+  a.layers.resize(L - M);
+  for (int64_t l = M; l < L; ++l) {
+    const int64_t g = (l - M) / G;
+    const float* bq = slot_bq_.empty() ? nullptr : param(slot_bq_[l - M]);
+    layer_forward(m, layers_[l], param(slot_q_[l - M]), bq, a.k[g].data(), a.v[g].data(), x.data(), &a.layers[l - M]);
+  }
+  a.x_s = std::move(x);
+  a.rstd_f.resize(n);
+  a.fn_s.resize(n * d);
+  rms_norm_forward(a.x_s.data(), final_norm_.p(), m.eps, a.fn_s.data(), a.rstd_f.data(), n, d);
+
+  // Losses. The LM head runs in row chunks so only [chunk, vocab] logits exist at a time.
+  StepStats st;
+  st.tokens = n;
+  const int64_t V = c.vocab_size;
+  const float tau = static_cast<float>(lw.temperature);
+  Buf dfn(backward ? n * d : 0);
+  {
+    const int64_t chunk = std::max<int64_t>(1, std::min(head_chunk_, n));
+    Buf zt(chunk * V), zs(chunk * V), dzs(chunk * V);
+    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+      const int64_t rows = std::min(chunk, n - r0);
+      linear_forward(fn_t.data() + r0 * d, lm_head_.p(), static_cast<const float*>(nullptr), zt.data(), rows, d, V);
+      linear_forward(a.fn_s.data() + r0 * d, lm_head_.p(), static_cast<const float*>(nullptr), zs.data(), rows, d, V);
+      st.kl += kl_distill_loss(zt.data(), zs.data(), dzs.data(), rows, V, tau, static_cast<float>(lw.kl_scale));
+      if (backward)
+        linear_backward<float>(dzs.data(), a.fn_s.data() + r0 * d, lm_head_.p(), dfn.data() + r0 * d, nullptr, nullptr,
+                               rows, d, V);
+    }
+  }
+  const LayerSave& last = a.layers.back();
+  Buf dh_last(n * d);
+  st.mse = mse_loss(last.x_in.data(), ht_last.data(), dh_last.data(), n * d, static_cast<float>(lw.mse_scale));
+  if (!backward) return st;
+
+  // Backward through the student only; frozen weights get no gradient.
+  Buf dx(n * d);
+  rms_norm_backward<float>(dfn.data(), a.x_s.data(), final_norm_.p(), a.rstd_f.data(), dx.data(), nullptr, n, d);
+  std::vector<Buf> dk(groups, Buf(n * m.kv_dim, 0.0f)), dv(groups, Buf(n * m.kv_dim, 0.0f));
+  for (int64_t l = L - 1; l >= M; --l) {
+    const int64_t g = (l - M) / G;
+    float* dbq = slot_bq_.empty() ? nullptr : grad(slot_bq_[l - M]);
+    layer_backward(m, layers_[l], param(slot_q_[l - M]), a.layers[l - M], a.k[g].data(), a.v[g].data(), dx.data(),
+                   dk[g].data(), dv[g].data(), grad(slot_q_[l - M]), dbq);
+    if (l == L - 1) add_into(dx.data(), dh_last.data(), n * d);  // the MSE acts on the last layer's input
+  }
+  Buf dh(n * d);
+  for (int64_t g = 0; g < groups; ++g) {
+    rope_backward(dk[g].data(), n, m.KV, m.D, positions, rope_.inv_freq.data(), rope_.interleaved);
+    float* dbk = slot_bk_.empty() ? nullptr : grad(slot_bk_[g]);
+    float* dbv = slot_bv_.empty() ? nullptr : grad(slot_bv_[g]);
+    linear_backward<float>(dk[g].data(), a.h_kv.data(), param(slot_k_[g]), dh.data(), grad(slot_k_[g]), dbk, n, d,
+                           m.kv_dim, g > 0);
+    linear_backward<float>(dv[g].data(), a.h_kv.data(), param(slot_v_[g]), dh.data(), grad(slot_v_[g]), dbv, n, d,
+                           m.kv_dim, true);
+  }
+  // d loss / d x_M is not needed (layers below M are frozen), only norm_swiftkv's weight gradient.
+  rms_norm_backward<float>(dh.data(), a.x_m.data(), param(slot_norm_), a.rstd_kv.data(), dx.data(), grad(slot_norm_), n,
+                           d);
+  return st;
+}
+
+ModelFiles DistillModel::files_with_params() const {
+  ModelFiles out = files_;
+  for (const ParamSlot& s : slots_) {
+    Tensor t = Tensor::empty(DType::F32, s.shape);
+    std::memcpy(t.data, params_.data() + s.offset, s.numel * sizeof(float));
+    out.tensors[s.name] = t;
+  }
+  return out;
+}
+
+}  // namespace skv::train

@@ -1,0 +1,100 @@
+#pragma once
+// The SwiftKV distillation step (SWIFTKV.md §3) on one packed sequence: teacher and student
+// are the two paths through one SwiftKV checkpoint. Layers 0..M-1 are identical for both, so
+// they run once; then the teacher runs its own layers M..L-1 (forward only) and the student
+// runs them with q_proj_swiftkv and K/V from norm_swiftkv(x_M), saving what its backward
+// needs. Loss = KL(teacher || student) at temperature tau, times tau^2, plus a weighted MSE
+// between the two hidden states at the last layer's input; the backward produces gradients
+// for the trainable tensors only.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend/ops.h"
+#include "io/model_files.h"
+#include "model/swiftkv.h"
+
+namespace skv::train {
+
+// A frozen float matrix or vector as F32 (a view when the checkpoint is F32 already).
+struct FrozenTensor {
+  Tensor t;
+  const float* p() const { return t.as<float>(); }
+  bool defined() const { return t.defined(); }
+};
+
+struct FrozenLayer {
+  FrozenTensor attn_norm, wq, wk, wv, bq, bk, bv, wo, bo, ffn_norm, w_gate, w_up, w_down;
+};
+
+// One trainable tensor: a named slice of the flat parameter / gradient buffers.
+struct ParamSlot {
+  std::string name;  // Hugging Face name in the checkpoint
+  std::vector<int64_t> shape;
+  int64_t offset = 0, numel = 0;
+};
+
+struct LossWeights {
+  double temperature = 2.0;
+  double kl_scale = 0;   // multiplies the summed KL (tau^2 / tokens of the global batch)
+  double mse_scale = 0;  // multiplies the summed squared error (weight / (tokens * hidden))
+};
+
+struct StepStats {
+  double kl = 0, mse = 0;  // scaled, summed over the sequences run
+  int64_t tokens = 0;
+};
+
+class DistillModel {
+ public:
+  // files: a SwiftKV checkpoint (architecture llama_swiftkv with its *_swiftkv tensors).
+  explicit DistillModel(ModelFiles files);
+
+  const ModelConfig& config() const { return files_.config; }
+  const ModelFiles& files() const { return files_; }
+  const KVLayout& layout() const { return layout_; }
+
+  // Trainable tensors, in a fixed order, all F32 in one flat buffer.
+  const std::vector<ParamSlot>& slots() const { return slots_; }
+  std::vector<float>& params() { return params_; }
+  std::vector<float>& grads() { return grads_; }
+  void zero_grads();
+
+  // Runs teacher and student on one packed sequence (ids, per-document positions and
+  // doc_start as in train/data.h) and accumulates the student's gradients into grads().
+  // Returns this sequence's (scaled) loss terms.
+  StepStats accumulate(const int32_t* ids, const int32_t* positions, const int32_t* doc_start, int64_t n,
+                       const LossWeights& w);
+
+  // Evaluation without gradients: the same loss terms (e.g. for a held-out set).
+  StepStats evaluate(const int32_t* ids, const int32_t* positions, const int32_t* doc_start, int64_t n,
+                     const LossWeights& w);
+
+  // The checkpoint's tensors with the trainable ones replaced by the current parameters (F32),
+  // ready for export_hf_directory; everything else is the checkpoint's own tensor, untouched.
+  ModelFiles files_with_params() const;
+
+  // Rows of logits computed per LM-head chunk (bounds the memory of the [rows, vocab] blocks).
+  void set_head_chunk_rows(int64_t rows) { head_chunk_ = rows; }
+
+ private:
+  struct Acts;
+  StepStats run(const int32_t* ids, const int32_t* positions, const int32_t* doc_start, int64_t n, const LossWeights& w,
+                bool backward);
+  const float* param(int64_t slot) const { return params_.data() + slots_[slot].offset; }
+  float* grad(int64_t slot) { return grads_.data() + slots_[slot].offset; }
+
+  ModelFiles files_;
+  KVLayout layout_;
+  ops::Rope rope_;
+  FrozenTensor embed_, final_norm_, lm_head_;
+  std::vector<FrozenLayer> layers_;
+  std::vector<float> params_, grads_;
+  std::vector<ParamSlot> slots_;
+  int64_t slot_norm_ = -1;
+  std::vector<int64_t> slot_q_, slot_bq_;                     // per layer >= M (index l - M)
+  std::vector<int64_t> slot_k_, slot_v_, slot_bk_, slot_bv_;  // per group leader
+  int64_t head_chunk_ = 256;
+};
+
+}  // namespace skv::train

@@ -1,0 +1,145 @@
+// The distillation step against PyTorch autograd (fixtures made by scripts/make_distill_fixture.py:
+// float64 loss and gradients of every trainable tensor for tiny random SwiftKV checkpoints and
+// one packed batch), plus invariants that need no oracle.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <set>
+
+#include "io/model_files.h"
+#include "train/distill_model.h"
+
+namespace skv::train {
+namespace {
+
+std::string fixture(const std::string& name) { return std::string(SKV_SOURCE_DIR) + "/tests/fixtures/distill/" + name; }
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream f(path);
+  EXPECT_TRUE(f.good()) << path;
+  return nlohmann::json::parse(f);
+}
+
+struct Batch {
+  std::vector<int32_t> ids, positions, doc_start;
+  LossWeights w;
+};
+
+Batch read_batch(const std::string& dir) {
+  const nlohmann::json j = read_json(dir + "/batch.json");
+  Batch b;
+  b.ids = j["ids"].get<std::vector<int32_t>>();
+  b.positions = j["positions"].get<std::vector<int32_t>>();
+  b.doc_start = j["doc_start"].get<std::vector<int32_t>>();
+  b.w.temperature = j["temperature"];
+  b.w.kl_scale = j["kl_scale"];
+  b.w.mse_scale = j["mse_scale"];
+  return b;
+}
+
+class DistillFixture : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(DistillFixture, LossAndGradientsMatchAutograd) {
+  const std::string dir = fixture(GetParam());
+  DistillModel model(open_model_files(dir + "/model"));
+  const Batch b = read_batch(dir);
+  const nlohmann::json want = read_json(dir + "/expected.json");
+  const StepStats st = model.accumulate(b.ids.data(), b.positions.data(), b.doc_start.data(), b.ids.size(), b.w);
+  EXPECT_NEAR(st.kl, want["kl"].get<double>(), 2e-5 * std::abs(want["kl"].get<double>()));
+  EXPECT_NEAR(st.mse, want["mse"].get<double>(), 2e-5 * std::abs(want["mse"].get<double>()));
+  ASSERT_EQ(model.slots().size(), want["grads"].size());
+  for (const ParamSlot& s : model.slots()) {
+    SCOPED_TRACE(s.name);
+    ASSERT_TRUE(want["grads"].contains(s.name));
+    const std::vector<double> g = want["grads"][s.name].get<std::vector<double>>();
+    ASSERT_EQ(static_cast<int64_t>(g.size()), s.numel);
+    double max_ref = 0, max_err = 0;
+    for (int64_t i = 0; i < s.numel; ++i) {
+      max_ref = std::max(max_ref, std::abs(g[i]));
+      max_err = std::max(max_err, std::abs(g[i] - model.grads()[s.offset + i]));
+    }
+    EXPECT_GT(max_ref, 0.0);
+    // float32 against float64: relative to the tensor's largest gradient entry.
+    EXPECT_LT(max_err, 1e-4 * max_ref) << "max |grad| " << max_ref;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, DistillFixture, ::testing::Values("m2g1_gqa", "m1g2_bias_untied"));
+
+TEST(DistillModel, DocumentsInOneRowBlockAreIndependent) {
+  // Packing must not leak anything between documents: the packed block's loss and gradients
+  // are the sums of each document run alone.
+  const std::string dir = fixture("m2g1_gqa");
+  DistillModel packed(open_model_files(dir + "/model"));
+  DistillModel alone(open_model_files(dir + "/model"));
+  const Batch b = read_batch(dir);
+  const StepStats all = packed.accumulate(b.ids.data(), b.positions.data(), b.doc_start.data(), b.ids.size(), b.w);
+  StepStats sum;
+  for (size_t start = 0; start < b.ids.size();) {
+    size_t end = start + 1;
+    while (end < b.ids.size() && b.doc_start[end] == static_cast<int32_t>(start)) ++end;
+    std::vector<int32_t> ds(end - start, 0);
+    const StepStats s = alone.accumulate(b.ids.data() + start, b.positions.data() + start, ds.data(), end - start, b.w);
+    sum.kl += s.kl;
+    sum.mse += s.mse;
+    start = end;
+  }
+  EXPECT_NEAR(all.kl, sum.kl, 1e-5 * std::abs(sum.kl));
+  EXPECT_NEAR(all.mse, sum.mse, 1e-5 * std::abs(sum.mse));
+  double max_ref = 0, max_err = 0;
+  for (size_t i = 0; i < packed.grads().size(); ++i) {
+    max_ref = std::max(max_ref, static_cast<double>(std::abs(alone.grads()[i])));
+    max_err = std::max(max_err, static_cast<double>(std::abs(alone.grads()[i] - packed.grads()[i])));
+  }
+  EXPECT_LT(max_err, 1e-5 * max_ref);
+}
+
+TEST(DistillModel, EvaluateGivesTheLossWithoutGradients) {
+  const std::string dir = fixture("m1g2_bias_untied");
+  DistillModel model(open_model_files(dir + "/model"));
+  const Batch b = read_batch(dir);
+  const StepStats e = model.evaluate(b.ids.data(), b.positions.data(), b.doc_start.data(), b.ids.size(), b.w);
+  for (float g : model.grads()) ASSERT_EQ(g, 0.0f);
+  const StepStats a = model.accumulate(b.ids.data(), b.positions.data(), b.doc_start.data(), b.ids.size(), b.w);
+  EXPECT_DOUBLE_EQ(e.kl, a.kl);
+  EXPECT_DOUBLE_EQ(e.mse, a.mse);
+  // Gradients accumulate across calls until zeroed.
+  const std::vector<float> once = model.grads();
+  model.accumulate(b.ids.data(), b.positions.data(), b.doc_start.data(), b.ids.size(), b.w);
+  for (size_t i = 0; i < once.size(); ++i) ASSERT_NEAR(model.grads()[i], 2 * once[i], 1e-6 + 1e-5 * std::abs(once[i]));
+  model.zero_grads();
+  for (float g : model.grads()) ASSERT_EQ(g, 0.0f);
+}
+
+TEST(DistillModel, ExportedFilesReplaceOnlyTheTrainableTensors) {
+  const std::string dir = fixture("m2g1_gqa");
+  DistillModel model(open_model_files(dir + "/model"));
+  for (float& p : model.params()) p += 1.0f;
+  const ModelFiles out = model.files_with_params();
+  const ModelFiles orig = open_model_files(dir + "/model");
+  ASSERT_EQ(out.tensors.size(), orig.tensors.size());
+  std::set<std::string> trainable;
+  for (const ParamSlot& s : model.slots()) trainable.insert(s.name);
+  for (const auto& [name, t] : orig.tensors) {
+    const Tensor& o = out.tensors.at(name);
+    ASSERT_EQ(o.shape, t.shape) << name;
+    const bool same = std::memcmp(o.data, t.data, t.nbytes()) == 0;
+    EXPECT_EQ(same, trainable.count(name) == 0) << name;
+  }
+}
+
+TEST(DistillModel, RejectsAPlainModel) {
+  // The teacher fixture of the engine tests is a plain Llama: distillation needs SwiftKV tensors.
+  const std::string dir = fixture("m2g1_gqa") + "/model";
+  ModelFiles f = open_model_files(dir);
+  f.config.architecture = "llama";
+  f.config.swiftkv = false;
+  EXPECT_THROW(DistillModel{std::move(f)}, std::exception);
+}
+
+}  // namespace
+}  // namespace skv::train
