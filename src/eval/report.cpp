@@ -91,13 +91,23 @@ std::string compare_table(const std::vector<std::string>& paths) {
     std::string label = std::filesystem::path(p).stem().string();
     if (j.contains("label") && j["label"].is_string() && !j["label"].get<std::string>().empty())
       label = j["label"].get<std::string>();
-    labels.push_back(label);
     for (const auto& [task, m] : j["results"].items()) {
       if (!m.is_object()) fail(p, ": results.", task, " is not an object");
       if (m.contains("group")) continue;  // shown through its group's row
       if (std::find(rows.begin(), rows.end(), task) == rows.end()) rows.push_back(task);
     }
-    files.push_back(std::move(j));
+    // Files with the same label are one model evaluated in several runs: one column.
+    const auto same = std::find(labels.begin(), labels.end(), label);
+    if (same == labels.end()) {
+      labels.push_back(label);
+      files.push_back(std::move(j));
+      continue;
+    }
+    Json& merged = files[same - labels.begin()]["results"];
+    for (const auto& [task, m] : j["results"].items()) {
+      if (merged.contains(task)) fail(p, ": task ", task, " is already in another results file labelled '", label, "'");
+      merged[task] = m;
+    }
   }
 
   std::string out = "| Task | Metric |";

@@ -77,5 +77,22 @@ TEST(EvalReport, CompareAveragesTheAccuracyTasksEveryFileHas) {
   EXPECT_NE(t.find("Not in the average (missing from some files): boolq"), std::string::npos) << t;
 }
 
+TEST(EvalReport, CompareMergesFilesWithTheSameLabelIntoOneColumn) {
+  // One model evaluated in several runs (say MMLU on its own) is one column.
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string a = (dir / "skv_cmp_m1.json").string(), b = (dir / "skv_cmp_m2.json").string(),
+                    c = (dir / "skv_cmp_other.json").string();
+  std::ofstream(a) << R"({"label": "m", "results": {"arc_easy": {"acc": 0.5, "acc_norm": 0.6}}})";
+  std::ofstream(b) << R"({"label": "m", "results": {"mmlu": {"acc": 0.3}}})";
+  std::ofstream(c) << R"({"label": "o", "results": {"arc_easy": {"acc": 0.4, "acc_norm": 0.4}, "mmlu": {"acc": 0.2}}})";
+  const std::string t = compare_table({a, b, c});
+  EXPECT_NE(t.find("| Task | Metric | m | o |\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("| mmlu | acc | 0.3000 | 0.2000 |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| Average | accuracy | 0.4500 | 0.3000 |"), std::string::npos) << t;
+  // The same task twice under one label is ambiguous.
+  EXPECT_THROW(compare_table({a, a}), Error);
+  for (const auto& p : {a, b, c}) std::remove(p.c_str());
+}
+
 }  // namespace
 }  // namespace skv::eval
