@@ -415,7 +415,11 @@ TEST(TrainDecontamShared, RealEvaluationData) {
   if (const char* env = std::getenv("SKV_DATA"); env && *env) data = env;
   if (!fs::is_directory(data + "/arc") || !fs::exists(data + "/prose/gutenberg_bodies.txt"))
     GTEST_SKIP() << "no shared data at " << data;
+  const auto t_build = std::chrono::steady_clock::now();
   Decontaminator d = Decontaminator::from_eval_dir(data);
+  const double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_build).count();
+  std::printf("%lld n-grams from %lld items of %zu tasks in %.2f s\n", (long long)d.size(), (long long)d.items(),
+              d.tasks().size(), build_s);
   EXPECT_EQ(d.tasks().size(), 10u);
   EXPECT_GT(d.size(), 100000);
   EXPECT_TRUE(d.contaminated("Which statement best explains why photosynthesis is the foundation of most food webs?"));
