@@ -36,7 +36,9 @@ void rms_norm_backward(const T* dy, const T* x, const T* w, const T* rstd, T* dx
 
 // In place: rotates every head of row i by angle pos[i] * inv_freq[j] (j < head_dim / 2).
 // Pairs are (j, j + head_dim / 2) (Hugging Face layout) or (2j, 2j + 1) when interleaved.
-// The angles are computed in double whatever T is, as the inference RoPE does.
+// The angle is float(pos[i]) * inv_freq[j] rounded to float, as the inference RoPE
+// (backend/cpu/rope.cpp) and Hugging Face compute it; its cos / sin are taken in double
+// whatever T is. ops::Rope's attention_factor is not applied (make_rope always leaves it at 1).
 template <class T>
 void rope_forward(T* x, int64_t n, int64_t heads, int64_t head_dim, const int32_t* pos, const float* inv_freq,
                   bool interleaved);
@@ -49,6 +51,7 @@ void rope_backward(T* dx, int64_t n, int64_t heads, int64_t head_dim, const int3
 // q: [n, H * D], k / v: [n, KV * D], H % KV == 0, query head h uses kv head h / (H / KV).
 // out: [n, H * D]; lse: [n, H] log-sum-exp of the scaled scores of each query (saved for the
 // backward, which recomputes the probabilities from it, FlashAttention style).
+// A doc_start that does not describe contiguous documents, or H % KV != 0, throws skv::Error.
 template <class T>
 void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int64_t n, int64_t H, int64_t KV, int64_t D,
                        T scale, const int32_t* doc_start);
@@ -65,12 +68,13 @@ void silu_mul_backward(const T* dout, const T* g, const T* u, T* dg, T* du, int6
 
 // Distillation loss of n rows of logits over V classes, temperature tau:
 //   loss = scale * sum_rows KL(softmax(zt / tau) || softmax(zs / tau))
-// Returns the loss; writes dzs = d loss / d zs = scale / tau * (softmax(zs / tau) - softmax(zt / tau)).
+// Returns the loss; writes dzs = d loss / d zs = scale / tau * (softmax(zs / tau) - softmax(zt / tau))
+// (skipped when null).
 // The caller passes scale = tau^2 / (tokens in the global batch) for the paper's loss.
 template <class T>
 double kl_distill_loss(const T* zt, const T* zs, T* dzs, int64_t n, int64_t V, T tau, T scale);
 
-// loss = scale * sum (a - b)^2 over count values; writes da = 2 * scale * (a - b).
+// loss = scale * sum (a - b)^2 over count values; writes da = 2 * scale * (a - b) (skipped when null).
 template <class T>
 double mse_loss(const T* a, const T* b, T* da, int64_t count, T scale);
 
