@@ -21,6 +21,17 @@ struct KVCache {
   Tensor k_rows(int64_t layer, int64_t pos, int64_t n);
   Tensor v_rows(int64_t layer, int64_t pos, int64_t n);
   size_t bytes() const;
+
+  // Copies positions [0, p) of every layer from `src` (same layer count and row width), so a
+  // sequence can start from another's computed prefix instead of recomputing it.
+  void copy_prefix_from(const KVCache& src, int64_t p);
+  // A cache of n positions that is a window onto positions [pos, pos + n) of this one (it
+  // shares, and keeps alive, this cache's memory): many short sequences packed into one
+  // allocation that is reused.
+  KVCache slice(int64_t pos, int64_t n);
+
+ private:
+  KVCache() = default;
 };
 
 }  // namespace skv

@@ -27,6 +27,15 @@ Tensor bind(const ModelFiles& f, const std::string& name, std::vector<int64_t> s
   return t;
 }
 
+// Rows [r0, r0 + n) of a 2-D F32 tensor, sharing its memory.
+Tensor row_block(const Tensor& t, int64_t r0, int64_t n) {
+  return Tensor::view(DType::F32, {n, t.cols()}, t.as<float>() + r0 * t.cols(), t.owner);
+}
+
+void copy_rows(const Tensor& src, int64_t r0, Tensor& dst) {
+  std::memcpy(dst.data, src.as<float>() + r0 * src.cols(), dst.nbytes());
+}
+
 bool is_swiftkv_tensor(const std::string& name) { return name.find("_swiftkv.") != std::string::npos; }
 
 // Teacher q/k/v projections of a layer >= m ("model.layers.<i>.self_attn.{q,k,v}_proj.*").
@@ -43,16 +52,23 @@ bool is_teacher_qkv_from(const std::string& name, int64_t m) {
 
 }  // namespace
 
-// Activation buffers for one forward over n rows.
+// Activation buffers for one forward over n rows. k / v only when the rows belong to several
+// sequences: one sequence's new K/V rows are written by the projection straight into its cache,
+// several sequences' are computed as one block and then copied into each cache.
 struct LlamaModel::Scratch {
-  Tensor xn, q, attn, proj, gate, up;
-  Scratch(const ModelConfig& c, int64_t n)
+  Tensor xn, q, attn, proj, gate, up, k, v;
+  Scratch(const ModelConfig& c, int64_t n, bool kv_block)
       : xn(Tensor::empty(DType::F32, {n, c.hidden_size})),
         q(Tensor::empty(DType::F32, {n, c.num_heads * c.head_dim})),
         attn(Tensor::empty(DType::F32, {n, c.num_heads * c.head_dim})),
         proj(Tensor::empty(DType::F32, {n, c.hidden_size})),
         gate(Tensor::empty(DType::F32, {n, c.intermediate_size})),
-        up(Tensor::empty(DType::F32, {n, c.intermediate_size})) {}
+        up(Tensor::empty(DType::F32, {n, c.intermediate_size})) {
+    if (kv_block) {
+      k = Tensor::empty(DType::F32, {n, c.num_kv_heads * c.head_dim});
+      v = Tensor::empty(DType::F32, {n, c.num_kv_heads * c.head_dim});
+    }
+  }
 };
 
 LlamaModel::LlamaModel(ModelFiles files, ModelOptions opts) : files_(std::move(files)) {
@@ -161,9 +177,10 @@ void LlamaModel::count_linear(int64_t n, const Tensor& w) {
   flops_.linear += 2.0 * static_cast<double>(n) * static_cast<double>(w.numel());
 }
 
-// One decoder layer over the rows of x (positions pos[0..n)). Layers that own their K/V write
-// them into the cache first; SwiftKV layers find theirs already there (swiftkv_kv).
-void LlamaModel::layer(int64_t l, Tensor& x, int64_t n_past, const int32_t* pos, KVCache& cache, Scratch& s) {
+// One decoder layer over the rows of x (positions pos[0..n)), which belong to the sequences of
+// `spans`. Layers that own their K/V write them into each sequence's cache first; SwiftKV
+// layers find theirs already there (swiftkv_kv).
+void LlamaModel::layer(int64_t l, Tensor& x, const std::vector<Span>& spans, const int32_t* pos, Scratch& s) {
   const ModelConfig& c = files_.config;
   const LayerWeights& lw = w_.layers[l];
   const int64_t n = x.rows();
@@ -174,18 +191,29 @@ void LlamaModel::layer(int64_t l, Tensor& x, int64_t n_past, const int32_t* pos,
   count_linear(n, lw.wq);
   ops::rope(s.q, c.num_heads, pos, rope_);
   if (lw.wk.defined()) {
-    Tensor k = cache.k_rows(ci, n_past, n);
-    Tensor v = cache.v_rows(ci, n_past, n);
+    const bool direct = spans.size() == 1;
+    Tensor k = direct ? spans[0].cache->k_rows(ci, spans[0].n_past, n) : s.k;
+    Tensor v = direct ? spans[0].cache->v_rows(ci, spans[0].n_past, n) : s.v;
     ops::linear(s.xn, lw.wk, lw.bk.defined() ? &lw.bk : nullptr, k);
     ops::linear(s.xn, lw.wv, lw.bv.defined() ? &lw.bv : nullptr, v);
     count_linear(n, lw.wk);
     count_linear(n, lw.wv);
     ops::rope(k, c.num_kv_heads, pos, rope_);
+    if (!direct) {
+      for (const Span& sp : spans) {
+        Tensor kc = sp.cache->k_rows(ci, sp.n_past, sp.n), vc = sp.cache->v_rows(ci, sp.n_past, sp.n);
+        copy_rows(k, sp.row0, kc);
+        copy_rows(v, sp.row0, vc);
+      }
+    }
   }
-  ops::attention(s.q, cache.k[ci], cache.v[ci], n_past, c.num_heads, c.num_kv_heads,
-                 1.0f / std::sqrt(static_cast<float>(c.head_dim)), s.attn);
-  // Query row i attends to n_past + i + 1 keys: QK^T and PV are 2 * H * D FLOPs per key each.
-  flops_.attention += 4.0 * c.num_heads * c.head_dim * (n * (n_past + 1.0) + n * (n - 1) / 2.0);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  for (const Span& sp : spans) {
+    Tensor q = row_block(s.q, sp.row0, sp.n), out = row_block(s.attn, sp.row0, sp.n);
+    ops::attention(q, sp.cache->k[ci], sp.cache->v[ci], sp.n_past, c.num_heads, c.num_kv_heads, scale, out);
+    // Query row i attends to n_past + i + 1 keys: QK^T and PV are 2 * H * D FLOPs per key each.
+    flops_.attention += 4.0 * c.num_heads * c.head_dim * (sp.n * (sp.n_past + 1.0) + sp.n * (sp.n - 1) / 2.0);
+  }
   ops::linear(s.attn, lw.wo, lw.bo.defined() ? &lw.bo : nullptr, s.proj);
   count_linear(n, lw.wo);
   ops::add_inplace(x, s.proj);
@@ -202,9 +230,9 @@ void LlamaModel::layer(int64_t l, Tensor& x, int64_t n_past, const int32_t* pos,
 }
 
 // K/V of every layer >= M for all rows of x = x_M: one GEMM of norm_swiftkv(x_M) against the
-// stacked leaders' k/v weights, then each leader's slice is RoPE'd into its cache layer. Each
-// position's later-layer K/V is written exactly once.
-void LlamaModel::swiftkv_kv(const Tensor& x, int64_t n_past, const int32_t* pos, KVCache& cache) {
+// stacked leaders' k/v weights, then each leader's slice is RoPE'd into each sequence's cache
+// layer. Each position's later-layer K/V is written exactly once.
+void LlamaModel::swiftkv_kv(const Tensor& x, const std::vector<Span>& spans, const int32_t* pos) {
   const ModelConfig& c = files_.config;
   const int64_t n = x.rows(), kv_dim = c.num_kv_heads * c.head_dim;
   const int64_t width = w_.kv_swiftkv.rows();
@@ -216,14 +244,16 @@ void LlamaModel::swiftkv_kv(const Tensor& x, int64_t n_past, const int32_t* pos,
   const int64_t groups = width / (2 * kv_dim);
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t ci = layout_.first_skip + g;
-    Tensor k = cache.k_rows(ci, n_past, n);
-    Tensor v = cache.v_rows(ci, n_past, n);
-    const float* src = kv.as<float>() + 2 * g * kv_dim;
-    for (int64_t r = 0; r < n; ++r) {
-      std::memcpy(k.as<float>() + r * kv_dim, src + r * width, kv_dim * sizeof(float));
-      std::memcpy(v.as<float>() + r * kv_dim, src + r * width + kv_dim, kv_dim * sizeof(float));
+    for (const Span& sp : spans) {
+      Tensor k = sp.cache->k_rows(ci, sp.n_past, sp.n);
+      Tensor v = sp.cache->v_rows(ci, sp.n_past, sp.n);
+      const float* src = kv.as<float>() + sp.row0 * width + 2 * g * kv_dim;
+      for (int64_t r = 0; r < sp.n; ++r) {
+        std::memcpy(k.as<float>() + r * kv_dim, src + r * width, kv_dim * sizeof(float));
+        std::memcpy(v.as<float>() + r * kv_dim, src + r * width + kv_dim, kv_dim * sizeof(float));
+      }
+      ops::rope(k, c.num_kv_heads, pos + sp.row0, rope_);
     }
-    ops::rope(k, c.num_kv_heads, pos, rope_);
   }
 }
 
@@ -238,39 +268,91 @@ Tensor LlamaModel::head(const Tensor& rows) {
 }
 
 Tensor LlamaModel::forward(KVCache& cache, const int32_t* ids, int64_t n, int64_t n_past, Logits which) {
-  const ModelConfig& c = files_.config;
-  if (n <= 0) fail("forward: no tokens");
-  if (cache.num_layers() != layout_.cache_layers())
-    fail("forward: KV cache has ", cache.num_layers(), " layers, this model's path needs ", layout_.cache_layers());
-  if (n_past + n > cache.capacity)
-    fail("sequence of ", n_past + n, " tokens exceeds the context size ", cache.capacity);
-  for (int64_t i = 0; i < n; ++i)
-    if (ids[i] < 0 || ids[i] >= c.vocab_size)
-      fail("token id ", ids[i], " is out of range for vocabulary size ", c.vocab_size);
+  std::vector<SeqChunk> one(1);
+  one[0] = {.cache = &cache, .ids = ids, .n = n, .n_past = n_past, .which = which};
+  forward_batch(one);
+  return std::move(one[0].logits);
+}
 
-  const int64_t d = c.hidden_size;
-  std::vector<int32_t> pos(n);
-  std::iota(pos.begin(), pos.end(), static_cast<int32_t>(n_past));
-  Tensor x = Tensor::empty(DType::F32, {n, d});
-  ops::embedding(w_.embed, ids, n, x);
-  {
-    Scratch s(c, n);
-    for (int64_t l = 0; l < layout_.first_skip; ++l) layer(l, x, n_past, pos.data(), cache, s);
+void LlamaModel::forward_batch(std::vector<SeqChunk>& chunks) {
+  const ModelConfig& c = files_.config;
+  if (chunks.empty()) fail("forward: no sequences");
+  int64_t total = 0;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const SeqChunk& ch = chunks[i];
+    if (!ch.cache) fail("forward: sequence ", i, " has no KV cache");
+    if (ch.n <= 0) fail("forward: no tokens");
+    if (ch.cache->num_layers() != layout_.cache_layers())
+      fail("forward: KV cache has ", ch.cache->num_layers(), " layers, this model's path needs ",
+           layout_.cache_layers());
+    if (ch.n_past < 0 || ch.n_past + ch.n > ch.cache->capacity)
+      fail("sequence of ", ch.n_past + ch.n, " tokens exceeds the context size ", ch.cache->capacity);
+    for (int64_t j = 0; j < ch.n; ++j)
+      if (ch.ids[j] < 0 || ch.ids[j] >= c.vocab_size)
+        fail("token id ", ch.ids[j], " is out of range for vocabulary size ", c.vocab_size);
+    for (size_t j = 0; j < i; ++j)
+      if (chunks[j].cache == ch.cache)
+        fail("forward: sequences ", j, " and ", i, " share one KV cache; each needs its own");
+    total += ch.n;
   }
-  if (layout_.active()) swiftkv_kv(x, n_past, pos.data(), cache);
-  if (which == Logits::None) return {};
+
+  // The row block: every chunk's rows in order, each with its own position.
+  const int64_t d = c.hidden_size;
+  std::vector<Span> spans;
+  std::vector<int32_t> pos(total);
+  std::vector<int32_t> ids_block;
+  if (chunks.size() > 1) ids_block.reserve(total);
+  for (const SeqChunk& ch : chunks) {
+    const int64_t row0 = spans.empty() ? 0 : spans.back().row0 + spans.back().n;
+    spans.push_back({ch.cache, row0, ch.n, ch.n_past});
+    std::iota(pos.begin() + row0, pos.begin() + row0 + ch.n, static_cast<int32_t>(ch.n_past));
+    if (chunks.size() > 1) ids_block.insert(ids_block.end(), ch.ids, ch.ids + ch.n);
+  }
+  Tensor x = Tensor::empty(DType::F32, {total, d});
+  ops::embedding(w_.embed, chunks.size() > 1 ? ids_block.data() : chunks[0].ids, total, x);
+  {
+    Scratch s(c, total, spans.size() > 1);
+    for (int64_t l = 0; l < layout_.first_skip; ++l) layer(l, x, spans, pos.data(), s);
+  }
+  if (layout_.active()) swiftkv_kv(x, spans, pos.data());
 
   // Only the rows whose logits are wanted go on: through the SwiftKV layers, the final norm
   // and the LM head (the largest matrix of a small model).
-  const int64_t first = which == Logits::All ? 0 : n - 1;
-  Tensor rows = first == 0 ? x : Tensor::empty(DType::F32, {n - first, d});
-  if (first > 0) std::memcpy(rows.data, x.as<float>() + first * d, rows.nbytes());
-  if (layout_.active()) {
-    Scratch s(c, rows.rows());
-    for (int64_t l = layout_.first_skip; l < c.num_layers; ++l)
-      layer(l, rows, n_past + first, pos.data() + first, cache, s);
+  std::vector<Span> out_spans;
+  std::vector<int32_t> out_pos;
+  std::vector<size_t> out_chunk;  // chunk of each out span
+  int64_t out_rows = 0;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    SeqChunk& ch = chunks[i];
+    ch.logits = Tensor();
+    if (ch.which == Logits::None) continue;
+    const int64_t first = ch.which == Logits::All ? 0 : ch.n - 1;
+    out_spans.push_back({ch.cache, out_rows, ch.n - first, ch.n_past + first});
+    out_pos.insert(out_pos.end(), pos.begin() + spans[i].row0 + first, pos.begin() + spans[i].row0 + ch.n);
+    out_chunk.push_back(i);
+    out_rows += ch.n - first;
   }
-  return head(rows);
+  if (out_rows == 0) return;
+  Tensor rows = x;
+  if (out_rows < total) {
+    rows = Tensor::empty(DType::F32, {out_rows, d});
+    for (size_t j = 0; j < out_spans.size(); ++j) {
+      const Span& src = spans[out_chunk[j]];
+      Tensor dst = row_block(rows, out_spans[j].row0, out_spans[j].n);
+      copy_rows(x, src.row0 + src.n - out_spans[j].n, dst);
+    }
+  }
+  if (layout_.active()) {
+    Scratch s(c, out_rows, false);  // layers >= M own no K/V
+    for (int64_t l = layout_.first_skip; l < c.num_layers; ++l) layer(l, rows, out_spans, out_pos.data(), s);
+  }
+  Tensor logits = head(rows);
+  if (out_spans.size() == 1) {
+    chunks[out_chunk[0]].logits = std::move(logits);
+    return;
+  }
+  for (size_t j = 0; j < out_spans.size(); ++j)
+    chunks[out_chunk[j]].logits = row_block(logits, out_spans[j].row0, out_spans[j].n);
 }
 
 std::map<std::string, Tensor> LlamaModel::tensors_in_use() const {

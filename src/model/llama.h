@@ -43,6 +43,17 @@ struct FlopCount {
 
 enum class Logits { None, Last, All };
 
+// One sequence's part of a batched forward: tokens ids[0..n) at positions n_past ..
+// n_past + n - 1 of the sequence whose K/V `cache` holds.
+struct SeqChunk {
+  KVCache* cache = nullptr;
+  const int32_t* ids = nullptr;
+  int64_t n = 0;
+  int64_t n_past = 0;
+  Logits which = Logits::None;
+  Tensor logits{};  // out: [1, vocab] for Last, [n, vocab] for All, undefined for None
+};
+
 class LlamaModel {
  public:
   // Binds and shape-checks every tensor the chosen path uses; tensors it does not use (the
@@ -68,7 +79,15 @@ class LlamaModel {
   // is the SwiftKV model's exact full forward and Last / None skip the work nobody reads.
   Tensor forward(KVCache& cache, const int32_t* ids, int64_t n, int64_t n_past, Logits which);
 
-  // Cumulative FLOPs executed by forward() since construction.
+  // forward() for several sequences at once, each chunk with the semantics above: the rows of
+  // all chunks form one block for every weight (embedding, projections, norms, MLP, LM head),
+  // so the weights are read once for all of them, while RoPE uses each row's own position and
+  // attention runs per chunk against its own cache. Every chunk needs its own cache (two
+  // chunks of one sequence would have to run one after the other). Sets each chunk's logits;
+  // logits of different chunks may share one buffer.
+  void forward_batch(std::vector<SeqChunk>& chunks);
+
+  // Cumulative FLOPs executed by forward() / forward_batch() since construction.
   const FlopCount& flops() const { return flops_; }
 
   // Every tensor this path uses, by name (the stacked SwiftKV K/V matrix included).
@@ -78,9 +97,14 @@ class LlamaModel {
 
  private:
   struct Scratch;
+  // Rows [row0, row0 + n) of a forward's row block: one sequence, at positions n_past ...
+  struct Span {
+    KVCache* cache;
+    int64_t row0, n, n_past;
+  };
   void bind_swiftkv();
-  void layer(int64_t l, Tensor& x, int64_t n_past, const int32_t* pos, KVCache& cache, Scratch& s);
-  void swiftkv_kv(const Tensor& x, int64_t n_past, const int32_t* pos, KVCache& cache);
+  void layer(int64_t l, Tensor& x, const std::vector<Span>& spans, const int32_t* pos, Scratch& s);
+  void swiftkv_kv(const Tensor& x, const std::vector<Span>& spans, const int32_t* pos);
   Tensor head(const Tensor& rows);
   void count_linear(int64_t n, const Tensor& w);
 

@@ -222,4 +222,132 @@ TEST(SwiftKVModel, Settings) {
   EXPECT_THROW(skv::check_swiftkv_settings(30, 15, 4), skv::Error);
 }
 
+// forward_batch: sequences of different lengths, histories and logits kinds in one row block
+// give what each gives alone through forward(), for a plain model and SwiftKV layouts.
+struct BatchCase {
+  const char* name;
+  int64_t m, g;  // m = 0: a plain model
+};
+
+void PrintTo(const BatchCase& c, std::ostream* os) { *os << c.name; }
+
+class ForwardBatch : public ::testing::TestWithParam<BatchCase> {};
+
+TEST_P(ForwardBatch, EqualsEachChunkAlone) {
+  const BatchCase bc = GetParam();
+  const Shape s;
+  skv::LlamaModel model(bc.m == 0 ? base_model(s, 21) : swiftkv_model(s, bc.m, bc.g, 21));
+  ASSERT_EQ(model.swiftkv_active(), bc.m > 0);
+  const int64_t vocab = s.vocab;
+  struct Seq {
+    int64_t n_past, n;
+    Logits which;
+  };
+  const std::vector<Seq> seqs = {{0, 7, Logits::All}, {5, 4, Logits::Last}, {12, 9, Logits::None}, {3, 1, Logits::All}};
+  std::vector<std::vector<int32_t>> ids;
+  for (size_t i = 0; i < seqs.size(); ++i)
+    ids.push_back(random_ids(seqs[i].n_past + seqs[i].n, vocab, 100 + static_cast<uint32_t>(i)));
+  // Each sequence's history goes into both its caches the same way.
+  std::vector<skv::KVCache> alone, batched;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    alone.push_back(model.make_cache(24));
+    batched.push_back(model.make_cache(24));
+    if (seqs[i].n_past == 0) continue;
+    model.forward(alone.back(), ids[i].data(), seqs[i].n_past, 0, Logits::None);
+    model.forward(batched.back(), ids[i].data(), seqs[i].n_past, 0, Logits::None);
+  }
+  const skv::FlopCount f0 = model.flops();
+  std::vector<Tensor> want;
+  for (size_t i = 0; i < seqs.size(); ++i)
+    want.push_back(model.forward(alone[i], ids[i].data() + seqs[i].n_past, seqs[i].n, seqs[i].n_past, seqs[i].which));
+  const skv::FlopCount f1 = model.flops();
+  std::vector<skv::SeqChunk> chunks;
+  for (size_t i = 0; i < seqs.size(); ++i)
+    chunks.push_back({.cache = &batched[i],
+                      .ids = ids[i].data() + seqs[i].n_past,
+                      .n = seqs[i].n,
+                      .n_past = seqs[i].n_past,
+                      .which = seqs[i].which});
+  model.forward_batch(chunks);
+  const skv::FlopCount f2 = model.flops();
+  EXPECT_DOUBLE_EQ(f2.linear - f1.linear, f1.linear - f0.linear);
+  EXPECT_DOUBLE_EQ(f2.attention - f1.attention, f1.attention - f0.attention);
+
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    ASSERT_EQ(chunks[i].logits.defined(), want[i].defined()) << i;
+    if (want[i].defined()) {
+      ASSERT_EQ(chunks[i].logits.shape, want[i].shape) << i;
+      EXPECT_LT(max_abs_diff(chunks[i].logits.as<float>(), want[i].as<float>(), want[i].numel()), 1e-5f) << i;
+    }
+    const int64_t filled = (seqs[i].n_past + seqs[i].n) * alone[i].row;
+    for (int64_t l = 0; l < alone[i].num_layers(); ++l) {
+      EXPECT_LT(max_abs_diff(batched[i].k[l].as<float>(), alone[i].k[l].as<float>(), filled), 1e-5f) << i << " " << l;
+      EXPECT_LT(max_abs_diff(batched[i].v[l].as<float>(), alone[i].v[l].as<float>(), filled), 1e-5f) << i << " " << l;
+    }
+  }
+
+  // Decoding on from the batched caches continues each sequence as from its own.
+  std::vector<skv::SeqChunk> step;
+  std::vector<int32_t> next = {1, 2, 3, 4};
+  for (size_t i = 0; i < seqs.size(); ++i)
+    step.push_back(
+        {.cache = &batched[i], .ids = &next[i], .n = 1, .n_past = seqs[i].n_past + seqs[i].n, .which = Logits::Last});
+  model.forward_batch(step);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    Tensor ref = model.forward(alone[i], &next[i], 1, seqs[i].n_past + seqs[i].n, Logits::Last);
+    EXPECT_LT(max_abs_diff(step[i].logits.as<float>(), ref.as<float>(), vocab), 1e-5f) << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ForwardBatch,
+                         ::testing::Values(BatchCase{"plain", 0, 1}, BatchCase{"swiftkv_g1", 3, 1},
+                                           BatchCase{"swiftkv_g2", 1, 2}),
+                         [](const ::testing::TestParamInfo<BatchCase>& info) { return std::string(info.param.name); });
+
+TEST(ForwardBatch, RejectsSharedCachesAndOverflow) {
+  const Shape s;
+  skv::LlamaModel model(base_model(s, 2));
+  const std::vector<int32_t> ids = random_ids(8, s.vocab, 3);
+  skv::KVCache a = model.make_cache(8), b = model.make_cache(8);
+  std::vector<skv::SeqChunk> shared = {{.cache = &a, .ids = ids.data(), .n = 2, .n_past = 0},
+                                       {.cache = &b, .ids = ids.data(), .n = 2, .n_past = 0},
+                                       {.cache = &a, .ids = ids.data(), .n = 2, .n_past = 2}};
+  try {
+    model.forward_batch(shared);
+    FAIL() << "two chunks on one cache were accepted";
+  } catch (const skv::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("share one KV cache"), std::string::npos) << e.what();
+  }
+  std::vector<skv::SeqChunk> overflow = {{.cache = &a, .ids = ids.data(), .n = 2, .n_past = 0},
+                                         {.cache = &b, .ids = ids.data(), .n = 4, .n_past = 6}};
+  EXPECT_THROW(model.forward_batch(overflow), skv::Error);
+  std::vector<skv::SeqChunk> none;
+  EXPECT_THROW(model.forward_batch(none), skv::Error);
+}
+
+TEST(KVCache, CopyPrefixAndSlice) {
+  const Shape s;
+  skv::LlamaModel model(base_model(s, 2));
+  const std::vector<int32_t> ids = random_ids(10, s.vocab, 4);
+  skv::KVCache src = model.make_cache(10);
+  model.forward(src, ids.data(), 10, 0, Logits::None);
+  skv::KVCache arena = model.make_cache(20);
+  skv::KVCache part = arena.slice(8, 6);
+  EXPECT_EQ(part.capacity, 6);
+  part.copy_prefix_from(src, 6);
+  for (int64_t l = 0; l < src.num_layers(); ++l) {
+    EXPECT_EQ(max_abs_diff(arena.k[l].as<float>() + 8 * src.row, src.k[l].as<float>(), 6 * src.row), 0.0f);
+    EXPECT_EQ(max_abs_diff(arena.v[l].as<float>() + 8 * src.row, src.v[l].as<float>(), 6 * src.row), 0.0f);
+  }
+  // The continuation from a copied prefix is the continuation from the original.
+  Tensor from_copy = model.forward(part, ids.data() + 5, 1, 5, Logits::Last);
+  skv::KVCache ref = model.make_cache(10);
+  Tensor want = model.forward(ref, ids.data(), 6, 0, Logits::Last);
+  EXPECT_LT(max_abs_diff(from_copy.as<float>(), want.as<float>(), s.vocab), 1e-5f);
+  EXPECT_THROW(part.copy_prefix_from(src, 7), skv::Error);  // past the slice
+  EXPECT_THROW(arena.slice(15, 6), skv::Error);
+  skv::KVCache other(src.num_layers(), src.row + 1, 10);
+  EXPECT_THROW(other.copy_prefix_from(src, 2), skv::Error);
+}
+
 }  // namespace
