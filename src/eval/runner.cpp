@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/error.h"
 #include "eval/fewshot.h"
@@ -21,6 +23,12 @@ Json num(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
 void add_mean(TaskResult& r, const std::string& name, const std::vector<double>& xs) {
   r.metrics.emplace_back(name, mean(xs));
   r.metrics.emplace_back(name + "_stderr", mean_stderr(xs));
+}
+
+size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+  return i;
 }
 
 }  // namespace
@@ -49,7 +57,108 @@ TaskResult run_task(EvalModel& lm, const Task& task, const RunOptions& opts, Pro
   double rolling_ll = 0;
   int64_t rolling_tokens = 0;
 
-  for (int64_t i = 0; i < r.n; ++i) {
+  // Records item i's log-likelihoods (its choices in order) in the metrics and its sample line.
+  auto score_item = [&](int64_t i, Json& s, const std::vector<LoglikResult>& res) {
+    const Doc& doc = task.docs[i];
+    std::vector<double> item_lls;
+    std::vector<bool> greedy;
+    for (const auto& x : res) {
+      item_lls.push_back(x.loglik);
+      greedy.push_back(x.is_greedy);
+    }
+    s["loglikelihoods"] = item_lls;
+    s["is_greedy"] = greedy;
+    if (task.kind == TaskKind::kLoglikelihood) {
+      s["target"] = doc.choices[0];
+      lls.push_back(item_lls[0]);
+      acc.push_back(greedy[0]);
+      s["acc"] = acc.back();
+    } else {
+      std::vector<std::string_view> views(doc.choices.begin(), doc.choices.end());
+      const int64_t pred = argmax(item_lls), pred_norm = argmax_normalized(item_lls, views);
+      acc.push_back(pred == doc.gold);
+      acc_norm.push_back(pred_norm == doc.gold);
+      s["target"] = doc.gold;
+      s["pred"] = pred;
+      s["pred_norm"] = pred_norm;
+      s["acc"] = acc.back();
+      s["acc_norm"] = acc_norm.back();
+      if (!doc.labels.empty()) {
+        mc2s.push_back(mc2(item_lls, doc.labels));
+        s["mc2"] = num(mc2s.back());
+      }
+    }
+  };
+  auto finish = [&](const Json& s) {
+    if (opts.samples) *opts.samples << s.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+    progress.advance(task.name);
+  };
+  auto context_of = [&](int64_t i) {
+    std::string ctx = build_context(task, i, r.num_fewshot, opts.seed);
+    if (opts.chat) ctx = opts.chat(task.description, ctx.substr(task.description.size()));
+    return ctx;
+  };
+
+  const bool scored = task.kind == TaskKind::kMultipleChoice || task.kind == TaskKind::kLoglikelihood;
+  // An item's requests and an estimate of the rows they need computed: its context beyond what
+  // it shares with the item before (whose prefix cache the scorer keeps), plus every continuation.
+  struct Pending {
+    int64_t item;
+    Json s;
+    std::vector<EvalModel::Request> requests;
+    int64_t rows = 0;
+  };
+  std::vector<int32_t> last_ctx;
+  auto prepare = [&](int64_t i) {
+    const Doc& doc = task.docs[i];
+    Pending p{i, Json(), {}, 0};
+    p.s["task"] = task.name;
+    p.s["doc_id"] = i;
+    const std::string ctx = context_of(i);
+    p.s["context"] = ctx;
+    // lm-eval drops the target delimiter when a chat template ends the prompt (the assistant
+    // turn starts on its own), for multiple-choice tasks only.
+    const std::string delim = opts.chat && task.kind == TaskKind::kMultipleChoice ? "" : task.target_delimiter;
+    for (const std::string& c : doc.choices) {
+      p.requests.push_back(lm.encode_pair(ctx, task.kind == TaskKind::kLoglikelihood ? c : delim + c));
+      const auto& [ids, cont] = p.requests.back();
+      if (ids != last_ctx) p.rows += ids.size() - std::min(ids.size(), common_prefix(ids, last_ctx));
+      p.rows += cont.size();
+      last_ctx = ids;
+    }
+    return p;
+  };
+  std::optional<Pending> next;  // prepared, but did not fit the last block
+  for (int64_t i = 0; i < r.n;) {
+    if (scored) {
+      // A block of consecutive items whose rows fill about one --batch-tokens forward is scored
+      // in one batch; the bookkeeping then goes item by item as if they had run one by one.
+      std::vector<Pending> block;
+      std::vector<EvalModel::Request> requests;
+      int64_t rows = 0;
+      while (i < r.n) {
+        Pending p = next ? std::move(*next) : prepare(i);
+        next.reset();
+        if (!block.empty() && rows + p.rows > lm.options().batch_tokens) {
+          next = std::move(p);
+          break;
+        }
+        rows += p.rows;
+        requests.insert(requests.end(), std::make_move_iterator(p.requests.begin()),
+                        std::make_move_iterator(p.requests.end()));  // p keeps their count
+        block.push_back(std::move(p));
+        ++i;
+      }
+      const std::vector<LoglikResult> res = lm.loglikelihood_batch(requests);
+      size_t at = 0;
+      for (Pending& p : block) {
+        const size_t k = p.requests.size();
+        score_item(p.item, p.s, std::vector<LoglikResult>(res.begin() + at, res.begin() + at + k));
+        at += k;
+        finish(p.s);
+      }
+      continue;
+    }
     const Doc& doc = task.docs[i];
     Json s;
     s["task"] = task.name;
@@ -68,61 +177,23 @@ TaskResult run_task(EvalModel& lm, const Task& task, const RunOptions& opts, Pro
       s["words"] = n_words;
       s["bytes"] = n_bytes;
     } else {
-      std::string ctx = build_context(task, i, r.num_fewshot, opts.seed);
-      if (opts.chat) ctx = opts.chat(task.description, ctx.substr(task.description.size()));
+      const std::string ctx = context_of(i);
       s["context"] = ctx;
-      if (task.kind == TaskKind::kGenerate) {
-        GenerateResult g = lm.generate_until(ctx, task.until, task.max_gen_tokens);
-        const std::string strict = gsm8k_extract_strict(g.text);
-        const std::string flexible = gsm8k_extract_flexible(g.text);
-        em_strict.push_back(gsm8k_exact_match(strict, doc.target));
-        em_flex.push_back(gsm8k_exact_match(flexible, doc.target));
-        s["target"] = doc.target;
-        s["generated"] = g.text;
-        s["generated_tokens"] = g.tokens;
-        s["extracted_strict"] = strict;
-        s["extracted_flexible"] = flexible;
-        s["exact_match"] = em_strict.back();
-        s["exact_match_flexible"] = em_flex.back();
-      } else {
-        // lm-eval drops the target delimiter when a chat template ends the prompt (the
-        // assistant turn starts on its own), for multiple-choice tasks only.
-        const std::string delim = opts.chat && task.kind == TaskKind::kMultipleChoice ? "" : task.target_delimiter;
-        std::vector<std::string> conts;
-        for (const std::string& c : doc.choices) conts.push_back(task.kind == TaskKind::kLoglikelihood ? c : delim + c);
-        std::vector<LoglikResult> res = lm.loglikelihoods(ctx, conts);
-        std::vector<double> item_lls;
-        std::vector<bool> greedy;
-        for (const auto& x : res) {
-          item_lls.push_back(x.loglik);
-          greedy.push_back(x.is_greedy);
-        }
-        s["loglikelihoods"] = item_lls;
-        s["is_greedy"] = greedy;
-        if (task.kind == TaskKind::kLoglikelihood) {
-          s["target"] = doc.choices[0];
-          lls.push_back(item_lls[0]);
-          acc.push_back(greedy[0]);
-          s["acc"] = acc.back();
-        } else {
-          std::vector<std::string_view> views(doc.choices.begin(), doc.choices.end());
-          const int64_t pred = argmax(item_lls), pred_norm = argmax_normalized(item_lls, views);
-          acc.push_back(pred == doc.gold);
-          acc_norm.push_back(pred_norm == doc.gold);
-          s["target"] = doc.gold;
-          s["pred"] = pred;
-          s["pred_norm"] = pred_norm;
-          s["acc"] = acc.back();
-          s["acc_norm"] = acc_norm.back();
-          if (!doc.labels.empty()) {
-            mc2s.push_back(mc2(item_lls, doc.labels));
-            s["mc2"] = num(mc2s.back());
-          }
-        }
-      }
+      GenerateResult g = lm.generate_until(ctx, task.until, task.max_gen_tokens);
+      const std::string strict = gsm8k_extract_strict(g.text);
+      const std::string flexible = gsm8k_extract_flexible(g.text);
+      em_strict.push_back(gsm8k_exact_match(strict, doc.target));
+      em_flex.push_back(gsm8k_exact_match(flexible, doc.target));
+      s["target"] = doc.target;
+      s["generated"] = g.text;
+      s["generated_tokens"] = g.tokens;
+      s["extracted_strict"] = strict;
+      s["extracted_flexible"] = flexible;
+      s["exact_match"] = em_strict.back();
+      s["exact_match_flexible"] = em_flex.back();
     }
-    if (opts.samples) *opts.samples << s.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
-    progress.advance(task.name);
+    finish(s);
+    ++i;
   }
 
   for (const std::string& m : task.metrics) {

@@ -4,11 +4,18 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
 
 #include "core/error.h"
 #include "engine/session.h"
 #include "eval/lm.h"
+#include "eval/progress.h"
+#include "eval/runner.h"
+#include "io/model_files.h"
 #include "model/llama.h"
+#include "model/swiftkv.h"
 #include "tokenizer/tokenizer.h"
 
 namespace skv::eval {
@@ -160,4 +167,134 @@ TEST_F(EvalLm, GreedyGenerationIsDeterministic) {
 }
 
 }  // namespace
+
+// loglikelihood_batch against loglikelihood() one request at a time, on the plain fixture and
+// on a SwiftKV conversion of it (whose prefix rows stop at layer M).
+void expect_batch_equals_one_by_one(LlamaModel& model, const Tokenizer& tok) {
+  std::vector<EvalModel::Request> reqs;
+  const std::string preamble = "Q: a long shared preamble of a few shot prompt with examples\nA: yes\n\n";
+  for (const std::string q : {"Q: first?\nA:", "Q: the second one?\nA:"})
+    for (const std::string c : {" apple", " a red brick wall", " stone"}) {
+      EvalModel enc(model, tok, {});
+      reqs.push_back(enc.encode_pair(preamble + q, c));
+    }
+  reqs.push_back({{7}, {8, 9, 10}});  // one-token context: no prefix
+  std::vector<int32_t> long_ctx(30);
+  std::iota(long_ctx.begin(), long_ctx.end(), 5);
+  reqs.push_back({long_ctx, {40, 41, 42}});  // truncated at max_length 24
+  reqs.push_back({long_ctx, {40, 41}});      // truncated by one token less: another group
+  const EvalModel::Request duplicate = reqs[0];
+  reqs.push_back(duplicate);
+  for (int64_t batch : {1, 5, 512}) {
+    for (int64_t max_length : {24, 2048}) {
+      EvalModel one(model, tok, {.max_length = max_length, .batch_tokens = 512});
+      EvalModel lm(model, tok, {.max_length = max_length, .batch_tokens = batch});
+      std::vector<LoglikResult> got = lm.loglikelihood_batch(reqs);
+      ASSERT_EQ(got.size(), reqs.size());
+      for (size_t i = 0; i < reqs.size(); ++i) {
+        const LoglikResult want = one.loglikelihood(reqs[i].first, reqs[i].second);
+        EXPECT_NEAR(got[i].loglik, want.loglik, 1e-4) << "batch " << batch << " max_length " << max_length << " #" << i;
+        EXPECT_EQ(got[i].is_greedy, want.is_greedy) << i;
+        EXPECT_EQ(got[i].tokens, want.tokens) << i;
+      }
+    }
+  }
+}
+
+TEST_F(EvalLm, LoglikelihoodBatchEqualsOneByOne) { expect_batch_equals_one_by_one(*model_, *tok_); }
+
+TEST_F(EvalLm, LoglikelihoodBatchEqualsOneByOneOnSwiftKV) {
+  ModelFiles f = open_model_files(kModel);
+  add_swiftkv_tensors(f, 1, 2);
+  LlamaModel skv(std::move(f));
+  ASSERT_TRUE(skv.swiftkv_active());
+  expect_batch_equals_one_by_one(skv, *tok_);
+}
+
+TEST_F(EvalLm, LoglikelihoodBatchComputesSharedPrefixesOnce) {
+  EvalModel lm(*model_, *tok_, {.max_length = 2048, .batch_tokens = 512});
+  std::vector<int32_t> preamble(40);  // longer than kMinSharedRows
+  std::iota(preamble.begin(), preamble.end(), 3);
+  auto item = [&](std::vector<int32_t> question) {
+    std::vector<int32_t> ctx = preamble;
+    ctx.insert(ctx.end(), question.begin(), question.end());
+    return std::vector<EvalModel::Request>{{ctx, {30, 31}}, {ctx, {32}}, {ctx, {33, 34, 35}}};
+  };
+  // The first item: its prefix (all context tokens but the last) once, then each choice's
+  // rows from the last context token on.
+  int64_t t0 = lm.tokens_computed();
+  std::vector<LoglikResult> a = lm.loglikelihood_batch(item({100, 101, 102}));
+  EXPECT_EQ(lm.tokens_computed() - t0, (43 - 1) + (2 + 1 + 3));
+  // The next item shares the preamble with the kept prefix cache: only its own question is
+  // computed for the prefix.
+  t0 = lm.tokens_computed();
+  std::vector<LoglikResult> b = lm.loglikelihood_batch(item({110, 111, 112, 113}));
+  EXPECT_EQ(lm.tokens_computed() - t0, (44 - 1 - 40) + (2 + 1 + 3));
+  // Both items in one batch of a fresh scorer: the second group copies the preamble from the
+  // first once that is computed.
+  EvalModel fresh(*model_, *tok_, {.max_length = 2048, .batch_tokens = 512});
+  std::vector<EvalModel::Request> both = item({100, 101, 102});
+  for (auto& r : item({110, 111, 112, 113})) both.push_back(r);
+  std::vector<LoglikResult> ab = fresh.loglikelihood_batch(both);
+  EXPECT_EQ(fresh.tokens_computed(), (43 - 1) + (44 - 1 - 40) + 2 * (2 + 1 + 3));
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_NEAR(ab[i].loglik, a[i].loglik, 1e-4);
+    EXPECT_NEAR(ab[3 + i].loglik, b[i].loglik, 1e-4);
+    EXPECT_NEAR(ab[3 + i].loglik, lm.loglikelihood(both[3 + i].first, both[3 + i].second).loglik, 1e-4);
+  }
+  EXPECT_THROW(lm.loglikelihood_batch({{{1, 2}, {}}}), Error);
+  EXPECT_THROW(lm.loglikelihood_batch({{{}, {1}}}), Error);
+  EvalModel small(*model_, *tok_, {.max_length = 4, .batch_tokens = 512});
+  EXPECT_THROW(small.loglikelihood_batch({{{1, 2}, {3, 4, 5, 6, 7}}}), Error);
+  EXPECT_THROW(lm.loglikelihood_batch({{{1, 2}, {100000}}}), Error);
+}
+
+// run_task: a batch of many items gives the log-likelihoods and predictions of one item at a
+// time (--batch-tokens 1: every block is one item, every forward one row).
+TEST_F(EvalLm, RunTaskDoesNotDependOnTheBatchSize) {
+  Task task;
+  task.name = "synthetic";
+  task.metrics = {"acc", "acc_norm"};
+  const std::vector<std::string> questions = {"Which is a fruit?",        "What is red?",
+                                              "Where is the sea?",        "Who wrote it?",
+                                              "How many legs has a cat?", "Is water wet?"};
+  for (size_t i = 0; i < questions.size(); ++i) {
+    Doc d;
+    d.text = "Question: " + questions[i] + "\nAnswer:";
+    d.choices = {"apple", "a red brick wall", "stone", "the number " + std::to_string(i)};
+    d.gold = static_cast<int>(i % 4);
+    task.docs.push_back(d);
+  }
+  task.description = "The following are questions.\n\n";
+  auto run = [&](int64_t batch, int shots) {
+    EvalModel lm(*model_, *tok_, {.max_length = 2048, .batch_tokens = batch});
+    std::ostringstream samples;
+    Progress progress(task.docs.size(), false);
+    RunOptions opts;
+    opts.num_fewshot = shots;
+    opts.samples = &samples;
+    TaskResult r = run_task(lm, task, opts, progress);
+    std::vector<nlohmann::json> lines;
+    std::istringstream in(samples.str());
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+    return std::make_pair(r, lines);
+  };
+  for (int shots : {0, 2}) {
+    auto [r1, s1] = run(1, shots);
+    auto [rb, sb] = run(4096, shots);
+    ASSERT_EQ(s1.size(), task.docs.size());
+    ASSERT_EQ(sb.size(), task.docs.size());
+    for (size_t i = 0; i < s1.size(); ++i) {
+      EXPECT_EQ(s1[i]["doc_id"], sb[i]["doc_id"]);
+      EXPECT_EQ(s1[i]["pred"], sb[i]["pred"]) << i;
+      EXPECT_EQ(s1[i]["pred_norm"], sb[i]["pred_norm"]) << i;
+      EXPECT_EQ(s1[i]["is_greedy"], sb[i]["is_greedy"]) << i;
+      for (size_t j = 0; j < 4; ++j)
+        EXPECT_NEAR(s1[i]["loglikelihoods"][j].get<double>(), sb[i]["loglikelihoods"][j].get<double>(), 1e-4);
+    }
+    ASSERT_EQ(r1.metrics.size(), rb.metrics.size());
+    for (size_t k = 0; k < r1.metrics.size(); ++k) EXPECT_EQ(r1.metrics[k], rb.metrics[k]);
+  }
+}
+
 }  // namespace skv::eval
