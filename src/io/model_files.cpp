@@ -130,6 +130,21 @@ const Tensor& ModelFiles::get(const std::string& name) const {
   return *t;
 }
 
+const Tensor& ModelFiles::get(const std::string& name, const std::vector<int64_t>& shape) const {
+  const Tensor& t = get(name);
+  if (t.shape != shape) {
+    Tensor want;
+    want.shape = shape;
+    fail("tensor '", name, "' in ", path, " has shape ", t.shape_str(), " but the config implies ", want.shape_str());
+  }
+  if (t.dtype == DType::I32) fail("tensor '", name, "' has integer dtype, expected floating point or quantised");
+  return t;
+}
+
+std::string layer_tensor_name(int64_t layer, const std::string& suffix) {
+  return "model.layers." + std::to_string(layer) + "." + suffix;
+}
+
 ModelFiles open_model_files(const std::string& path) {
   ModelFiles m;
   m.path = path;

@@ -31,10 +31,16 @@ struct ModelFiles {
 
   const Tensor* find(const std::string& name) const;
   const Tensor& get(const std::string& name) const;  // throws naming the tensor and the path
+  // get() plus the checks every consumer of a weight needs: the shape the config implies and a
+  // floating-point or quantised dtype; throws naming the tensor, the path and both shapes.
+  const Tensor& get(const std::string& name, const std::vector<int64_t>& shape) const;
   // Drops the resident file pages of a tensor that lives in one of the mappings (no-op for
   // tensors in memory), once its values have been copied elsewhere.
   void release_pages(const Tensor& t) const;
 };
+
+// "model.layers.<layer>.<suffix>", the Hugging Face name of a per-layer tensor.
+std::string layer_tensor_name(int64_t layer, const std::string& suffix);
 
 // path: an HF model directory (config.json + model.safetensors or a sharded index) or a
 // .gguf file. Throws skv::Error with a one-line message naming the problem.

@@ -12,21 +12,6 @@
 namespace skv {
 namespace {
 
-std::string layer_name(int64_t i, const std::string& suffix) {
-  return "model.layers." + std::to_string(i) + "." + suffix;
-}
-
-Tensor bind(const ModelFiles& f, const std::string& name, std::vector<int64_t> shape) {
-  const Tensor& t = f.get(name);
-  if (t.shape != shape) {
-    Tensor want;
-    want.shape = shape;
-    fail("tensor '", name, "' in ", f.path, " has shape ", t.shape_str(), " but the config implies ", want.shape_str());
-  }
-  if (t.dtype == DType::I32) fail("tensor '", name, "' has integer dtype, expected floating point or quantised");
-  return t;
-}
-
 // Rows [r0, r0 + n) of a 2-D F32 tensor, sharing its memory.
 Tensor row_block(const Tensor& t, int64_t r0, int64_t n) {
   return Tensor::view(DType::F32, {n, t.cols()}, t.as<float>() + r0 * t.cols(), t.owner);
@@ -78,35 +63,35 @@ LlamaModel::LlamaModel(ModelFiles files, ModelOptions opts) : files_(std::move(f
   layout_ = swiftkv ? KVLayout::swiftkv(c) : KVLayout::teacher(c);
   const int64_t m = layout_.first_skip;
   const int64_t d = c.hidden_size, q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
-  w_.embed = bind(files_, "model.embed_tokens.weight", {c.vocab_size, d});
-  w_.final_norm = bind(files_, "model.norm.weight", {d});
+  w_.embed = files_.get("model.embed_tokens.weight", {c.vocab_size, d});
+  w_.final_norm = files_.get("model.norm.weight", {d});
   if (c.tie_word_embeddings || !files_.find("lm_head.weight")) {
     w_.lm_head = w_.embed;
   } else {
-    w_.lm_head = bind(files_, "lm_head.weight", {c.vocab_size, d});
+    w_.lm_head = files_.get("lm_head.weight", {c.vocab_size, d});
   }
   for (int64_t i = 0; i < c.num_layers; ++i) {
     LayerWeights l;
-    l.attn_norm = bind(files_, layer_name(i, "input_layernorm.weight"), {d});
+    l.attn_norm = files_.get(layer_tensor_name(i, "input_layernorm.weight"), {d});
     const std::string q = i < m ? "self_attn.q_proj." : "self_attn.q_proj_swiftkv.";
-    l.wq = bind(files_, layer_name(i, q + "weight"), {q_dim, d});
-    if (c.attention_bias) l.bq = bind(files_, layer_name(i, q + "bias"), {q_dim});
+    l.wq = files_.get(layer_tensor_name(i, q + "weight"), {q_dim, d});
+    if (c.attention_bias) l.bq = files_.get(layer_tensor_name(i, q + "bias"), {q_dim});
     if (i < m) {
-      l.wk = bind(files_, layer_name(i, "self_attn.k_proj.weight"), {kv_dim, d});
-      l.wv = bind(files_, layer_name(i, "self_attn.v_proj.weight"), {kv_dim, d});
+      l.wk = files_.get(layer_tensor_name(i, "self_attn.k_proj.weight"), {kv_dim, d});
+      l.wv = files_.get(layer_tensor_name(i, "self_attn.v_proj.weight"), {kv_dim, d});
       if (c.attention_bias) {
-        l.bk = bind(files_, layer_name(i, "self_attn.k_proj.bias"), {kv_dim});
-        l.bv = bind(files_, layer_name(i, "self_attn.v_proj.bias"), {kv_dim});
+        l.bk = files_.get(layer_tensor_name(i, "self_attn.k_proj.bias"), {kv_dim});
+        l.bv = files_.get(layer_tensor_name(i, "self_attn.v_proj.bias"), {kv_dim});
       }
     }
-    l.wo = bind(files_, layer_name(i, "self_attn.o_proj.weight"), {d, q_dim});
+    l.wo = files_.get(layer_tensor_name(i, "self_attn.o_proj.weight"), {d, q_dim});
     // transformers' LlamaAttention gives o_proj a bias exactly when attention_bias is set.
-    if (c.attention_bias && (c.architecture != "qwen2" || files_.find(layer_name(i, "self_attn.o_proj.bias"))))
-      l.bo = bind(files_, layer_name(i, "self_attn.o_proj.bias"), {d});
-    l.ffn_norm = bind(files_, layer_name(i, "post_attention_layernorm.weight"), {d});
-    l.w_gate = bind(files_, layer_name(i, "mlp.gate_proj.weight"), {c.intermediate_size, d});
-    l.w_up = bind(files_, layer_name(i, "mlp.up_proj.weight"), {c.intermediate_size, d});
-    l.w_down = bind(files_, layer_name(i, "mlp.down_proj.weight"), {d, c.intermediate_size});
+    if (c.attention_bias && (c.architecture != "qwen2" || files_.find(layer_tensor_name(i, "self_attn.o_proj.bias"))))
+      l.bo = files_.get(layer_tensor_name(i, "self_attn.o_proj.bias"), {d});
+    l.ffn_norm = files_.get(layer_tensor_name(i, "post_attention_layernorm.weight"), {d});
+    l.w_gate = files_.get(layer_tensor_name(i, "mlp.gate_proj.weight"), {c.intermediate_size, d});
+    l.w_up = files_.get(layer_tensor_name(i, "mlp.up_proj.weight"), {c.intermediate_size, d});
+    l.w_down = files_.get(layer_tensor_name(i, "mlp.down_proj.weight"), {d, c.intermediate_size});
     w_.layers.push_back(std::move(l));
   }
   if (layout_.active()) bind_swiftkv();
@@ -125,12 +110,12 @@ LlamaModel::LlamaModel(ModelFiles files, ModelOptions opts) : files_(std::move(f
 void LlamaModel::bind_swiftkv() {
   const ModelConfig& c = files_.config;
   const int64_t d = c.hidden_size, kv_dim = c.num_kv_heads * c.head_dim;
-  w_.norm_swiftkv = bind(files_, swiftkv_norm_name(), {d});
+  w_.norm_swiftkv = files_.get(swiftkv_norm_name(), {d});
   std::vector<Tensor> parts, biases;  // k, v of each leader in layer order
   for (int64_t i = layout_.first_skip; i < c.num_layers; i += layout_.group) {
     for (const char* proj : {"k", "v"}) {
-      parts.push_back(bind(files_, swiftkv_tensor_name(i, proj, "weight"), {kv_dim, d}));
-      if (c.attention_bias) biases.push_back(bind(files_, swiftkv_tensor_name(i, proj, "bias"), {kv_dim}));
+      parts.push_back(files_.get(swiftkv_tensor_name(i, proj, "weight"), {kv_dim, d}));
+      if (c.attention_bias) biases.push_back(files_.get(swiftkv_tensor_name(i, proj, "bias"), {kv_dim}));
     }
   }
   // Stacking needs one dtype; mixed checkpoints are widened to F32 once, at load.

@@ -10,10 +10,6 @@ namespace skv {
 
 namespace {
 
-std::string layer_tensor(int64_t layer, const std::string& suffix) {
-  return "model.layers." + std::to_string(layer) + "." + suffix;
-}
-
 // Mean of same-shape tensors, in F32 (the members may be quantised).
 Tensor mean_of(const std::vector<const Tensor*>& members) {
   Tensor out = Tensor::zeros(DType::F32, members.front()->shape);
@@ -33,7 +29,7 @@ Tensor mean_of(const std::vector<const Tensor*>& members) {
 std::string swiftkv_norm_name() { return "model.norm_swiftkv.weight"; }
 
 std::string swiftkv_tensor_name(int64_t layer, const char* proj, const char* kind) {
-  return layer_tensor(layer, std::string("self_attn.") + proj + "_proj_swiftkv." + kind);
+  return layer_tensor_name(layer, std::string("self_attn.") + proj + "_proj_swiftkv." + kind);
 }
 
 int64_t num_key_value_layers_for_fraction(int64_t num_layers, double fraction) {
@@ -64,22 +60,22 @@ void add_swiftkv_tensors(ModelFiles& files, int64_t m, int64_t g) {
     fail(files.path, " is already a SwiftKV model; convert its base model instead");
   check_swiftkv_settings(c.num_layers, m, g);
   std::vector<std::pair<std::string, Tensor>> added;
-  added.emplace_back(swiftkv_norm_name(), files.get(layer_tensor(m, "input_layernorm.weight")));
+  added.emplace_back(swiftkv_norm_name(), files.get(layer_tensor_name(m, "input_layernorm.weight")));
   std::vector<const char*> kinds = {"weight"};
   if (c.attention_bias) kinds.push_back("bias");
   for (int64_t i = m; i < c.num_layers; ++i) {
     for (const char* kind : kinds) {
       const std::string k = kind;
-      added.emplace_back(swiftkv_tensor_name(i, "q", kind), files.get(layer_tensor(i, "self_attn.q_proj." + k)));
+      added.emplace_back(swiftkv_tensor_name(i, "q", kind), files.get(layer_tensor_name(i, "self_attn.q_proj." + k)));
       if ((i - m) % g != 0) continue;
       for (const char* proj : {"k", "v"}) {
         const std::string base = std::string("self_attn.") + proj + "_proj." + k;
         if (g == 1) {
-          added.emplace_back(swiftkv_tensor_name(i, proj, kind), files.get(layer_tensor(i, base)));
+          added.emplace_back(swiftkv_tensor_name(i, proj, kind), files.get(layer_tensor_name(i, base)));
           continue;
         }
         std::vector<const Tensor*> members;
-        for (int64_t j = i; j < i + g; ++j) members.push_back(&files.get(layer_tensor(j, base)));
+        for (int64_t j = i; j < i + g; ++j) members.push_back(&files.get(layer_tensor_name(j, base)));
         added.emplace_back(swiftkv_tensor_name(i, proj, kind), mean_of(members));
       }
     }
@@ -88,7 +84,7 @@ void add_swiftkv_tensors(ModelFiles& files, int64_t m, int64_t g) {
   // a zero bias keeps the converted model exact for every Llama-style loader.
   if (c.architecture == "qwen2") {
     for (int64_t i = 0; i < c.num_layers; ++i) {
-      const std::string name = layer_tensor(i, "self_attn.o_proj.bias");
+      const std::string name = layer_tensor_name(i, "self_attn.o_proj.bias");
       if (!files.find(name)) added.emplace_back(name, Tensor::zeros(DType::F32, {c.hidden_size}));
     }
     c.attention_bias = true;

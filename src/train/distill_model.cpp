@@ -14,17 +14,8 @@ namespace {
 
 using Buf = std::vector<float>;
 
-std::string layer_name(int64_t i, const std::string& suffix) {
-  return "model.layers." + std::to_string(i) + "." + suffix;
-}
-
-FrozenTensor frozen(const ModelFiles& f, const std::string& name, std::vector<int64_t> shape) {
-  const Tensor& t = f.get(name);
-  if (t.shape != shape) {
-    Tensor want;
-    want.shape = shape;
-    fail("tensor '", name, "' in ", f.path, " has shape ", t.shape_str(), " but the config implies ", want.shape_str());
-  }
+FrozenTensor frozen(const ModelFiles& f, const std::string& name, const std::vector<int64_t>& shape) {
+  const Tensor& t = f.get(name, shape);
   // Training runs in F32 whatever the checkpoint stores; an F32 tensor stays a view of the file.
   return {t.dtype == DType::F32 ? t : ops::to_dtype(t, DType::F32)};
 }
@@ -67,22 +58,22 @@ DistillModel::DistillModel(ModelFiles files) : files_(std::move(files)) {
                  : frozen(files_, "lm_head.weight", {c.vocab_size, d});
   for (int64_t i = 0; i < c.num_layers; ++i) {
     FrozenLayer l;
-    l.attn_norm = frozen(files_, layer_name(i, "input_layernorm.weight"), {d});
-    l.wq = frozen(files_, layer_name(i, "self_attn.q_proj.weight"), {q_dim, d});
-    l.wk = frozen(files_, layer_name(i, "self_attn.k_proj.weight"), {kv_dim, d});
-    l.wv = frozen(files_, layer_name(i, "self_attn.v_proj.weight"), {kv_dim, d});
+    l.attn_norm = frozen(files_, layer_tensor_name(i, "input_layernorm.weight"), {d});
+    l.wq = frozen(files_, layer_tensor_name(i, "self_attn.q_proj.weight"), {q_dim, d});
+    l.wk = frozen(files_, layer_tensor_name(i, "self_attn.k_proj.weight"), {kv_dim, d});
+    l.wv = frozen(files_, layer_tensor_name(i, "self_attn.v_proj.weight"), {kv_dim, d});
     if (c.attention_bias) {
-      l.bq = frozen(files_, layer_name(i, "self_attn.q_proj.bias"), {q_dim});
-      l.bk = frozen(files_, layer_name(i, "self_attn.k_proj.bias"), {kv_dim});
-      l.bv = frozen(files_, layer_name(i, "self_attn.v_proj.bias"), {kv_dim});
-      if (files_.find(layer_name(i, "self_attn.o_proj.bias")))
-        l.bo = frozen(files_, layer_name(i, "self_attn.o_proj.bias"), {d});
+      l.bq = frozen(files_, layer_tensor_name(i, "self_attn.q_proj.bias"), {q_dim});
+      l.bk = frozen(files_, layer_tensor_name(i, "self_attn.k_proj.bias"), {kv_dim});
+      l.bv = frozen(files_, layer_tensor_name(i, "self_attn.v_proj.bias"), {kv_dim});
+      if (files_.find(layer_tensor_name(i, "self_attn.o_proj.bias")))
+        l.bo = frozen(files_, layer_tensor_name(i, "self_attn.o_proj.bias"), {d});
     }
-    l.wo = frozen(files_, layer_name(i, "self_attn.o_proj.weight"), {d, q_dim});
-    l.ffn_norm = frozen(files_, layer_name(i, "post_attention_layernorm.weight"), {d});
-    l.w_gate = frozen(files_, layer_name(i, "mlp.gate_proj.weight"), {c.intermediate_size, d});
-    l.w_up = frozen(files_, layer_name(i, "mlp.up_proj.weight"), {c.intermediate_size, d});
-    l.w_down = frozen(files_, layer_name(i, "mlp.down_proj.weight"), {d, c.intermediate_size});
+    l.wo = frozen(files_, layer_tensor_name(i, "self_attn.o_proj.weight"), {d, q_dim});
+    l.ffn_norm = frozen(files_, layer_tensor_name(i, "post_attention_layernorm.weight"), {d});
+    l.w_gate = frozen(files_, layer_tensor_name(i, "mlp.gate_proj.weight"), {c.intermediate_size, d});
+    l.w_up = frozen(files_, layer_tensor_name(i, "mlp.up_proj.weight"), {c.intermediate_size, d});
+    l.w_down = frozen(files_, layer_tensor_name(i, "mlp.down_proj.weight"), {d, c.intermediate_size});
     layers_.push_back(std::move(l));
   }
 
