@@ -76,22 +76,6 @@ constexpr const char* kEvalHelp =
     "\n"
     "Progress (items done/total, items/s, ETA) goes to stderr.\n";
 
-std::string default_data_dir() {
-  if (const char* env = std::getenv("SKV_DATA"); env && *env) return env;
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  std::vector<fs::path> candidates;
-  if (!ec) {
-    // build dir inside the source tree: <root>/<build>/swiftkv, data at <root>/../shared/data
-    candidates.push_back(exe.parent_path().parent_path().parent_path() / "shared" / "data");
-  }
-  candidates.push_back(fs::path("..") / "shared" / "data");
-  for (const auto& c : candidates)
-    if (fs::is_directory(c, ec)) return c.lexically_normal().string();
-  return candidates.back().string();
-}
-
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -164,7 +148,7 @@ int cmd_eval(int argc, char** argv) {
   if (batch_tokens <= 0) fail("--batch-tokens must be positive, got ", batch_tokens);
 
   // Tasks (and their data) are read before the model, so a bad file fails fast.
-  const std::string data_dir = args.str("--data-dir", default_data_dir());
+  const std::string data_dir = args.str("--data-dir", shared_data_dir());
   std::vector<eval::Task> tasks;
   for (const auto& req : eval::parse_task_list(args.required("--tasks")))
     for (auto& t : eval::load_task(req.name, data_dir, req.fewshot_path)) tasks.push_back(std::move(t));

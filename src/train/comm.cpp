@@ -16,17 +16,17 @@ bool launched_by_mpi() {
   return false;
 }
 
-Comm& Comm::world(int* argc, char*** argv) {
-  static Comm comm(argc, argv);
+Comm& Comm::world() {
+  static Comm comm;
   return comm;
 }
 
-Comm::Comm(int* argc, char*** argv) {
+Comm::Comm() {
   if (!launched_by_mpi()) return;
 #ifdef SKV_HAVE_MPI
   int ok = 0;
   MPI_Initialized(&ok);
-  if (!ok && MPI_Init(argc, argv) != MPI_SUCCESS) fail("MPI_Init failed");
+  if (!ok && MPI_Init(nullptr, nullptr) != MPI_SUCCESS) fail("MPI_Init failed");
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
   mpi_ = true;

@@ -10,8 +10,8 @@ namespace skv::train {
 
 class Comm {
  public:
-  // Initialises MPI when launched under it; idempotent. argc / argv may be null.
-  static Comm& world(int* argc = nullptr, char*** argv = nullptr);
+  // Initialises MPI on first use when launched under it.
+  static Comm& world();
   ~Comm();
 
   int rank() const { return rank_; }
@@ -27,7 +27,7 @@ class Comm {
   void barrier();
 
  private:
-  Comm(int* argc, char*** argv);
+  Comm();
   int rank_ = 0, size_ = 1;
   bool mpi_ = false;
 };

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "eval/progress.h"
 #include "io/hf_export.h"
 #include "io/model_files.h"
 #include "tokenizer/tokenizer.h"
@@ -26,18 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
-
-std::string duration_str(double s) {
-  char buf[32];
-  if (!std::isfinite(s) || s < 0) return "?";
-  if (s < 60)
-    std::snprintf(buf, sizeof buf, "%.0fs", s);
-  else if (s < 3600)
-    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600, static_cast<int>(s) % 3600 / 60);
-  return buf;
-}
 
 // The settings a resumed run must share with the run that wrote the checkpoint: anything else
 // would silently change the loss trajectory. (The number of ranks may differ: the global batch
@@ -87,8 +76,6 @@ void truncate_metrics(const std::string& path, int64_t step) {
   write_file_atomic(path, kept);
 }
 
-bool decontaminate_needs_text(const DistillOptions& o) { return !o.decontaminate_dir.empty(); }
-
 }  // namespace
 
 DistillResult run_distill(const DistillOptions& o) {
@@ -120,7 +107,7 @@ DistillResult run_distill(const DistillOptions& o) {
   try {
     tok = Tokenizer::from_path(o.model);
   } catch (const Error&) {
-    if (decontaminate_needs_text(o)) throw;
+    if (!o.decontaminate_dir.empty()) throw;  // decontamination reads the text
   }
 
   std::unique_ptr<Decontaminator> decon;
@@ -259,7 +246,7 @@ DistillResult run_distill(const DistillOptions& o) {
                    "step %lld/%lld | loss %.5f (kl %.5f, mse %.5f) | lr %.3g | grad norm %.3g | %.0f tok/s | "
                    "ETA %s\n",
                    static_cast<long long>(step + 1), static_cast<long long>(total), loss, counts[1], counts[2], lr,
-                   gnorm, tokens / secs, duration_str(eta).c_str());
+                   gnorm, tokens / secs, eval::format_duration(eta).c_str());
     }
     const bool last = step + 1 == total;
     const bool stopping = o.stop_after > 0 && res.steps_done >= o.stop_after && !last;

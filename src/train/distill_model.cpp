@@ -140,7 +140,7 @@ void layer_forward(const Dims& m, const FrozenLayer& fl, const float* wq, const 
   const int64_t n = m.n;
   LayerSave tmp;
   LayerSave& a = s ? *s : tmp;
-  a.x_in.assign(x, x + n * m.d);
+  if (s) a.x_in.assign(x, x + n * m.d);  // residual inputs are kept only for a backward
   a.rstd1.resize(n);
   a.xn1.resize(n * m.d);
   a.q.resize(n * m.q_dim);
@@ -164,7 +164,7 @@ void layer_forward(const Dims& m, const FrozenLayer& fl, const float* wq, const 
   linear_forward(a.attn.data(), fl.wo.p(), fl.bo.defined() ? fl.bo.p() : nullptr, proj.data(), n, m.q_dim, m.d);
   add_into(x, proj.data(), n * m.d);
 
-  a.x_mid.assign(x, x + n * m.d);
+  if (s) a.x_mid.assign(x, x + n * m.d);
   a.rstd2.resize(n);
   a.xn2.resize(n * m.d);
   a.gate.resize(n * m.I);
