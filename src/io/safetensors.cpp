@@ -1,16 +1,12 @@
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace skv {
 
@@ -151,32 +147,6 @@ const Tensor& SafetensorsFile::tensor(const std::string& name) const {
   return it->second;
 }
 
-namespace {
-
-// Deletes the temporary file unless the write completed and it was renamed into place.
-struct TempFile {
-  std::string path;
-  int fd = -1;
-  bool committed = false;
-  ~TempFile() {
-    if (fd >= 0) ::close(fd);
-    if (!committed) ::unlink(path.c_str());
-  }
-};
-
-void write_all(const TempFile& f, const std::string& dest, const void* data, size_t n) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t w = ::write(f.fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) fail(dest, ": write failed: ", std::strerror(errno));
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-}  // namespace
-
 void write_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   json header = json::object();  // std::map-backed, so names come out sorted
@@ -202,32 +172,9 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data buffer 8-byte aligned
   const uint64_t header_len = text.size();
 
-  // Same directory so rename() is atomic: readers see the old file or the complete new one.
-  TempFile tmp{path + ".tmp.XXXXXX"};
-  tmp.fd = ::mkstemp(tmp.path.data());
-  if (tmp.fd < 0) {
-    tmp.committed = true;  // nothing to delete
-    fail(path, ": cannot create temporary file: ", std::strerror(errno));
-  }
-  write_all(tmp, path, &header_len, 8);
-  write_all(tmp, path, text.data(), text.size());
-  for (const auto& [t, n] : blobs) write_all(tmp, path, t->data, n);
-  if (::fsync(tmp.fd) != 0) fail(path, ": fsync failed: ", std::strerror(errno));
-  ::fchmod(tmp.fd, 0644);  // mkstemp creates 0600; weights are not secret
-  const int fd = tmp.fd;
-  tmp.fd = -1;
-  if (::close(fd) != 0) fail(path, ": close failed: ", std::strerror(errno));
-  if (::rename(tmp.path.c_str(), path.c_str()) != 0) fail(path, ": rename failed: ", std::strerror(errno));
-  tmp.committed = true;
-
-  // Persist the rename itself; best effort, a failure here loses durability, not data.
-  const auto slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  std::vector<std::pair<const void*, size_t>> parts = {{&header_len, 8}, {text.data(), text.size()}};
+  for (const auto& [t, n] : blobs) parts.emplace_back(t->data, n);
+  write_file_atomic(path, parts);
 }
 
 }  // namespace skv

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "eval/progress.h"
+#include "io/atomic_file.h"
 #include "io/hf_export.h"
 #include "io/model_files.h"
 #include "tokenizer/tokenizer.h"

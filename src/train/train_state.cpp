@@ -1,15 +1,12 @@
 #include "train/train_state.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace skv::train {
 namespace {
@@ -18,21 +15,10 @@ namespace fs = std::filesystem;
 constexpr char kMagic[8] = {'S', 'K', 'V', 'T', 'R', 'N', '0', '1'};
 
 // FNV-1a over the payload: detects a torn or bit-rotted file before it poisons a resumed run.
-uint64_t fnv1a(const char* p, size_t n, uint64_t h = 1469598103934665603ull) {
+constexpr uint64_t kFnvBasis = 1469598103934665603ull;
+uint64_t fnv1a(const char* p, size_t n, uint64_t h = kFnvBasis) {
   for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<uint8_t>(p[i])) * 1099511628211ull;
   return h;
-}
-
-void fsync_path(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) fail("cannot open '", path, "' to sync it: ", std::strerror(errno));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) fail("fsync of '", path, "' failed: ", std::strerror(errno));
-}
-
-void append_floats(std::string& out, const std::vector<float>& v) {
-  out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
 }
 
 }  // namespace
@@ -40,38 +26,6 @@ void append_floats(std::string& out, const std::vector<float>& v) {
 std::string train_state_path(const std::string& dir) { return (fs::path(dir) / "state.bin").string(); }
 
 bool train_state_exists(const std::string& dir) { return fs::exists(train_state_path(dir)); }
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const fs::path target(path);
-  const std::string tmp = path + ".tmp";
-  {
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) fail("cannot write '", tmp, "': ", std::strerror(errno));
-    size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        const int e = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        fail("writing '", tmp, "' failed: ", std::strerror(e));
-      }
-      done += static_cast<size_t>(w);
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-      ::unlink(tmp.c_str());
-      fail("cannot flush '", tmp, "' to disk: ", std::strerror(errno));
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    fail("cannot rename '", tmp, "' to '", path, "': ", std::strerror(e));
-  }
-  const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  fsync_path(parent.string(), O_RDONLY | O_DIRECTORY);
-}
 
 void save_train_state(const std::string& dir, const TrainState& s) {
   std::error_code ec;
@@ -81,17 +35,19 @@ void save_train_state(const std::string& dir, const TrainState& s) {
     fail("internal: optimiser state and parameters differ in size");
   nlohmann::json meta = s.meta;
   meta["num_params"] = s.params.size();
-  std::string payload = meta.dump();
-  const uint64_t json_len = payload.size();
-  append_floats(payload, s.params);
-  append_floats(payload, s.adam_m);
-  append_floats(payload, s.adam_v);
-  std::string out(kMagic, sizeof kMagic);
-  const uint64_t checksum = fnv1a(payload.data(), payload.size());
-  out.append(reinterpret_cast<const char*>(&json_len), sizeof json_len);
-  out.append(reinterpret_cast<const char*>(&checksum), sizeof checksum);
-  out += payload;
-  write_file_atomic(train_state_path(dir), out);
+  const std::string json = meta.dump();
+  const uint64_t json_len = json.size();
+  // The file is written from the vectors themselves: no in-memory copy of the (for a real
+  // model ~100 MB of) parameters and moments.
+  std::vector<std::pair<const void*, size_t>> payload = {{json.data(), json.size()}};
+  for (const std::vector<float>* v : {&s.params, &s.adam_m, &s.adam_v})
+    payload.emplace_back(v->data(), v->size() * sizeof(float));
+  uint64_t checksum = kFnvBasis;
+  for (const auto& [data, n] : payload) checksum = fnv1a(static_cast<const char*>(data), n, checksum);
+  std::vector<std::pair<const void*, size_t>> parts = {
+      {kMagic, sizeof kMagic}, {&json_len, sizeof json_len}, {&checksum, sizeof checksum}};
+  parts.insert(parts.end(), payload.begin(), payload.end());
+  write_file_atomic(train_state_path(dir), parts);
 }
 
 TrainState load_train_state(const std::string& dir) {

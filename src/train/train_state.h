@@ -1,8 +1,8 @@
 #pragma once
 // Resumable distillation state: trainable parameters, AdamW moments and step, and a JSON
 // record of the schedule, data position and the settings that must not change on --resume.
-// One file, written atomically (temporary file, fsync, rename, fsync of the directory), so a
-// crash at any moment leaves either the previous checkpoint or the new one, never a mix.
+// One file, written atomically (io/atomic_file.h), so a crash at any moment leaves either the
+// previous checkpoint or the new one, never a mix.
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -21,8 +21,5 @@ void save_train_state(const std::string& dir, const TrainState& s);
 TrainState load_train_state(const std::string& dir);
 bool train_state_exists(const std::string& dir);
 std::string train_state_path(const std::string& dir);
-
-// Writes `bytes` to `path` atomically (temporary sibling, fsync, rename, directory fsync).
-void write_file_atomic(const std::string& path, const std::string& bytes);
 
 }  // namespace skv::train

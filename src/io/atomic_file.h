@@ -1,0 +1,17 @@
+#pragma once
+// Writing a file so that a crash at any moment leaves either the old file or the complete new
+// one: a temporary file in the same directory, fsync, rename over the target, then fsync of the
+// directory (best effort: a failure there loses durability, not data).
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace skv {
+
+// The file's bytes are the parts, in order, written straight from where they are (no copy).
+// Throws skv::Error naming the path; the temporary file is removed on failure.
+void write_file_atomic(const std::string& path, const std::vector<std::pair<const void*, size_t>>& parts);
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+}  // namespace skv
