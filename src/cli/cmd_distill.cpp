@@ -55,6 +55,8 @@ constexpr const char* kDistillHelp =
     "                             under DIR (default $SKV_DATA, else ../shared/data next to the source\n"
     "                             tree when present)\n"
     "      --no-decontaminate     keep every document\n"
+    "      --head-chunk N         rows of logits computed at a time (default 256; bounds the\n"
+    "                             [rows, vocab] teacher / student logit blocks)\n"
     "      --force                replace an existing --out model directory\n"
     "  -t, --threads N            CPU threads per process (default: all cores / processes)\n"
     "\n"
