@@ -3,11 +3,12 @@
 # for every model, then `swiftkv eval --compare` as a markdown table.
 #
 #   scripts/quality_table.sh LABEL=MODEL [LABEL=MODEL ...]
-#   LIMIT=200 MMLU_LIMIT=10 GSM8K_LIMIT=100 THREADS=2 OUT=build-quality scripts/quality_table.sh \
+#   LIMIT=200 MMLU_LIMIT=10 WIKITEXT_LIMIT=10 GSM8K_LIMIT=100 THREADS=2 OUT=build-quality scripts/quality_table.sh \
 #       baseline=models/SmolLM2-135M-Instruct.Q4_1.gguf skv25=models/smollm2-skv25 skv50=models/smollm2-skv50
 #
 # LIMIT: items per task (first N, as lm-eval's --limit; empty = full sets); MMLU_LIMIT: items per
-# MMLU subject (57 subjects); GSM8K_LIMIT: GSM8K items (generation is the slowest task).
+# MMLU subject (57 subjects); WIKITEXT_LIMIT: WikiText-2 documents (62 in all, about 280k tokens);
+# GSM8K_LIMIT: GSM8K items (generation is the slowest task).
 # Each model's results JSON (metrics, stderr, n, settings, seconds per task) and per-item samples
 # go to OUT/<label>.json and OUT/<label>.samples.jsonl; the table to OUT/table.md.
 set -euo pipefail
@@ -35,7 +36,8 @@ for spec in "$@"; do
       --output "$out/$label.$name.json" --log-samples "$out/$label.$name.samples.jsonl"
     parts+=("$out/$label.$name.json")
   }
-  run mc "arc_easy,arc_challenge,piqa,boolq,truthfulqa_mc1,truthfulqa_mc2,lambada_openai,wikitext2" "${LIMIT:-}"
+  run mc "arc_easy,arc_challenge,piqa,boolq,truthfulqa_mc1,truthfulqa_mc2,lambada_openai" "${LIMIT:-}"
+  run wikitext "wikitext2" "${WIKITEXT_LIMIT:-${LIMIT:-}}"
   run mmlu "mmlu" "${MMLU_LIMIT:-${LIMIT:-}}"
   run gsm8k "gsm8k_cot" "${GSM8K_LIMIT:-${LIMIT:-}}"
   results+=("${parts[@]}")
