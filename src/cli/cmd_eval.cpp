@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "eval/datasets.h"
 #include "eval/lm.h"
+#include "eval/paired.h"
 #include "eval/report.h"
 #include "eval/runner.h"
 #include "tokenizer/chat_template.h"
@@ -29,7 +30,7 @@ constexpr const char* kEvalHelp =
     "usage: swiftkv eval --model PATH --tasks LIST [--limit N] [--num-fewshot K] [--chat-template]\n"
     "                    [--no-swiftkv] [--batch-tokens B] [--output results.json] [--log-samples s.jsonl]\n"
     "                    [--seed S] [--data-dir DIR] [--label NAME] [--no-bos] [-t N] [-c N]\n"
-    "       swiftkv eval --compare a.json b.json ...\n"
+    "       swiftkv eval --compare [--paired] [--tasks LIST] a.json b.json ...\n"
     "\n"
     "Scores a model on benchmarks with lm-evaluation-harness (0.4.x) prompts, tokenisation and\n"
     "metrics, and prints a summary table (stdout). Tasks (comma-separated):\n"
@@ -72,7 +73,11 @@ constexpr const char* kEvalHelp =
     "                       the source tree)\n"
     "  --label NAME         the column name --compare shows for this results file\n"
     "  --compare FILES...   markdown table of the main metric per task, one column per file, and\n"
-    "                       the average of the accuracy-type metrics\n"
+    "                       the average of the accuracy-type metrics (--tasks: only these rows)\n"
+    "  --paired             with --compare: each model minus the first, item by item on the items\n"
+    "                       both scored, ± the standard error of the mean paired difference, and\n"
+    "                       the average over tasks; needs each results file's --log-samples file\n"
+    "                       (recorded in it, or NAME.samples.jsonl next to NAME.json)\n"
     "\n"
     "Progress (items done/total, items/s, ETA) goes to stderr.\n";
 
@@ -114,15 +119,21 @@ int cmd_eval(int argc, char** argv) {
             join({kModelFlags,
                   {"--tasks", "--limit", "--num-fewshot", "--output", "--log-samples", "--seed", "--batch-tokens",
                    "--data-dir", "--label"}}),
-            join({kModelBoolFlags, {"--help", "--chat-template", "--compare", "--no-bos"}}), kAliases);
+            join({kModelBoolFlags, {"--help", "--chat-template", "--compare", "--paired", "--no-bos"}}), kAliases);
   if (args.flag("--help")) {
     std::fputs(kEvalHelp, stdout);
     return 0;
   }
   if (args.flag("--compare")) {
-    std::fputs(eval::compare_table(args.positional()).c_str(), stdout);
+    std::vector<std::string> only;
+    if (auto t = args.opt("--tasks"))
+      for (const auto& req : eval::parse_task_list(*t)) only.push_back(req.name);
+    const std::string table = args.flag("--paired") ? eval::paired_table(args.positional(), only)
+                                                    : eval::compare_table(args.positional(), only);
+    std::fputs(table.c_str(), stdout);
     return 0;
   }
+  if (args.flag("--paired")) fail("--paired goes with --compare: swiftkv eval --compare --paired a.json b.json");
   if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
   if (!args.has("--tasks")) fail("missing required flag --tasks (see --help)");
   const auto t_start = std::chrono::steady_clock::now();
@@ -235,6 +246,7 @@ int cmd_eval(int argc, char** argv) {
     cfg["batch_tokens"] = batch_tokens;
     cfg["threads"] = m.threads;
     cfg["data_dir"] = data_dir;
+    if (auto p = args.opt("--log-samples")) cfg["log_samples"] = *p;
     cfg["swiftkv_commit"] = SKV_GIT_COMMIT;  // HEAD when CMake configured this build
     cfg["date"] = utc_now();
     j["config"] = cfg;

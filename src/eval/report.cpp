@@ -72,11 +72,9 @@ std::string main_metric(const std::string& task, const Json& metrics) {
   return metrics.empty() ? "" : metrics.begin().key();
 }
 
-std::string compare_table(const std::vector<std::string>& paths) {
+ResultsSets load_results_sets(const std::vector<std::string>& paths) {
   if (paths.empty()) fail("--compare needs results files: swiftkv eval --compare a.json b.json ...");
-  std::vector<std::string> labels;
-  std::vector<Json> files;
-  std::vector<std::string> rows;  // task names, first-seen order
+  ResultsSets r;
   for (const std::string& p : paths) {
     std::ifstream in(p, std::ios::binary);
     if (!in) fail("cannot open results file ", p);
@@ -94,26 +92,42 @@ std::string compare_table(const std::vector<std::string>& paths) {
     for (const auto& [task, m] : j["results"].items()) {
       if (!m.is_object()) fail(p, ": results.", task, " is not an object");
       if (m.contains("group")) continue;  // shown through its group's row
-      if (std::find(rows.begin(), rows.end(), task) == rows.end()) rows.push_back(task);
+      if (std::find(r.rows.begin(), r.rows.end(), task) == r.rows.end()) r.rows.push_back(task);
     }
     // Files with the same label are one model evaluated in several runs: one column.
-    const auto same = std::find(labels.begin(), labels.end(), label);
-    if (same == labels.end()) {
-      labels.push_back(label);
-      files.push_back(std::move(j));
+    auto same = std::find_if(r.sets.begin(), r.sets.end(), [&](const ResultsSet& s) { return s.label == label; });
+    if (same == r.sets.end()) {
+      r.sets.push_back({label, j["results"], {p}});
       continue;
     }
-    Json& merged = files[same - labels.begin()]["results"];
     for (const auto& [task, m] : j["results"].items()) {
-      if (merged.contains(task)) fail(p, ": task ", task, " is already in another results file labelled '", label, "'");
-      merged[task] = m;
+      if (same->results.contains(task))
+        fail(p, ": task ", task, " is already in another results file labelled '", label, "'");
+      same->results[task] = m;
     }
+    same->paths.push_back(p);
   }
+  return r;
+}
 
+std::vector<std::string> select_rows(const std::vector<std::string>& rows, const std::vector<std::string>& only) {
+  if (only.empty()) return rows;
+  std::vector<std::string> out;
+  for (const std::string& t : only) {
+    if (std::find(rows.begin(), rows.end(), t) == rows.end()) fail("--tasks: no results file has task '", t, "'");
+    out.push_back(t);
+  }
+  return out;
+}
+
+std::string compare_table(const std::vector<std::string>& paths, const std::vector<std::string>& only_tasks) {
+  const ResultsSets loaded = load_results_sets(paths);
+  const std::vector<std::string> rows = select_rows(loaded.rows, only_tasks);
+  const std::vector<ResultsSet>& files = loaded.sets;
   std::string out = "| Task | Metric |";
-  for (const auto& l : labels) out += " " + l + " |";
+  for (const auto& f : files) out += " " + f.label + " |";
   out += "\n|---|---|";
-  for (size_t i = 0; i < labels.size(); ++i) out += "---:|";
+  for (size_t i = 0; i < files.size(); ++i) out += "---:|";
   out += "\n";
   // The Average row uses only the tasks every file has, so its columns compare like for like.
   std::vector<double> sums(files.size(), 0);
@@ -122,12 +136,12 @@ std::string compare_table(const std::vector<std::string>& paths) {
   for (const std::string& task : rows) {
     std::string metric;
     for (const auto& f : files)
-      if (metric.empty() && f["results"].contains(task)) metric = main_metric(task, f["results"][task]);
+      if (metric.empty() && f.results.contains(task)) metric = main_metric(task, f.results[task]);
     out += "| " + task + " | " + metric + " |";
     bool in_all = is_accuracy_metric(metric);
     std::vector<double> values(files.size(), 0);
     for (size_t i = 0; i < files.size(); ++i) {
-      const Json& r = files[i]["results"];
+      const Json& r = files[i].results;
       if (!r.contains(task) || !r[task].contains(metric) || !r[task][metric].is_number()) {
         out += " - |";
         in_all = false;

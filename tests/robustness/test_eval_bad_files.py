@@ -131,6 +131,15 @@ def main() -> int:
         expect_error("compare_not_json", ["--compare", notjson], re.escape(notjson) + ".*not a JSON")
         expect_error("compare_no_results", ["--compare", noresults], "no \"results\"")
         expect_error("compare_nothing", ["--compare"], "needs results files")
+        r1 = write("r1.json", json.dumps({"label": "one", "results": {"boolq": {"acc": 0.5}}}))
+        r2 = write("r2.json", json.dumps({"label": "two", "results": {"boolq": {"acc": 0.6}}}))
+        expect_error("compare_unknown_row", ["--compare", "--tasks", "piqa", r1], "no results file has task 'piqa'")
+        expect_error("paired_without_compare", ["--paired", r1, r2], "--paired goes with --compare")
+        expect_error("paired_one_model", ["--compare", "--paired", r1], "at least two models")
+        expect_error("paired_no_samples", ["--compare", "--paired", r1, r2], "no per-item samples for .*r1.json")
+        write("r1.samples.jsonl", '{"task": "boolq", "doc_id": 0, "acc": 1}\n')
+        write("r2.samples.jsonl", '{"task": "boolq"}\n')
+        expect_error("paired_bad_sample", ["--compare", "--paired", r1, r2], "r2.samples.jsonl:1: not a swiftkv eval sample")
 
     print(f"\n{len(passed)} passed, {len(failed)} failed")
     for f in failed:
