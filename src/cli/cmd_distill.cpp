@@ -49,7 +49,8 @@ constexpr const char* kDistillHelp =
     "      --hidden-loss-weight W weight of the hidden-state MSE (default 1.0; 0 = KL only)\n"
     "      --save-every N         checkpoint every N steps (default 100; 0 = only at the end)\n"
     "      --resume               continue from the checkpoint directory (same settings required)\n"
-    "      --stop-after N         stop after N steps of this run, checkpointed (resume later)\n"
+    "      --stop-after N         stop after N steps of this run, checkpointed (resume later); the\n"
+    "                             weights so far go to CHECKPOINT_DIR/model-step-S, a full model\n"
     "      --seed S               data order (default 42)\n"
     "      --decontaminate DIR    drop documents sharing a 13-word sequence with an evaluation item\n"
     "                             under DIR (default $SKV_DATA, else ../shared/data next to the source\n"
@@ -138,7 +139,8 @@ int cmd_distill(int argc, char** argv) {
   if (comm.rank() == 0) {
     const std::string where = r.completed ? "wrote " + o.out
                                           : "stopped at step " + std::to_string(r.end_step) + " of " +
-                                                std::to_string(r.total_steps) + "; continue with --resume";
+                                                std::to_string(r.total_steps) + "; weights so far in " +
+                                                r.partial_model + "; continue with --resume";
     std::fprintf(stderr,
                  "swiftkv distill: %lld steps this run, %lld tokens in %.1f s (%.0f tokens/s), loss %.5f -> %.5f; %s\n",
                  static_cast<long long>(r.steps_done), static_cast<long long>(r.tokens), r.seconds,

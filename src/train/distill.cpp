@@ -252,7 +252,18 @@ DistillResult run_distill(const DistillOptions& o) {
     const bool last = step + 1 == total;
     const bool stopping = o.stop_after > 0 && res.steps_done >= o.stop_after && !last;
     if (!last && (stopping || (o.save_every > 0 && (step + 1) % o.save_every == 0))) save(step + 1);
-    if (stopping) break;
+    if (stopping) {
+      // A run split over sessions should be measurable at each stop, not only at its end.
+      if (lead) {
+        res.partial_model = (fs::path(ckpt) / ("model-step-" + std::to_string(step + 1))).string();
+        HfExportOptions eo;
+        eo.dtype = out_dtype;
+        eo.replace_existing = true;
+        export_hf_directory(dm.files_with_params(), res.partial_model, eo);
+      }
+      comm.barrier();
+      break;
+    }
   }
   res.tokens = run_tokens;
   res.end_step = start + res.steps_done;

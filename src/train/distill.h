@@ -24,7 +24,7 @@ struct DistillOptions {
   std::string decontaminate_dir;  // evaluation data whose items must not be trained on ("" = off)
   int64_t head_chunk_rows = 256;
   bool force = false;      // replace an existing --out model directory
-  int64_t stop_after = 0;  // > 0: stop (checkpointed) after this many steps of this run
+  int64_t stop_after = 0;  // > 0: stop (checkpointed, weights exported) after this many steps of this run
 };
 
 struct DistillResult {
@@ -34,6 +34,7 @@ struct DistillResult {
   int64_t tokens = 0;                       // trained on in this run
   double seconds = 0;
   double first_loss = 0, last_loss = 0;
+  std::string partial_model;  // stopped by stop_after: the weights so far, a full checkpoint
 };
 
 // Runs on every rank of Comm::world(); only rank 0 writes files. Throws skv::Error.

@@ -131,6 +131,16 @@ def main():
         # --stop-after: a clean, checkpointed stop that --resume continues.
         out2, r = distill(tmp, "stopped", big, common + ["--stop-after", "7"])
         check(r.returncode == 0 and "continue with --resume" in r.stderr, "--stop-after stops with a checkpoint")
+        # ... and exports the weights so far as a full model, for evaluating a run split over sessions.
+        partial_dir = os.path.join(out2 + ".state", "model-step-7")
+        check(partial_dir in r.stderr, "--stop-after names the exported model")
+        partial = load_file(os.path.join(partial_dir, "model.safetensors"))
+        check(sorted(partial) == sorted(src) and all(np.array_equal(src[k], partial[k]) for k in src if k not in trainable),
+              "the step-7 model holds every tensor, the frozen ones bit-identical")
+        check(all(not np.array_equal(src[k], partial[k]) and not np.array_equal(a[k], partial[k]) for k in trainable),
+              "its trainable tensors are part-way: changed, and not yet the finished run's")
+        s = run(["score", "--model", partial_dir, "--token-ids", "1,2,3,4,5"])
+        check(s.returncode == 0, f"the step-7 model loads and scores ({s.stderr[-200:]})")
         out2, r = distill(tmp, "stopped", big, common + ["--resume"])
         b = load_file(os.path.join(out2, "model.safetensors"))
         check(r.returncode == 0 and all(np.array_equal(a[k], b[k]) for k in a),
