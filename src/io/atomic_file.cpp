@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "core/error.h"
 
@@ -66,6 +67,23 @@ void write_file_atomic(const std::string& path, const std::vector<std::pair<cons
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   write_file_atomic(path, {{bytes.data(), bytes.size()}});
+}
+
+int remove_stale_temporaries(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string prefix = target.filename().string() + ".tmp.";
+  int removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    // mkstemp's suffix: exactly six characters.
+    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+    std::error_code rec;
+    if (it->is_regular_file(rec) && fs::remove(it->path(), rec)) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace skv

@@ -14,4 +14,9 @@ namespace skv {
 void write_file_atomic(const std::string& path, const std::vector<std::pair<const void*, size_t>>& parts);
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+// Removes the temporary files (PATH.tmp.XXXXXX) a writer killed mid-way left next to PATH, for
+// a program that resumes from PATH; returns how many. Only call it when no other process can be
+// writing PATH.
+int remove_stale_temporaries(const std::string& path);
+
 }  // namespace skv

@@ -139,6 +139,12 @@ DistillResult run_distill(const DistillOptions& o) {
   int64_t start = 0;
   const std::string metrics_path = (fs::path(ckpt) / "metrics.jsonl").string();
   if (o.resume && train_state_exists(ckpt)) {
+    if (lead) {
+      const int stale = remove_stale_temporaries(train_state_path(ckpt)) + remove_stale_temporaries(metrics_path);
+      if (stale > 0)
+        std::fprintf(stderr, "distill: removed %d unfinished temporary file(s) an interrupted save left in %s\n", stale,
+                     ckpt.c_str());
+    }
     TrainState s = load_train_state(ckpt);
     check_same_settings(s.meta.at("settings"), settings, train_state_path(ckpt));
     if (s.params.size() != dm.params().size())

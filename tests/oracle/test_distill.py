@@ -117,8 +117,15 @@ def main():
         p.wait()
         check(killed_at is not None and killed_at < 60, f"run killed mid-way (after {killed_at} logged steps)")
         check(not os.path.exists(os.path.join(out, "model.safetensors")), "a killed run leaves no output model")
+        # What a kill during a save leaves behind (mkstemp names), and a file that only looks alike.
+        for name in ("state.bin.tmp.a1B2c3", "metrics.jsonl.tmp.Zz9yX8", "state.bin.tmp.keepme!"):
+            with open(os.path.join(out + ".state", name), "wb") as f:
+                f.write(b"partial")
         r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
         check(r.returncode == 0 and "resuming after step" in r.stderr, f"--resume continues ({r.stderr[-300:]})")
+        left = sorted(n for n in os.listdir(out + ".state") if ".tmp." in n)
+        check(left == ["state.bin.tmp.keepme!"] and "removed 2 unfinished temporary file(s)" in r.stderr,
+              f"--resume removes the temporaries of an interrupted save, nothing else (left: {left})")
         res_m = metrics(out + ".state")
         check([x["step"] for x in res_m] == list(range(1, 61)), "resumed metrics cover every step once")
         same = all(a["loss"] == b["loss"] and a["grad_norm"] == b["grad_norm"] and a["lr"] == b["lr"]
