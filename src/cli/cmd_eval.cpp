@@ -19,9 +19,7 @@
 #include "eval/runner.h"
 #include "tokenizer/chat_template.h"
 
-#ifndef SKV_GIT_COMMIT
-#define SKV_GIT_COMMIT ""
-#endif
+#include "skv_git_commit.h"  // generated at build time (cmake/git_commit.cmake)
 
 namespace skv::cli {
 namespace {
@@ -247,7 +245,7 @@ int cmd_eval(int argc, char** argv) {
     cfg["threads"] = m.threads;
     cfg["data_dir"] = data_dir;
     if (auto p = args.opt("--log-samples")) cfg["log_samples"] = *p;
-    cfg["swiftkv_commit"] = SKV_GIT_COMMIT;  // HEAD when CMake configured this build
+    cfg["swiftkv_commit"] = SKV_GIT_COMMIT;  // HEAD when this binary was built ("-dirty": uncommitted changes)
     cfg["date"] = utc_now();
     j["config"] = cfg;
     j["timings"] = {{"load_seconds", load_seconds},
