@@ -22,89 +22,26 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_checks import BIN, TRACEBACK_MARKERS, Checks, unprintable  # noqa: E402
 from make_bad_files import VOCAB, build_all, build_fuzz  # noqa: E402
 
-ROOT = os.environ.get("SKV_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-BIN = os.environ.get("SKV_BIN", os.path.join(ROOT, "build", "swiftkv"))
-TIMEOUT = float(os.environ.get("SKV_TEST_TIMEOUT", "120"))
 N_FUZZ_GGUF = int(os.environ.get("SKV_FUZZ_GGUF", "60"))
 N_FUZZ_ST = int(os.environ.get("SKV_FUZZ_ST", "40"))
 
-# Sanitizer builds: make any report fatal and visible; never let a leak report pass silently.
-ENV = dict(os.environ)
-ENV.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-ENV.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-ENV["OMP_NUM_THREADS"] = ENV.get("OMP_NUM_THREADS", "2")
-
-TRACEBACK_MARKERS = ("Traceback (most recent call last)", "AddressSanitizer", "LeakSanitizer",
-                     "runtime error:", "terminate called", "Segmentation fault", "core dumped")
-
-
-def unprintable(text: str) -> str | None:
-    """Describes the first control character / invalid UTF-8 byte (shown as U+FFFD) in text."""
-    for ch in text:
-        if (ord(ch) < 0x20 and ch not in "\n\t") or ch == "\ufffd" or ord(ch) == 0x7F:
-            return repr(ch)
-    return None
-
-
-def run(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([BIN] + args, capture_output=True, text=True, errors="replace", timeout=TIMEOUT, env=ENV)
-
-
-passed: list[str] = []
-failed: list[tuple[str, str]] = []
-
-
-def record(name: str, problems: list[str], detail: str) -> None:
-    if problems:
-        failed.append((name, "; ".join(problems)))
-        print(f"FAIL {name}: {'; '.join(problems)}\n     {detail}")
-    else:
-        passed.append(name)
-        print(f"ok   {name}: {detail}")
-
-
-def expect_error(name: str, args: list[str], keyword: str, exit_code: int | None = None) -> None:
-    """keyword: regex (case-insensitive) the error line must match besides 'error'."""
-    try:
-        p = run(args)
-    except subprocess.TimeoutExpired:
-        record(name, [f"timed out after {TIMEOUT:.0f}s (hang?)"], " ".join(args))
-        return
-    problems = []
-    rc = p.returncode
-    if rc < 0 or rc >= 128:
-        problems.append(f"killed by signal / crashed (returncode {rc})")
-    elif rc == 0:
-        problems.append("exit status 0 for bad input")
-    elif exit_code is not None and rc != exit_code:
-        problems.append(f"exit status {rc}, expected {exit_code}")
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    err_lines = [ln for ln in lines if "error" in ln.lower()]
-    if len(err_lines) != 1:
-        problems.append(f"{len(err_lines)} stderr lines contain 'error' (want exactly 1)")
-    elif not re.search(keyword, err_lines[0], re.IGNORECASE):
-        problems.append(f"error line does not match /{keyword}/")
-    for m in TRACEBACK_MARKERS:
-        if m in p.stderr or m in p.stdout:
-            problems.append(f"output contains {m!r}")
-    if (u := unprintable(p.stderr)) is not None:
-        problems.append(f"stderr contains unprintable {u}")
-    shown = err_lines[0] if len(err_lines) == 1 else (p.stderr.strip().replace("\n", " | ")[:600] or "<no stderr>")
-    record(name, problems, f"rc={rc} stderr: {shown}")
+# Any status 1..127 passes (unknown_subcommand wants 2), and stderr may hold notes besides the
+# one error line; raw file bytes must not reach the message.
+checks = Checks(BIN, exit_code=None, one_stderr_line=False, printable_stderr=True)
 
 
 def expect_ok_score(name: str, model: str) -> bool:
     ids = [1, 5, 9, 17, 33, 60, 3]
-    p = run(["score", "--model", model, "--token-ids", ",".join(map(str, ids)), "--threads", "1"])
+    p = checks.run(["score", "--model", model, "--token-ids", ",".join(map(str, ids)), "--threads", "1"])
     problems = []
     if p.returncode != 0:
         problems.append(f"exit status {p.returncode}")
@@ -117,7 +54,7 @@ def expect_ok_score(name: str, model: str) -> bool:
                 problems.append(f"log-probs not finite and <= 0: {lp}")
         except (ValueError, KeyError, TypeError) as e:
             problems.append(f"bad JSON on stdout ({e}): {p.stdout[:200]!r}")
-    record(name, problems, f"rc={p.returncode} {p.stdout.strip()[:160]} {p.stderr.strip()[:300]}")
+    checks.record(name, problems, f"rc={p.returncode} {p.stdout.strip()[:160]} {p.stderr.strip()[:300]}")
     return not problems
 
 
@@ -127,7 +64,7 @@ def check_fuzz(fmt: str, mutants: list[tuple[str, str]]) -> None:
     bad, rejected, accepted = [], 0, 0
     for desc, path in mutants:
         try:
-            p = run(["score", "--model", path, "--token-ids", "1,2,3,4", "--threads", "1"])
+            p = checks.run(["score", "--model", path, "--token-ids", "1,2,3,4", "--threads", "1"])
         except subprocess.TimeoutExpired:
             bad.append(f"{desc}: timed out")
             continue
@@ -156,14 +93,15 @@ def check_fuzz(fmt: str, mutants: list[tuple[str, str]]) -> None:
             tail = p.stderr.strip().splitlines()[-3:] if p.stderr.strip() else []
             bad.append(f"{desc}: {'; '.join(why)} | {ascii(' | '.join(tail))[:400]}")
     name = f"fuzz_{fmt}_{len(mutants)}_mutants"
-    record(name, [f"{len(bad)} of {len(mutants)} mutants misbehaved:\n       " + "\n       ".join(bad[:8])] if bad else [],
-           f"{rejected} rejected with one error line, {accepted} loaded fine, no crash / sanitizer report")
+    problems = [f"{len(bad)} of {len(mutants)} mutants misbehaved:\n       " + "\n       ".join(bad[:8])] if bad else []
+    checks.record(name, problems,
+                  f"{rejected} rejected with one error line, {accepted} loaded fine, no crash / sanitizer report")
 
 
 def main() -> int:
-    if not os.access(BIN, os.X_OK):
-        print(f"swiftkv binary not found at {BIN} (set SKV_BIN)")
-        return 1
+    if not checks.have_binary():
+        return checks.summary("robustness")
+    expect_error = checks.expect_error
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="skv_rob_") as tmp:
         m = build_all(tmp)
@@ -254,10 +192,7 @@ def main() -> int:
         check_fuzz("gguf", [(d, p) for f, d, p in fuzz if f == "gguf"])
 
     print(f"\n({time.time() - t0:.1f}s)")
-    for name, why in failed:
-        print(f"  failed: {name}: {why}")
-    print(f"robustness: {len(passed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    return checks.summary("robustness")
 
 
 if __name__ == "__main__":

@@ -14,78 +14,20 @@ Env: SKV_BIN (default build/swiftkv), SKV_SOURCE_DIR. Runs in the ASan+UBSan bui
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("SKV_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-BIN = os.environ.get("SKV_BIN", os.path.join(ROOT, "build", "swiftkv"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_checks import BIN, ROOT, Checks  # noqa: E402
+
 BASE = os.path.join(ROOT, "tests", "fixtures", "models", "llama_gqa")  # 3 layers
-TIMEOUT = float(os.environ.get("SKV_TEST_TIMEOUT", "120"))
-
-ENV = dict(os.environ)
-ENV.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-ENV.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-ENV["OMP_NUM_THREADS"] = ENV.get("OMP_NUM_THREADS", "2")
-
-TRACEBACK_MARKERS = ("Traceback (most recent call last)", "AddressSanitizer", "LeakSanitizer",
-                     "runtime error:", "terminate called", "Segmentation fault", "core dumped")
-
-passed: list[str] = []
-failed: list[str] = []
-
-
-def snapshot(d: str) -> dict[str, bytes]:
-    """Every file under d (relative path -> contents)."""
-    out = {}
-    for root, _, files in os.walk(d):
-        for f in files:
-            p = os.path.join(root, f)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, d)] = fh.read()
-    return out
-
-
-def expect_error(name: str, args: list[str], keyword: str, workdir: str) -> None:
-    """Runs `swiftkv convert ARGS`; keyword: regex (case-insensitive) the error line must match."""
-    before = snapshot(workdir)
-    problems = []
-    try:
-        p = subprocess.run([BIN, "convert"] + args, capture_output=True, text=True, errors="replace",
-                           timeout=TIMEOUT, env=ENV)
-    except subprocess.TimeoutExpired:
-        failed.append(name)
-        print(f"FAIL {name}: timed out after {TIMEOUT:.0f}s")
-        return
-    if p.returncode != 1:
-        problems.append(f"exit status {p.returncode}, want 1")
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    if len(lines) != 1 or "error" not in lines[0].lower():
-        problems.append(f"want exactly one stderr line with 'error', got {len(lines)} lines")
-    elif not re.search(keyword, lines[0], re.IGNORECASE):
-        problems.append(f"error line does not match /{keyword}/")
-    for m in TRACEBACK_MARKERS:
-        if m in p.stderr or m in p.stdout:
-            problems.append(f"output contains {m!r}")
-    after = snapshot(workdir)
-    if after != before:
-        changed = sorted(set(after) ^ set(before)) or sorted(k for k in after if after[k] != before.get(k))
-        problems.append(f"files changed under the work directory: {changed[:5]}")
-    if problems:
-        failed.append(name)
-        print(f"FAIL {name}: {'; '.join(problems)}\n     stderr: {p.stderr.strip()[:500]!r}")
-    else:
-        passed.append(name)
-        print(f"ok   {name}: {lines[0]}")
 
 
 def main() -> int:
-    if not os.access(BIN, os.X_OK):
-        print(f"convert args: SKV_BIN={BIN!r} is not an executable swiftkv binary")
-        print("convert args: 0 passed, 1 failed")
-        return 1
+    checks = Checks(BIN, "convert")
+    if not checks.have_binary():
+        return checks.summary("convert args")
     tmp = tempfile.mkdtemp(prefix="skv_convert_args_")
     fixtures_before = sorted(os.listdir(os.path.dirname(BASE)))
     try:
@@ -93,7 +35,7 @@ def main() -> int:
         m1 = ["--model", BASE, "--out", out]
 
         def case(name, extra, keyword, model_args=m1):
-            expect_error(name, model_args + extra, keyword, tmp)
+            checks.expect_error(name, model_args + extra, keyword, tmp)
 
         case("m_equals_layers", ["--num-key-value-layers", "3"], r"num_key_value_layers.*\[1, 2\].*3 layers")
         case("m_above_layers", ["--num-key-value-layers", "40"], r"num_key_value_layers.*\[1, 2\]")
@@ -140,26 +82,19 @@ def main() -> int:
 
         # A SwiftKV checkpoint cannot be converted again.
         skv_dir = os.path.join(tmp, "swiftkv_model")
-        p = subprocess.run([BIN, "convert", "--model", BASE, "--out", skv_dir, "--num-key-value-layers", "1"],
-                           capture_output=True, text=True, timeout=TIMEOUT, env=ENV)
+        p = checks.run(["--model", BASE, "--out", skv_dir, "--num-key-value-layers", "1"])
         if p.returncode != 0:
-            failed.append("setup_valid_convert")
-            print(f"FAIL setup_valid_convert: {p.stderr.strip()[:500]}")
+            checks.record("setup_valid_convert", [f"exit status {p.returncode}"], p.stderr.strip()[:500])
         else:
-            passed.append("setup_valid_convert")
+            checks.record("setup_valid_convert", [])
             case("already_swiftkv", ["--num-key-value-layers", "1"], r"already a SwiftKV model",
                  model_args=["--model", skv_dir, "--out", os.path.join(tmp, "again")])
         # Nothing (e.g. a temporary sibling of --out) was left next to the input model.
         left = sorted(set(os.listdir(os.path.dirname(BASE))) - set(fixtures_before))
-        (failed if left else passed).append("fixtures_dir_untouched")
-        if left:
-            print(f"FAIL fixtures_dir_untouched: left behind {left}")
+        checks.record("fixtures_dir_untouched", [f"left behind {left}"] if left else [])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"convert args: {len(passed)} passed, {len(failed)} failed")
-    if failed:
-        print("failed: " + ", ".join(failed))
-    return 1 if failed else 0
+    return checks.summary("convert args")
 
 
 if __name__ == "__main__":

@@ -16,58 +16,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("SKV_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-BIN = os.environ.get("SKV_BIN", os.path.join(ROOT, "build", "swiftkv"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_checks import BIN, ROOT, Checks  # noqa: E402
+
 MODEL = os.path.join(ROOT, "tests", "fixtures", "models", "llama_gqa")
-TIMEOUT = float(os.environ.get("SKV_TEST_TIMEOUT", "120"))
-
-ENV = dict(os.environ)
-ENV.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-ENV.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-ENV["OMP_NUM_THREADS"] = ENV.get("OMP_NUM_THREADS", "2")
-
-TRACEBACK_MARKERS = ("Traceback (most recent call last)", "AddressSanitizer", "LeakSanitizer",
-                     "runtime error:", "terminate called", "Segmentation fault", "core dumped")
 
 GOOD = json.dumps({"context": "2+2=", "choices": ["4", "5"], "label": 0})
 
-passed: list[str] = []
-failed: list[str] = []
-
-
-def expect_error(name: str, args: list[str], keyword: str) -> None:
-    """Runs `swiftkv eval ARGS`; keyword: regex (case-insensitive) the error line must match."""
-    problems = []
-    try:
-        p = subprocess.run([BIN, "eval"] + args, capture_output=True, text=True, errors="replace",
-                           timeout=TIMEOUT, env=ENV)
-    except subprocess.TimeoutExpired:
-        failed.append(name)
-        print(f"FAIL {name}: timed out after {TIMEOUT:.0f}s")
-        return
-    if p.returncode != 1:
-        problems.append(f"exit status {p.returncode}, want 1")
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    if len(lines) != 1 or "error" not in lines[0].lower():
-        problems.append(f"want exactly one stderr line with 'error', got {len(lines)} lines")
-    elif not re.search(keyword, lines[0], re.IGNORECASE):
-        problems.append(f"error line does not match /{keyword}/")
-    for m in TRACEBACK_MARKERS:
-        if m in p.stderr or m in p.stdout:
-            problems.append(f"output contains {m!r}")
-    if problems:
-        failed.append(name)
-        print(f"FAIL {name}: {'; '.join(problems)}\n     stderr: {p.stderr.strip()[:500]!r}")
-    else:
-        passed.append(name)
-        print(f"ok   {name}: {lines[0] if lines else ''}")
-
 
 def main() -> int:
+    checks = Checks(BIN, "eval")
+    if not checks.have_binary():
+        return checks.summary("eval bad files")
+    expect_error = checks.expect_error
     with tempfile.TemporaryDirectory(prefix="skv_eval_bad_") as d:
         def write(name: str, body: str | bytes) -> str:
             path = os.path.join(d, name)
@@ -141,10 +105,7 @@ def main() -> int:
         write("r2.samples.jsonl", '{"task": "boolq"}\n')
         expect_error("paired_bad_sample", ["--compare", "--paired", r1, r2], "r2.samples.jsonl:1: not a swiftkv eval sample")
 
-    print(f"\n{len(passed)} passed, {len(failed)} failed")
-    for f in failed:
-        print(f"  FAILED: {f}")
-    return 1 if failed else 0
+    return checks.summary("eval bad files")
 
 
 if __name__ == "__main__":

@@ -24,80 +24,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("SKV_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-BIN = os.environ.get("SKV_BIN", os.path.join(ROOT, "build", "swiftkv"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_checks import BIN, ROOT, TRACEBACK_MARKERS, Checks  # noqa: E402
+
 TINY = os.path.join(ROOT, "tests", "fixtures", "models", "llama_gqa")  # no chat template
 TEMPLATE = os.path.join(ROOT, "tests", "fixtures", "chat_templates", "smollm2-135m-instruct.jinja")
 MODELS = os.environ.get("SKV_MODELS", os.path.join(ROOT, "models"))
 SMOL = os.path.join(MODELS, "SmolLM2-135M-Instruct.Q4_1.gguf")
-TIMEOUT = float(os.environ.get("SKV_TEST_TIMEOUT", "300"))
 
-ENV = dict(os.environ)
-ENV.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-ENV.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-ENV["OMP_NUM_THREADS"] = ENV.get("OMP_NUM_THREADS", "2")
-
-TRACEBACK_MARKERS = ("Traceback (most recent call last)", "AddressSanitizer", "LeakSanitizer",
-                     "runtime error:", "terminate called", "Segmentation fault", "core dumped")
-
-passed: list[str] = []
-failed: list[str] = []
-
-
-def snapshot(d: str) -> dict[str, bytes]:
-    out = {}
-    for root, _, files in os.walk(d):
-        for f in files:
-            p = os.path.join(root, f)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, d)] = fh.read()
-    return out
-
-
-def run(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([BIN, "generate-data"] + args, capture_output=True, text=True, errors="replace",
-                          timeout=TIMEOUT, env=ENV)
-
-
-def check(name: str, problems: list[str], detail: str = "") -> None:
-    if problems:
-        failed.append(name)
-        print(f"FAIL {name}: {'; '.join(problems)}" + (f"\n     {detail}" if detail else ""))
-    else:
-        passed.append(name)
-        print(f"ok   {name}" + (f": {detail}" if detail else ""))
-
-
-def expect_error(name: str, args: list[str], keyword: str, workdir: str) -> None:
-    """keyword: regex (case-insensitive) the one error line must match."""
-    before = snapshot(workdir)
-    try:
-        p = run(args)
-    except subprocess.TimeoutExpired:
-        check(name, [f"timed out after {TIMEOUT:.0f}s"])
-        return
-    problems = []
-    if p.returncode != 1:
-        problems.append(f"exit status {p.returncode}, want 1")
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    if len(lines) != 1 or "error" not in lines[0].lower():
-        problems.append(f"want exactly one stderr line with 'error', got {len(lines)} lines")
-    elif not re.search(keyword, lines[0], re.IGNORECASE):
-        problems.append(f"error line does not match /{keyword}/")
-    for m in TRACEBACK_MARKERS:
-        if m in p.stderr or m in p.stdout:
-            problems.append(f"output contains {m!r}")
-    after = snapshot(workdir)
-    if after != before:
-        changed = sorted(set(after) ^ set(before)) or sorted(k for k in after if after[k] != before.get(k))
-        problems.append(f"files changed under the work directory: {changed[:5]}")
-    check(name, problems, lines[0] if len(lines) == 1 and not problems else p.stderr.strip()[:500])
+checks = Checks(BIN, "generate-data", default_timeout=300)
 
 
 def write(path: str, text: str) -> str:
@@ -112,7 +51,7 @@ def error_cases(tmp: str, model: str, smol: str | None) -> None:
     base = ["--model", model, "--prompts", good, "--out", out]
 
     def case(name, args, keyword):
-        expect_error(name, args, keyword, tmp)
+        checks.expect_error(name, args, keyword, tmp)
 
     case("missing_prompts", ["--model", model, "--out", out], r"missing required flag --prompts")
     case("missing_out", ["--model", model, "--prompts", good], r"missing required flag --out")
@@ -187,9 +126,9 @@ def functional(name: str, tmp: str, model: str) -> None:
     out = os.path.join(tmp, f"{name}_out.jsonl")
     args = ["--model", model, "--prompts", prompts, "--out", out, "--max-tokens", "8", "--seed", "11", "-t", "1"]
     problems = []
-    p = run(args)
+    p = checks.run(args)
     if p.returncode != 0:
-        check(f"{name}_generate", [f"exit {p.returncode}"], p.stderr.strip()[-800:])
+        checks.record(f"{name}_generate", [f"exit {p.returncode}"], p.stderr.strip()[-800:])
         return
     with open(out, "rb") as f:
         full = f.read()
@@ -209,13 +148,13 @@ def functional(name: str, tmp: str, model: str) -> None:
             problems.append(f"line {i + 1}: finish_reason {j.get('finish_reason')!r}")
     if any(m in p.stderr for m in TRACEBACK_MARKERS):
         problems.append("sanitizer / crash output")
-    check(f"{name}_generate", problems, f"{len(lines)} answers")
+    checks.record(f"{name}_generate", problems, f"{len(lines)} answers")
 
     # Interrupted after one answer and part of the second.
     first_end = full.index(b"\n") + 1
     with open(out, "wb") as f:
         f.write(full[:first_end] + full[first_end:first_end + 25])
-    p = run(args + ["--resume"])
+    p = checks.run(args + ["--resume"])
     with open(out, "rb") as f:
         resumed = f.read()
     problems = []
@@ -225,19 +164,20 @@ def functional(name: str, tmp: str, model: str) -> None:
         problems.append("resumed file differs from the uninterrupted run")
     if "partial last line" not in p.stderr:
         problems.append("no note about the dropped partial line")
-    check(f"{name}_resume_identical", problems)
+    checks.record(f"{name}_resume_identical", problems)
 
     # Resuming a complete file does nothing.
-    p = run(args + ["--resume"])
+    p = checks.run(args + ["--resume"])
     with open(out, "rb") as f:
         again = f.read()
-    check(f"{name}_resume_complete", [] if p.returncode == 0 and again == full and "already holds all 3" in p.stderr
-          else [f"exit {p.returncode}, changed={again != full}: {p.stderr.strip()[-300:]}"])
+    done = p.returncode == 0 and again == full and "already holds all 3" in p.stderr
+    checks.record(f"{name}_resume_complete",
+                  [] if done else [f"exit {p.returncode}, changed={again != full}: {p.stderr.strip()[-300:]}"])
 
     # --system and --samples-per-prompt: answer a = prompt a // 2, sample a % 2.
     out2 = os.path.join(tmp, f"{name}_out2.jsonl")
-    p = run(["--model", model, "--prompts", prompts, "--out", out2, "--max-tokens", "4", "--samples-per-prompt", "2",
-             "--system", "You answer briefly.", "-t", "1"])
+    p = checks.run(["--model", model, "--prompts", prompts, "--out", out2, "--max-tokens", "4",
+                    "--samples-per-prompt", "2", "--system", "You answer briefly.", "-t", "1"])
     problems = []
     if p.returncode != 0:
         problems.append(f"exit {p.returncode}: {p.stderr.strip()[-400:]}")
@@ -251,14 +191,12 @@ def functional(name: str, tmp: str, model: str) -> None:
                 problems.append(f"line {i + 1}: no system message first")
             if [x["content"] for x in m if x["role"] == "user"] != expected_users[i // 2]:
                 problems.append(f"line {i + 1}: wrong prompt for answer {i}")
-    check(f"{name}_system_and_samples", problems)
+    checks.record(f"{name}_system_and_samples", problems)
 
 
 def main() -> int:
-    if not os.access(BIN, os.X_OK):
-        print(f"generate-data: SKV_BIN={BIN!r} is not an executable swiftkv binary")
-        print("generate-data: 0 passed, 1 failed")
-        return 1
+    if not checks.have_binary():
+        return checks.summary("generate-data")
     tmp = tempfile.mkdtemp(prefix="skv_generate_data_")
     try:
         tiny = os.path.join(tmp, "tiny_chat")
@@ -274,13 +212,10 @@ def main() -> int:
         elif os.environ.get("SKV_ALLOW_SKIP", "") in ("1", "true", "yes"):
             print(f"SKIP smollm2: {SMOL} missing (SKV_ALLOW_SKIP=1)")
         else:
-            check("smollm2_present", [f"{SMOL} missing; run scripts/fetch_model.sh (SKV_ALLOW_SKIP=1 skips)"])
+            checks.record("smollm2_present", [f"{SMOL} missing; run scripts/fetch_model.sh (SKV_ALLOW_SKIP=1 skips)"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"generate-data: {len(passed)} passed, {len(failed)} failed")
-    if failed:
-        print("failed: " + ", ".join(failed))
-    return 1 if failed else 0
+    return checks.summary("generate-data")
 
 
 if __name__ == "__main__":
