@@ -117,15 +117,17 @@ def main():
         p.wait()
         check(killed_at is not None and killed_at < 60, f"run killed mid-way (after {killed_at} logged steps)")
         check(not os.path.exists(os.path.join(out, "model.safetensors")), "a killed run leaves no output model")
+        def temporaries():
+            return sorted(n for n in os.listdir(out + ".state") if ".tmp." in n)
         # The kill itself may land mid-save and leave a real temporary; those count as removed too.
-        real_tmp = sum(1 for n in os.listdir(out + ".state") if ".tmp." in n)
+        real_tmp = len(temporaries())
         # What a kill during a save leaves behind (mkstemp names), and a file that only looks alike.
         for name in ("state.bin.tmp.a1B2c3", "metrics.jsonl.tmp.Zz9yX8", "state.bin.tmp.keepme!"):
             with open(os.path.join(out + ".state", name), "wb") as f:
                 f.write(b"partial")
         r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
         check(r.returncode == 0 and "resuming after step" in r.stderr, f"--resume continues ({r.stderr[-300:]})")
-        left = sorted(n for n in os.listdir(out + ".state") if ".tmp." in n)
+        left = temporaries()
         removed = f"removed {2 + real_tmp} unfinished temporary file(s)"
         check(left == ["state.bin.tmp.keepme!"] and removed in r.stderr,
               f"--resume removes the temporaries of an interrupted save, nothing else (left: {left}; "
