@@ -3,7 +3,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/install_deps.sh"
-cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release -DSKV_BUILD_TESTS=OFF >/dev/null
+cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release -DSKV_SANITIZE=OFF -DSKV_BUILD_TESTS=OFF >/dev/null
 cmake --build "$root/build" -j"$(nproc)" --target swiftkv
 "$root/scripts/fetch_model.sh"
 model="$root/models/SmolLM2-135M-Instruct.Q4_1.gguf"
