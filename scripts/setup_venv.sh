@@ -5,12 +5,33 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+
+# llama-cpp-python compiles llama.cpp from source: for this CPU's SIMD, like a user's own
+# llama.cpp build (the oracle and the benchmark baseline). Some machines list AMX but fault on
+# its tile instructions (llama.cpp's AMX matmul dies with SIGILL there), so where AMX is listed
+# the build names this CPU's other extensions instead of -march=native.
+ggml_args="-DGGML_NATIVE=ON"
+if grep -qw amx_tile /proc/cpuinfo; then
+  ggml_args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  for f in sse4_2:SSE42 avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx_vnni:AVX_VNNI avx512f:AVX512 \
+           avx512_vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+    if grep -qw "${f%%:*}" /proc/cpuinfo; then ggml_args+=" -DGGML_${f#*:}=ON"; fi
+  done
+fi
+
 stamp="$venv/.requirements.sha"
-want="$(sha256sum "$root/scripts/requirements-oracle.txt" | cut -d' ' -f1)"
+want="$( (cat "$root/scripts/requirements-oracle.txt"; echo "$ggml_args") | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/pip" install --quiet --upgrade pip
-  # llama-cpp-python compiles llama.cpp from source: native flags so the oracle (and the
-  # benchmark baseline) uses this CPU's SIMD like a user's own llama.cpp build would.
-  CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_CURL=OFF" "$venv/bin/pip" install --quiet -r "$root/scripts/requirements-oracle.txt"
+  # pip's own wheel cache would hand back a build made with other flags: keep our builds apart,
+  # keyed by the flags, so a fresh clone reuses this machine's build instead of recompiling.
+  wheels="${XDG_CACHE_HOME:-$HOME/.cache}/swiftkv/llama-cpp-wheels/$(echo "$ggml_args" | sha256sum | cut -c1-16)"
+  if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    mkdir -p "$wheels"
+    CMAKE_ARGS="$ggml_args -DLLAMA_CURL=OFF" "$venv/bin/pip" wheel --quiet --no-deps --no-cache-dir -w "$wheels" \
+      llama-cpp-python
+  fi
+  "$venv/bin/pip" install --quiet --force-reinstall --no-deps "$wheels"/llama_cpp_python-*.whl
+  "$venv/bin/pip" install --quiet -r "$root/scripts/requirements-oracle.txt"
   echo "$want" > "$stamp"
 fi
