@@ -70,7 +70,7 @@ void setup_threads() {
   if (done) return;
   done = true;
   const char* e = std::getenv("SKV_THREADS");
-  ops::set_num_threads(e ? std::atoi(e) : 0);
+  cpu::set_num_threads(e ? std::atoi(e) : 0);
 }
 
 // args: dtype (skv::DType value: 0 F32, 3 Q8_0, 4 Q4_0, 5 Q4_1, 2 BF16), n, in, out,
@@ -92,7 +92,7 @@ void BM_Linear(benchmark::State& st) {
   st.counters["GFLOP/s"] = benchmark::Counter(flop * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   st.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
   st.SetLabel(std::string(dtype_name(dt)) + " " + cpu::isa_name(cpu::active_isa()) + " t" +
-              std::to_string(ops::num_threads()));
+              std::to_string(cpu::num_threads()));
 }
 
 void LinearArgs(benchmark::internal::Benchmark* b) {
@@ -163,7 +163,7 @@ void BM_ModelLinears(benchmark::State& st) {
   }
   st.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
   st.SetLabel(std::string(dtype_name(dt)) + " " + cpu::isa_name(cpu::active_isa()) + " t" +
-              std::to_string(ops::num_threads()));
+              std::to_string(cpu::num_threads()));
 }
 BENCHMARK(BM_ModelLinears)
     ->Args({static_cast<int64_t>(DType::Q4_1), 1})
@@ -192,7 +192,7 @@ void BM_Attention(benchmark::State& st) {
   st.counters["GFLOP/s"] =
       benchmark::Counter(pairs * H * 4.0 * D * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   st.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
-  st.SetLabel(std::string(cpu::isa_name(cpu::active_isa())) + " t" + std::to_string(ops::num_threads()));
+  st.SetLabel(std::string(cpu::isa_name(cpu::active_isa())) + " t" + std::to_string(cpu::num_threads()));
 }
 BENCHMARK(BM_Attention)
     ->Args({512, 1})

@@ -127,6 +127,8 @@ def main() -> int:
     ap.add_argument("--reps", "-r", type=int, default=5)
     ap.add_argument("--n-prompt", "-p", type=int, default=512)
     ap.add_argument("--n-gen", "-n", type=int, default=128)
+    ap.add_argument("--baseline-bin", help="a second swiftkv binary (e.g. the previous build) run in the same rounds; "
+                    "its figures and the ratio bin / baseline-bin are reported too")
     ap.add_argument("--out", help="write results as JSON here")
     a = ap.parse_args()
 
@@ -136,26 +138,31 @@ def main() -> int:
         raise SystemExit(f"model {a.model} not found (scripts/fetch_model.sh)")
     if not os.access(a.bin, os.X_OK):
         raise SystemExit(f"swiftkv binary {a.bin} not found (--bin or SKV_BIN)")
+    if a.baseline_bin and not os.access(a.baseline_bin, os.X_OK):
+        raise SystemExit(f"swiftkv baseline binary {a.baseline_bin} not found")
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
 
     tests = [t for t, n in (("pp", a.n_prompt), ("tg", a.n_gen)) if n > 0]
     names = {"pp": f"pp{a.n_prompt}", "tg": f"tg{a.n_gen}"}
     theirs = {names[t]: [] for t in tests}
     ours = {names[t]: [] for t in tests}
+    base = {names[t]: [] for t in tests}
 
     t_start = time.time()
     lc = LlamaCppRunner(a.model, a.threads, a.n_prompt, a.n_gen)
     for t in tests:  # warm-up
         getattr(lc, t)()
     run_swiftkv(a.bin, a.model, a.threads, min(a.n_prompt, 64), min(a.n_gen, 8), 1)  # warm page cache
+    engines = ["ours", "theirs"] + (["base"] if a.baseline_bin else [])
 
     for rnd in range(a.reps):
-        order = ("ours", "theirs") if rnd % 2 == 0 else ("theirs", "ours")
+        k = rnd % len(engines)  # each engine goes first in turn
+        order = engines[k:] + engines[:k]
         for who in order:
-            if who == "ours":
-                res = run_swiftkv(a.bin, a.model, a.threads, a.n_prompt, a.n_gen, 1)
-                for k in ours:
-                    ours[k] += res.get(k, [])
+            if who in ("ours", "base"):
+                res = run_swiftkv(a.bin if who == "ours" else a.baseline_bin, a.model, a.threads, a.n_prompt, a.n_gen, 1)
+                for key in ours:
+                    (ours if who == "ours" else base)[key] += res.get(key, [])
             else:
                 for t in tests:
                     theirs[names[t]].append(getattr(lc, t)())
@@ -182,6 +189,14 @@ def main() -> int:
         rows.append({"test": k, "llamacpp_tps": m_t, "llamacpp_sd": statistics.stdev(theirs[k]) if len(theirs[k]) > 1 else 0.0,
                      "swiftkv_tps": m_o, "swiftkv_sd": statistics.stdev(ours[k]) if len(ours[k]) > 1 else 0.0,
                      "ratio": m_o / m_t, "llamacpp_samples": theirs[k], "swiftkv_samples": ours[k]})
+    if a.baseline_bin:
+        print(f"\n| test | swiftkv ({a.bin}) t/s | swiftkv ({a.baseline_bin}) t/s | ratio |")
+        print("|------|------:|------:|------:|")
+        for k in base:
+            m_o, m_b = statistics.mean(ours[k]), statistics.mean(base[k])
+            print(f"| {k} | {fmt(ours[k])} | {fmt(base[k])} | {m_o / m_b:.3f}x |")
+            rows.append({"test": k, "baseline_bin": a.baseline_bin, "baseline_tps": m_b, "baseline_samples": base[k],
+                         "ratio_to_baseline": m_o / m_b})
     print(f"\n({time.time() - t_start:.0f}s)")
     if a.out:
         with open(a.out, "w") as f:

@@ -1,9 +1,11 @@
 // Operator fronts: validate shapes / dtypes / devices (skv::fail with the op, the tensor and
-// the offending value), then dispatch on device. Only the CPU backend exists so far.
+// the offending value), then call the backend of the tensors' device.
 #include "backend/ops.h"
 
 #include <cstdint>
+#include <vector>
 
+#include "backend/backend.h"
 #include "backend/cpu/cpu_ops.h"
 #include "core/error.h"
 
@@ -11,8 +13,19 @@ namespace skv::ops {
 
 namespace {
 
-void need_cpu(const char* op, const char* name, const Tensor& t) {
-  if (t.device != Device::CPU) fail(op, ": tensor '", name, "' is on a device this build has no backend for (CUDA)");
+void need_host(const char* op, const char* name, const Tensor& t) {
+  if (!t.device.is_host()) fail_internal(op, ": tensor '", name, "' must be in host memory, it is on ", device_name(t.device));
+}
+
+void same_device(const char* op, const char* name, const Tensor& t, Device d) {
+  if (t.device != d)
+    fail_internal(op, ": tensor '", name, "' is on ", device_name(t.device), ", the others on ", device_name(d));
+}
+
+void need_i32_vector(const char* op, const char* name, const Tensor& t, int64_t n) {
+  if (t.dtype != DType::I32) fail_internal(op, ": tensor '", name, "' must be I32, got ", dtype_name(t.dtype));
+  if (t.numel() != n) fail_internal(op, ": tensor '", name, "' ", t.shape_str(), " should have ", n, " elements");
+  if (n > 0 && !t.defined()) fail_internal(op, ": tensor '", name, "' has no data");
 }
 
 void need_data(const char* op, const char* name, const Tensor& t) {
@@ -32,10 +45,7 @@ void need_2d(const char* op, const char* name, const Tensor& t) {
   if (t.shape.size() != 2) fail(op, ": tensor '", name, "' must be 2-D, got shape ", t.shape_str());
 }
 
-void check_tensor(const char* op, const char* name, const Tensor& t) {
-  need_cpu(op, name, t);
-  need_data(op, name, t);
-}
+void check_tensor(const char* op, const char* name, const Tensor& t) { need_data(op, name, t); }
 
 bool overlaps(const Tensor& a, const Tensor& b) {
   const auto* a0 = static_cast<const uint8_t*>(a.data);
@@ -78,7 +88,10 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
     if (bias->numel() != out) fail(op, ": bias ", bias->shape_str(), " should have ", out, " elements");
   }
   if (overlaps(x, y)) fail(op, ": y must not alias x");
-  cpu::linear(x, w, bias, y);
+  same_device(op, "w", w, x.device);
+  same_device(op, "y", y, x.device);
+  if (bias) same_device(op, "bias", *bias, x.device);
+  backend_for(x.device).linear(x, w, bias, y);
 }
 
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
@@ -94,24 +107,32 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
   if (y.rows() != x.rows() || y.cols() != x.cols())
     fail(op, ": y ", y.shape_str(), " does not match x ", x.shape_str());
   if (y.data != x.data && overlaps(x, y)) fail(op, ": y partially overlaps x");
-  cpu::rms_norm(x, weight, eps, y);
+  same_device(op, "weight", weight, x.device);
+  same_device(op, "y", y, x.device);
+  backend_for(x.device).rms_norm(x, weight, eps, y);
 }
 
-void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out) {
+void embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
   const char* op = "embedding";
   check_tensor(op, "table", table);
   check_tensor(op, "out", out);
   need_2d(op, "table", table);
   need_f32(op, "out", out);
   if (table.dtype == DType::I32) fail(op, ": table dtype I32 is not supported");
-  if (n < 0 || (n > 0 && !ids)) fail(op, ": bad id list (n = ", n, ")");
+  const int64_t n = ids.numel();
+  need_i32_vector(op, "ids", ids, n);
   if (out.rows() != n || out.cols() != table.cols())
     fail(op, ": out ", out.shape_str(), " should be [", n, ", ", table.cols(), "]");
-  const int64_t vocab = table.dim(0);
-  for (int64_t i = 0; i < n; ++i)
-    if (ids[i] < 0 || ids[i] >= vocab)
-      fail(op, ": token id ", ids[i], " at position ", i, " is outside [0, ", vocab, ")");
-  cpu::embedding(table, ids, n, out);
+  same_device(op, "ids", ids, table.device);
+  same_device(op, "out", out, table.device);
+  // Ids on a device are the caller's to check before they are uploaded.
+  if (ids.device.is_host()) {
+    const int64_t vocab = table.dim(0);
+    const int32_t* p = ids.as<int32_t>();
+    for (int64_t i = 0; i < n; ++i)
+      if (p[i] < 0 || p[i] >= vocab) fail(op, ": token id ", p[i], " at position ", i, " is outside [0, ", vocab, ")");
+  }
+  backend_for(table.device).embedding(table, ids, out);
 }
 
 void add_inplace(Tensor& y, const Tensor& x) {
@@ -122,7 +143,8 @@ void add_inplace(Tensor& y, const Tensor& x) {
   need_f32(op, "x", x);
   if (y.numel() != x.numel() || y.cols() != x.cols())
     fail(op, ": x ", x.shape_str(), " does not match y ", y.shape_str());
-  cpu::add_inplace(y, x);
+  same_device(op, "x", x, y.device);
+  backend_for(y.device).add_inplace(y, x);
 }
 
 void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
@@ -137,10 +159,12 @@ void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
     fail(op, ": up ", up.shape_str(), " does not match gate ", gate.shape_str());
   if (out.numel() != gate.numel() || out.cols() != gate.cols())
     fail(op, ": out ", out.shape_str(), " does not match gate ", gate.shape_str());
-  cpu::silu_mul(gate, up, out);
+  same_device(op, "up", up, gate.device);
+  same_device(op, "out", out, gate.device);
+  backend_for(gate.device).silu_mul(gate, up, out);
 }
 
-void rope(Tensor& x, int64_t heads, const int32_t* positions, const Rope& rope) {
+void rope(Tensor& x, int64_t heads, const Tensor& positions, const Rope& rope) {
   const char* op = "rope";
   check_tensor(op, "x", x);
   need_f32(op, "x", x);
@@ -150,8 +174,9 @@ void rope(Tensor& x, int64_t heads, const int32_t* positions, const Rope& rope) 
     fail(op, ": inv_freq has ", rope.inv_freq.size(), " entries, expected head_dim / 2 = ", rope.head_dim / 2);
   if (heads <= 0 || x.cols() != heads * rope.head_dim)
     fail(op, ": x ", x.shape_str(), " does not hold ", heads, " heads of ", rope.head_dim);
-  if (x.rows() > 0 && !positions) fail(op, ": no positions");
-  cpu::rope(x, heads, positions, rope);
+  need_i32_vector(op, "positions", positions, x.rows());
+  same_device(op, "positions", positions, x.device);
+  backend_for(x.device).rope(x, heads, positions, rope);
 }
 
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
@@ -179,26 +204,73 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
   if (out.rows() != q.rows() || out.cols() != q.cols())
     fail(op, ": out ", out.shape_str(), " does not match q ", q.shape_str());
   if (overlaps(q, out)) fail(op, ": out must not alias q");
-  cpu::attention(q, k_cache, v_cache, n_past, num_heads, num_kv_heads, scale, out);
+  same_device(op, "k_cache", k_cache, q.device);
+  same_device(op, "v_cache", v_cache, q.device);
+  same_device(op, "out", out, q.device);
+  backend_for(q.device).attention(q, k_cache, v_cache, n_past, num_heads, num_kv_heads, scale, out);
 }
 
 void log_softmax_rows(Tensor& x) {
   check_tensor("log_softmax_rows", "x", x);
   need_f32("log_softmax_rows", "x", x);
-  cpu::log_softmax_rows(x);
+  backend_for(x.device).log_softmax_rows(x);
 }
 
 void softmax_rows(Tensor& x) {
   check_tensor("softmax_rows", "x", x);
   need_f32("softmax_rows", "x", x);
-  cpu::softmax_rows(x);
+  backend_for(x.device).softmax_rows(x);
 }
 
-void set_num_threads(int n) { cpu::set_num_threads(n); }
-int num_threads() { return cpu::num_threads(); }
+void copy(const Tensor& src, Tensor& dst) {
+  const char* op = "copy";
+  check_tensor(op, "src", src);
+  check_tensor(op, "dst", dst);
+  if (src.dtype != dst.dtype || src.numel() != dst.numel())
+    fail_internal(op, ": src ", dtype_name(src.dtype), " ", src.shape_str(), " and dst ", dtype_name(dst.dtype), " ",
+                  dst.shape_str(), " differ");
+  const size_t bytes = src.nbytes();
+  if (src.device == dst.device || src.device.is_host() || dst.device.is_host()) {
+    // The device that is not the host (either, when both are the same) performs the transfer.
+    const Device via = dst.device.is_host() ? src.device : dst.device;
+    device_memory(via).copy(dst.data, dst.device, src.data, src.device, bytes);
+    return;
+  }
+  Tensor staged = Tensor::empty(src.dtype, src.shape);  // between two devices: through the host
+  device_memory(src.device).copy(staged.data, kHost, src.data, src.device, bytes);
+  device_memory(dst.device).copy(dst.data, dst.device, staged.data, kHost, bytes);
+}
+
+void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) {
+  const char* op = "copy_cols";
+  check_tensor(op, "src", src);
+  check_tensor(op, "dst", dst);
+  need_f32(op, "src", src);
+  need_f32(op, "dst", dst);
+  if (src.rows() != dst.rows() || col0 < 0 || col0 + dst.cols() > src.cols())
+    fail_internal(op, ": columns [", col0, ", ", col0 + dst.cols(), ") of ", src.shape_str(), " into ", dst.shape_str());
+  same_device(op, "dst", dst, src.device);
+  backend_for(src.device).copy_cols(src, col0, dst);
+}
+
+void zero(Tensor& t) {
+  check_tensor("zero", "t", t);
+  device_memory(t.device).zero(t.data, t.nbytes());
+}
+
+Tensor to_host(const Tensor& t) { return t.device.is_host() ? t : clone(t, kHost); }
+
+Tensor clone(const Tensor& t, Device device) {
+  Tensor out = Tensor::empty(t.dtype, t.shape, device);
+  copy(t, out);
+  return out;
+}
+
+Tensor host_i32(const int32_t* values, int64_t n) { return Tensor::view(DType::I32, {n}, values); }
 
 Tensor to_dtype(const Tensor& t, DType to) {
   check_tensor("to_dtype", "t", t);
+  need_host("to_dtype", "t", t);
   if (to != DType::F32 && to != DType::F16 && to != DType::BF16)
     fail("to_dtype: target dtype must be F32, F16 or BF16, got ", dtype_name(to));
   if (t.dtype == DType::I32) fail("to_dtype: cannot convert an I32 tensor to ", dtype_name(to));

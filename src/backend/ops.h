@@ -1,8 +1,8 @@
 #pragma once
-// Device-agnostic operator fronts (CTranslate2 style): each checks shapes and dtypes, then
-// dispatches on the tensors' device to the implementation beside it (backend/cpu now,
-// backend/cuda later). Model code calls only these, so a new backend never touches it.
-// Activations are F32, row-major, one row per token.
+// Device-agnostic operator fronts (CTranslate2 style): each checks shapes, dtypes and that all
+// its tensors share one device, then calls that device's backend (backend/backend.h). Model and
+// engine code touch tensor memory only through these, so a new backend never touches them.
+// Activations are F32, row-major, one row per token; token ids and positions are I32 tensors.
 #include <cstdint>
 #include <vector>
 
@@ -20,8 +20,8 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
 // y = x / sqrt(mean(x^2) + eps) * weight, per row. y may alias x.
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
 
-// out[i, :] = table[ids[i], :] as F32, whatever the table's dtype.
-void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out);
+// out[i, :] = table[ids[i], :] as F32, whatever the table's dtype. ids: I32 [n].
+void embedding(const Tensor& table, const Tensor& ids, Tensor& out);
 
 // y += x (residual add).
 void add_inplace(Tensor& y, const Tensor& x);
@@ -38,7 +38,8 @@ struct Rope {
 };
 
 // x: [n, heads * head_dim]; rotates every head of row i by angle positions[i] * inv_freq.
-void rope(Tensor& x, int64_t heads, const int32_t* positions, const Rope& rope);
+// positions: I32 [n].
+void rope(Tensor& x, int64_t heads, const Tensor& positions, const Rope& rope);
 
 // Causal attention of n new query rows against a KV cache.
 // q: [n, H * D]; k_cache / v_cache: the layer's cache, [capacity, KV * D] F32, holding
@@ -56,8 +57,18 @@ void softmax_rows(Tensor& x);
 // t may be any float or quantised dtype. Used by checkpoint conversion, not in the hot path.
 Tensor to_dtype(const Tensor& t, DType to);
 
-// Threads used by CPU kernels (OpenMP + the GEMM library). 0 = all cores.
-void set_num_threads(int n);
-int num_threads();
+// ---- memory: the only ways model and engine code move tensor bytes.
+// dst = src, byte for byte (same dtype and element count), between any two devices.
+void copy(const Tensor& src, Tensor& dst);
+// dst[r, :] = src[r, col0 : col0 + dst.cols()] for F32 tensors on one device.
+void copy_cols(const Tensor& src, int64_t col0, Tensor& dst);
+void zero(Tensor& t);
+// A host tensor with t's values: t itself when it is on the host, else a new host copy.
+Tensor to_host(const Tensor& t);
+// A new tensor on `device` holding t's values.
+Tensor clone(const Tensor& t, Device device);
+inline Tensor clone(const Tensor& t) { return clone(t, t.device); }
+// An I32 host tensor [n] viewing the values (no copy; they must outlive its use).
+Tensor host_i32(const int32_t* values, int64_t n);
 
 }  // namespace skv::ops

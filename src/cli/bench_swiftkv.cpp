@@ -8,9 +8,11 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "backend/cpu/threads.h"
 #include "backend/ops.h"
 #include "cli/bench_util.h"
 #include "core/error.h"
+#include "engine/kv_cache.h"
 #include "model/llama.h"
 #include "model/swiftkv.h"
 
@@ -68,7 +70,7 @@ int bench_swiftkv_compare(const Args& args) {
   const std::string path = args.required("--model");
   const int threads = static_cast<int>(args.integer("--threads", 0));
   if (threads < 0) fail("--threads must be >= 0 (0 = all cores), got ", threads);
-  ops::set_num_threads(threads);
+  cpu::set_num_threads(threads);
   if (fractions.empty() && open_model_files(path).config.architecture != "llama_swiftkv") fractions = {0.25, 0.5};
   std::vector<Variant> variants = make_variants(path, fractions, group);
   const ModelConfig& c = variants.front().model->config();
@@ -88,21 +90,22 @@ int bench_swiftkv_compare(const Args& args) {
   auto run = [&](size_t vi, size_t pi, bool record) {
     LlamaModel& model = *variants[vi].model;
     const int64_t p = prompts[pi];
-    KVCache cache = model.make_cache(p + n_gen + 1);
-    const double f0 = model.flops().total();
+    KVCache cache = make_cache(model, p + n_gen + 1);
+    ForwardContext ctx(model);
     double t0 = now_seconds();
     Tensor logits;
     for (int64_t s = 0; s < p; s += batch) {
       const int64_t n = std::min<int64_t>(batch, p - s);
-      logits = model.forward(cache, ids.data() + s, n, s, s + n == p ? Logits::Last : Logits::None);
+      logits = model.forward(ctx, cache, ids.data() + s, n, s, s + n == p ? Logits::Last : Logits::None);
     }
     const double prefill = now_seconds() - t0;
-    const double flops = model.flops().total() - f0;
+    const double flops = ctx.flops().total();
     t0 = now_seconds();
     for (int64_t i = 0; i < n_gen; ++i) {
-      const float* l = logits.as<float>();
+      const Tensor host = ops::to_host(logits);
+      const float* l = host.as<float>();
       int32_t tok = static_cast<int32_t>(std::max_element(l, l + c.vocab_size) - l);
-      logits = model.forward(cache, &tok, 1, p + i, Logits::Last);
+      logits = model.forward(ctx, cache, &tok, 1, p + i, Logits::Last);
     }
     const double decode = now_seconds() - t0;
     if (!record) return;
@@ -150,14 +153,14 @@ int bench_swiftkv_compare(const Args& args) {
     }
   }
   if (args.flag("--json")) {
-    std::cout << nlohmann::json{{"model", path},  {"threads", ops::num_threads()}, {"batch_size", batch},
+    std::cout << nlohmann::json{{"model", path},  {"threads", cpu::num_threads()}, {"batch_size", batch},
                                 {"n_gen", n_gen}, {"repetitions", reps},           {"results", rows}}
                      .dump(2)
               << "\n";
     return 0;
   }
   std::printf("model %s, %d threads, -b %lld, %lld repetitions, decode %lld tokens after each prompt\n\n",
-              base_name(path).c_str(), ops::num_threads(), (long long)batch, (long long)reps, (long long)n_gen);
+              base_name(path).c_str(), cpu::num_threads(), (long long)batch, (long long)reps, (long long)n_gen);
   std::printf(
       "| prompt | path | KV layers | prefill GFLOP | FLOP ratio | prefill s | prefill t/s | speed-up | "
       "decode t/s | decode vs base |\n");

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "backend/cpu/threads.h"
 #include "backend/ops.h"
 #include "cli/bench_swiftkv.h"
 #include "cli/bench_util.h"
@@ -65,19 +66,20 @@ int cmd_bench(int argc, char** argv) {
   const int64_t longest =
       std::max(*std::max_element(prompts.begin(), prompts.end()), *std::max_element(gens.begin(), gens.end()));
   const std::vector<int32_t> ids = random_prompt(longest, vocab);
-  KVCache cache = model.make_cache(longest + 1);
+  KVCache cache = make_cache(model, longest + 1);
+  ForwardContext ctx(model);
 
   auto run_pp = [&](int64_t n_prompt) {
     double t0 = now_seconds();
     for (int64_t s = 0; s < n_prompt; s += m.batch_size)
-      model.forward(cache, ids.data() + s, std::min<int64_t>(m.batch_size, n_prompt - s), s, Logits::Last);
+      model.forward(ctx, cache, ids.data() + s, std::min<int64_t>(m.batch_size, n_prompt - s), s, Logits::Last);
     return n_prompt / (now_seconds() - t0);
   };
   auto run_tg = [&](int64_t n_gen) {
     int32_t tok = ids[0];
     double t0 = now_seconds();
     for (int64_t i = 0; i < n_gen; ++i) {
-      Tensor logits = model.forward(cache, &tok, 1, i, Logits::Last);
+      const Tensor logits = ops::to_host(model.forward(ctx, cache, &tok, 1, i, Logits::Last));
       tok = static_cast<int32_t>(std::max_element(logits.as<float>(), logits.as<float>() + vocab) - logits.as<float>());
     }
     return n_gen / (now_seconds() - t0);
@@ -109,10 +111,10 @@ int cmd_bench(int argc, char** argv) {
                          {"tokens_per_second", s.mean},
                          {"stddev", s.sd},
                          {"samples", samples},
-                         {"threads", ops::num_threads()}});
+                         {"threads", cpu::num_threads()}});
     } else {
       std::printf(fmt, name.c_str(), model.weight_bytes() / 1048576.0, model.parameter_count() / 1e6, "CPU",
-                  ops::num_threads(), test.c_str(), s.mean, s.sd);
+                  cpu::num_threads(), test.c_str(), s.mean, s.sd);
       std::fflush(stdout);
     }
   }

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "backend/cpu/threads.h"
 #include "backend/ops.h"
 #include "core/error.h"
 
@@ -60,7 +61,7 @@ LoadedModel load_model(const Args& args, bool need_tokenizer) {
   LoadedModel m;
   m.threads = static_cast<int>(args.integer("--threads", 0));
   if (m.threads < 0) fail("--threads must be >= 0 (0 = all cores), got ", m.threads);
-  ops::set_num_threads(m.threads);
+  cpu::set_num_threads(m.threads);
   const std::string path = args.required("--model");
   m.model = LlamaModel::load(path, ModelOptions{.swiftkv = !args.flag("--no-swiftkv")});
   log_swiftkv_path(*m.model);

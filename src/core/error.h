@@ -22,4 +22,16 @@ template <class... Args>
   throw Error(printable(s.str()));
 }
 
+// Out of a resource (context, cache, memory).
+template <class... Args>
+[[noreturn]] void fail_resource(Args&&... args) {
+  fail(std::forward<Args>(args)...);
+}
+
+// A broken invariant inside swiftkv (a bug, not bad input).
+template <class... Args>
+[[noreturn]] void fail_internal(Args&&... args) {
+  fail("internal error: ", std::forward<Args>(args)...);
+}
+
 }  // namespace skv

@@ -1,39 +1,51 @@
 #include "core/tensor.h"
 
-#include <cstdlib>
-#include <cstring>
 #include <sstream>
 
 #include "core/error.h"
 
 namespace skv {
 
-Tensor Tensor::empty(DType dtype, std::vector<int64_t> shape, Device device) {
-  if (device != Device::CPU) fail("Tensor::empty: only CPU memory is allocated here");
+Tensor Tensor::empty(DType dtype, Shape shape, Device device) {
   Tensor t;
   t.dtype = dtype;
-  t.shape = std::move(shape);
-  size_t bytes = (t.nbytes() + 63) / 64 * 64;
-  if (bytes == 0) bytes = 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) fail("out of memory allocating ", bytes, " bytes for a tensor of shape ", t.shape_str());
+  t.shape = shape;
+  t.device = device;
+  DeviceMemory& mem = device_memory(device);
+  void* p = mem.allocate(t.nbytes());
   t.data = p;
-  t.owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  t.owner = std::shared_ptr<void>(p, [&mem](void* q) { mem.deallocate(q); });
   return t;
 }
 
-Tensor Tensor::zeros(DType dtype, std::vector<int64_t> shape) {
-  Tensor t = empty(dtype, std::move(shape));
-  std::memset(t.data, 0, t.nbytes());
+Tensor Tensor::zeros(DType dtype, Shape shape, Device device) {
+  Tensor t = empty(dtype, shape, device);
+  device_memory(device).zero(t.data, t.nbytes());
   return t;
 }
 
-Tensor Tensor::view(DType dtype, std::vector<int64_t> shape, const void* data, std::shared_ptr<void> owner) {
+Tensor Tensor::view(DType dtype, Shape shape, const void* data, std::shared_ptr<void> owner) {
   Tensor t;
   t.dtype = dtype;
-  t.shape = std::move(shape);
+  t.shape = shape;
   t.data = const_cast<void*>(data);
   t.owner = std::move(owner);
+  return t;
+}
+
+Tensor Tensor::row_block(int64_t r0, int64_t n) const {
+  if (r0 < 0 || n < 0 || r0 + n > rows())
+    fail_internal("row_block: rows [", r0, ", ", r0 + n, ") of a tensor of shape ", shape_str());
+  Tensor t = *this;
+  t.shape = {n, cols()};
+  t.data = static_cast<uint8_t*>(data) + r0 * row_bytes();
+  return t;
+}
+
+Tensor Tensor::reshaped(Shape s) const {
+  Tensor t = *this;
+  t.shape = s;
+  if (t.numel() != numel()) fail_internal("reshape of ", shape_str(), " to ", t.shape_str());
   return t;
 }
 

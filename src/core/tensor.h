@@ -1,30 +1,31 @@
 #pragma once
-// A tensor is a typed, shaped view of memory that may or may not own it. Weights loaded
-// from safetensors / GGUF are views into a memory-mapped file (owner keeps the mapping
-// alive); activations own 64-byte aligned buffers. Shapes are PyTorch order: the last
-// dimension is contiguous, so a Linear weight is [out_features, in_features].
+// A tensor is a typed, shaped view of memory on one device that may or may not own it. Weights
+// loaded from safetensors / GGUF are views into a memory-mapped file (owner keeps the mapping
+// alive); activations and caches own 64-byte aligned buffers from their device's allocator
+// (core/device.h). Shapes are PyTorch order: the last dimension is contiguous, so a Linear
+// weight is [out_features, in_features]. Host code reads `data` only for host tensors; device
+// tensors are handed to backend primitives (backend/ops.h).
 #include <cstdint>
-#include <initializer_list>
 #include <memory>
 #include <string>
-#include <vector>
 
+#include "core/device.h"
 #include "core/dtype.h"
+#include "core/shape.h"
 
 namespace skv {
 
-enum class Device : uint8_t { CPU, CUDA };
-
 struct Tensor {
   DType dtype = DType::F32;
-  std::vector<int64_t> shape;
+  Shape shape;
   void* data = nullptr;
-  Device device = Device::CPU;
+  Device device = kHost;
   std::shared_ptr<void> owner;  // keeps the backing memory alive (buffer or mapping)
 
-  static Tensor empty(DType dtype, std::vector<int64_t> shape, Device device = Device::CPU);
-  static Tensor zeros(DType dtype, std::vector<int64_t> shape);
-  static Tensor view(DType dtype, std::vector<int64_t> shape, const void* data, std::shared_ptr<void> owner = nullptr);
+  static Tensor empty(DType dtype, Shape shape, Device device = kHost);
+  static Tensor zeros(DType dtype, Shape shape, Device device = kHost);
+  // A host view of memory someone else owns (a mapping, a buffer).
+  static Tensor view(DType dtype, Shape shape, const void* data, std::shared_ptr<void> owner = nullptr);
 
   bool defined() const { return data != nullptr; }
   int64_t numel() const;
@@ -34,6 +35,12 @@ struct Tensor {
   size_t nbytes() const;
   size_t row_bytes() const { return dtype_row_bytes(dtype, cols()); }
   std::string shape_str() const;
+
+  // Rows [r0, r0 + n) of a 2-D (or flattened) tensor as an [n, cols] tensor sharing this one's
+  // memory and device. Pointer arithmetic only: valid for device memory too.
+  Tensor row_block(int64_t r0, int64_t n) const;
+  // The same memory under another shape with the same number of elements.
+  Tensor reshaped(Shape s) const;
 
   template <class T>
   T* as() {

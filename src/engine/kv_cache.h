@@ -1,26 +1,32 @@
 #pragma once
 // Contiguous per-sequence KV cache: one [capacity, kv_heads * head_dim] F32 buffer per cache
-// layer for keys and one for values. New K/V rows are written by the projection GEMM directly
-// into the cache (no copy). How many cache layers a model needs depends on its path: L for a
-// plain model, M + (L - M) / G for SwiftKV (LlamaModel::make_cache).
+// layer for keys and one for values, on the model's device. New K/V rows are written by the
+// projection GEMM directly into the cache (no copy). How many cache layers a model needs
+// depends on its path (LlamaModel::kv_spec): L for a plain model, M + (L - M) / G for SwiftKV.
 #include <cstdint>
 #include <vector>
 
 #include "core/tensor.h"
+#include "model/kv_layout.h"
 
 namespace skv {
+
+class LlamaModel;
 
 struct KVCache {
   int64_t capacity = 0;  // positions
   int64_t row = 0;       // floats per position per layer
   std::vector<Tensor> k, v;
 
-  KVCache(int64_t num_layers, int64_t row, int64_t capacity);
+  KVCache(const KVSpec& spec, int64_t capacity);
   int64_t num_layers() const { return static_cast<int64_t>(k.size()); }
   // [n, row] view of cache layer l's keys / values at positions [pos, pos + n).
   Tensor k_rows(int64_t layer, int64_t pos, int64_t n);
   Tensor v_rows(int64_t layer, int64_t pos, int64_t n);
   size_t bytes() const;
+  // The view a forward pass reads and writes (valid while this cache lives, unmoved).
+  SeqKV view() const { return {k.data(), v.data(), num_layers(), capacity}; }
+  operator SeqKV() const { return view(); }  // NOLINT(google-explicit-constructor)
 
   // Copies positions [0, p) of every layer from `src` (same layer count and row width), so a
   // sequence can start from another's computed prefix instead of recomputing it.
@@ -33,5 +39,8 @@ struct KVCache {
  private:
   KVCache() = default;
 };
+
+// A cache of `capacity` positions for the path `model` runs.
+KVCache make_cache(const LlamaModel& model, int64_t capacity);
 
 }  // namespace skv

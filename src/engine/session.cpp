@@ -18,15 +18,15 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-Session::Session(LlamaModel& model, int64_t context_size, int64_t batch_size)
-    : model_(model), cache_(model.make_cache(context_size)), batch_size_(batch_size) {
+Session::Session(const LlamaModel& model, int64_t context_size, int64_t batch_size)
+    : model_(model), ctx_(model), cache_(make_cache(model, context_size)), batch_size_(batch_size) {
   if (batch_size <= 0) fail("batch size must be positive, got ", batch_size);
 }
 
 Tensor Session::prefill(const std::vector<int32_t>& ids) {
   if (ids.empty()) fail("the prompt is empty");
   if (static_cast<int64_t>(ids.size()) > cache_.capacity)
-    fail("prompt has ", ids.size(), " tokens, more than the context size ", cache_.capacity,
+    fail_resource("prompt has ", ids.size(), " tokens, more than the context size ", cache_.capacity,
          " (raise --ctx-size or shorten the prompt)");
   size_t common = 0;
   while (common < tokens_.size() && common < ids.size() && tokens_[common] == ids[common]) ++common;
@@ -37,7 +37,7 @@ Tensor Session::prefill(const std::vector<int32_t>& ids) {
   for (size_t start = common; start < ids.size(); start += batch_size_) {
     const int64_t n = std::min<int64_t>(batch_size_, ids.size() - start);
     const bool last = start + n == ids.size();
-    logits = model_.forward(cache_, ids.data() + start, n, start, last ? Logits::Last : Logits::None);
+    logits = model_.forward(ctx_, cache_, ids.data() + start, n, start, last ? Logits::Last : Logits::None);
     tokens_.insert(tokens_.end(), ids.begin() + start, ids.begin() + start + n);
   }
   return logits;
@@ -50,11 +50,11 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt, const Gen
   GenerationResult r;
   r.prompt_tokens = prompt.size();
   auto t0 = std::chrono::steady_clock::now();
-  const double flops0 = model_.flops().total();
+  const double flops0 = ctx_.flops().total();
   Tensor logits = prefill(prompt);
   r.prompt_tokens_computed = last_prefill_computed_;
   r.prefill_seconds = seconds_since(t0);
-  r.prefill_flops = model_.flops().total() - flops0;
+  r.prefill_flops = ctx_.flops().total() - flops0;
 
   std::set<int32_t> stop_ids(opts.stop_token_ids.begin(), opts.stop_token_ids.end());
   if (!opts.ignore_eos) {
@@ -74,7 +74,8 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt, const Gen
   r.finish_reason = "length";
   t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < opts.max_tokens; ++i) {
-    int32_t id = sampler.sample(logits.as<float>(), vocab, prompt, r.tokens);
+    Tensor host_logits = ops::to_host(logits);  // the sampler edits it in place
+    int32_t id = sampler.sample(host_logits.as<float>(), vocab, prompt, r.tokens);
     r.tokens.push_back(id);
     if (stop_ids.count(id)) {
       r.finish_reason = "stop";
@@ -89,7 +90,7 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt, const Gen
     }
     if (i + 1 == opts.max_tokens) break;                                 // the last token needs no forward pass
     if (static_cast<int64_t>(tokens_.size()) >= cache_.capacity) break;  // context full: "length"
-    logits = model_.forward(cache_, &id, 1, tokens_.size(), Logits::Last);
+    logits = model_.forward(ctx_, cache_, &id, 1, tokens_.size(), Logits::Last);
     tokens_.push_back(id);
   }
   if (decoder && !stops.stopped()) emit(stops.push(decoder->flush()) + stops.flush());
@@ -100,14 +101,15 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt, const Gen
 std::vector<double> Session::score(const std::vector<int32_t>& ids) {
   if (ids.empty()) fail("no tokens to score");
   if (static_cast<int64_t>(ids.size()) > cache_.capacity)
-    fail("sequence has ", ids.size(), " tokens, more than the context size ", cache_.capacity);
+    fail_resource("sequence has ", ids.size(), " tokens, more than the context size ", cache_.capacity);
   std::vector<double> out(ids.size(), std::numeric_limits<double>::quiet_NaN());
   const int64_t vocab = model_.config().vocab_size;
   tokens_.clear();
   for (size_t start = 0; start < ids.size(); start += batch_size_) {
     const int64_t n = std::min<int64_t>(batch_size_, ids.size() - start);
-    Tensor logits = model_.forward(cache_, ids.data() + start, n, start, Logits::All);
+    Tensor logits = model_.forward(ctx_, cache_, ids.data() + start, n, start, Logits::All);
     ops::log_softmax_rows(logits);
+    logits = ops::to_host(logits);
     for (int64_t i = 0; i < n; ++i) {
       const size_t next = start + i + 1;
       if (next < ids.size()) out[next] = logits.as<float>()[i * vocab + ids[next]];

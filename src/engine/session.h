@@ -34,9 +34,10 @@ struct GenerationResult {
 
 class Session {
  public:
-  Session(LlamaModel& model, int64_t context_size, int64_t batch_size = 512);
+  Session(const LlamaModel& model, int64_t context_size, int64_t batch_size = 512);
 
-  // Feeds `ids` after the cached prefix they share and returns the last position's logits.
+  // Feeds `ids` after the cached prefix they share and returns the last position's logits
+  // (on the model's device, valid until the next call).
   Tensor prefill(const std::vector<int32_t>& ids);
   GenerationResult generate(const std::vector<int32_t>& prompt, const GenerationOptions& opts, const Tokenizer* tok,
                             const std::function<void(const std::string&)>& on_text = {});
@@ -48,7 +49,8 @@ class Session {
   const std::vector<int32_t>& cached_tokens() const { return tokens_; }
 
  private:
-  LlamaModel& model_;
+  const LlamaModel& model_;
+  ForwardContext ctx_;
   KVCache cache_;
   int64_t batch_size_;
   std::vector<int32_t> tokens_;  // what the cache holds, position by position

@@ -31,8 +31,8 @@ int64_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>&
 
 }  // namespace
 
-EvalModel::EvalModel(LlamaModel& model, const Tokenizer& tok, EvalModelOptions opts)
-    : model_(model), tok_(tok), opts_(opts), cache_(model.make_cache(1)), arena_(model.make_cache(1)) {
+EvalModel::EvalModel(const LlamaModel& model, const Tokenizer& tok, EvalModelOptions opts)
+    : model_(model), ctx_(model), tok_(tok), opts_(opts), cache_(make_cache(model, 1)), arena_(make_cache(model, 1)) {
   if (opts_.max_length < 2)
     fail("the evaluation context (max length) must be at least 2 tokens, got ", opts_.max_length);
   if (opts_.batch_tokens <= 0) fail("--batch-tokens must be positive, got ", opts_.batch_tokens);
@@ -81,7 +81,7 @@ void EvalModel::reserve(int64_t positions) {
   if (positions <= cache_.capacity) return;
   // Grow geometrically so a run of slowly lengthening inputs does not reallocate every time.
   const int64_t cap = std::min(std::max(positions, 2 * cache_.capacity), std::max(positions, opts_.max_length));
-  cache_ = model_.make_cache(cap);
+  cache_ = make_cache(model_, cap);
   cached_.clear();
 }
 
@@ -97,10 +97,11 @@ void EvalModel::run(const std::vector<int32_t>& ids, int64_t logits_from, RowFn&
     const bool want = pos >= logits_from;
     const int64_t stop = want ? n : logits_from;
     const int64_t len = std::min(opts_.batch_tokens, stop - pos);
-    Tensor logits = model_.forward(cache_, ids.data() + pos, len, pos, want ? Logits::All : Logits::None);
+    Tensor logits = model_.forward(ctx_, cache_, ids.data() + pos, len, pos, want ? Logits::All : Logits::None);
     tokens_computed_ += len;
     if (want) {
       ops::log_softmax_rows(logits);
+      logits = ops::to_host(logits);
       for (int64_t r = 0; r < len; ++r) row_fn(pos + r, logits.as<float>() + r * vocab, vocab);
     }
     cached_.insert(cached_.end(), ids.begin() + pos, ids.begin() + pos + len);
@@ -219,14 +220,14 @@ size_t EvalModel::prefix_slot(const std::vector<int32_t>& prefix, std::vector<bo
   // Capacities in steps of 128 positions, so prefixes of slowly varying length reuse a cache.
   const int64_t cap = (p + 127) / 128 * 128;
   if (best == prefixes_.size()) {
-    prefixes_.push_back({model_.make_cache(cap), {}});
+    prefixes_.push_back({make_cache(model_, cap), {}});
     taken.push_back(false);
     best_len = 0;
   }
   PrefixCache& pc = prefixes_[best];
   pc.tokens.resize(best_len);
   if (pc.cache.capacity < p) {
-    KVCache bigger = model_.make_cache(cap);
+    KVCache bigger = make_cache(model_, cap);
     bigger.copy_prefix_from(pc.cache, best_len);
     pc.cache = std::move(bigger);
   }
@@ -252,18 +253,18 @@ void EvalModel::run_batched(std::vector<Work>& work, RowFn&& row_fn) {
       const int64_t len = std::min(work[i].to - done[i], room);
       if (len <= 0) continue;
       chunks.push_back(
-          {.cache = work[i].cache, .ids = work[i].ids + done[i], .n = len, .n_past = done[i], .which = work[i].which});
+          {.kv = work[i].cache->view(), .ids = work[i].ids + done[i], .n = len, .n_past = done[i], .which = work[i].which});
       owner.push_back(i);
       room -= len;
     }
-    model_.forward_batch(chunks);
+    model_.forward_batch(ctx_, chunks);
     tokens_computed_ += opts_.batch_tokens - room;
     for (size_t c = 0; c < chunks.size(); ++c) {
       const size_t i = owner[c];
       if (chunks[c].logits.defined()) {
         ops::log_softmax_rows(chunks[c].logits);
-        for (int64_t r = 0; r < chunks[c].n; ++r)
-          row_fn(i, done[i] + r, chunks[c].logits.as<float>() + r * vocab, vocab);
+        const Tensor rows = ops::to_host(chunks[c].logits);
+        for (int64_t r = 0; r < chunks[c].n; ++r) row_fn(i, done[i] + r, rows.as<float>() + r * vocab, vocab);
       }
       done[i] += chunks[c].n;
     }
@@ -336,8 +337,8 @@ void EvalModel::score_batch(const std::vector<const Prepared*>& reqs, const std:
   for (const Prepared* r : reqs) total += r->inp.size();
   if (arena_.capacity < total) {
     const int64_t grown = std::max(total, std::min(2 * arena_.capacity, cache_budget()));
-    arena_ = model_.make_cache(1);  // release the old one before the bigger one is made
-    arena_ = model_.make_cache(grown);
+    arena_ = make_cache(model_, 1);  // release the old one before the bigger one is made
+    arena_ = make_cache(model_, grown);
   }
   std::vector<KVCache> caches;
   caches.reserve(reqs.size());
@@ -402,7 +403,7 @@ GenerateResult EvalModel::generate_until(const std::string& context, const std::
     g.text += stops.push(decoder.push(next));
     if (stops.stopped() || i + 1 == max_tokens) break;
     const int64_t pos = cached_.size();
-    Tensor logits = model_.forward(cache_, &next, 1, pos, Logits::Last);
+    const Tensor logits = ops::to_host(model_.forward(ctx_, cache_, &next, 1, pos, Logits::Last));
     ++tokens_computed_;
     cached_.push_back(next);
     next = argmax_row(logits.as<float>(), vocab);

@@ -43,7 +43,7 @@ struct GenerateResult {
 
 class EvalModel {
  public:
-  EvalModel(LlamaModel& model, const Tokenizer& tok, EvalModelOptions opts);
+  EvalModel(const LlamaModel& model, const Tokenizer& tok, EvalModelOptions opts);
 
   // The tokenizer's default special tokens (none without opts.add_bos), and none for text that
   // starts with the prefix token's text, as lm-eval 0.4.13's tok_encode.
@@ -125,7 +125,8 @@ class EvalModel {
   // longest part of it, grown if too small; its tokens are cut to that common part.
   size_t prefix_slot(const std::vector<int32_t>& prefix, std::vector<bool>& taken);
 
-  LlamaModel& model_;
+  const LlamaModel& model_;
+  ForwardContext ctx_;
   const Tokenizer& tok_;
   EvalModelOptions opts_;
   int32_t prefix_ = 0;

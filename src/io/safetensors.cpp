@@ -159,12 +159,12 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
     if (!tag)
       fail(path, ": tensor '", name, "' has dtype ", dtype_name(t.dtype),
            ", which safetensors output does not support");
-    if (t.device != Device::CPU) fail(path, ": tensor '", name, "' is not in CPU memory");
-    const auto numel = checked_numel(t.shape);
+    if (!t.device.is_host()) fail_internal(path, ": tensor '", name, "' is not in host memory");
+    const auto numel = checked_numel(t.shape.vec());
     if (!numel) fail(path, ": tensor '", name, "' shape ", t.shape_str(), " overflows");
     const uint64_t nbytes = *numel * dtype_block_bytes(t.dtype);
     if (nbytes > 0 && !t.data) fail(path, ": tensor '", name, "' has no data");
-    header[name] = {{"dtype", tag}, {"shape", t.shape}, {"data_offsets", {offset, offset + nbytes}}};
+    header[name] = {{"dtype", tag}, {"shape", t.shape.vec()}, {"data_offsets", {offset, offset + nbytes}}};
     blobs.emplace_back(&t, nbytes);
     offset += nbytes;
   }

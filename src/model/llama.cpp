@@ -12,15 +12,6 @@
 namespace skv {
 namespace {
 
-// Rows [r0, r0 + n) of a 2-D F32 tensor, sharing its memory.
-Tensor row_block(const Tensor& t, int64_t r0, int64_t n) {
-  return Tensor::view(DType::F32, {n, t.cols()}, t.as<float>() + r0 * t.cols(), t.owner);
-}
-
-void copy_rows(const Tensor& src, int64_t r0, Tensor& dst) {
-  std::memcpy(dst.data, src.as<float>() + r0 * src.cols(), dst.nbytes());
-}
-
 bool is_swiftkv_tensor(const std::string& name) { return name.find("_swiftkv.") != std::string::npos; }
 
 // Teacher q/k/v projections of a layer >= m ("model.layers.<i>.self_attn.{q,k,v}_proj.*").
@@ -37,26 +28,17 @@ bool is_teacher_qkv_from(const std::string& name, int64_t m) {
 
 }  // namespace
 
-// Activation buffers for one forward over n rows. k / v only when the rows belong to several
-// sequences: one sequence's new K/V rows are written by the projection straight into its cache,
-// several sequences' are computed as one block and then copied into each cache.
-struct LlamaModel::Scratch {
-  Tensor xn, q, attn, proj, gate, up, k, v;
-  Scratch(const ModelConfig& c, int64_t n, bool kv_block)
-      : xn(Tensor::empty(DType::F32, {n, c.hidden_size})),
-        q(Tensor::empty(DType::F32, {n, c.num_heads * c.head_dim})),
-        attn(Tensor::empty(DType::F32, {n, c.num_heads * c.head_dim})),
-        proj(Tensor::empty(DType::F32, {n, c.hidden_size})),
-        gate(Tensor::empty(DType::F32, {n, c.intermediate_size})),
-        up(Tensor::empty(DType::F32, {n, c.intermediate_size})) {
-    if (kv_block) {
-      k = Tensor::empty(DType::F32, {n, c.num_kv_heads * c.head_dim});
-      v = Tensor::empty(DType::F32, {n, c.num_kv_heads * c.head_dim});
-    }
-  }
-};
+ForwardContext::ForwardContext(const LlamaModel& model) : device_(model.device()) { one_.resize(1); }
 
-LlamaModel::LlamaModel(ModelFiles files, ModelOptions opts) : files_(std::move(files)) {
+Tensor ForwardContext::take(Tensor& buf, int64_t rows, int64_t cols) {
+  if (!buf.defined() || buf.cols() != cols || buf.rows() < rows) {
+    buf = Tensor();  // free the old buffer before the bigger one is made
+    buf = Tensor::empty(DType::F32, {rows, cols}, device_);
+  }
+  return buf.row_block(0, rows);
+}
+
+LlamaModel::LlamaModel(ModelFiles files, ModelOptions opts) : files_(std::move(files)), opts_(opts) {
   const ModelConfig& c = files_.config;
   c.validate();
   const bool swiftkv = c.architecture == "llama_swiftkv" && c.swiftkv && opts.swiftkv;
@@ -105,6 +87,24 @@ LlamaModel::LlamaModel(ModelFiles files, ModelOptions opts) : files_(std::move(f
     it = unused ? files_.tensors.erase(it) : std::next(it);
   }
   rope_ = make_rope(c, files_.rope_interleaved);
+  if (!opts_.device.is_host()) upload_weights();
+}
+
+// Weights are bound and stacked in host memory (views of the file mappings), then copied to the
+// device once; the model keeps only the device copies in w_.
+void LlamaModel::upload_weights() {
+  std::map<const void*, Tensor> done;  // tied weights stay one tensor
+  auto up = [&](Tensor& t) {
+    if (!t.defined()) return;
+    auto it = done.find(t.data);
+    if (it == done.end()) it = done.emplace(t.data, ops::clone(t, opts_.device)).first;
+    t = it->second;
+  };
+  up(w_.embed), up(w_.final_norm), up(w_.lm_head), up(w_.norm_swiftkv), up(w_.kv_swiftkv), up(w_.kv_swiftkv_bias);
+  for (LayerWeights& l : w_.layers)
+    for (Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.bo, &l.ffn_norm, &l.w_gate,
+                      &l.w_up, &l.w_down})
+      up(*t);
 }
 
 void LlamaModel::bind_swiftkv() {
@@ -123,21 +123,21 @@ void LlamaModel::bind_swiftkv() {
   for (const Tensor& p : parts)
     if (p.dtype != dt) dt = DType::F32;
   Tensor stacked = Tensor::empty(dt, {static_cast<int64_t>(parts.size()) * kv_dim, d});
-  auto* dst = static_cast<uint8_t*>(stacked.data);
-  for (const Tensor& p : parts) {
-    const Tensor src = p.dtype == dt ? p : ops::to_dtype(p, dt);
-    std::memcpy(dst, src.data, src.nbytes());
-    dst += src.nbytes();
-    files_.release_pages(p);  // its values live on in the stacked copy only
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Tensor src = parts[i].dtype == dt ? parts[i] : ops::to_dtype(parts[i], dt);
+    Tensor dst = stacked.row_block(static_cast<int64_t>(i) * kv_dim, kv_dim);
+    ops::copy(src, dst);
+    files_.release_pages(parts[i]);  // its values live on in the stacked copy only
   }
   w_.kv_swiftkv = stacked;
   owned_["model.kv_proj_swiftkv.stacked.weight"] = stacked;
   if (!biases.empty()) {
-    Tensor b = Tensor::empty(DType::F32, {static_cast<int64_t>(biases.size()) * kv_dim});
+    Tensor b = Tensor::empty(DType::F32, {static_cast<int64_t>(biases.size()), kv_dim});
     for (size_t i = 0; i < biases.size(); ++i) {
-      const Tensor f = ops::to_dtype(biases[i], DType::F32);
-      std::memcpy(b.as<float>() + i * kv_dim, f.data, f.nbytes());
+      Tensor dst = b.row_block(static_cast<int64_t>(i), 1);
+      ops::copy(ops::to_dtype(biases[i], DType::F32), dst);
     }
+    b = b.reshaped({static_cast<int64_t>(biases.size()) * kv_dim});
     w_.kv_swiftkv_bias = b;
     owned_["model.kv_proj_swiftkv.stacked.bias"] = b;
   }
@@ -147,9 +147,9 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path, ModelOptio
   return std::make_unique<LlamaModel>(open_model_files(path), opts);
 }
 
-KVCache LlamaModel::make_cache(int64_t capacity) const {
+KVSpec LlamaModel::kv_spec() const {
   const ModelConfig& c = files_.config;
-  return KVCache(layout_.cache_layers(), c.num_kv_heads * c.head_dim, capacity);
+  return {layout_.cache_layers(), c.num_kv_heads * c.head_dim, opts_.device};
 }
 
 size_t LlamaModel::kv_bytes_per_token(const ModelConfig& c, const KVLayout& layout) {
@@ -158,186 +158,209 @@ size_t LlamaModel::kv_bytes_per_token(const ModelConfig& c, const KVLayout& layo
 
 size_t LlamaModel::kv_bytes_per_token() const { return kv_bytes_per_token(files_.config, layout_); }
 
-void LlamaModel::count_linear(int64_t n, const Tensor& w) {
-  flops_.linear += 2.0 * static_cast<double>(n) * static_cast<double>(w.numel());
+namespace {
+
+void count_linear(FlopCount& f, int64_t n, const Tensor& w) {
+  f.linear += 2.0 * static_cast<double>(n) * static_cast<double>(w.numel());
 }
 
-// One decoder layer over the rows of x (positions pos[0..n)), which belong to the sequences of
+}  // namespace
+
+// One decoder layer over the rows of x (positions pos), which belong to the sequences of
 // `spans`. Layers that own their K/V write them into each sequence's cache first; SwiftKV
 // layers find theirs already there (swiftkv_kv).
-void LlamaModel::layer(int64_t l, Tensor& x, const std::vector<Span>& spans, const int32_t* pos, Scratch& s) {
+void LlamaModel::layer(ForwardContext& ctx, int64_t l, Tensor& x, const std::vector<Span>& spans,
+                       const Tensor& pos) const {
   const ModelConfig& c = files_.config;
   const LayerWeights& lw = w_.layers[l];
-  const int64_t n = x.rows();
+  const int64_t n = x.rows(), q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const int64_t ci = layout_.cache_index(l);
-  ops::rms_norm(x, lw.attn_norm, eps, s.xn);
-  ops::linear(s.xn, lw.wq, lw.bq.defined() ? &lw.bq : nullptr, s.q);
-  count_linear(n, lw.wq);
-  ops::rope(s.q, c.num_heads, pos, rope_);
+  FlopCount& flops = ctx.flops_;
+  Tensor xn = ctx.take(ctx.xn_, n, c.hidden_size), q = ctx.take(ctx.q_, n, q_dim);
+  ops::rms_norm(x, lw.attn_norm, eps, xn);
+  ops::linear(xn, lw.wq, lw.bq.defined() ? &lw.bq : nullptr, q);
+  count_linear(flops, n, lw.wq);
+  ops::rope(q, c.num_heads, pos, rope_);
   if (lw.wk.defined()) {
+    // One sequence's new K/V rows go straight from the projection into its cache; several
+    // sequences' are computed as one block and then copied into each cache.
     const bool direct = spans.size() == 1;
-    Tensor k = direct ? spans[0].cache->k_rows(ci, spans[0].n_past, n) : s.k;
-    Tensor v = direct ? spans[0].cache->v_rows(ci, spans[0].n_past, n) : s.v;
-    ops::linear(s.xn, lw.wk, lw.bk.defined() ? &lw.bk : nullptr, k);
-    ops::linear(s.xn, lw.wv, lw.bv.defined() ? &lw.bv : nullptr, v);
-    count_linear(n, lw.wk);
-    count_linear(n, lw.wv);
+    Tensor k = direct ? spans[0].kv->k[ci].row_block(spans[0].n_past, n) : ctx.take(ctx.k_, n, kv_dim);
+    Tensor v = direct ? spans[0].kv->v[ci].row_block(spans[0].n_past, n) : ctx.take(ctx.v_, n, kv_dim);
+    ops::linear(xn, lw.wk, lw.bk.defined() ? &lw.bk : nullptr, k);
+    ops::linear(xn, lw.wv, lw.bv.defined() ? &lw.bv : nullptr, v);
+    count_linear(flops, n, lw.wk);
+    count_linear(flops, n, lw.wv);
     ops::rope(k, c.num_kv_heads, pos, rope_);
     if (!direct) {
       for (const Span& sp : spans) {
-        Tensor kc = sp.cache->k_rows(ci, sp.n_past, sp.n), vc = sp.cache->v_rows(ci, sp.n_past, sp.n);
-        copy_rows(k, sp.row0, kc);
-        copy_rows(v, sp.row0, vc);
+        Tensor kc = sp.kv->k[ci].row_block(sp.n_past, sp.n), vc = sp.kv->v[ci].row_block(sp.n_past, sp.n);
+        ops::copy(k.row_block(sp.row0, sp.n), kc);
+        ops::copy(v.row_block(sp.row0, sp.n), vc);
       }
     }
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  Tensor attn = ctx.take(ctx.attn_, n, q_dim);
   for (const Span& sp : spans) {
-    Tensor q = row_block(s.q, sp.row0, sp.n), out = row_block(s.attn, sp.row0, sp.n);
-    ops::attention(q, sp.cache->k[ci], sp.cache->v[ci], sp.n_past, c.num_heads, c.num_kv_heads, scale, out);
+    Tensor out = attn.row_block(sp.row0, sp.n);
+    ops::attention(q.row_block(sp.row0, sp.n), sp.kv->k[ci], sp.kv->v[ci], sp.n_past, c.num_heads, c.num_kv_heads,
+                   scale, out);
     // Query row i attends to n_past + i + 1 keys: QK^T and PV are 2 * H * D FLOPs per key each.
-    flops_.attention += 4.0 * c.num_heads * c.head_dim * (sp.n * (sp.n_past + 1.0) + sp.n * (sp.n - 1) / 2.0);
+    flops.attention += 4.0 * c.num_heads * c.head_dim * (sp.n * (sp.n_past + 1.0) + sp.n * (sp.n - 1) / 2.0);
   }
-  ops::linear(s.attn, lw.wo, lw.bo.defined() ? &lw.bo : nullptr, s.proj);
-  count_linear(n, lw.wo);
-  ops::add_inplace(x, s.proj);
+  Tensor proj = ctx.take(ctx.proj_, n, c.hidden_size);
+  ops::linear(attn, lw.wo, lw.bo.defined() ? &lw.bo : nullptr, proj);
+  count_linear(flops, n, lw.wo);
+  ops::add_inplace(x, proj);
 
-  ops::rms_norm(x, lw.ffn_norm, eps, s.xn);
-  ops::linear(s.xn, lw.w_gate, nullptr, s.gate);
-  ops::linear(s.xn, lw.w_up, nullptr, s.up);
-  ops::silu_mul(s.gate, s.up, s.gate);
-  ops::linear(s.gate, lw.w_down, nullptr, s.proj);
-  count_linear(n, lw.w_gate);
-  count_linear(n, lw.w_up);
-  count_linear(n, lw.w_down);
-  ops::add_inplace(x, s.proj);
+  Tensor gate = ctx.take(ctx.gate_, n, c.intermediate_size), up = ctx.take(ctx.up_, n, c.intermediate_size);
+  ops::rms_norm(x, lw.ffn_norm, eps, xn);
+  ops::linear(xn, lw.w_gate, nullptr, gate);
+  ops::linear(xn, lw.w_up, nullptr, up);
+  ops::silu_mul(gate, up, gate);
+  ops::linear(gate, lw.w_down, nullptr, proj);
+  count_linear(flops, n, lw.w_gate);
+  count_linear(flops, n, lw.w_up);
+  count_linear(flops, n, lw.w_down);
+  ops::add_inplace(x, proj);
 }
 
 // K/V of every layer >= M for all rows of x = x_M: one GEMM of norm_swiftkv(x_M) against the
 // stacked leaders' k/v weights, then each leader's slice is RoPE'd into each sequence's cache
 // layer. Each position's later-layer K/V is written exactly once.
-void LlamaModel::swiftkv_kv(const Tensor& x, const std::vector<Span>& spans, const int32_t* pos) {
+void LlamaModel::swiftkv_kv(ForwardContext& ctx, const Tensor& x, const std::vector<Span>& spans,
+                            const Tensor& pos) const {
   const ModelConfig& c = files_.config;
   const int64_t n = x.rows(), kv_dim = c.num_kv_heads * c.head_dim;
   const int64_t width = w_.kv_swiftkv.rows();
-  Tensor h = Tensor::empty(DType::F32, x.shape);
+  Tensor h = ctx.take(ctx.h_, n, c.hidden_size);
   ops::rms_norm(x, w_.norm_swiftkv, static_cast<float>(c.rms_norm_eps), h);
-  Tensor kv = Tensor::empty(DType::F32, {n, width});
+  Tensor kv = ctx.take(ctx.kv_, n, width);
   ops::linear(h, w_.kv_swiftkv, w_.kv_swiftkv_bias.defined() ? &w_.kv_swiftkv_bias : nullptr, kv);
-  count_linear(n, w_.kv_swiftkv);
+  count_linear(ctx.flops_, n, w_.kv_swiftkv);
   const int64_t groups = width / (2 * kv_dim);
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t ci = layout_.first_skip + g;
     for (const Span& sp : spans) {
-      Tensor k = sp.cache->k_rows(ci, sp.n_past, sp.n);
-      Tensor v = sp.cache->v_rows(ci, sp.n_past, sp.n);
-      const float* src = kv.as<float>() + sp.row0 * width + 2 * g * kv_dim;
-      for (int64_t r = 0; r < sp.n; ++r) {
-        std::memcpy(k.as<float>() + r * kv_dim, src + r * width, kv_dim * sizeof(float));
-        std::memcpy(v.as<float>() + r * kv_dim, src + r * width + kv_dim, kv_dim * sizeof(float));
-      }
-      ops::rope(k, c.num_kv_heads, pos + sp.row0, rope_);
+      Tensor k = sp.kv->k[ci].row_block(sp.n_past, sp.n), v = sp.kv->v[ci].row_block(sp.n_past, sp.n);
+      const Tensor src = kv.row_block(sp.row0, sp.n);
+      ops::copy_cols(src, 2 * g * kv_dim, k);
+      ops::copy_cols(src, 2 * g * kv_dim + kv_dim, v);
+      ops::rope(k, c.num_kv_heads, pos.row_block(sp.row0, sp.n), rope_);
     }
   }
 }
 
-Tensor LlamaModel::head(const Tensor& rows) {
+Tensor LlamaModel::head(ForwardContext& ctx, const Tensor& rows) const {
   const ModelConfig& c = files_.config;
-  Tensor normed = Tensor::empty(DType::F32, rows.shape);
+  const int64_t n = rows.rows();
+  Tensor normed = ctx.take(ctx.xn_, n, c.hidden_size);
   ops::rms_norm(rows, w_.final_norm, static_cast<float>(c.rms_norm_eps), normed);
-  Tensor logits = Tensor::empty(DType::F32, {rows.shape[0], c.vocab_size});
+  Tensor logits = ctx.take(ctx.logits_, n, c.vocab_size);
   ops::linear(normed, w_.lm_head, nullptr, logits);
-  count_linear(rows.shape[0], w_.lm_head);
+  count_linear(ctx.flops_, n, w_.lm_head);
   return logits;
 }
 
-Tensor LlamaModel::forward(KVCache& cache, const int32_t* ids, int64_t n, int64_t n_past, Logits which) {
-  std::vector<SeqChunk> one(1);
-  one[0] = {.cache = &cache, .ids = ids, .n = n, .n_past = n_past, .which = which};
-  forward_batch(one);
-  return std::move(one[0].logits);
+Tensor LlamaModel::device_i32(ForwardContext& ctx, const std::vector<int32_t>& host, Tensor& dev) const {
+  const int64_t n = static_cast<int64_t>(host.size());
+  const Tensor h = Tensor::view(DType::I32, {n, 1}, host.data());
+  if (opts_.device.is_host()) return h;
+  if (!dev.defined() || dev.rows() < n) {
+    dev = Tensor();
+    dev = Tensor::empty(DType::I32, {n, 1}, opts_.device);
+  }
+  Tensor d = dev.row_block(0, n);
+  ops::copy(h, d);
+  return d;
 }
 
-void LlamaModel::forward_batch(std::vector<SeqChunk>& chunks) {
+Tensor LlamaModel::forward(ForwardContext& ctx, const SeqKV& kv, const int32_t* ids, int64_t n, int64_t n_past,
+                           Logits which) const {
+  ctx.one_[0] = {.kv = kv, .ids = ids, .n = n, .n_past = n_past, .which = which};
+  forward_batch(ctx, ctx.one_);
+  return std::move(ctx.one_[0].logits);
+}
+
+void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunks) const {
   const ModelConfig& c = files_.config;
+  if (ctx.device_ != opts_.device) fail_internal("forward: the context was made for another device");
   if (chunks.empty()) fail("forward: no sequences");
   int64_t total = 0;
   for (size_t i = 0; i < chunks.size(); ++i) {
     const SeqChunk& ch = chunks[i];
-    if (!ch.cache) fail("forward: sequence ", i, " has no KV cache");
+    if (!ch.kv.k || !ch.kv.v) fail("forward: sequence ", i, " has no KV cache");
     if (ch.n <= 0) fail("forward: no tokens");
-    if (ch.cache->num_layers() != layout_.cache_layers())
-      fail("forward: KV cache has ", ch.cache->num_layers(), " layers, this model's path needs ",
-           layout_.cache_layers());
-    if (ch.n_past < 0 || ch.n_past + ch.n > ch.cache->capacity)
-      fail("sequence of ", ch.n_past + ch.n, " tokens exceeds the context size ", ch.cache->capacity);
+    if (ch.kv.layers != layout_.cache_layers())
+      fail("forward: KV cache has ", ch.kv.layers, " layers, this model's path needs ", layout_.cache_layers());
+    if (ch.n_past < 0 || ch.n_past + ch.n > ch.kv.capacity)
+      fail("sequence of ", ch.n_past + ch.n, " tokens exceeds the context size ", ch.kv.capacity);
     for (int64_t j = 0; j < ch.n; ++j)
       if (ch.ids[j] < 0 || ch.ids[j] >= c.vocab_size)
         fail("token id ", ch.ids[j], " is out of range for vocabulary size ", c.vocab_size);
     for (size_t j = 0; j < i; ++j)
-      if (chunks[j].cache == ch.cache)
+      if (chunks[j].kv.k == ch.kv.k)
         fail("forward: sequences ", j, " and ", i, " share one KV cache; each needs its own");
     total += ch.n;
   }
 
   // The row block: every chunk's rows in order, each with its own position.
   const int64_t d = c.hidden_size;
-  std::vector<Span> spans;
-  std::vector<int32_t> pos(total);
-  std::vector<int32_t> ids_block;
-  if (chunks.size() > 1) ids_block.reserve(total);
+  std::vector<Span>& spans = ctx.spans_;
+  spans.clear();
+  ctx.ids_.clear();
+  ctx.pos_.clear();
   for (const SeqChunk& ch : chunks) {
     const int64_t row0 = spans.empty() ? 0 : spans.back().row0 + spans.back().n;
-    spans.push_back({ch.cache, row0, ch.n, ch.n_past});
-    std::iota(pos.begin() + row0, pos.begin() + row0 + ch.n, static_cast<int32_t>(ch.n_past));
-    if (chunks.size() > 1) ids_block.insert(ids_block.end(), ch.ids, ch.ids + ch.n);
+    spans.push_back({&ch.kv, row0, ch.n, ch.n_past});
+    ctx.ids_.insert(ctx.ids_.end(), ch.ids, ch.ids + ch.n);
+    for (int64_t j = 0; j < ch.n; ++j) ctx.pos_.push_back(static_cast<int32_t>(ch.n_past + j));
   }
-  Tensor x = Tensor::empty(DType::F32, {total, d});
-  ops::embedding(w_.embed, chunks.size() > 1 ? ids_block.data() : chunks[0].ids, total, x);
-  {
-    Scratch s(c, total, spans.size() > 1);
-    for (int64_t l = 0; l < layout_.first_skip; ++l) layer(l, x, spans, pos.data(), s);
-  }
-  if (layout_.active()) swiftkv_kv(x, spans, pos.data());
+  const Tensor ids = device_i32(ctx, ctx.ids_, ctx.ids_dev_);
+  const Tensor pos = device_i32(ctx, ctx.pos_, ctx.pos_dev_);
+  Tensor x = ctx.take(ctx.x_, total, d);
+  ops::embedding(w_.embed, ids, x);
+  for (int64_t l = 0; l < layout_.first_skip; ++l) layer(ctx, l, x, spans, pos);
+  if (layout_.active()) swiftkv_kv(ctx, x, spans, pos);
 
   // Only the rows whose logits are wanted go on: through the SwiftKV layers, the final norm
   // and the LM head (the largest matrix of a small model).
-  std::vector<Span> out_spans;
-  std::vector<int32_t> out_pos;
-  std::vector<size_t> out_chunk;  // chunk of each out span
+  std::vector<Span>& out_spans = ctx.out_spans_;
+  std::vector<size_t>& out_chunk = ctx.out_chunk_;  // chunk of each out span
+  out_spans.clear();
+  out_chunk.clear();
+  ctx.out_pos_.clear();
   int64_t out_rows = 0;
   for (size_t i = 0; i < chunks.size(); ++i) {
     SeqChunk& ch = chunks[i];
     ch.logits = Tensor();
     if (ch.which == Logits::None) continue;
     const int64_t first = ch.which == Logits::All ? 0 : ch.n - 1;
-    out_spans.push_back({ch.cache, out_rows, ch.n - first, ch.n_past + first});
-    out_pos.insert(out_pos.end(), pos.begin() + spans[i].row0 + first, pos.begin() + spans[i].row0 + ch.n);
+    out_spans.push_back({&ch.kv, out_rows, ch.n - first, ch.n_past + first});
+    ctx.out_pos_.insert(ctx.out_pos_.end(), ctx.pos_.begin() + spans[i].row0 + first,
+                        ctx.pos_.begin() + spans[i].row0 + ch.n);
     out_chunk.push_back(i);
     out_rows += ch.n - first;
   }
   if (out_rows == 0) return;
   Tensor rows = x;
   if (out_rows < total) {
-    rows = Tensor::empty(DType::F32, {out_rows, d});
+    rows = ctx.take(ctx.rows_, out_rows, d);
     for (size_t j = 0; j < out_spans.size(); ++j) {
       const Span& src = spans[out_chunk[j]];
-      Tensor dst = row_block(rows, out_spans[j].row0, out_spans[j].n);
-      copy_rows(x, src.row0 + src.n - out_spans[j].n, dst);
+      Tensor dst = rows.row_block(out_spans[j].row0, out_spans[j].n);
+      ops::copy(x.row_block(src.row0 + src.n - out_spans[j].n, out_spans[j].n), dst);
     }
   }
   if (layout_.active()) {
-    Scratch s(c, out_rows, false);  // layers >= M own no K/V
-    for (int64_t l = layout_.first_skip; l < c.num_layers; ++l) layer(l, rows, out_spans, out_pos.data(), s);
+    const Tensor out_pos = device_i32(ctx, ctx.out_pos_, ctx.out_pos_dev_);
+    for (int64_t l = layout_.first_skip; l < c.num_layers; ++l) layer(ctx, l, rows, out_spans, out_pos);
   }
-  Tensor logits = head(rows);
-  if (out_spans.size() == 1) {
-    chunks[out_chunk[0]].logits = std::move(logits);
-    return;
-  }
+  Tensor logits = head(ctx, rows);
   for (size_t j = 0; j < out_spans.size(); ++j)
-    chunks[out_chunk[j]].logits = row_block(logits, out_spans[j].row0, out_spans[j].n);
+    chunks[out_chunk[j]].logits = logits.row_block(out_spans[j].row0, out_spans[j].n);
 }
 
 std::map<std::string, Tensor> LlamaModel::tensors_in_use() const {

@@ -1,7 +1,8 @@
 #pragma once
 // The Llama-family decoder (Llama 1/2/3.x, Qwen2 q/k/v bias, SwiftKV): weights bound from
 // ModelFiles by their Hugging Face names, and a forward pass built only from the
-// device-agnostic ops.
+// device-agnostic ops. The model is const after load; everything a forward pass mutates lives
+// in a ForwardContext, so one loaded model serves many threads or requests at once.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -10,8 +11,8 @@
 
 #include "backend/ops.h"
 #include "core/tensor.h"
-#include "engine/kv_cache.h"
 #include "io/model_files.h"
+#include "model/kv_layout.h"
 #include "model/swiftkv.h"
 
 namespace skv {
@@ -32,7 +33,8 @@ struct ModelWeights {
 };
 
 struct ModelOptions {
-  bool swiftkv = true;  // false: run a SwiftKV checkpoint's teacher path (--no-swiftkv)
+  bool swiftkv = true;   // false: run a SwiftKV checkpoint's teacher path (--no-swiftkv)
+  Device device = kHost;  // where weights, caches and activations live
 };
 
 // Executed floating-point operations (2 per multiply-add), by kind.
@@ -43,15 +45,45 @@ struct FlopCount {
 
 enum class Logits { None, Last, All };
 
-// One sequence's part of a batched forward: tokens ids[0..n) at positions n_past ..
-// n_past + n - 1 of the sequence whose K/V `cache` holds.
+// One sequence's part of a batched forward: tokens ids[0..n) (host memory) at positions
+// n_past .. n_past + n - 1 of the sequence whose K/V `kv` holds.
 struct SeqChunk {
-  KVCache* cache = nullptr;
+  SeqKV kv;
   const int32_t* ids = nullptr;
   int64_t n = 0;
   int64_t n_past = 0;
   Logits which = Logits::None;
   Tensor logits{};  // out: [1, vocab] for Last, [n, vocab] for All, undefined for None
+};
+
+class LlamaModel;
+
+// The mutable side of forward passes: activation buffers (grown to the largest batch seen and
+// then reused, so a decode step allocates nothing once warm), staging for ids and positions,
+// the logits, and FLOP counters. One context serves one thread at a time; logits a forward
+// returns live in its context until that context's next forward (ops::clone to keep them).
+class ForwardContext {
+ public:
+  explicit ForwardContext(const LlamaModel& model);
+  const FlopCount& flops() const { return flops_; }
+
+ private:
+  friend class LlamaModel;
+  struct Span {  // rows [row0, row0 + n) of the row block: one sequence, at positions n_past ...
+    const SeqKV* kv;
+    int64_t row0, n, n_past;
+  };
+  // An [rows, cols] view of `buf`, reallocated on the model's device only when too small.
+  Tensor take(Tensor& buf, int64_t rows, int64_t cols);
+
+  Device device_;
+  FlopCount flops_;
+  Tensor x_, xn_, q_, attn_, proj_, gate_, up_, k_, v_, h_, kv_, rows_, logits_;
+  Tensor ids_dev_, pos_dev_, out_pos_dev_;  // device copies of the staging below (non-host devices)
+  std::vector<int32_t> ids_, pos_, out_pos_;
+  std::vector<Span> spans_, out_spans_;
+  std::vector<size_t> out_chunk_;
+  std::vector<SeqChunk> one_;
 };
 
 class LlamaModel {
@@ -68,27 +100,26 @@ class LlamaModel {
   const KVLayout& kv_layout() const { return layout_; }
   bool swiftkv_active() const { return layout_.active(); }
 
-  KVCache make_cache(int64_t capacity) const;
+  Device device() const { return opts_.device; }
+  KVSpec kv_spec() const;             // the cache this path needs per position
   size_t kv_bytes_per_token() const;  // this path's F32 KV cache
   static size_t kv_bytes_per_token(const ModelConfig& c, const KVLayout& layout);
 
   // Runs tokens ids[0..n) of one sequence at positions n_past .. n_past + n - 1, writing
-  // their K/V into `cache`. Returns logits [1, vocab] for Last, [n, vocab] for All.
+  // their K/V into `kv`. Returns logits [1, vocab] for Last, [n, vocab] for All (in ctx).
   // On the SwiftKV path only the rows whose logits are returned run layers >= M (the others
   // only need those layers' K/V, which come from one projection of x_M), so Logits::All
   // is the SwiftKV model's exact full forward and Last / None skip the work nobody reads.
-  Tensor forward(KVCache& cache, const int32_t* ids, int64_t n, int64_t n_past, Logits which);
+  Tensor forward(ForwardContext& ctx, const SeqKV& kv, const int32_t* ids, int64_t n, int64_t n_past,
+                 Logits which) const;
 
   // forward() for several sequences at once, each chunk with the semantics above: the rows of
   // all chunks form one block for every weight (embedding, projections, norms, MLP, LM head),
   // so the weights are read once for all of them, while RoPE uses each row's own position and
   // attention runs per chunk against its own cache. Every chunk needs its own cache (two
-  // chunks of one sequence would have to run one after the other). Sets each chunk's logits;
-  // logits of different chunks may share one buffer.
-  void forward_batch(std::vector<SeqChunk>& chunks);
-
-  // Cumulative FLOPs executed by forward() / forward_batch() since construction.
-  const FlopCount& flops() const { return flops_; }
+  // chunks of one sequence would have to run one after the other). Sets each chunk's logits,
+  // views of one buffer in ctx.
+  void forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunks) const;
 
   // Every tensor this path uses, by name (the stacked SwiftKV K/V matrix included).
   std::map<std::string, Tensor> tensors_in_use() const;
@@ -96,24 +127,21 @@ class LlamaModel {
   size_t weight_bytes() const;
 
  private:
-  struct Scratch;
-  // Rows [row0, row0 + n) of a forward's row block: one sequence, at positions n_past ...
-  struct Span {
-    KVCache* cache;
-    int64_t row0, n, n_past;
-  };
+  using Span = ForwardContext::Span;
   void bind_swiftkv();
-  void layer(int64_t l, Tensor& x, const std::vector<Span>& spans, const int32_t* pos, Scratch& s);
-  void swiftkv_kv(const Tensor& x, const std::vector<Span>& spans, const int32_t* pos);
-  Tensor head(const Tensor& rows);
-  void count_linear(int64_t n, const Tensor& w);
+  void upload_weights();
+  void layer(ForwardContext& ctx, int64_t l, Tensor& x, const std::vector<Span>& spans, const Tensor& pos) const;
+  void swiftkv_kv(ForwardContext& ctx, const Tensor& x, const std::vector<Span>& spans, const Tensor& pos) const;
+  Tensor head(ForwardContext& ctx, const Tensor& rows) const;
+  // ids / positions as I32 [n, 1] tensors on the model's device (staged through ctx).
+  Tensor device_i32(ForwardContext& ctx, const std::vector<int32_t>& host, Tensor& dev) const;
 
   ModelFiles files_;
+  ModelOptions opts_;
   ModelWeights w_;
   ops::Rope rope_;
   KVLayout layout_;
   std::map<std::string, Tensor> owned_;  // tensors made at load (the stacked SwiftKV K/V)
-  FlopCount flops_;
 };
 
 }  // namespace skv

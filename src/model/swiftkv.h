@@ -6,28 +6,9 @@
 
 #include "io/config.h"
 #include "io/model_files.h"
+#include "model/kv_layout.h"
 
 namespace skv {
-
-// The K/V wiring of one path through a model. The teacher path (a plain model, or a SwiftKV
-// checkpoint run with --no-swiftkv) has first_skip == num_layers: every layer owns its K/V.
-struct KVLayout {
-  int64_t num_layers = 0;
-  int64_t first_skip = 0;  // M: layers >= M take K/V from norm_swiftkv(x_M)
-  int64_t group = 1;       // G: AcrossKV group size
-
-  static KVLayout teacher(const ModelConfig& c) { return {c.num_layers, c.num_layers, 1}; }
-  static KVLayout swiftkv(const ModelConfig& c) {
-    return {c.num_layers, c.num_key_value_layers, c.key_value_group_size};
-  }
-
-  bool active() const { return first_skip < num_layers; }
-  int64_t cache_layers() const { return first_skip + (num_layers - first_skip) / group; }
-  int64_t cache_index(int64_t layer) const {
-    return layer < first_skip ? layer : first_skip + (layer - first_skip) / group;
-  }
-  bool is_leader(int64_t layer) const { return layer >= first_skip && (layer - first_skip) % group == 0; }
-};
 
 // M for "skip a fraction F of the layers": M = L - round(F * L) (50% of 32 layers -> M = 16,
 // 25% -> M = 24). Throws unless 0 < F < 1 and 1 <= M < L.

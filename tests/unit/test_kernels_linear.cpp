@@ -247,14 +247,14 @@ TEST(Linear, ThreadCountsAgree) {
   std::normal_distribution<float> nd;
   for (int64_t i = 0; i < 5 * 576; ++i) x.as<float>()[i] = nd(rng);
   Tensor y1 = Tensor::empty(DType::F32, {5, 577}), y2 = Tensor::empty(DType::F32, {5, 577});
-  const int saved = ops::num_threads();
+  const int saved = cpu::num_threads();
   for (LinearPath path : {LinearPath::Gemv, LinearPath::Gemm}) {
-    ops::set_num_threads(1);
+    cpu::set_num_threads(1);
     cpu::linear(x, W.t, nullptr, y1, path);
-    ops::set_num_threads(3);
+    cpu::set_num_threads(3);
     cpu::linear(x, W.t, nullptr, y2, path);
     // Each output is computed by one thread with the same code: identical bits.
     EXPECT_EQ(std::memcmp(y1.data, y2.data, y1.nbytes()), 0);
   }
-  ops::set_num_threads(saved);
+  cpu::set_num_threads(saved);
 }

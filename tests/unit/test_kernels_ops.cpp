@@ -43,7 +43,7 @@ TEST(Rope, BothStylesAgainstFormula) {
       std::vector<int32_t> pos = {0, 1, 2, 17, 511, 2047, 4095, 8191, 100000};
       Tensor x = randn({n, heads * D}, rng);
       std::vector<float> x0(x.as<float>(), x.as<float>() + x.numel());
-      ops::rope(x, heads, pos.data(), rp);
+      ops::rope(x, heads, ops::host_i32(pos.data(), n), rp);
       for (int64_t i = 0; i < n; ++i)
         for (int64_t h = 0; h < heads; ++h)
           for (int64_t j = 0; j < D / 2; ++j) {
@@ -67,10 +67,10 @@ TEST(Rope, Checks) {
   rp.inv_freq = {1, 2, 3};  // should be 4
   Tensor x = Tensor::zeros(DType::F32, {1, 16});
   int32_t p = 0;
-  EXPECT_THROW(ops::rope(x, 2, &p, rp), Error);
+  EXPECT_THROW(ops::rope(x, 2, ops::host_i32(&p, 1), rp), Error);
   rp.inv_freq.push_back(4);
-  EXPECT_NO_THROW(ops::rope(x, 2, &p, rp));
-  EXPECT_THROW(ops::rope(x, 3, &p, rp), Error);
+  EXPECT_NO_THROW(ops::rope(x, 2, ops::host_i32(&p, 1), rp));
+  EXPECT_THROW(ops::rope(x, 3, ops::host_i32(&p, 1), rp), Error);
 }
 
 TEST(RmsNorm, AgainstDoubleAllWeightDtypes) {
@@ -155,7 +155,7 @@ TEST(Embedding, AllTableDtypes) {
     for (Isa isa : isas()) {
       set_isa(isa);
       Tensor out = Tensor::empty(DType::F32, {static_cast<int64_t>(ids.size()), d});
-      ops::embedding(table, ids.data(), ids.size(), out);
+      ops::embedding(table, ops::host_i32(ids.data(), static_cast<int64_t>(ids.size())), out);
       for (size_t i = 0; i < ids.size(); ++i)
         for (int64_t j = 0; j < d; ++j)
           ASSERT_NEAR(out.as<float>()[i * d + j], deq[ids[i] * d + j], 1e-6f * (1 + std::fabs(deq[ids[i] * d + j])))
@@ -163,7 +163,7 @@ TEST(Embedding, AllTableDtypes) {
     }
     int32_t bad = 50;
     Tensor out1 = Tensor::empty(DType::F32, {1, d});
-    EXPECT_THROW(ops::embedding(table, &bad, 1, out1), Error);
+    EXPECT_THROW(ops::embedding(table, ops::host_i32(&bad, 1), out1), Error);
   }
 }
 
@@ -234,10 +234,10 @@ TEST(Softmax, LogSoftmaxAndSoftmax) {
 }
 
 TEST(Threads, SetAndGet) {
-  const int saved = ops::num_threads();
-  ops::set_num_threads(3);
-  EXPECT_EQ(ops::num_threads(), 3);
-  ops::set_num_threads(0);
-  EXPECT_GE(ops::num_threads(), 1);
-  ops::set_num_threads(saved);
+  const int saved = cpu::num_threads();
+  cpu::set_num_threads(3);
+  EXPECT_EQ(cpu::num_threads(), 3);
+  cpu::set_num_threads(0);
+  EXPECT_GE(cpu::num_threads(), 1);
+  cpu::set_num_threads(saved);
 }

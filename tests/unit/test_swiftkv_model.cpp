@@ -7,6 +7,8 @@
 #include <random>
 
 #include "core/error.h"
+#include "backend/ops.h"
+#include "engine/kv_cache.h"
 #include "model/llama.h"
 #include "model/swiftkv.h"
 
@@ -16,7 +18,7 @@ using skv::DType;
 using skv::Logits;
 using skv::Tensor;
 
-Tensor randn(std::vector<int64_t> shape, std::mt19937& rng, float stddev, float mean = 0.0f) {
+Tensor randn(skv::Shape shape, std::mt19937& rng, float stddev, float mean = 0.0f) {
   Tensor t = Tensor::empty(DType::F32, shape);
   std::normal_distribution<float> dist(mean, stddev);
   for (int64_t i = 0; i < t.numel(); ++i) t.as<float>()[i] = dist(rng);
@@ -99,6 +101,14 @@ struct Case {
   int64_t m, g;
 };
 
+// forward() with a context of its own and the logits copied out of it, so that several
+// results can be kept and compared.
+Tensor fwd(const skv::LlamaModel& m, skv::KVCache& cache, const int32_t* ids, int64_t n, int64_t n_past, Logits which) {
+  skv::ForwardContext ctx(m);
+  Tensor t = m.forward(ctx, cache, ids, n, n_past, which);
+  return t.defined() ? skv::ops::clone(t) : t;
+}
+
 class SwiftKVModel : public ::testing::TestWithParam<Case> {};
 
 TEST_P(SwiftKVModel, SkippingEqualsFullForward) {
@@ -109,10 +119,10 @@ TEST_P(SwiftKVModel, SkippingEqualsFullForward) {
   const int64_t n = 37, vocab = c.shape.vocab;
   const std::vector<int32_t> ids = random_ids(n + 3, vocab, 11);
 
-  skv::KVCache full_cache = model.make_cache(64);
-  Tensor all = model.forward(full_cache, ids.data(), n, 0, Logits::All);
-  skv::KVCache cache = model.make_cache(64);
-  Tensor last = model.forward(cache, ids.data(), n, 0, Logits::Last);
+  skv::KVCache full_cache = skv::make_cache(model, 64);
+  Tensor all = fwd(model, full_cache, ids.data(), n, 0, Logits::All);
+  skv::KVCache cache = skv::make_cache(model, 64);
+  Tensor last = fwd(model, cache, ids.data(), n, 0, Logits::Last);
   EXPECT_LT(max_abs_diff(last.as<float>(), all.as<float>() + (n - 1) * vocab, vocab), 1e-4f);
 
   // Every cache layer holds the same K/V whichever rows went on to the later layers.
@@ -123,14 +133,14 @@ TEST_P(SwiftKVModel, SkippingEqualsFullForward) {
 
   // Chunked prefill (rows that return nothing skip layers >= M entirely), then decode steps,
   // against the full forward of the whole sequence.
-  skv::KVCache chunked = model.make_cache(64);
-  EXPECT_FALSE(model.forward(chunked, ids.data(), 10, 0, Logits::None).defined());
-  Tensor prev = model.forward(chunked, ids.data() + 10, n - 10, 10, Logits::Last);
+  skv::KVCache chunked = skv::make_cache(model, 64);
+  EXPECT_FALSE(fwd(model, chunked, ids.data(), 10, 0, Logits::None).defined());
+  Tensor prev = fwd(model, chunked, ids.data() + 10, n - 10, 10, Logits::Last);
   EXPECT_LT(max_abs_diff(prev.as<float>(), last.as<float>(), vocab), 1e-4f);
-  skv::KVCache ref_cache = model.make_cache(64);
-  Tensor ref = model.forward(ref_cache, ids.data(), n + 3, 0, Logits::All);
+  skv::KVCache ref_cache = skv::make_cache(model, 64);
+  Tensor ref = fwd(model, ref_cache, ids.data(), n + 3, 0, Logits::All);
   for (int64_t i = n; i < n + 3; ++i) {
-    Tensor step = model.forward(chunked, &ids[i], 1, i, Logits::Last);
+    Tensor step = fwd(model, chunked, &ids[i], 1, i, Logits::Last);
     EXPECT_LT(max_abs_diff(step.as<float>(), ref.as<float>() + i * vocab, vocab), 1e-4f) << "decode step " << i;
   }
 }
@@ -151,8 +161,8 @@ TEST(SwiftKVModel, PathsDifferAndTeacherIsTheBase) {
   EXPECT_EQ(teacher.kv_layout().cache_layers(), s.layers);
   const std::vector<int32_t> ids = random_ids(20, s.vocab, 5);
   auto run = [&](skv::LlamaModel& m) {
-    skv::KVCache cache = m.make_cache(32);
-    return m.forward(cache, ids.data(), 20, 0, Logits::All);
+    skv::KVCache cache = skv::make_cache(m, 32);
+    return fwd(m, cache, ids.data(), 20, 0, Logits::All);
   };
   Tensor a = run(skv_path), t = run(teacher), b = run(base);
   EXPECT_EQ(max_abs_diff(t.as<float>(), b.as<float>(), 20 * s.vocab), 0.0f);  // same weights, same code
@@ -168,9 +178,9 @@ TEST(SwiftKVModel, ConvertedInitEqualsTeacherUpToLayerM) {
   skv::LlamaModel converted(std::move(f));
   skv::LlamaModel base(base_model(s, 9));
   const std::vector<int32_t> ids = random_ids(15, s.vocab, 2);
-  skv::KVCache c1 = converted.make_cache(16), c2 = base.make_cache(16);
-  Tensor a = converted.forward(c1, ids.data(), 15, 0, Logits::All);
-  Tensor b = base.forward(c2, ids.data(), 15, 0, Logits::All);
+  skv::KVCache c1 = skv::make_cache(converted, 16), c2 = skv::make_cache(base, 16);
+  Tensor a = fwd(converted, c1, ids.data(), 15, 0, Logits::All);
+  Tensor b = fwd(base, c2, ids.data(), 15, 0, Logits::All);
   EXPECT_LT(max_abs_diff(a.as<float>(), b.as<float>(), 15 * s.vocab), 1e-4f);
 }
 
@@ -196,16 +206,17 @@ TEST(SwiftKVModel, FlopsFollowTheFormula) {
   skv::LlamaModel model(swiftkv_model(s, m, 1, 4));
   skv::LlamaModel teacher(swiftkv_model(s, m, 1, 4), skv::ModelOptions{.swiftkv = false});
   const std::vector<int32_t> ids = random_ids(n, s.vocab, 1);
-  skv::KVCache c1 = model.make_cache(n), c2 = teacher.make_cache(n);
-  model.forward(c1, ids.data(), n, 0, Logits::None);
-  teacher.forward(c2, ids.data(), n, 0, Logits::None);
+  skv::KVCache c1 = skv::make_cache(model, n), c2 = skv::make_cache(teacher, n);
+  skv::ForwardContext x1(model), x2(teacher);
+  model.forward(x1, c1, ids.data(), n, 0, Logits::None);
+  teacher.forward(x2, c2, ids.data(), n, 0, Logits::None);
   const double d = s.hidden, qd = s.heads * s.head_dim, kvd = s.kv_heads * s.head_dim, f = s.ffn;
   const double per_layer = 2.0 * n * (d * qd * 2 + 2 * d * kvd + 3 * d * f);
   const double attn_per_layer = 4.0 * s.heads * s.head_dim * (n * (n + 1) / 2.0);
-  EXPECT_DOUBLE_EQ(teacher.flops().linear, s.layers * per_layer);
-  EXPECT_DOUBLE_EQ(teacher.flops().attention, s.layers * attn_per_layer);
-  EXPECT_DOUBLE_EQ(model.flops().linear, m * per_layer + 2.0 * n * d * 2 * kvd * (s.layers - m));
-  EXPECT_DOUBLE_EQ(model.flops().attention, m * attn_per_layer);
+  EXPECT_DOUBLE_EQ(x2.flops().linear, s.layers * per_layer);
+  EXPECT_DOUBLE_EQ(x2.flops().attention, s.layers * attn_per_layer);
+  EXPECT_DOUBLE_EQ(x1.flops().linear, m * per_layer + 2.0 * n * d * 2 * kvd * (s.layers - m));
+  EXPECT_DOUBLE_EQ(x1.flops().attention, m * attn_per_layer);
 }
 
 TEST(SwiftKVModel, Settings) {
@@ -250,28 +261,31 @@ TEST_P(ForwardBatch, EqualsEachChunkAlone) {
   // Each sequence's history goes into both its caches the same way.
   std::vector<skv::KVCache> alone, batched;
   for (size_t i = 0; i < seqs.size(); ++i) {
-    alone.push_back(model.make_cache(24));
-    batched.push_back(model.make_cache(24));
+    alone.push_back(skv::make_cache(model, 24));
+    batched.push_back(skv::make_cache(model, 24));
     if (seqs[i].n_past == 0) continue;
-    model.forward(alone.back(), ids[i].data(), seqs[i].n_past, 0, Logits::None);
-    model.forward(batched.back(), ids[i].data(), seqs[i].n_past, 0, Logits::None);
+    fwd(model, alone.back(), ids[i].data(), seqs[i].n_past, 0, Logits::None);
+    fwd(model, batched.back(), ids[i].data(), seqs[i].n_past, 0, Logits::None);
   }
-  const skv::FlopCount f0 = model.flops();
+  skv::ForwardContext ctx(model);
   std::vector<Tensor> want;
-  for (size_t i = 0; i < seqs.size(); ++i)
-    want.push_back(model.forward(alone[i], ids[i].data() + seqs[i].n_past, seqs[i].n, seqs[i].n_past, seqs[i].which));
-  const skv::FlopCount f1 = model.flops();
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    Tensor t = model.forward(ctx, alone[i], ids[i].data() + seqs[i].n_past, seqs[i].n, seqs[i].n_past, seqs[i].which);
+    want.push_back(t.defined() ? skv::ops::clone(t) : t);
+  }
+  const skv::FlopCount f1 = ctx.flops();
+  skv::ForwardContext bctx(model);
   std::vector<skv::SeqChunk> chunks;
   for (size_t i = 0; i < seqs.size(); ++i)
-    chunks.push_back({.cache = &batched[i],
+    chunks.push_back({.kv = batched[i].view(),
                       .ids = ids[i].data() + seqs[i].n_past,
                       .n = seqs[i].n,
                       .n_past = seqs[i].n_past,
                       .which = seqs[i].which});
-  model.forward_batch(chunks);
-  const skv::FlopCount f2 = model.flops();
-  EXPECT_DOUBLE_EQ(f2.linear - f1.linear, f1.linear - f0.linear);
-  EXPECT_DOUBLE_EQ(f2.attention - f1.attention, f1.attention - f0.attention);
+  model.forward_batch(bctx, chunks);
+  const skv::FlopCount f2 = bctx.flops();
+  EXPECT_DOUBLE_EQ(f2.linear, f1.linear);
+  EXPECT_DOUBLE_EQ(f2.attention, f1.attention);
 
   for (size_t i = 0; i < seqs.size(); ++i) {
     ASSERT_EQ(chunks[i].logits.defined(), want[i].defined()) << i;
@@ -291,10 +305,10 @@ TEST_P(ForwardBatch, EqualsEachChunkAlone) {
   std::vector<int32_t> next = {1, 2, 3, 4};
   for (size_t i = 0; i < seqs.size(); ++i)
     step.push_back(
-        {.cache = &batched[i], .ids = &next[i], .n = 1, .n_past = seqs[i].n_past + seqs[i].n, .which = Logits::Last});
-  model.forward_batch(step);
+        {.kv = batched[i].view(), .ids = &next[i], .n = 1, .n_past = seqs[i].n_past + seqs[i].n, .which = Logits::Last});
+  model.forward_batch(bctx, step);
   for (size_t i = 0; i < seqs.size(); ++i) {
-    Tensor ref = model.forward(alone[i], &next[i], 1, seqs[i].n_past + seqs[i].n, Logits::Last);
+    Tensor ref = fwd(model, alone[i], &next[i], 1, seqs[i].n_past + seqs[i].n, Logits::Last);
     EXPECT_LT(max_abs_diff(step[i].logits.as<float>(), ref.as<float>(), vocab), 1e-5f) << i;
   }
 }
@@ -308,30 +322,31 @@ TEST(ForwardBatch, RejectsSharedCachesAndOverflow) {
   const Shape s;
   skv::LlamaModel model(base_model(s, 2));
   const std::vector<int32_t> ids = random_ids(8, s.vocab, 3);
-  skv::KVCache a = model.make_cache(8), b = model.make_cache(8);
-  std::vector<skv::SeqChunk> shared = {{.cache = &a, .ids = ids.data(), .n = 2, .n_past = 0},
-                                       {.cache = &b, .ids = ids.data(), .n = 2, .n_past = 0},
-                                       {.cache = &a, .ids = ids.data(), .n = 2, .n_past = 2}};
+  skv::KVCache a = skv::make_cache(model, 8), b = skv::make_cache(model, 8);
+  skv::ForwardContext ctx(model);
+  std::vector<skv::SeqChunk> shared = {{.kv = a.view(), .ids = ids.data(), .n = 2, .n_past = 0},
+                                       {.kv = b.view(), .ids = ids.data(), .n = 2, .n_past = 0},
+                                       {.kv = a.view(), .ids = ids.data(), .n = 2, .n_past = 2}};
   try {
-    model.forward_batch(shared);
+    model.forward_batch(ctx, shared);
     FAIL() << "two chunks on one cache were accepted";
   } catch (const skv::Error& e) {
     EXPECT_NE(std::string(e.what()).find("share one KV cache"), std::string::npos) << e.what();
   }
-  std::vector<skv::SeqChunk> overflow = {{.cache = &a, .ids = ids.data(), .n = 2, .n_past = 0},
-                                         {.cache = &b, .ids = ids.data(), .n = 4, .n_past = 6}};
-  EXPECT_THROW(model.forward_batch(overflow), skv::Error);
+  std::vector<skv::SeqChunk> overflow = {{.kv = a.view(), .ids = ids.data(), .n = 2, .n_past = 0},
+                                         {.kv = b.view(), .ids = ids.data(), .n = 4, .n_past = 6}};
+  EXPECT_THROW(model.forward_batch(ctx, overflow), skv::Error);
   std::vector<skv::SeqChunk> none;
-  EXPECT_THROW(model.forward_batch(none), skv::Error);
+  EXPECT_THROW(model.forward_batch(ctx, none), skv::Error);
 }
 
 TEST(KVCache, CopyPrefixAndSlice) {
   const Shape s;
   skv::LlamaModel model(base_model(s, 2));
   const std::vector<int32_t> ids = random_ids(10, s.vocab, 4);
-  skv::KVCache src = model.make_cache(10);
-  model.forward(src, ids.data(), 10, 0, Logits::None);
-  skv::KVCache arena = model.make_cache(20);
+  skv::KVCache src = skv::make_cache(model, 10);
+  fwd(model, src, ids.data(), 10, 0, Logits::None);
+  skv::KVCache arena = skv::make_cache(model, 20);
   skv::KVCache part = arena.slice(8, 6);
   EXPECT_EQ(part.capacity, 6);
   part.copy_prefix_from(src, 6);
@@ -340,13 +355,13 @@ TEST(KVCache, CopyPrefixAndSlice) {
     EXPECT_EQ(max_abs_diff(arena.v[l].as<float>() + 8 * src.row, src.v[l].as<float>(), 6 * src.row), 0.0f);
   }
   // The continuation from a copied prefix is the continuation from the original.
-  Tensor from_copy = model.forward(part, ids.data() + 5, 1, 5, Logits::Last);
-  skv::KVCache ref = model.make_cache(10);
-  Tensor want = model.forward(ref, ids.data(), 6, 0, Logits::Last);
+  Tensor from_copy = fwd(model, part, ids.data() + 5, 1, 5, Logits::Last);
+  skv::KVCache ref = skv::make_cache(model, 10);
+  Tensor want = fwd(model, ref, ids.data(), 6, 0, Logits::Last);
   EXPECT_LT(max_abs_diff(from_copy.as<float>(), want.as<float>(), s.vocab), 1e-5f);
   EXPECT_THROW(part.copy_prefix_from(src, 7), skv::Error);  // past the slice
   EXPECT_THROW(arena.slice(15, 6), skv::Error);
-  skv::KVCache other(src.num_layers(), src.row + 1, 10);
+  skv::KVCache other(skv::KVSpec{src.num_layers(), src.row + 1}, 10);
   EXPECT_THROW(other.copy_prefix_from(src, 2), skv::Error);
 }
 

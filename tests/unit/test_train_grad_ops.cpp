@@ -384,7 +384,7 @@ TEST(TrainRope, ForwardMatchesInferenceRope) {
       const Vec x = rounded(randv(n * heads * D, rng));
       Tensor t = Tensor::empty(DType::F32, {n, heads * D});
       std::copy(x.begin(), x.end(), t.as<float>());
-      ops::rope(t, heads, pos.data(), rp);
+      ops::rope(t, heads, ops::host_i32(pos.data(), n), rp);
       VecF xf = to_f(x);
       rope_forward<float>(xf.data(), n, heads, D, pos.data(), rp.inv_freq.data(), interleaved);
       Vec xd = x;

@@ -68,8 +68,15 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
   }
 
   // Split keys: partial (o, m, l) per (task, split), merged per task afterwards.
-  std::vector<float> po(static_cast<size_t>(tasks * splits * gsz * D)), pm(static_cast<size_t>(tasks * splits * gsz)),
-      pl(static_cast<size_t>(tasks * splits * gsz));
+  // Kept per calling thread and only grown: a decode step must not allocate once warm.
+  // The workers below use these through plain pointers (their own thread_local would be empty).
+  thread_local std::vector<float> t_po, t_pm, t_pl;
+  const size_t partials = static_cast<size_t>(tasks * splits * gsz);
+  if (t_po.size() < partials * D) t_po.resize(partials * D);
+  if (t_pm.size() < partials) t_pm.resize(partials), t_pl.resize(partials);
+  float* po = t_po.data();
+  float* pm = t_pm.data();
+  float* pl = t_pl.data();
 #pragma omp parallel num_threads(nt)
   {
 #pragma omp for schedule(dynamic, 1)
@@ -86,7 +93,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
         continue;
       }
       k.attn(qp + i * q_stride + h0 * D, D, gs, kp + b * kv_stride + kvh * D, vp + b * kv_stride + kvh * D, kv_stride,
-             e - b, D, scale, po.data() + slot * D, D, pm.data() + slot, pl.data() + slot);
+             e - b, D, scale, po + slot * D, D, pm + slot, pl + slot);
     }
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tasks; ++t) {
@@ -103,7 +110,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
           if (pl[slot] == 0.0f) continue;
           const float w = std::exp(pm[slot] - M);
           L += pl[slot] * w;
-          const float* src = po.data() + slot * D;
+          const float* src = po + slot * D;
           for (int64_t d = 0; d < D; ++d) o[g * D + d] += w * src[d];
         }
         const float inv = L > 0.0f ? 1.0f / L : 0.0f;

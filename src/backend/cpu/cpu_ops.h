@@ -4,18 +4,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/cpu/threads.h"
 #include "backend/ops.h"
 #include "core/tensor.h"
 
 namespace skv::cpu {
-
-// ---- threads (threads.cpp)
-// Every parallel region uses num_threads() explicitly (not the caller's OpenMP ICV), and
-// runs serially when already inside a parallel region (no nested parallelism). The GEMM
-// library is kept single-threaded: kernels parallelise around it.
-void set_num_threads(int n);  // <= 0: all cores
-int num_threads();
-int threads_for(double work, double min_work_per_thread);  // 1 if inside a parallel region
 
 // ---- linear (linear.cpp)
 // y[n, ldy] = x[n, in] w[out, in]^T + bias. The front picks the path by n; the two paths are
@@ -28,6 +21,7 @@ int64_t linear_gemv_max_rows(DType t);
 // ---- elementwise / norm / rope / attention
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
 void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out);
+void copy_cols(const Tensor& src, int64_t col0, Tensor& dst);
 void add_inplace(Tensor& y, const Tensor& x);
 void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
 void rope(Tensor& x, int64_t heads, const int32_t* positions, const ops::Rope& rope);

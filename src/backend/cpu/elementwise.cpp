@@ -114,3 +114,14 @@ void log_softmax_rows(Tensor& x) { softmax_impl<true>(x); }
 void softmax_rows(Tensor& x) { softmax_impl<false>(x); }
 
 }  // namespace skv::cpu
+
+namespace skv::cpu {
+
+void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) {
+  const int64_t n = dst.rows(), w = dst.cols(), sw = src.cols();
+  const float* s = src.as<float>() + col0;
+  float* d = dst.as<float>();
+  for (int64_t r = 0; r < n; ++r) std::memcpy(d + r * w, s + r * sw, static_cast<size_t>(w) * sizeof(float));
+}
+
+}  // namespace skv::cpu

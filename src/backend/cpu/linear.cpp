@@ -209,7 +209,7 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, Lin
   p.w_stride = w.row_bytes();
   p.y = y.as<float>();
   p.ldy = y.cols();
-  std::vector<float> bias_buf;
+  thread_local std::vector<float> bias_buf;  // reused: no allocation per call once warm
   p.bias = bias ? as_f32(*bias, bias_buf) : nullptr;
   if (p.n == 0 || p.out == 0) return;
   if (path == LinearPath::Auto) path = p.n <= linear_gemv_max_rows(p.wt) ? LinearPath::Gemv : LinearPath::Gemm;

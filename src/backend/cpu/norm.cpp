@@ -10,7 +10,7 @@ namespace skv::cpu {
 
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
   const Kernels& k = kernels();
-  std::vector<float> wbuf;
+  thread_local std::vector<float> wbuf;  // reused: no allocation per call once warm
   const float* w = as_f32(weight, wbuf);
   const int64_t n = x.rows(), d = x.cols();
   const float* xp = x.as<float>();

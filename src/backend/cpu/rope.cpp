@@ -18,7 +18,9 @@ void rope(Tensor& x, int64_t heads, const int32_t* positions, const ops::Rope& r
   const int nt = threads_for(static_cast<double>(n) * (heads * D + 8 * half), 16.0 * 1024);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    std::vector<float> cs(static_cast<size_t>(2 * half));
+    // Per-thread and kept: a decode step must not allocate once warm.
+    thread_local std::vector<float> cs;
+    if (cs.size() < static_cast<size_t>(2 * half)) cs.resize(static_cast<size_t>(2 * half));
     float* c = cs.data();
     float* s = c + half;
 #pragma omp for schedule(static)

@@ -1,0 +1,38 @@
+// The CPU backend serves host memory: the op fronts reach the kernels of this folder through it.
+#include "backend/backend.h"
+#include "backend/cpu/cpu_ops.h"
+
+namespace skv::cpu {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override { cpu::linear(x, w, bias, y); }
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) override {
+    cpu::rms_norm(x, weight, eps, y);
+  }
+  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
+    cpu::embedding(table, ids.as<int32_t>(), ids.numel(), out);
+  }
+  void add_inplace(Tensor& y, const Tensor& x) override { cpu::add_inplace(y, x); }
+  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override { cpu::silu_mul(gate, up, out); }
+  void rope(Tensor& x, int64_t heads, const Tensor& positions, const ops::Rope& rope) override {
+    cpu::rope(x, heads, positions.as<int32_t>(), rope);
+  }
+  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
+                 int64_t num_kv_heads, float scale, Tensor& out) override {
+    cpu::attention(q, k_cache, v_cache, n_past, num_heads, num_kv_heads, scale, out);
+  }
+  void log_softmax_rows(Tensor& x) override { cpu::log_softmax_rows(x); }
+  void softmax_rows(Tensor& x) override { cpu::softmax_rows(x); }
+  void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) override { cpu::copy_cols(src, col0, dst); }
+};
+
+}  // namespace
+
+Backend& host_backend() {
+  static CpuBackend b;
+  return b;
+}
+
+}  // namespace skv::cpu
