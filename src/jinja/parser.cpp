@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "tokenizer/jinja_internal.h"
+#include "jinja/internal.h"
 
 namespace skv::jinja::detail {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "tokenizer/jinja_internal.h"
+#include "jinja/internal.h"
 
 namespace skv::jinja::detail {
 

@@ -1,5 +1,5 @@
 #pragma once
-// Internals of the Jinja2 subset (tokenizer/jinja.h): values, tokens, AST, and the builtin
+// Internals of the Jinja2 subset (jinja/jinja.h): values, tokens, AST, and the builtin
 // filters / tests / methods. Semantics follow jinja2 3.1 running in transformers'
 // ImmutableSandboxedEnvironment, i.e. Python semantics for values: `and`/`or` return an
 // operand, 1 == 1.0 == true, strings index by code point, dicts keep insertion order, and a
@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "tokenizer/jinja.h"
+#include "jinja/jinja.h"
 
 namespace skv::jinja::detail {
 
@@ -131,7 +131,7 @@ struct Args {
   std::vector<std::optional<Value>> bind(const char* fname, std::initializer_list<const char*> params) const;
 };
 
-// ---- value helpers (jinja_value.cpp) ----
+// ---- value helpers (value.cpp) ----
 std::string type_name(const Value& v);
 bool truthy(const Value& v);
 std::string to_str(const Value& v);  // Python str()
@@ -163,7 +163,7 @@ Value get_attr(const Value& obj, const std::string& name);
 Value get_item(const Value& obj, const Value& key);
 Value slice(const Value& obj, const Value& start, const Value& stop, const Value& step);
 
-// ---- builtins (jinja_builtins.cpp) ----
+// ---- builtins (builtins.cpp) ----
 bool has_filter(const std::string& name);
 bool has_test(const std::string& name);
 Value apply_filter(Interp& in, const std::string& name, const Value& v, const Args& args);
@@ -171,7 +171,7 @@ bool apply_test(Interp& in, const std::string& name, const Value& v, const Args&
 void add_globals(ValueDict& globals);
 Value binary_op(const std::string& op, const Value& l, const Value& r);
 
-// ---- lexer / parser (jinja_parser.cpp) ----
+// ---- lexer / parser (parser.cpp) ----
 struct Token {
   enum class T : uint8_t { Data, VarBegin, VarEnd, BlockBegin, BlockEnd, Name, Str, Int, Float, Op, Eof };
   T t;
@@ -236,7 +236,7 @@ struct Node {
 
 Body parse(const std::vector<Token>& tokens);
 
-// ---- interpreter (jinja_eval.cpp) ----
+// ---- interpreter (runtime.cpp) ----
 class Interp {
  public:
   explicit Interp(const ValueDict& globals);

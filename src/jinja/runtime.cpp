@@ -1,6 +1,6 @@
-// Tree-walking interpreter and the public entry points of tokenizer/jinja.h.
+// Tree-walking interpreter and the public entry points of jinja/jinja.h.
 #include "core/error.h"
-#include "tokenizer/jinja_internal.h"
+#include "jinja/internal.h"
 
 namespace skv::jinja {
 

@@ -8,7 +8,7 @@
 #include <ctime>
 #include <map>
 
-#include "tokenizer/jinja_internal.h"
+#include "jinja/internal.h"
 
 namespace skv::jinja::detail {
 
