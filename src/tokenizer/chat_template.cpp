@@ -1,7 +1,7 @@
 #include "tokenizer/chat_template.h"
 
 #include "core/error.h"
-#include "tokenizer/jinja.h"
+#include "jinja/jinja.h"
 
 namespace skv {
 

@@ -1,6 +1,6 @@
 #pragma once
 // Renders a model's chat template like transformers' apply_chat_template (Jinja2 with
-// trim_blocks and lstrip_blocks), using the Jinja subset in tokenizer/jinja.h.
+// trim_blocks and lstrip_blocks), using the Jinja subset in jinja/jinja.h.
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>

@@ -1,4 +1,4 @@
-// Unit tests for the Jinja2 subset (tokenizer/jinja.h) and apply_chat_template.
+// Unit tests for the Jinja2 subset (jinja/jinja.h) and apply_chat_template.
 // Every expected string below was checked against jinja2 3.1 configured the way transformers
 // configures it (trim_blocks, lstrip_blocks, loopcontrols, its tojson / raise_exception).
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "tokenizer/chat_template.h"
-#include "tokenizer/jinja.h"
+#include "jinja/jinja.h"
 
 namespace {
 

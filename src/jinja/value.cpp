@@ -1,12 +1,17 @@
-// Python semantics for template values: str() / repr() / ==, <, iteration, json.dumps.
+// Python semantics for template values: str() / repr() / ==, <, iteration, subscripts.
+#include "jinja/value.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 
-#include "tokenizer/jinja_internal.h"
+#include "jinja/builtins.h"
+#include "jinja/pystring.h"
 
 namespace skv::jinja::detail {
+
+using K = Value::Kind;
 
 // ---------------------------------------------------------------- containers
 
@@ -48,93 +53,6 @@ std::vector<std::optional<Value>> Args::bind(const char* fname, std::initializer
     out[k] = v;
   }
   return out;
-}
-
-// ---------------------------------------------------------------- UTF-8
-
-std::u32string utf8_decode(std::string_view s) {
-  std::u32string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
-    if (n < 0 || i + n >= s.size()) {  // invalid lead byte or truncated sequence
-      out.push_back(0xFFFD);
-      ++i;
-      continue;
-    }
-    char32_t cp = n == 0 ? c : n == 1 ? (c & 0x1F) : n == 2 ? (c & 0x0F) : (c & 0x07);
-    bool ok = true;
-    for (int k = 1; k <= n; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc >> 6) != 2) ok = false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (!ok) {
-      out.push_back(0xFFFD);
-      ++i;
-      continue;
-    }
-    out.push_back(cp);
-    i += n + 1;
-  }
-  return out;
-}
-
-void utf8_append(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
-}
-
-std::string utf8_encode(std::u32string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char32_t c : s) utf8_append(out, c);
-  return out;
-}
-
-// Python str.isspace() (also what `\s` matches in jinja's lexer regexes).
-bool py_isspace(char32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
-std::string py_strip(std::string_view s, bool left, bool right, const std::optional<std::string>& chars) {
-  // ASCII fast path for the common case (whitespace, no chars argument).
-  auto ascii_ws = [](unsigned char c) { return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20); };
-  if (!chars) {
-    bool ascii = std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-    if (ascii) {
-      size_t b = 0, e = s.size();
-      if (left)
-        while (b < e && ascii_ws(s[b])) ++b;
-      if (right)
-        while (e > b && ascii_ws(s[e - 1])) --e;
-      return std::string(s.substr(b, e - b));
-    }
-  }
-  std::u32string u = utf8_decode(s), set;
-  if (chars) set = utf8_decode(*chars);
-  auto strip_it = [&](char32_t c) { return chars ? set.find(c) != std::u32string::npos : py_isspace(c); };
-  size_t b = 0, e = u.size();
-  if (left)
-    while (b < e && strip_it(u[b])) ++b;
-  if (right)
-    while (e > b && strip_it(u[e - 1])) --e;
-  return utf8_encode(std::u32string_view(u).substr(b, e - b));
 }
 
 // ---------------------------------------------------------------- str / repr
@@ -438,179 +356,86 @@ int64_t py_len(const Value& v) {
   }
 }
 
-// ---------------------------------------------------------------- JSON
+// ---------------------------------------------------------------- subscripts
 
-static void json_str(std::string& out, const std::string& s, bool ensure_ascii) {
-  out += '"';
-  for (char32_t c : utf8_decode(s)) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default: {
-        char b[16];
-        if (c < 0x20 || (ensure_ascii && c >= 0x7F)) {
-          if (c >= 0x10000) {  // surrogate pair, like Python's json with ensure_ascii
-            char32_t u = c - 0x10000;
-            std::snprintf(b, sizeof b, "\\u%04x\\u%04x", static_cast<unsigned>(0xD800 | (u >> 10)),
-                          static_cast<unsigned>(0xDC00 | (u & 0x3FF)));
-          } else {
-            std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
-          }
-          out += b;
-        } else {
-          utf8_append(out, c);
-        }
-      }
-    }
-  }
-  out += '"';
-}
-
-static std::string json_scalar_key(const Value& k) {
-  // json.dumps converts non-string keys: True -> "true", None -> "null", 1.5 -> "1.5".
-  switch (k.kind) {
-    case Value::Kind::Str:
-      return k.s;
-    case Value::Kind::Bool:
-      return k.b ? "true" : "false";
-    case Value::Kind::None:
-      return "null";
-    case Value::Kind::Int:
-      return std::to_string(k.i);
-    case Value::Kind::Float:
-      return float_repr(k.f);
-    default:
-      raise("keys must be str, int, float, bool or None, not ", type_name(k));
-  }
-}
-
-static void json_dump(std::string& out, const Value& v, const JsonOptions& o, int level) {
-  std::string item_sep = o.separators ? o.separators->first : (o.indent ? "," : ", ");
-  std::string key_sep = o.separators ? o.separators->second : ": ";
-  auto newline = [&](int lvl) {
-    if (!o.indent) return;
-    out += '\n';
-    for (int k = 0; k < lvl; ++k) out += *o.indent;
+// Sandboxed getitem: the item first, then (for string keys) the attribute of that name.
+Value get_item(const Value& obj, const Value& key) {
+  auto missing = [&]() {
+    if (key.kind == K::Str) return get_attr(obj, key.s);
+    std::string owner = obj.kind == K::None ? "None" : type_name(obj) + " object";
+    return Value::undefined(owner + " has no element " + repr(key));
   };
-  switch (v.kind) {
-    case Value::Kind::None:
-      out += "null";
-      return;
-    case Value::Kind::Bool:
-      out += v.b ? "true" : "false";
-      return;
-    case Value::Kind::Int:
-      out += std::to_string(v.i);
-      return;
-    case Value::Kind::Float:
-      if (std::isnan(v.f))
-        out += "NaN";
-      else if (std::isinf(v.f))
-        out += v.f > 0 ? "Infinity" : "-Infinity";
-      else
-        out += float_repr(v.f);
-      return;
-    case Value::Kind::Str:
-      json_str(out, v.s, o.ensure_ascii);
-      return;
-    case Value::Kind::List:
-    case Value::Kind::Tuple: {
-      if (v.generator) raise("Object of type generator is not JSON serializable");
-      if (v.list->empty()) {
-        out += "[]";
-        return;
+  switch (obj.kind) {
+    case K::Undefined:
+      fail_undefined(obj);
+    case K::Dict:
+      if (const Value* v = obj.dict->find(key)) return *v;
+      return missing();
+    case K::List:
+    case K::Tuple:
+    case K::Str: {
+      if (!is_int(key) || obj.generator) return missing();
+      int64_t idx = as_int(key);
+      if (obj.kind == K::Str) {
+        std::u32string u = utf8_decode(obj.s);
+        int64_t n = static_cast<int64_t>(u.size());
+        if (idx < 0) idx += n;
+        if (idx < 0 || idx >= n) return missing();
+        std::string ch;
+        utf8_append(ch, u[idx]);
+        return Value::str(std::move(ch));
       }
-      out += '[';
-      for (size_t k = 0; k < v.list->size(); ++k) {
-        if (k) out += item_sep;
-        newline(level + 1);
-        json_dump(out, (*v.list)[k], o, level + 1);
-      }
-      newline(level);
-      out += ']';
-      return;
-    }
-    case Value::Kind::Dict: {
-      if (v.dict->items.empty()) {
-        out += "{}";
-        return;
-      }
-      std::vector<std::pair<std::string, const Value*>> kvs;
-      for (const auto& [k, x] : v.dict->items) kvs.emplace_back(json_scalar_key(k), &x);
-      if (o.sort_keys)
-        std::stable_sort(kvs.begin(), kvs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-      out += '{';
-      for (size_t k = 0; k < kvs.size(); ++k) {
-        if (k) out += item_sep;
-        newline(level + 1);
-        json_str(out, kvs[k].first, o.ensure_ascii);
-        out += key_sep;
-        json_dump(out, *kvs[k].second, o, level + 1);
-      }
-      newline(level);
-      out += '}';
-      return;
+      int64_t n = static_cast<int64_t>(obj.list->size());
+      if (idx < 0) idx += n;
+      if (idx < 0 || idx >= n) return missing();
+      return (*obj.list)[idx];
     }
     default:
-      raise("Object of type ", type_name(v), " is not JSON serializable");
+      return missing();
   }
 }
 
-std::string to_json(const Value& v, const JsonOptions& o) {
-  std::string out;
-  json_dump(out, v, o, 0);
-  return out;
-}
-
-Value from_json(const nlohmann::ordered_json& j) {
-  switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null:
-      return Value::none();
-    case nlohmann::ordered_json::value_t::boolean:
-      return Value::boolean(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer:
-      return Value::integer(j.get<int64_t>());
-    case nlohmann::ordered_json::value_t::number_unsigned: {
-      uint64_t u = j.get<uint64_t>();
-      if (u > static_cast<uint64_t>(INT64_MAX)) return Value::real(static_cast<double>(u));
-      return Value::integer(static_cast<int64_t>(u));
-    }
-    case nlohmann::ordered_json::value_t::number_float:
-      return Value::real(j.get<double>());
-    case nlohmann::ordered_json::value_t::string:
-      return Value::str(j.get<std::string>());
-    case nlohmann::ordered_json::value_t::array: {
-      ValueList items;
-      for (const auto& x : j) items.push_back(from_json(x));
-      return Value::list_of(std::move(items));
-    }
-    case nlohmann::ordered_json::value_t::object: {
-      auto d = std::make_shared<ValueDict>();
-      for (auto it = j.begin(); it != j.end(); ++it) d->items.emplace_back(Value::str(it.key()), from_json(it.value()));
-      return Value::dict_of(std::move(d));
-    }
-    default:
-      raise("unsupported JSON value in template context");
+Value slice(const Value& obj, const Value& start_v, const Value& stop_v, const Value& step_v) {
+  if (obj.is_undefined()) fail_undefined(obj);
+  for (const Value* v : {&start_v, &stop_v, &step_v})
+    if (v->kind != K::None && !is_int(*v)) raise("slice indices must be integers or None");
+  if (obj.kind != K::Str && !(obj.is_seq() && !obj.generator)) {
+    std::string msg = "'";  // appended to: GCC 12 misreports "'" + type_name(...) (-Wrestrict)
+    msg += type_name(obj) + " object' is not subscriptable by a slice";
+    return Value::undefined(msg);
   }
+  int64_t step = step_v.kind == K::None ? 1 : as_int(step_v);
+  if (step == 0) raise("slice step cannot be zero");
+  std::u32string u;
+  int64_t n;
+  if (obj.kind == K::Str) {
+    u = utf8_decode(obj.s);
+    n = static_cast<int64_t>(u.size());
+  } else {
+    n = static_cast<int64_t>(obj.list->size());
+  }
+  auto adjust = [&](const Value& v, int64_t def) {
+    if (v.kind == K::None) return def;
+    int64_t x = as_int(v);
+    if (x < 0) {
+      x += n;
+      if (x < 0) x = step < 0 ? -1 : 0;
+    } else if (x >= n) {
+      x = step < 0 ? n - 1 : n;
+    }
+    return x;
+  };
+  int64_t start = adjust(start_v, step < 0 ? n - 1 : 0), stop = adjust(stop_v, step < 0 ? -1 : n);
+  std::vector<int64_t> idx;
+  for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) idx.push_back(k);
+  if (obj.kind == K::Str) {
+    std::u32string out;
+    for (int64_t k : idx) out += u[k];
+    return Value::str(utf8_encode(out));
+  }
+  ValueList out;
+  for (int64_t k : idx) out.push_back((*obj.list)[k]);
+  return Value::list_of(std::move(out), obj.kind == K::Tuple);
 }
 
 }  // namespace skv::jinja::detail
