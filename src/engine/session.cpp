@@ -8,6 +8,7 @@
 
 #include "backend/ops.h"
 #include "core/error.h"
+#include "engine/stop_strings.h"
 
 namespace skv {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "backend/ops.h"
 #include "core/error.h"
-#include "engine/sampler.h"
+#include "engine/stop_strings.h"
 #include "eval/pystr.h"
 #include "eval/rolling.h"
 
