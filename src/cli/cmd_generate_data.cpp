@@ -277,11 +277,11 @@ int cmd_generate_data(int argc, char** argv) {
     try {
       ids = tok.encode(apply_chat_template_json(tmpl, p.messages, true, bos, eos), false, true);
     } catch (const Error& e) {
-      fail(p.where, ": chat template: ", e.what());
+      fail_like(e, p.where, ": chat template: ", e.what());
     }
     if (static_cast<int64_t>(ids.size()) >= m.context_size)
-      fail(p.where, ": the prompt has ", ids.size(), " tokens, no room left in the context size ", m.context_size,
-           " (raise --ctx-size)");
+      fail_resource(p.where, ": the prompt has ", ids.size(), " tokens, no room left in the context size ",
+                    m.context_size, " (raise --ctx-size)");
     prompt_ids.push_back(std::move(ids));
   }
 

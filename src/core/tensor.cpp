@@ -9,14 +9,14 @@
 namespace skv {
 
 Tensor Tensor::empty(DType dtype, std::vector<int64_t> shape, Device device) {
-  if (device != Device::CPU) fail("Tensor::empty: only CPU memory is allocated here");
+  if (device != Device::CPU) fail_internal("Tensor::empty: only CPU memory is allocated here");
   Tensor t;
   t.dtype = dtype;
   t.shape = std::move(shape);
   size_t bytes = (t.nbytes() + 63) / 64 * 64;
   if (bytes == 0) bytes = 64;
   void* p = std::aligned_alloc(64, bytes);
-  if (!p) fail("out of memory allocating ", bytes, " bytes for a tensor of shape ", t.shape_str());
+  if (!p) fail_resource("out of memory allocating ", bytes, " bytes for a tensor of shape ", t.shape_str());
   t.data = p;
   t.owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   return t;

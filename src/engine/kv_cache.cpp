@@ -16,7 +16,7 @@ KVCache::KVCache(int64_t num_layers, int64_t row_floats, int64_t cap) : capacity
 
 static Tensor rows_of(Tensor& t, int64_t pos, int64_t n, int64_t capacity, int64_t row) {
   if (pos < 0 || pos + n > capacity)
-    fail("KV cache overflow: positions [", pos, ", ", pos + n, ") exceed capacity ", capacity);
+    fail_resource("KV cache overflow: positions [", pos, ", ", pos + n, ") exceed capacity ", capacity);
   return Tensor::view(DType::F32, {n, row}, t.as<float>() + pos * row, t.owner);
 }
 
@@ -28,10 +28,10 @@ size_t KVCache::bytes() const { return static_cast<size_t>(capacity) * row * siz
 void KVCache::copy_prefix_from(const KVCache& src, int64_t p) {
   if (&src == this) return;
   if (src.num_layers() != num_layers() || src.row != row)
-    fail("KV cache copy: source has ", src.num_layers(), " layers of ", src.row, " floats, destination ", num_layers(),
-         " of ", row);
+    fail_internal("KV cache copy: source has ", src.num_layers(), " layers of ", src.row, " floats, destination ",
+                  num_layers(), " of ", row);
   if (p < 0 || p > src.capacity || p > capacity)
-    fail("KV cache copy: ", p, " positions do not fit capacities ", src.capacity, " -> ", capacity);
+    fail_internal("KV cache copy: ", p, " positions do not fit capacities ", src.capacity, " -> ", capacity);
   const size_t bytes = static_cast<size_t>(p) * row * sizeof(float);
   for (int64_t l = 0; l < num_layers(); ++l) {
     std::memcpy(k[l].data, src.k[l].data, bytes);
@@ -41,7 +41,7 @@ void KVCache::copy_prefix_from(const KVCache& src, int64_t p) {
 
 KVCache KVCache::slice(int64_t pos, int64_t n) {
   if (n <= 0 || pos < 0 || pos + n > capacity)
-    fail("KV cache slice: positions [", pos, ", ", pos + n, ") are not inside capacity ", capacity);
+    fail_internal("KV cache slice: positions [", pos, ", ", pos + n, ") are not inside capacity ", capacity);
   KVCache s;
   s.capacity = n;
   s.row = row;

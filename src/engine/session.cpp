@@ -27,8 +27,8 @@ Session::Session(LlamaModel& model, int64_t context_size, int64_t batch_size)
 Tensor Session::prefill(const std::vector<int32_t>& ids) {
   if (ids.empty()) fail("the prompt is empty");
   if (static_cast<int64_t>(ids.size()) > cache_.capacity)
-    fail("prompt has ", ids.size(), " tokens, more than the context size ", cache_.capacity,
-         " (raise --ctx-size or shorten the prompt)");
+    fail_resource("prompt has ", ids.size(), " tokens, more than the context size ", cache_.capacity,
+                  " (raise --ctx-size or shorten the prompt)");
   size_t common = 0;
   while (common < tokens_.size() && common < ids.size() && tokens_[common] == ids[common]) ++common;
   if (common == ids.size()) --common;  // the last token must run again to produce logits
@@ -101,7 +101,7 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt, const Gen
 std::vector<double> Session::score(const std::vector<int32_t>& ids) {
   if (ids.empty()) fail("no tokens to score");
   if (static_cast<int64_t>(ids.size()) > cache_.capacity)
-    fail("sequence has ", ids.size(), " tokens, more than the context size ", cache_.capacity);
+    fail_resource("sequence has ", ids.size(), " tokens, more than the context size ", cache_.capacity);
   std::vector<double> out(ids.size(), std::numeric_limits<double>::quiet_NaN());
   const int64_t vocab = model_.config().vocab_size;
   tokens_.clear();

@@ -187,7 +187,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& jso
   } catch (const json::exception& e) {
     fail(json_path, ": malformed tokenizer.json: ", e.what());
   } catch (const Error& e) {
-    fail(json_path, ": ", e.what());
+    fail_like(e, json_path, ": ", e.what());
   }
 }
 

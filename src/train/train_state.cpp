@@ -32,7 +32,7 @@ void save_train_state(const std::string& dir, const TrainState& s) {
   fs::create_directories(dir, ec);
   if (ec) fail("cannot create checkpoint directory '", dir, "': ", ec.message());
   if (s.adam_m.size() != s.params.size() || s.adam_v.size() != s.params.size())
-    fail("internal: optimiser state and parameters differ in size");
+    fail_internal("optimiser state and parameters differ in size");
   nlohmann::json meta = s.meta;
   meta["num_params"] = s.params.size();
   const std::string json = meta.dump();
