@@ -4,10 +4,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,6 +14,7 @@
 #include "core/error.h"
 #include "engine/session.h"
 #include "eval/progress.h"
+#include "io/read_file.h"
 #include "tokenizer/chat_template.h"
 #include "train/data.h"
 
@@ -64,16 +63,6 @@ struct Prompt {
   std::string where;  // file:line
 };
 
-std::string read_whole(const std::string& path, const char* what) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) fail(what, " file ", path, " does not exist or is not a file");
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (!in) fail("cannot read ", what, " file ", path);
-  return s.str();
-}
-
 std::string trim(const std::string& s) {
   const char* ws = " \t\r\n\f\v";
   const size_t b = s.find_first_not_of(ws);
@@ -107,7 +96,7 @@ std::vector<Prompt> read_prompts(const std::string& path, const std::optional<st
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext != ".txt" && ext != ".jsonl")
     fail("--prompts ", path, ": unknown extension '", ext, "' (expected .txt or .jsonl)");
-  const std::string content = read_whole(path, "--prompts");
+  const std::string content = read_file(path, "--prompts file");
   std::vector<Prompt> out;
   for (const auto& [no, raw] : lines_of(content)) {
     const std::string line = trim(raw);
@@ -147,7 +136,7 @@ std::vector<Prompt> read_prompts(const std::string& path, const std::optional<st
 int64_t resume_point(const std::string& out_path, const std::vector<Prompt>& prompts, int64_t per_prompt) {
   std::error_code ec;
   if (!std::filesystem::exists(out_path, ec)) return 0;
-  const std::string content = read_whole(out_path, "--out");
+  const std::string content = read_file(out_path, "--out file");
   const size_t complete = content.rfind('\n') == std::string::npos ? 0 : content.rfind('\n') + 1;
   const int64_t total = static_cast<int64_t>(prompts.size()) * per_prompt;
   int64_t done = 0;

@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
+#include "io/read_file.h"
 #include "tokenizer/chat_template.h"
 #include "train/decontam.h"
 
@@ -15,17 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;  // messages keep their keys' order for the template
-
-std::string read_file(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) fail("cannot read training file ", path, ": it does not exist");
-  if (!fs::is_regular_file(path, ec)) fail("cannot read training file ", path, ": not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  if (in) s << in.rdbuf();
-  if (!in || in.bad()) fail("cannot read training file ", path);
-  return s.str();
-}
 
 std::string extension(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
@@ -47,7 +35,7 @@ class Loader {
     const std::string ext = extension(path);
     if (ext != ".txt" && ext != ".jsonl")
       fail("training file ", path, ": unknown extension '", ext, "' (expected .txt or .jsonl)");
-    const std::string content = read_file(path);
+    const std::string content = read_file(path, "training file");
     ++stats_.files;
     if (ext == ".txt") {
       if (blank(content)) fail(path, ": empty text");

@@ -57,7 +57,7 @@ def error_cases(tmp: str, model: str, smol: str | None) -> None:
     case("missing_out", ["--model", model, "--prompts", good], r"missing required flag --out")
     case("missing_model", ["--prompts", good, "--out", out], r"missing required flag --model")
     case("prompts_not_found", ["--model", model, "--prompts", os.path.join(tmp, "nope.txt"), "--out", out],
-         r"nope\.txt.*does not exist")
+         r"nope\.txt.*no such file")
     case("prompts_bad_extension", ["--model", model, "--prompts", write(os.path.join(tmp, "p.csv"), "x\n"),
                                    "--out", out], r"unknown extension '\.csv'")
 
