@@ -3,7 +3,7 @@
 batch each, and the distillation loss and the gradient of every trainable tensor computed by
 PyTorch autograd in float64, from a forward written here straight from the math (Llama layers,
 per-document causal masking and positions, SwiftKV K/V from norm_swiftkv(x_M), KL at
-temperature tau plus the hidden-state MSE at the last layer's input, SWIFTKV.md section 3).
+temperature tau plus the hidden-state MSE at the last layer's input, docs/swiftkv.md#distillation).
 
 Generated once and committed (a few hundred KB); needs torch + safetensors + numpy, e.g. the
 lm-eval venv:

@@ -1,4 +1,4 @@
-// Operator fronts: validate shapes / dtypes / devices (skv::fail with the op, the tensor and
+// Operator fronts: validate shapes / dtypes / devices (skv::fail_internal with the op, the tensor and
 // the offending value), then call the backend of the tensors' device.
 #include "backend/ops.h"
 
@@ -29,20 +29,20 @@ void need_i32_vector(const char* op, const char* name, const Tensor& t, int64_t 
 }
 
 void need_data(const char* op, const char* name, const Tensor& t) {
-  if (!t.defined() && t.numel() != 0) fail(op, ": tensor '", name, "' ", t.shape_str(), " has no data");
+  if (!t.defined() && t.numel() != 0) fail_internal(op, ": tensor '", name, "' ", t.shape_str(), " has no data");
 }
 
 void need_f32(const char* op, const char* name, const Tensor& t) {
-  if (t.dtype != DType::F32) fail(op, ": tensor '", name, "' must be F32, got ", dtype_name(t.dtype));
+  if (t.dtype != DType::F32) fail_internal(op, ": tensor '", name, "' must be F32, got ", dtype_name(t.dtype));
 }
 
 void need_float_like(const char* op, const char* name, const Tensor& t) {
   if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
-    fail(op, ": tensor '", name, "' must be F32, F16 or BF16, got ", dtype_name(t.dtype));
+    fail_internal(op, ": tensor '", name, "' must be F32, F16 or BF16, got ", dtype_name(t.dtype));
 }
 
 void need_2d(const char* op, const char* name, const Tensor& t) {
-  if (t.shape.size() != 2) fail(op, ": tensor '", name, "' must be 2-D, got shape ", t.shape_str());
+  if (t.shape.size() != 2) fail_internal(op, ": tensor '", name, "' must be 2-D, got shape ", t.shape_str());
 }
 
 void check_tensor(const char* op, const char* name, const Tensor& t) { need_data(op, name, t); }
@@ -72,22 +72,22 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
     case DType::Q4_1:
       break;
     default:
-      fail(op, ": weight dtype ", dtype_name(w.dtype), " is not supported");
+      fail_internal(op, ": weight dtype ", dtype_name(w.dtype), " is not supported");
   }
   const int64_t out = w.dim(0), in = w.dim(1);
   if (x.cols() != in)
-    fail(op, ": x ", x.shape_str(), " has ", x.cols(), " features but w ", w.shape_str(), " expects ", in);
+    fail_internal(op, ": x ", x.shape_str(), " has ", x.cols(), " features but w ", w.shape_str(), " expects ", in);
   if (y.rows() != x.rows() || y.cols() != out)
-    fail(op, ": y ", y.shape_str(), " should be [", x.rows(), ", ", out, "] for x ", x.shape_str(), " and w ",
+    fail_internal(op, ": y ", y.shape_str(), " should be [", x.rows(), ", ", out, "] for x ", x.shape_str(), " and w ",
          w.shape_str());
   if (in % dtype_block_size(w.dtype) != 0)
-    fail(op, ": in_features ", in, " is not a multiple of the ", dtype_name(w.dtype), " block size");
+    fail_internal(op, ": in_features ", in, " is not a multiple of the ", dtype_name(w.dtype), " block size");
   if (bias) {
     check_tensor(op, "bias", *bias);
     need_float_like(op, "bias", *bias);
-    if (bias->numel() != out) fail(op, ": bias ", bias->shape_str(), " should have ", out, " elements");
+    if (bias->numel() != out) fail_internal(op, ": bias ", bias->shape_str(), " should have ", out, " elements");
   }
-  if (overlaps(x, y)) fail(op, ": y must not alias x");
+  if (overlaps(x, y)) fail_internal(op, ": y must not alias x");
   same_device(op, "w", w, x.device);
   same_device(op, "y", y, x.device);
   if (bias) same_device(op, "bias", *bias, x.device);
@@ -103,10 +103,10 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
   need_f32(op, "y", y);
   need_float_like(op, "weight", weight);
   if (weight.numel() != x.cols())
-    fail(op, ": weight ", weight.shape_str(), " does not match the ", x.cols(), " features of x ", x.shape_str());
+    fail_internal(op, ": weight ", weight.shape_str(), " does not match the ", x.cols(), " features of x ", x.shape_str());
   if (y.rows() != x.rows() || y.cols() != x.cols())
-    fail(op, ": y ", y.shape_str(), " does not match x ", x.shape_str());
-  if (y.data != x.data && overlaps(x, y)) fail(op, ": y partially overlaps x");
+    fail_internal(op, ": y ", y.shape_str(), " does not match x ", x.shape_str());
+  if (y.data != x.data && overlaps(x, y)) fail_internal(op, ": y partially overlaps x");
   same_device(op, "weight", weight, x.device);
   same_device(op, "y", y, x.device);
   backend_for(x.device).rms_norm(x, weight, eps, y);
@@ -118,11 +118,11 @@ void embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
   check_tensor(op, "out", out);
   need_2d(op, "table", table);
   need_f32(op, "out", out);
-  if (table.dtype == DType::I32) fail(op, ": table dtype I32 is not supported");
+  if (table.dtype == DType::I32) fail_internal(op, ": table dtype I32 is not supported");
   const int64_t n = ids.numel();
   need_i32_vector(op, "ids", ids, n);
   if (out.rows() != n || out.cols() != table.cols())
-    fail(op, ": out ", out.shape_str(), " should be [", n, ", ", table.cols(), "]");
+    fail_internal(op, ": out ", out.shape_str(), " should be [", n, ", ", table.cols(), "]");
   same_device(op, "ids", ids, table.device);
   same_device(op, "out", out, table.device);
   // Ids on a device are the caller's to check before they are uploaded.
@@ -142,7 +142,7 @@ void add_inplace(Tensor& y, const Tensor& x) {
   need_f32(op, "y", y);
   need_f32(op, "x", x);
   if (y.numel() != x.numel() || y.cols() != x.cols())
-    fail(op, ": x ", x.shape_str(), " does not match y ", y.shape_str());
+    fail_internal(op, ": x ", x.shape_str(), " does not match y ", y.shape_str());
   same_device(op, "x", x, y.device);
   backend_for(y.device).add_inplace(y, x);
 }
@@ -156,9 +156,9 @@ void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   need_f32(op, "up", up);
   need_f32(op, "out", out);
   if (gate.numel() != up.numel() || gate.cols() != up.cols())
-    fail(op, ": up ", up.shape_str(), " does not match gate ", gate.shape_str());
+    fail_internal(op, ": up ", up.shape_str(), " does not match gate ", gate.shape_str());
   if (out.numel() != gate.numel() || out.cols() != gate.cols())
-    fail(op, ": out ", out.shape_str(), " does not match gate ", gate.shape_str());
+    fail_internal(op, ": out ", out.shape_str(), " does not match gate ", gate.shape_str());
   same_device(op, "up", up, gate.device);
   same_device(op, "out", out, gate.device);
   backend_for(gate.device).silu_mul(gate, up, out);
@@ -169,11 +169,11 @@ void rope(Tensor& x, int64_t heads, const Tensor& positions, const Rope& rope) {
   check_tensor(op, "x", x);
   need_f32(op, "x", x);
   if (rope.head_dim <= 0 || rope.head_dim % 2 != 0)
-    fail(op, ": head_dim ", rope.head_dim, " must be positive and even");
+    fail_internal(op, ": head_dim ", rope.head_dim, " must be positive and even");
   if (static_cast<int64_t>(rope.inv_freq.size()) != rope.head_dim / 2)
-    fail(op, ": inv_freq has ", rope.inv_freq.size(), " entries, expected head_dim / 2 = ", rope.head_dim / 2);
+    fail_internal(op, ": inv_freq has ", rope.inv_freq.size(), " entries, expected head_dim / 2 = ", rope.head_dim / 2);
   if (heads <= 0 || x.cols() != heads * rope.head_dim)
-    fail(op, ": x ", x.shape_str(), " does not hold ", heads, " heads of ", rope.head_dim);
+    fail_internal(op, ": x ", x.shape_str(), " does not hold ", heads, " heads of ", rope.head_dim);
   need_i32_vector(op, "positions", positions, x.rows());
   same_device(op, "positions", positions, x.device);
   backend_for(x.device).rope(x, heads, positions, rope);
@@ -191,19 +191,19 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
   need_f32(op, "v_cache", v_cache);
   need_f32(op, "out", out);
   if (num_heads <= 0 || num_kv_heads <= 0 || num_heads % num_kv_heads != 0)
-    fail(op, ": num_heads ", num_heads, " must be a positive multiple of num_kv_heads ", num_kv_heads);
-  if (q.cols() % num_heads != 0) fail(op, ": q ", q.shape_str(), " does not split into ", num_heads, " heads");
+    fail_internal(op, ": num_heads ", num_heads, " must be a positive multiple of num_kv_heads ", num_kv_heads);
+  if (q.cols() % num_heads != 0) fail_internal(op, ": q ", q.shape_str(), " does not split into ", num_heads, " heads");
   const int64_t D = q.cols() / num_heads;
   if (k_cache.cols() != num_kv_heads * D || v_cache.cols() != num_kv_heads * D)
-    fail(op, ": caches ", k_cache.shape_str(), " / ", v_cache.shape_str(), " should have ", num_kv_heads, " x ", D,
+    fail_internal(op, ": caches ", k_cache.shape_str(), " / ", v_cache.shape_str(), " should have ", num_kv_heads, " x ", D,
          " columns");
   if (k_cache.rows() != v_cache.rows())
-    fail(op, ": k_cache ", k_cache.shape_str(), " and v_cache ", v_cache.shape_str(), " differ");
+    fail_internal(op, ": k_cache ", k_cache.shape_str(), " and v_cache ", v_cache.shape_str(), " differ");
   if (n_past < 0 || n_past + q.rows() > k_cache.rows())
-    fail(op, ": positions up to ", n_past + q.rows(), " exceed the cache capacity ", k_cache.rows());
+    fail_resource(op, ": positions up to ", n_past + q.rows(), " exceed the cache capacity ", k_cache.rows());
   if (out.rows() != q.rows() || out.cols() != q.cols())
-    fail(op, ": out ", out.shape_str(), " does not match q ", q.shape_str());
-  if (overlaps(q, out)) fail(op, ": out must not alias q");
+    fail_internal(op, ": out ", out.shape_str(), " does not match q ", q.shape_str());
+  if (overlaps(q, out)) fail_internal(op, ": out must not alias q");
   same_device(op, "k_cache", k_cache, q.device);
   same_device(op, "v_cache", v_cache, q.device);
   same_device(op, "out", out, q.device);

@@ -76,8 +76,8 @@ int bench_swiftkv_compare(const Args& args) {
   const ModelConfig& c = variants.front().model->config();
   const int64_t max_p = *std::max_element(prompts.begin(), prompts.end());
   if (max_p + n_gen > c.max_position_embeddings)
-    fail("prompt ", max_p, " + ", n_gen, " generated tokens exceed the model's ", c.max_position_embeddings,
-         " positions");
+    fail_resource("prompt ", max_p, " + ", n_gen, " generated tokens exceed the model's ", c.max_position_embeddings,
+                  " positions");
   const std::vector<int32_t> ids = random_prompt(max_p + n_gen, c.vocab_size);
 
   // One timed request per (variant, prompt): prefill in -b chunks (logits for the last token

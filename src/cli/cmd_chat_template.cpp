@@ -1,14 +1,13 @@
 // `swiftkv chat-template`: render a chat template for a list of messages, byte-for-byte what
 // transformers' apply_chat_template(..., tokenize=False) returns.
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 #include <sstream>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "io/read_file.h"
 #include "tokenizer/chat_template.h"
 
 namespace skv::cli {
@@ -31,19 +30,16 @@ const char* kUsage =
     "                           enable_thinking, ...)\n"
     "  -h, --help               show this help\n";
 
-std::string read_file(const std::string& path, const char* what) {
-  if (path == "-") {
-    std::ostringstream s;
-    s << std::cin.rdbuf();
-    return s.str();
-  }
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("cannot open ", what, " '", path, "'");
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+// '-' means stdin for this command's flags only; read_file takes '-' as a file name.
+std::string read_input(const std::string& path, const char* what) {
+  if (path != "-") return read_file(path, what);
+  std::ostringstream s;
+  s << std::cin.rdbuf();
+  return s.str();
 }
 
 nlohmann::ordered_json read_json(const std::string& path, const char* what) {
-  std::string text = read_file(path, what);
+  std::string text = read_input(path, what);
   try {
     return nlohmann::ordered_json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
@@ -61,7 +57,7 @@ int cmd_chat_template(int argc, char** argv) {
     return 0;
   }
   if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
-  std::string tmpl = read_file(args.required("--template"), "template file");
+  std::string tmpl = read_input(args.required("--template"), "template file");
   nlohmann::ordered_json messages = read_json(args.required("--messages-json"), "messages file");
   if (!messages.is_array()) fail("messages file '", args.required("--messages-json"), "' must hold a JSON array");
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();

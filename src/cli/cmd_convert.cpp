@@ -1,5 +1,5 @@
 // `swiftkv convert`: a base model (HF directory or GGUF) -> a SwiftKV checkpoint directory,
-// initialised as SWIFTKV.md §2 says, ready for distillation or for serving as is.
+// initialised as docs/swiftkv.md#checkpoint-layout says, ready for distillation or for serving as is.
 #include <chrono>
 #include <cstdio>
 #include <optional>

@@ -201,7 +201,7 @@ int cmd_eval(int argc, char** argv) {
 
   int64_t total = 0;
   for (const auto& t : tasks) total += eval::items_to_run(t, run);
-  eval::Progress progress(total);
+  Progress progress("eval", "items", total);
   std::vector<eval::TaskResult> results;
   for (const auto& t : tasks) results.push_back(eval::run_task(lm, t, run, progress));
   progress.finish();

@@ -1,21 +1,19 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "engine/session.h"
-#include "eval/progress.h"
+#include "io/read_file.h"
 #include "tokenizer/chat_template.h"
 #include "train/data.h"
 
@@ -64,16 +62,6 @@ struct Prompt {
   std::string where;  // file:line
 };
 
-std::string read_whole(const std::string& path, const char* what) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) fail(what, " file ", path, " does not exist or is not a file");
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (!in) fail("cannot read ", what, " file ", path);
-  return s.str();
-}
-
 std::string trim(const std::string& s) {
   const char* ws = " \t\r\n\f\v";
   const size_t b = s.find_first_not_of(ws);
@@ -107,7 +95,7 @@ std::vector<Prompt> read_prompts(const std::string& path, const std::optional<st
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext != ".txt" && ext != ".jsonl")
     fail("--prompts ", path, ": unknown extension '", ext, "' (expected .txt or .jsonl)");
-  const std::string content = read_whole(path, "--prompts");
+  const std::string content = read_file(path, "--prompts file");
   std::vector<Prompt> out;
   for (const auto& [no, raw] : lines_of(content)) {
     const std::string line = trim(raw);
@@ -147,7 +135,7 @@ std::vector<Prompt> read_prompts(const std::string& path, const std::optional<st
 int64_t resume_point(const std::string& out_path, const std::vector<Prompt>& prompts, int64_t per_prompt) {
   std::error_code ec;
   if (!std::filesystem::exists(out_path, ec)) return 0;
-  const std::string content = read_whole(out_path, "--out");
+  const std::string content = read_file(out_path, "--out file");
   const size_t complete = content.rfind('\n') == std::string::npos ? 0 : content.rfind('\n') + 1;
   const int64_t total = static_cast<int64_t>(prompts.size()) * per_prompt;
   int64_t done = 0;
@@ -175,42 +163,6 @@ int64_t resume_point(const std::string& out_path, const std::vector<Prompt>& pro
   }
   return done;
 }
-
-// Answers done / total, generated tokens per second and time left, on one stderr line: redrawn
-// on a terminal, else written about every 10% as eval's progress is.
-class DataProgress {
- public:
-  DataProgress(int64_t start, int64_t total)
-      : start_done_(start), total_(total), tty_(isatty(fileno(stderr)) != 0), t0_(std::chrono::steady_clock::now()) {}
-
-  void advance(int64_t done, int64_t tokens) {
-    tokens_ += tokens;
-    const auto now = std::chrono::steady_clock::now();
-    const double elapsed = std::chrono::duration<double>(now - t0_).count();
-    const int64_t this_run = done - start_done_;
-    const std::string eta = this_run > 0 ? eval::format_duration((total_ - done) * elapsed / this_run) : "?";
-    const bool last = done == total_;
-    if (tty_) {
-      if (!last && now - last_print_ < std::chrono::milliseconds(200)) return;
-    } else {
-      const int64_t decile = (done - start_done_) * 10 / std::max<int64_t>(1, total_ - start_done_);
-      if (decile <= last_decile_ && !last) return;
-      last_decile_ = decile;
-    }
-    last_print_ = now;
-    std::fprintf(stderr, "%sgenerate-data: %lld/%lld answers, %.1f tokens/s, ETA %s%s", tty_ ? "\r\033[K" : "",
-                 (long long)done, (long long)total_, elapsed > 0 ? tokens_ / elapsed : 0.0, eta.c_str(),
-                 tty_ && !last ? "" : "\n");
-    std::fflush(stderr);
-  }
-  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
-  int64_t tokens() const { return tokens_; }
-
- private:
-  int64_t start_done_, total_, tokens_ = 0, last_decile_ = 0;
-  bool tty_;
-  std::chrono::steady_clock::time_point t0_, last_print_;
-};
 
 }  // namespace
 
@@ -277,18 +229,19 @@ int cmd_generate_data(int argc, char** argv) {
     try {
       ids = tok.encode(apply_chat_template_json(tmpl, p.messages, true, bos, eos), false, true);
     } catch (const Error& e) {
-      fail(p.where, ": chat template: ", e.what());
+      fail_like(e, p.where, ": chat template: ", e.what());
     }
     if (static_cast<int64_t>(ids.size()) >= m.context_size)
-      fail(p.where, ": the prompt has ", ids.size(), " tokens, no room left in the context size ", m.context_size,
-           " (raise --ctx-size)");
+      fail_resource(p.where, ": the prompt has ", ids.size(), " tokens, no room left in the context size ",
+                    m.context_size, " (raise --ctx-size)");
     prompt_ids.push_back(std::move(ids));
   }
 
   FILE* out = std::fopen(out_path.c_str(), "ab");
   if (!out) fail("cannot write --out file ", out_path);
   std::unique_ptr<FILE, int (*)(FILE*)> out_closer(out, std::fclose);
-  DataProgress progress(done_before, total);
+  Progress progress("generate-data", "answers", total, done_before);
+  progress.rate_in("tokens");
   int64_t truncated = 0;
   for (int64_t a = done_before; a < total; ++a) {
     const int64_t p = a / per_prompt;
@@ -308,7 +261,7 @@ int cmd_generate_data(int argc, char** argv) {
     const std::string s = line.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
     if (std::fwrite(s.data(), 1, s.size(), out) != s.size() || std::fflush(out) != 0)
       fail("error writing --out file ", out_path);
-    progress.advance(a + 1, static_cast<int64_t>(r.tokens.size()));
+    progress.advance(1, "", static_cast<int64_t>(r.tokens.size()));
   }
   if (std::fclose(out_closer.release()) != 0) fail("error writing --out file ", out_path);
   const double secs = progress.seconds();
@@ -316,7 +269,7 @@ int cmd_generate_data(int argc, char** argv) {
                "generate-data: wrote %lld answers to %s (%lld were there already) in %.1f s: %lld tokens, %.1f "
                "tokens/s; %lld stopped at --max-tokens\n",
                (long long)(total - done_before), out_path.c_str(), (long long)done_before, secs,
-               (long long)progress.tokens(), secs > 0 ? progress.tokens() / secs : 0.0, (long long)truncated);
+               (long long)progress.amount(), secs > 0 ? progress.amount() / secs : 0.0, (long long)truncated);
   return 0;
 }
 

@@ -26,8 +26,8 @@ int cmd_score(int argc, char** argv) {
   // Scoring needs room for the whole sequence, whatever the generation default is.
   const int64_t ctx = std::max<int64_t>(m.context_size, ids.size());
   if (ctx > m.model->config().max_position_embeddings && !args.has("--ctx-size"))
-    fail("sequence has ", ids.size(), " tokens, more than the model's ", m.model->config().max_position_embeddings,
-         " positions");
+    fail_resource("sequence has ", ids.size(), " tokens, more than the model's ",
+                  m.model->config().max_position_embeddings, " positions");
   Session session(*m.model, ctx, m.batch_size);
   std::vector<double> lp = session.score(ids);
   nlohmann::json out = nlohmann::json::array();

@@ -32,7 +32,30 @@ const Command kCommands[] = {
 void usage(FILE* out) {
   std::fprintf(out, "usage: swiftkv <command> [flags]\n\ncommands:\n");
   for (const auto& c : kCommands) std::fprintf(out, "  %-14s %s\n", c.name, c.help);
-  std::fprintf(out, "\n`swiftkv <command> --help` lists a command's flags.\n");
+  std::fprintf(out,
+               "\n`swiftkv <command> --help` lists a command's flags.\n"
+               "\nexit status: 0 success; 1 invalid input (flags, files, values); 2 no or unknown command;\n"
+               "3 resource exhausted (context or KV cache full, out of memory); 4 internal error (a bug).\n");
+}
+
+// Scripts branch on the status: retrying with a larger --ctx-size helps after 3 and nothing but
+// a fix helps after 4, so each kind has its own.
+int exit_status(skv::ErrorKind kind) {
+  switch (kind) {
+    case skv::ErrorKind::Input:
+      return 1;
+    case skv::ErrorKind::Resource:
+      return 3;
+    case skv::ErrorKind::Internal:
+      return 4;
+  }
+  return 1;
+}
+
+int report(const char* command, skv::ErrorKind kind, const char* what) {
+  const char* label = kind == skv::ErrorKind::Internal ? "internal error" : "error";
+  std::fprintf(stderr, "swiftkv %s: %s: %s\n", command, label, what);
+  return exit_status(kind);
 }
 
 }  // namespace
@@ -53,14 +76,13 @@ int main(int argc, char** argv) {
     try {
       return c.run(argc - 2, argv + 2);
     } catch (const skv::Error& e) {
-      std::fprintf(stderr, "swiftkv %s: error: %s\n", c.name, e.what());
-      return 1;
+      return report(c.name, e.kind(), e.what());
     } catch (const std::bad_alloc&) {
-      std::fprintf(stderr, "swiftkv %s: error: out of memory\n", c.name);
-      return 1;
+      return report(c.name, skv::ErrorKind::Resource, "out of memory");
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "swiftkv %s: error: %s\n", c.name, e.what());
-      return 1;
+      // Not ours (a library's parse or filesystem error): most likely a file or value we did not
+      // check, so it keeps the invalid-input status the CLI has always given it.
+      return report(c.name, skv::ErrorKind::Input, skv::printable(e.what()).c_str());
     }
   }
   std::fprintf(stderr, "swiftkv: error: unknown command '%s' (see swiftkv --help)\n", skv::printable(name).c_str());

@@ -17,7 +17,7 @@ class HostMemory final : public DeviceMemory {
   void* allocate(size_t bytes) override {
     const size_t rounded = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded);
-    if (!p) fail("out of host memory allocating ", bytes, " bytes");
+    if (!p) fail_resource("out of host memory allocating ", bytes, " bytes");
     return p;
   }
   void deallocate(void* p) override { std::free(p); }
@@ -49,8 +49,8 @@ Registry& registry() {
 Device register_device(DeviceMemory* memory) {
   Registry& r = registry();
   std::lock_guard lock(r.mu);
-  if (!memory) fail("register_device: no memory");
-  if (r.count == r.memory.size()) fail("register_device: too many devices");
+  if (!memory) fail_internal("register_device: no memory");
+  if (r.count == r.memory.size()) fail_internal("register_device: too many devices");
   r.memory[r.count].store(memory);
   return Device{static_cast<uint8_t>(r.count++)};
 }
@@ -58,7 +58,7 @@ Device register_device(DeviceMemory* memory) {
 DeviceMemory& device_memory(Device d) {
   Registry& r = registry();
   DeviceMemory* m = r.memory[d.id].load();
-  if (!m) fail("device ", static_cast<int>(d.id), " is not registered in this process");
+  if (!m) fail_internal("device ", static_cast<int>(d.id), " is not registered in this process");
   return *m;
 }
 

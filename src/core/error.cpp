@@ -13,7 +13,39 @@ size_t utf8_len(const std::string& s, size_t i) {
   return n;
 }
 
+// Whether s[i] starts a character (is not a UTF-8 continuation byte).
+bool starts_char(std::string_view s, size_t i) { return (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80; }
+
 }  // namespace
+
+const char* error_kind_name(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::Input:
+      return "input";
+    case ErrorKind::Resource:
+      return "resource";
+    case ErrorKind::Internal:
+      return "internal";
+  }
+  return "unknown";
+}
+
+std::string quote_bounded(std::string_view s, size_t max_bytes) {
+  std::string out = "'";
+  if (s.size() <= max_bytes) {
+    out.append(s);
+  } else {
+    // The end of a path names the file, so it gets the larger part.
+    size_t head = max_bytes / 3, tail = s.size() - (max_bytes - head);
+    while (head > 0 && !starts_char(s, head)) --head;
+    while (tail < s.size() && !starts_char(s, tail)) ++tail;
+    out.append(s.substr(0, head));
+    out += "...";
+    out.append(s.substr(tail));
+  }
+  out += '\'';
+  return out;
+}
 
 std::string printable(const std::string& s) {
   static const char* hex = "0123456789abcdef";

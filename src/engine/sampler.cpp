@@ -64,7 +64,7 @@ static int32_t draw(std::mt19937_64& rng, int64_t n, Get get) {
 
 int32_t Sampler::sample(float* logits, int64_t vocab, const std::vector<int32_t>& prompt,
                         const std::vector<int32_t>& generated) {
-  if (vocab <= 0) fail("sampler: vocab size must be positive, got ", vocab);
+  if (vocab <= 0) fail_internal("sampler: vocab size must be positive, got ", vocab);
   check_ids(prompt, vocab, "prompt");
   check_ids(generated, vocab, "generated");
 

@@ -8,6 +8,7 @@
 
 #include "backend/ops.h"
 #include "core/error.h"
+#include "engine/stop_strings.h"
 
 namespace skv {
 namespace {
@@ -27,7 +28,7 @@ Tensor Session::prefill(const std::vector<int32_t>& ids) {
   if (ids.empty()) fail("the prompt is empty");
   if (static_cast<int64_t>(ids.size()) > cache_.capacity)
     fail_resource("prompt has ", ids.size(), " tokens, more than the context size ", cache_.capacity,
-         " (raise --ctx-size or shorten the prompt)");
+                  " (raise --ctx-size or shorten the prompt)");
   size_t common = 0;
   while (common < tokens_.size() && common < ids.size() && tokens_[common] == ids[common]) ++common;
   if (common == ids.size()) --common;  // the last token must run again to produce logits

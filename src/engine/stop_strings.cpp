@@ -1,6 +1,6 @@
-#include <algorithm>
+#include "engine/stop_strings.h"
 
-#include "engine/sampler.h"
+#include <algorithm>
 
 namespace skv {
 

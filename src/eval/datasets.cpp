@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -13,6 +12,7 @@
 #include "eval/mc_file.h"
 #include "eval/prompts.h"
 #include "eval/wikitext.h"
+#include "io/read_file.h"
 
 namespace skv::eval {
 namespace {
@@ -21,11 +21,11 @@ namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;  // TruthfulQA answers keep the order of the file (mc1: true first)
 
 std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open data file ", path, " (is --data-dir / SKV_DATA the shared data folder?)");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  try {
+    return read_file(path, "data file");
+  } catch (const Error& e) {
+    fail_like(e, e.what(), " (is --data-dir / SKV_DATA the shared data folder?)");
+  }
 }
 
 // Calls fn(json, line_no) per non-blank line; a line that is not JSON is an error naming it.

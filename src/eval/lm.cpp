@@ -8,7 +8,7 @@
 
 #include "backend/ops.h"
 #include "core/error.h"
-#include "engine/sampler.h"
+#include "engine/stop_strings.h"
 #include "eval/pystr.h"
 #include "eval/rolling.h"
 
@@ -114,7 +114,8 @@ LoglikResult EvalModel::loglikelihood(const std::vector<int32_t>& ctx, const std
   if (ctx.empty()) fail("a context encodes to no tokens; lm-eval conditions on the prefix token instead");
   const int64_t m = cont.size();
   if (m > opts_.max_length)
-    fail("a continuation of ", m, " tokens does not fit the evaluation context of ", opts_.max_length, " tokens");
+    fail_resource("a continuation of ", m, " tokens does not fit the evaluation context of ", opts_.max_length,
+                  " tokens");
   std::vector<int32_t> whole(ctx);
   whole.insert(whole.end(), cont.begin(), cont.end());
   // lm-eval: inp = (context_enc + continuation_enc)[-(max_length + 1):][:-1]
@@ -162,7 +163,8 @@ std::vector<LoglikResult> EvalModel::loglikelihood_batch(const std::vector<Reque
     if (ctx.empty()) fail("a context encodes to no tokens; lm-eval conditions on the prefix token instead");
     const int64_t m = cont.size();
     if (m > opts_.max_length)
-      fail("a continuation of ", m, " tokens does not fit the evaluation context of ", opts_.max_length, " tokens");
+      fail_resource("a continuation of ", m, " tokens does not fit the evaluation context of ", opts_.max_length,
+                    " tokens");
     for (int32_t t : cont)
       if (t < 0 || t >= vocab) fail("token id ", t, " is outside the model's vocabulary of ", vocab);
     std::vector<int32_t> whole(ctx);
@@ -382,7 +384,7 @@ double EvalModel::loglikelihood_rolling(const std::string& text, int64_t* tokens
 GenerateResult EvalModel::generate_until(const std::string& context, const std::vector<std::string>& until,
                                          int64_t max_tokens) {
   if (max_tokens >= opts_.max_length)
-    fail("generating ", max_tokens, " tokens needs a context larger than ", opts_.max_length);
+    fail_resource("generating ", max_tokens, " tokens needs a context larger than ", opts_.max_length);
   std::vector<int32_t> ids = encode(context);
   if (ids.empty()) fail("a generation prompt encodes to no tokens");
   const int64_t room = opts_.max_length - max_tokens;

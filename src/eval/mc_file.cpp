@@ -1,16 +1,15 @@
 #include "eval/mc_file.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
+#include "io/read_file.h"
 
 namespace skv::eval {
 
 std::vector<Doc> read_mc_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open multiple-choice file ", path);
+  std::istringstream in(read_file(path, "multiple-choice file"));
   std::vector<Doc> docs;
   std::string line;
   for (int64_t no = 1; std::getline(in, line); ++no) {
@@ -41,7 +40,6 @@ std::vector<Doc> read_mc_file(const std::string& path) {
     d.gold = static_cast<int>(label);
     docs.push_back(std::move(d));
   }
-  if (in.bad()) fail("error reading ", path);
   if (docs.empty()) fail(path, ": no items (expected JSON Lines of {\"context\", \"choices\", \"label\"})");
   return docs;
 }

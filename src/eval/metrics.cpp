@@ -40,7 +40,7 @@ double weighted_perplexity(const Weighted& items) { return std::exp(-weighted_me
 double bits_per_byte(const Weighted& items) { return -weighted_mean(items) / std::log(2.0); }
 
 int64_t argmax(const std::vector<double>& xs) {
-  if (xs.empty()) fail("argmax of an empty list");
+  if (xs.empty()) fail_internal("argmax of an empty list");
   int64_t best = 0;
   for (size_t i = 1; i < xs.size(); ++i)
     if (xs[i] > xs[best]) best = static_cast<int64_t>(i);
@@ -61,7 +61,8 @@ int64_t utf8_length(std::string_view s) {
 }
 
 int64_t argmax_normalized(const std::vector<double>& lls, const std::vector<std::string_view>& choices) {
-  if (lls.size() != choices.size()) fail("acc_norm: ", lls.size(), " log-likelihoods for ", choices.size(), " choices");
+  if (lls.size() != choices.size())
+    fail_internal("acc_norm: ", lls.size(), " log-likelihoods for ", choices.size(), " choices");
   std::vector<double> norm(lls.size());
   // numpy divides by 0.0 for an empty choice: -inf / +inf / nan follow IEEE, as they do here.
   for (size_t i = 0; i < lls.size(); ++i) norm[i] = lls[i] / static_cast<double>(utf8_length(choices[i]));
@@ -72,7 +73,8 @@ int64_t argmax_normalized(const std::vector<double>& lls, const std::vector<std:
 }
 
 double mc2(const std::vector<double>& lls, const std::vector<int>& labels) {
-  if (lls.size() != labels.size()) fail("mc2: ", lls.size(), " log-likelihoods for ", labels.size(), " labels");
+  if (lls.size() != labels.size())
+    fail_internal("mc2: ", lls.size(), " log-likelihoods for ", labels.size(), " labels");
   // Probabilities of whole answers can underflow double; scaling by the largest cancels out.
   double top = -std::numeric_limits<double>::infinity();
   for (double ll : lls) top = std::max(top, ll);
@@ -86,7 +88,8 @@ double mc2(const std::vector<double>& lls, const std::vector<int>& labels) {
 }
 
 double pooled_sample_stderr(const std::vector<double>& stderrs, const std::vector<int64_t>& sizes) {
-  if (stderrs.size() != sizes.size()) fail("pooled stderr: ", stderrs.size(), " stderrs for ", sizes.size(), " sizes");
+  if (stderrs.size() != sizes.size())
+    fail_internal("pooled stderr: ", stderrs.size(), " stderrs for ", sizes.size(), " sizes");
   double var = 0, total = 0;
   for (size_t i = 0; i < sizes.size(); ++i) {
     var += (sizes[i] - 1) * stderrs[i] * stderrs[i] * sizes[i];

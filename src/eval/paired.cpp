@@ -6,9 +6,11 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/error.h"
 #include "eval/report.h"
+#include "io/read_file.h"
 
 namespace skv::eval {
 namespace {
@@ -21,8 +23,7 @@ using ItemKey = std::pair<std::string, int64_t>;
 using Items = std::map<ItemKey, std::map<std::string, double>>;
 
 void read_samples(const std::string& path, Items& items) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open samples file ", path);
+  std::istringstream in(read_file(path, "samples file"));
   std::string line;
   int64_t line_no = 0;
   while (std::getline(in, line)) {

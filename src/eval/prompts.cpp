@@ -32,7 +32,7 @@ std::string boolq_text(const std::string& passage, const std::string& question) 
 }
 
 std::string mmlu_text(const std::string& question, const std::vector<std::string>& choices) {
-  if (choices.size() != 4) fail("an mmlu question needs 4 choices, got ", choices.size());
+  if (choices.size() != 4) fail_internal("an mmlu question needs 4 choices, got ", choices.size());
   std::string s = py_strip(question);
   const char* letters[] = {"A", "B", "C", "D"};
   for (int i = 0; i < 4; ++i) s += std::string("\n") + letters[i] + ". " + choices[i];

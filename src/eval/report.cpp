@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 
 #include "core/error.h"
+#include "io/read_file.h"
 
 namespace skv::eval {
 namespace {
@@ -76,11 +76,10 @@ ResultsSets load_results_sets(const std::vector<std::string>& paths) {
   if (paths.empty()) fail("--compare needs results files: swiftkv eval --compare a.json b.json ...");
   ResultsSets r;
   for (const std::string& p : paths) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) fail("cannot open results file ", p);
+    const std::string text = read_file(p, "results file");
     Json j;
     try {
-      j = Json::parse(in);
+      j = Json::parse(text);
     } catch (const Json::exception& e) {
       fail(p, ": not a JSON results file (", e.what(), ")");
     }

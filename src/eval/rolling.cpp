@@ -24,7 +24,7 @@ TokenWindow disjoint(std::vector<int32_t> input, std::vector<int32_t> pred) {
 std::vector<TokenWindow> rolling_windows(const std::vector<int32_t>& tokens, int32_t prefix_token, int64_t max_seq_len,
                                          int64_t context_len) {
   if (context_len < 1 || context_len > max_seq_len)
-    fail("rolling windows need 1 <= context_len <= max_seq_len, got ", context_len, " and ", max_seq_len);
+    fail_internal("rolling windows need 1 <= context_len <= max_seq_len, got ", context_len, " and ", max_seq_len);
   std::vector<TokenWindow> out;
   const int64_t n = tokens.size();
   if (n == 0) return out;

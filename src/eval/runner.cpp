@@ -91,7 +91,7 @@ TaskResult run_task(EvalModel& lm, const Task& task, const RunOptions& opts, Pro
   };
   auto finish = [&](const Json& s) {
     if (opts.samples) *opts.samples << s.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
-    progress.advance(task.name);
+    progress.advance(1, task.name);
   };
   auto context_of = [&](int64_t i) {
     std::string ctx = build_context(task, i, r.num_fewshot, opts.seed);

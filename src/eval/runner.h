@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/progress.h"
 #include "eval/lm.h"
-#include "eval/progress.h"
 #include "eval/task.h"
 
 namespace skv::eval {

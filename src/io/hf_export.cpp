@@ -9,11 +9,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 
 #include "backend/ops.h"
 #include "core/error.h"
 #include "io/config_json.h"
+#include "io/read_file.h"
 #include "io/safetensors.h"
 
 namespace skv {
@@ -72,12 +72,6 @@ void write_text(const fs::path& path, const std::string& text) {
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
   out.close();
   if (!out) fail("cannot write ", path.string());
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read ", path.string());
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 bool ends_with_any(const std::string& name, std::initializer_list<const char*> suffixes) {
@@ -260,7 +254,7 @@ HfExportResult export_hf_directory(const ModelFiles& files, const std::string& o
   ModelConfig config = files.config;
   config.torch_dtype = torch_dtype_name(opt.dtype);
   const bool hf = files.format == ModelFormat::HFDirectory;
-  const std::string original_config = hf ? read_text(fs::path(files.path) / "config.json") : "";
+  const std::string original_config = hf ? read_file((fs::path(files.path) / "config.json").string()) : "";
 
   SiblingDir staged(out, ".tmp");
   HfExportResult result;

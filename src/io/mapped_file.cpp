@@ -39,7 +39,11 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
   const int e = errno;
   ::close(fd);  // the mapping stays valid without the descriptor
-  if (p == MAP_FAILED) fail(path, ": mmap of ", size_, " bytes failed: ", std::strerror(e));
+  if (p == MAP_FAILED) {
+    // Out of address space or over a memory limit: the file is fine, this run is too small.
+    if (e == ENOMEM) fail_resource(path, ": mmap of ", size_, " bytes failed: ", std::strerror(e));
+    fail(path, ": mmap of ", size_, " bytes failed: ", std::strerror(e));
+  }
   data_ = static_cast<const uint8_t*>(p);
 }
 

@@ -287,22 +287,22 @@ Tensor LlamaModel::forward(ForwardContext& ctx, const SeqKV& kv, const int32_t* 
 void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunks) const {
   const ModelConfig& c = files_.config;
   if (ctx.device_ != opts_.device) fail_internal("forward: the context was made for another device");
-  if (chunks.empty()) fail("forward: no sequences");
+  if (chunks.empty()) fail_internal("forward: no sequences");
   int64_t total = 0;
   for (size_t i = 0; i < chunks.size(); ++i) {
     const SeqChunk& ch = chunks[i];
-    if (!ch.kv.k || !ch.kv.v) fail("forward: sequence ", i, " has no KV cache");
-    if (ch.n <= 0) fail("forward: no tokens");
+    if (!ch.kv.k || !ch.kv.v) fail_internal("forward: sequence ", i, " has no KV cache");
+    if (ch.n <= 0) fail_internal("forward: no tokens");
     if (ch.kv.layers != layout_.cache_layers())
-      fail("forward: KV cache has ", ch.kv.layers, " layers, this model's path needs ", layout_.cache_layers());
+      fail_internal("forward: KV cache has ", ch.kv.layers, " layers, this model's path needs ", layout_.cache_layers());
     if (ch.n_past < 0 || ch.n_past + ch.n > ch.kv.capacity)
-      fail("sequence of ", ch.n_past + ch.n, " tokens exceeds the context size ", ch.kv.capacity);
+      fail_resource("sequence of ", ch.n_past + ch.n, " tokens exceeds the context size ", ch.kv.capacity);
     for (int64_t j = 0; j < ch.n; ++j)
       if (ch.ids[j] < 0 || ch.ids[j] >= c.vocab_size)
         fail("token id ", ch.ids[j], " is out of range for vocabulary size ", c.vocab_size);
     for (size_t j = 0; j < i; ++j)
       if (chunks[j].kv.k == ch.kv.k)
-        fail("forward: sequences ", j, " and ", i, " share one KV cache; each needs its own");
+        fail_internal("forward: sequences ", j, " and ", i, " share one KV cache; each needs its own");
     total += ch.n;
   }
 

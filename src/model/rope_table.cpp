@@ -31,7 +31,7 @@ ops::Rope make_rope(const ModelConfig& cfg, bool interleaved) {
         f = (1.0 - smooth) * f / s.factor + smooth * f;
       }
     } else if (s.type != "none") {
-      fail("unsupported rope scaling type '", s.type, "'");
+      fail_internal("unsupported rope scaling type '", s.type, "'");
     }
     r.inv_freq[i] = static_cast<float>(f);
   }

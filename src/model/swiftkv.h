@@ -1,6 +1,7 @@
 #pragma once
-// SwiftKV (SWIFTKV.md §1-2): which layers own K/V and where they live in the cache, and the
-// conversion of a base model into a SwiftKV model.
+// SwiftKV (docs/swiftkv.md, "The transformation" and "Checkpoint layout"): the conversion of a
+// base model into a SwiftKV model and the names of its tensors. Which layers own K/V, and where
+// they live in the cache, is model/kv_layout.h.
 #include <cstdint>
 #include <string>
 
@@ -17,7 +18,8 @@ int64_t num_key_value_layers_for_fraction(int64_t num_layers, double fraction);
 // Throws a message naming the bad setting unless 1 <= M < L, G >= 1 and (L - M) % G == 0.
 void check_swiftkv_settings(int64_t num_layers, int64_t num_key_value_layers, int64_t group_size);
 
-// Turns a base (non-SwiftKV) model into a SwiftKV model in memory, initialised as SWIFTKV.md §2
+// Turns a base (non-SwiftKV) model into a SwiftKV model in memory, initialised as docs/swiftkv.md
+// ("Checkpoint layout")
 // says: norm_swiftkv = layer M's input_layernorm, q_proj_swiftkv = q_proj (views, no copy),
 // each group leader's k/v_proj_swiftkv (and biases) = the mean of its group's k/v_proj (a view
 // when G == 1, an F32 tensor otherwise). Sets architecture llama_swiftkv, swiftkv = true, M, G.

@@ -172,7 +172,7 @@ std::map<std::string, std::string> hf_tokenizer_files_from_gguf(const GGUFFile& 
   } catch (const Error& e) {
     const std::string msg = e.what();
     if (msg.rfind(gguf.path(), 0) == 0) throw;  // GGUFFile errors already name the file
-    fail(gguf.path(), ": ", msg);
+    fail_like(e, gguf.path(), ": ", msg);
   }
 }
 

@@ -75,7 +75,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GGUFFile& gguf) {
   } catch (const Error& e) {
     const std::string msg = e.what();
     if (msg.rfind(gguf.path(), 0) == 0) throw;  // GGUFFile errors already name the file
-    fail(gguf.path(), ": ", msg);
+    fail_like(e, gguf.path(), ": ", msg);
   }
 }
 

@@ -1,11 +1,10 @@
 // Tokenizer::from_tokenizer_json: Hugging Face tokenizer.json (+ tokenizer_config.json and
 // chat_template.jinja next to it, when present, for BOS / EOS and the chat template).
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/error.h"
+#include "io/read_file.h"
 #include "tokenizer/bpe_tokenizer.h"
 
 namespace skv {
@@ -14,17 +13,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string read_file(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("cannot open ", path.string());
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 json parse_json_file(const fs::path& path) {
   try {
-    return json::parse(read_file(path));
+    return json::parse(read_file(path.string()));
   } catch (const json::exception& e) {
     fail(path.string(), ": invalid JSON: ", e.what());
   }
@@ -178,7 +169,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& jso
       p.chat_template = template_from_config(cfg);
     }
     if (p.chat_template.empty() && fs::exists(dir / "chat_template.jinja"))
-      p.chat_template = read_file(dir / "chat_template.jinja");
+      p.chat_template = read_file((dir / "chat_template.jinja").string());
     if (!p.bos && !p.prefix.empty()) p.bos = p.prefix.front();
     // Without a config, fall back to the end-of-text names the common byte-level models use.
     for (const char* name : {"<|end_of_text|>", "<|endoftext|>", "</s>", "<|im_end|>"})
@@ -187,7 +178,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& jso
   } catch (const json::exception& e) {
     fail(json_path, ": malformed tokenizer.json: ", e.what());
   } catch (const Error& e) {
-    fail(json_path, ": ", e.what());
+    fail_like(e, json_path, ": ", e.what());
   }
 }
 

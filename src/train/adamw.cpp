@@ -28,7 +28,7 @@ double grad_norm(const std::vector<float>& g) {
 AdamW::AdamW(int64_t size, AdamWOptions opts) : o_(opts), m_(size, 0.0f), v_(size, 0.0f) {}
 
 void AdamW::step(std::vector<float>& params, const std::vector<float>& grads, double lr, double clip_scale) {
-  if (params.size() != m_.size() || grads.size() != m_.size()) fail("AdamW: parameter count changed");
+  if (params.size() != m_.size() || grads.size() != m_.size()) fail_internal("AdamW: parameter count changed");
   ++t_;
   const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(t_));
   const double bc2 = 1.0 - std::pow(o_.beta2, static_cast<double>(t_));

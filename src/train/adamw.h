@@ -9,7 +9,7 @@ namespace skv::train {
 struct AdamWOptions {
   double lr = 2e-4;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  double weight_decay = 0.0;   // decoupled (AdamW); SWIFTKV.md §3 uses none
+  double weight_decay = 0.0;   // decoupled (AdamW); the recipe (docs/swiftkv.md#distillation) uses none
   double max_grad_norm = 1.0;  // <= 0: no clipping
 };
 

@@ -40,8 +40,8 @@ std::vector<Block> make_blocks(const int32_t* doc_start, int64_t n) {
   std::vector<Block> blocks;
   for (int64_t lo = 0; lo < n;) {
     if (doc_start[lo] != lo)
-      fail("attention: doc_start[", lo, "] = ", doc_start[lo],
-           lo > 0 ? " is neither its own row nor the previous row's document start" : " (must be 0)");
+      fail_internal("attention: doc_start[", lo, "] = ", doc_start[lo],
+                    lo > 0 ? " is neither its own row nor the previous row's document start" : " (must be 0)");
     int64_t hi = lo + 1;
     while (hi < n && doc_start[hi] == lo) ++hi;
     for (int64_t r = lo; r < hi; r += kBlock) blocks.push_back({r, std::min(r + kBlock, hi), lo, hi});
@@ -60,7 +60,7 @@ int64_t query_cost(const Block& b) { return (b.r1 - b.r0) * (b.r1 - b.lo); }
 int64_t key_cost(const Block& b) { return (b.r1 - b.r0) * (b.hi - b.r0); }
 
 void check_heads(int64_t H, int64_t KV) {
-  if (KV <= 0 || H % KV != 0) fail("attention: ", H, " query heads are not a multiple of ", KV, " kv heads");
+  if (KV <= 0 || H % KV != 0) fail_internal("attention: ", H, " query heads are not a multiple of ", KV, " kv heads");
 }
 
 }  // namespace

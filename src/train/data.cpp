@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
+#include "io/read_file.h"
 #include "tokenizer/chat_template.h"
 #include "train/decontam.h"
 
@@ -15,17 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;  // messages keep their keys' order for the template
-
-std::string read_file(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) fail("cannot read training file ", path, ": it does not exist");
-  if (!fs::is_regular_file(path, ec)) fail("cannot read training file ", path, ": not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  if (in) s << in.rdbuf();
-  if (!in || in.bad()) fail("cannot read training file ", path);
-  return s.str();
-}
 
 std::string extension(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
@@ -47,7 +35,7 @@ class Loader {
     const std::string ext = extension(path);
     if (ext != ".txt" && ext != ".jsonl")
       fail("training file ", path, ": unknown extension '", ext, "' (expected .txt or .jsonl)");
-    const std::string content = read_file(path);
+    const std::string content = read_file(path, "training file");
     ++stats_.files;
     if (ext == ".txt") {
       if (blank(content)) fail(path, ": empty text");
@@ -123,7 +111,7 @@ class Loader {
     try {
       rendered = apply_chat_template_json(tmpl, v, false, tok_str(tok.bos_id()), tok_str(tok.eos_id()));
     } catch (const Error& e) {
-      fail(where, ": chat template: ", e.what());
+      fail_like(e, where, ": chat template: ", e.what());
     }
     if (rendered.empty()) fail(where, ": the chat template rendered the messages as empty text");
     add(out, where, tok.encode(rendered, false, true), joined);
@@ -258,7 +246,7 @@ uint64_t Xoshiro256::next() {
 }
 
 uint64_t Xoshiro256::below(uint64_t n) {
-  if (n == 0) fail("Xoshiro256::below: n must be positive");
+  if (n == 0) fail_internal("Xoshiro256::below: n must be positive");
   // Draws in [0, threshold) would make the low residues more likely; 2^64 mod n of them are
   // rejected so every residue has the same number of preimages.
   const uint64_t threshold = (0 - n) % n;
@@ -293,11 +281,11 @@ DataLoader::DataLoader(std::vector<PackedSequence> sequences, uint64_t seed)
     : sequences_(std::move(sequences)), seed_(seed), fingerprint_(data_fingerprint(sequences_)) {
   for (const auto& s : sequences_)
     if (s.ids.size() != s.positions.size() || s.ids.size() != s.doc_start.size())
-      fail("data loader: a packed sequence has ids, positions and doc_start of different lengths");
+      fail_internal("data loader: a packed sequence has ids, positions and doc_start of different lengths");
 }
 
 std::vector<int64_t> DataLoader::permutation(int64_t epoch) const {
-  if (epoch < 0) fail("data loader: epoch must be >= 0, got ", epoch);
+  if (epoch < 0) fail_internal("data loader: epoch must be >= 0, got ", epoch);
   std::vector<int64_t> p(sequences_.size());
   for (size_t i = 0; i < p.size(); ++i) p[i] = static_cast<int64_t>(i);
   // Each epoch's generator depends only on (seed, epoch), so any epoch's order can be rebuilt
@@ -316,11 +304,11 @@ const std::vector<int64_t>& DataLoader::order(int64_t epoch) {
 }
 
 Batch DataLoader::next_batch(int64_t global_sequences_per_step, int rank, int world_size) {
-  if (sequences_.empty()) fail("data loader: no training sequences");
+  if (sequences_.empty()) fail_internal("data loader: no training sequences");
   if (global_sequences_per_step <= 0)
-    fail("data loader: sequences per step must be positive, got ", global_sequences_per_step);
-  if (world_size <= 0) fail("data loader: world size must be positive, got ", world_size);
-  if (rank < 0 || rank >= world_size) fail("data loader: rank ", rank, " is outside 0 .. ", world_size - 1);
+    fail_internal("data loader: sequences per step must be positive, got ", global_sequences_per_step);
+  if (world_size <= 0) fail_internal("data loader: world size must be positive, got ", world_size);
+  if (rank < 0 || rank >= world_size) fail_internal("data loader: rank ", rank, " is outside 0 .. ", world_size - 1);
   Batch b;
   b.start = cursor_;
   const int64_t n = size();

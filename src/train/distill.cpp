@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "eval/progress.h"
+#include "core/progress.h"
 #include "io/atomic_file.h"
 #include "io/hf_export.h"
 #include "io/model_files.h"
@@ -253,7 +253,7 @@ DistillResult run_distill(const DistillOptions& o) {
                    "step %lld/%lld | loss %.5f (kl %.5f, mse %.5f) | lr %.3g | grad norm %.3g | %.0f tok/s | "
                    "ETA %s\n",
                    static_cast<long long>(step + 1), static_cast<long long>(total), loss, counts[1], counts[2], lr,
-                   gnorm, tokens / secs, eval::format_duration(eta).c_str());
+                   gnorm, tokens / secs, format_duration(eta).c_str());
     }
     const bool last = step + 1 == total;
     const bool stopping = o.stop_after > 0 && res.steps_done >= o.stop_after && !last;

@@ -2,11 +2,10 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/read_file.h"
 
 namespace skv::train {
 namespace {
@@ -32,7 +31,7 @@ void save_train_state(const std::string& dir, const TrainState& s) {
   fs::create_directories(dir, ec);
   if (ec) fail("cannot create checkpoint directory '", dir, "': ", ec.message());
   if (s.adam_m.size() != s.params.size() || s.adam_v.size() != s.params.size())
-    fail("internal: optimiser state and parameters differ in size");
+    fail_internal("optimiser state and parameters differ in size");
   nlohmann::json meta = s.meta;
   meta["num_params"] = s.params.size();
   const std::string json = meta.dump();
@@ -52,11 +51,7 @@ void save_train_state(const std::string& dir, const TrainState& s) {
 
 TrainState load_train_state(const std::string& dir) {
   const std::string path = train_state_path(dir);
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("no checkpoint to resume from: cannot read '", path, "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string all = ss.str();
+  const std::string all = read_file(path, "checkpoint to resume from");
   const size_t head = sizeof kMagic + 2 * sizeof(uint64_t);
   if (all.size() < head || std::memcmp(all.data(), kMagic, sizeof kMagic) != 0)
     fail("'", path, "' is not a swiftkv distillation checkpoint");

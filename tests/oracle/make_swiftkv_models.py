@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tiny random SwiftKV checkpoints (layout of /work/shared/SWIFTKV.md section 2) for the oracle
+"""Tiny random SwiftKV checkpoints (layout of docs/swiftkv.md#checkpoint-layout) for the oracle
 test tests/oracle/test_swiftkv.py. Needs only numpy + safetensors.
 
     python tests/oracle/make_swiftkv_models.py OUT_DIR      # writes OUT_DIR/<name>/ for every spec

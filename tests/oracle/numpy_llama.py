@@ -12,7 +12,7 @@ Row t of the result is log p(. | ids[0..t]), i.e. the distribution of the token 
 The whole sequence is processed at once (no KV cache) with a causal mask.
 
 SwiftKV checkpoints (`model_type: "llama_swiftkv"` or architectures ["LlamaSwiftKVForCausalLM"];
-docs: /work/shared/SWIFTKV.md section 1) are supported too: with M = `num_key_value_layers` and
+docs/swiftkv.md#the-transformation) are supported too: with M = `num_key_value_layers` and
 G = `key_value_group_size`, layers j >= M take K/V from h = RMSNorm(x_M; model.norm_swiftkv.weight)
 through the `k/v_proj_swiftkv` of their group leader g = M + G*floor((j-M)/G), and Q from their own
 input norm through `q_proj_swiftkv`. `swiftkv=None` follows the config's `swiftkv` flag; False

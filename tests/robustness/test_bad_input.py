@@ -34,8 +34,8 @@ from make_bad_files import VOCAB, build_all, build_fuzz  # noqa: E402
 N_FUZZ_GGUF = int(os.environ.get("SKV_FUZZ_GGUF", "60"))
 N_FUZZ_ST = int(os.environ.get("SKV_FUZZ_ST", "40"))
 
-# Any status 1..127 passes (unknown_subcommand wants 2), and stderr may hold notes besides the
-# one error line; raw file bytes must not reach the message.
+# Any status 1..127 passes unless a case names one (unknown_subcommand 2, context full 3), and
+# stderr may hold notes besides the one error line; raw file bytes must not reach the message.
 checks = Checks(BIN, exit_code=None, one_stderr_line=False, printable_stderr=True)
 
 
@@ -161,19 +161,20 @@ def main() -> int:
         long_ids = ",".join(str(3 + i % 50) for i in range(40))
         expect_error("prompt_longer_than_context",
                      ["generate", "--model", hf, "--token-ids", long_ids, "--ctx-size", "16", "--max-tokens", "4",
-                      "--temperature", "0"], r"context")
+                      "--temperature", "0"], r"context", exit_code=3)
         expect_error("prompt_longer_than_context_gguf",
                      ["generate", "--model", gg, "--token-ids", long_ids, "--ctx-size", "16", "--max-tokens", "4",
-                      "--temperature", "0"], r"context")
+                      "--temperature", "0"], r"context", exit_code=3)
+        # A prompt that is too long is a resource limit (3); a token id no vocabulary has is bad input (1).
         expect_error("token_id_out_of_vocab_score", ["score", "--model", hf, "--token-ids", f"1,2,{VOCAB}"],
-                     rf"{VOCAB}.*(vocab|range)|(vocab|range).*{VOCAB}")
+                     rf"{VOCAB}.*(vocab|range)|(vocab|range).*{VOCAB}", exit_code=1)
         expect_error("token_id_out_of_vocab_generate",
                      ["generate", "--model", gg, "--token-ids", f"1,{VOCAB + 1000}", "--max-tokens", "2"],
                      rf"{VOCAB + 1000}.*(vocab|range)|(vocab|range).*{VOCAB + 1000}")
 
         # -- flags -----------------------------------------------------------------------------
         gen = ["generate", "--model", hf]
-        expect_error("flag_unknown", gen + ["--token-ids", ids, "--frobnicate", "3"], r"--frobnicate")
+        expect_error("flag_unknown", gen + ["--token-ids", ids, "--frobnicate", "3"], r"--frobnicate", exit_code=1)
         expect_error("flag_max_tokens_not_int", gen + ["--token-ids", ids, "--max-tokens", "abc"], r"--max-tokens.*abc")
         expect_error("flag_temperature_negative", gen + ["--token-ids", ids, "--temperature", "-1"], r"temperature")
         expect_error("flag_top_p_2", gen + ["--token-ids", ids, "--top-p", "2"], r"top[-_]p")

@@ -50,14 +50,14 @@ def error_cases(tmp: str, model: str, smol: str | None) -> None:
     out = os.path.join(tmp, "out.jsonl")
     base = ["--model", model, "--prompts", good, "--out", out]
 
-    def case(name, args, keyword):
-        checks.expect_error(name, args, keyword, tmp)
+    def case(name, args, keyword, exit_code=None):
+        checks.expect_error(name, args, keyword, tmp, exit_code=exit_code)
 
     case("missing_prompts", ["--model", model, "--out", out], r"missing required flag --prompts")
     case("missing_out", ["--model", model, "--prompts", good], r"missing required flag --out")
     case("missing_model", ["--prompts", good, "--out", out], r"missing required flag --model")
     case("prompts_not_found", ["--model", model, "--prompts", os.path.join(tmp, "nope.txt"), "--out", out],
-         r"nope\.txt.*does not exist")
+         r"nope\.txt.*no such file")
     case("prompts_bad_extension", ["--model", model, "--prompts", write(os.path.join(tmp, "p.csv"), "x\n"),
                                    "--out", out], r"unknown extension '\.csv'")
 
@@ -112,7 +112,8 @@ def error_cases(tmp: str, model: str, smol: str | None) -> None:
          r"no chat template")
     if smol:
         case("prompt_too_long", ["--model", smol, "--prompts", good, "--out", os.path.join(tmp, "fresh.jsonl"),
-                                 "-c", "8"], r"good\.txt:1: the prompt has \d+ tokens.*context size 8")
+                                 "-c", "8"], r"good\.txt:1: the prompt has \d+ tokens.*context size 8",
+             exit_code=3)  # the context is full: a resource, not bad input
 
 
 def functional(name: str, tmp: str, model: str) -> None:

@@ -9,9 +9,9 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "engine/session.h"
 #include "eval/lm.h"
-#include "eval/progress.h"
 #include "eval/runner.h"
 #include "io/model_files.h"
 #include "model/llama.h"
@@ -269,7 +269,7 @@ TEST_F(EvalLm, RunTaskDoesNotDependOnTheBatchSize) {
   auto run = [&](int64_t batch, int shots) {
     EvalModel lm(*model_, *tok_, {.max_length = 2048, .batch_tokens = batch});
     std::ostringstream samples;
-    Progress progress(task.docs.size(), false);
+    Progress progress("eval", "items", task.docs.size(), 0, false);
     RunOptions opts;
     opts.num_fewshot = shots;
     opts.samples = &samples;

@@ -1,4 +1,4 @@
-// `swiftkv convert` building blocks: the SwiftKV initialisation (SWIFTKV.md §2), the setting
+// `swiftkv convert` building blocks: the SwiftKV initialisation (docs/swiftkv.md#checkpoint-layout), the setting
 // checks, config.json writing (must read back to the same ModelConfig), llama.cpp's q/k row
 // permutation undone, and whole exports of tiny HF and GGUF models read back from disk.
 #include <gtest/gtest.h>

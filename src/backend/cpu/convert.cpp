@@ -29,7 +29,7 @@ void row_to_f32(DType t, const uint8_t* src, float* dst, int64_t k) {
     case DType::Q4_1:
       return dequantize_row_q4_1(reinterpret_cast<const BlockQ4_1*>(src), dst, k);
     default:
-      fail("cannot convert a ", dtype_name(t), " tensor");
+      fail_internal("cannot convert a ", dtype_name(t), " tensor");
   }
 }
 

@@ -33,7 +33,7 @@ void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out) 
       conv = k.to_float_q4_1;
       break;
     default:
-      fail("embedding: unsupported table dtype ", dtype_name(table.dtype));
+      fail_internal("embedding: unsupported table dtype ", dtype_name(table.dtype));
   }
   for (int64_t i = 0; i < n; ++i) {
     const uint8_t* src = table.row_ptr(ids[i]);

@@ -43,7 +43,7 @@ struct AlignedBuffer {
       std::free(p);
       cap = (bytes + 4095) / 4096 * 4096;
       p = std::aligned_alloc(64, cap);
-      if (!p) fail("out of memory allocating a ", cap, "-byte kernel scratch buffer");
+      if (!p) fail_resource("out of memory allocating a ", cap, "-byte kernel scratch buffer");
     }
     return static_cast<T*>(p);
   }
@@ -224,7 +224,7 @@ const float* as_f32(const Tensor& t, std::vector<float>& buf) {
   const int64_t n = t.numel();
   buf.resize(static_cast<size_t>(n));
   const ToFloatFn conv = to_float_fn(kernels(), t.dtype);
-  if (!conv) fail("cannot convert a ", dtype_name(t.dtype), " tensor to F32");
+  if (!conv) fail_internal("cannot convert a ", dtype_name(t.dtype), " tensor to F32");
   const int64_t cols = t.cols();
   for (int64_t r = 0; r < t.rows(); ++r) conv(t.row_ptr(r), buf.data() + r * cols, cols);
   return buf.data();
