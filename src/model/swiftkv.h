@@ -19,8 +19,7 @@ int64_t num_key_value_layers_for_fraction(int64_t num_layers, double fraction);
 void check_swiftkv_settings(int64_t num_layers, int64_t num_key_value_layers, int64_t group_size);
 
 // Turns a base (non-SwiftKV) model into a SwiftKV model in memory, initialised as docs/swiftkv.md
-// ("Checkpoint layout")
-// says: norm_swiftkv = layer M's input_layernorm, q_proj_swiftkv = q_proj (views, no copy),
+// ("Checkpoint layout") says: norm_swiftkv = layer M's input_layernorm, q_proj_swiftkv = q_proj (views, no copy),
 // each group leader's k/v_proj_swiftkv (and biases) = the mean of its group's k/v_proj (a view
 // when G == 1, an F32 tensor otherwise). Sets architecture llama_swiftkv, swiftkv = true, M, G.
 void add_swiftkv_tensors(ModelFiles& files, int64_t num_key_value_layers, int64_t group_size);
