@@ -21,17 +21,25 @@ void copy_rows(const Tensor& src, int64_t r0, Tensor& dst) {
   std::memcpy(dst.data, src.as<float>() + r0 * src.cols(), dst.nbytes());
 }
 
+// Qwen3's q_norm / k_norm: RMSNorm over each head_dim slice of every row, in place.
+void head_norm(Tensor& x, int64_t heads, const Tensor& w, float eps) {
+  Tensor per_head = Tensor::view(DType::F32, {x.rows() * heads, x.cols() / heads}, x.data, x.owner);
+  ops::rms_norm(per_head, w, eps, per_head);
+}
+
 bool is_swiftkv_tensor(const std::string& name) { return name.find("_swiftkv.") != std::string::npos; }
 
-// Teacher q/k/v projections of a layer >= m ("model.layers.<i>.self_attn.{q,k,v}_proj.*").
-bool is_teacher_qkv_from(const std::string& name, int64_t m) {
+// Teacher q/k/v projections and q/k norms of a layer >= m ("model.layers.<i>.self_attn.{q,k,v}_proj.*",
+// "...self_attn.{q,k}_norm.weight").
+bool is_teacher_attn_from(const std::string& name, int64_t m) {
   const std::string prefix = "model.layers.";
   if (name.rfind(prefix, 0) != 0) return false;
   const size_t dot = name.find('.', prefix.size());
   if (dot == std::string::npos) return false;
   const std::string rest = name.substr(dot + 1);
   const bool qkv = rest.rfind("self_attn.q_proj.", 0) == 0 || rest.rfind("self_attn.k_proj.", 0) == 0 ||
-                   rest.rfind("self_attn.v_proj.", 0) == 0;
+                   rest.rfind("self_attn.v_proj.", 0) == 0 || rest == "self_attn.q_norm.weight" ||
+                   rest == "self_attn.k_norm.weight";
   return qkv && std::stoll(name.substr(prefix.size(), dot - prefix.size())) >= m;
 }
 
@@ -59,48 +67,19 @@ struct LlamaModel::Scratch {
 LlamaModel::LlamaModel(ModelFiles files, ModelOptions opts) : files_(std::move(files)) {
   const ModelConfig& c = files_.config;
   c.validate();
-  const bool swiftkv = c.architecture == "llama_swiftkv" && c.swiftkv && opts.swiftkv;
+  const bool swiftkv = c.swiftkv_checkpoint && c.swiftkv && opts.swiftkv;
   layout_ = swiftkv ? KVLayout::swiftkv(c) : KVLayout::teacher(c);
   const int64_t m = layout_.first_skip;
-  const int64_t d = c.hidden_size, q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
-  w_.embed = files_.get("model.embed_tokens.weight", {c.vocab_size, d});
-  w_.final_norm = files_.get("model.norm.weight", {d});
-  if (c.tie_word_embeddings || !files_.find("lm_head.weight")) {
-    w_.lm_head = w_.embed;
-  } else {
-    w_.lm_head = files_.get("lm_head.weight", {c.vocab_size, d});
-  }
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    LayerWeights l;
-    l.attn_norm = files_.get(layer_tensor_name(i, "input_layernorm.weight"), {d});
-    const std::string q = i < m ? "self_attn.q_proj." : "self_attn.q_proj_swiftkv.";
-    l.wq = files_.get(layer_tensor_name(i, q + "weight"), {q_dim, d});
-    if (c.attention_bias) l.bq = files_.get(layer_tensor_name(i, q + "bias"), {q_dim});
-    if (i < m) {
-      l.wk = files_.get(layer_tensor_name(i, "self_attn.k_proj.weight"), {kv_dim, d});
-      l.wv = files_.get(layer_tensor_name(i, "self_attn.v_proj.weight"), {kv_dim, d});
-      if (c.attention_bias) {
-        l.bk = files_.get(layer_tensor_name(i, "self_attn.k_proj.bias"), {kv_dim});
-        l.bv = files_.get(layer_tensor_name(i, "self_attn.v_proj.bias"), {kv_dim});
-      }
-    }
-    l.wo = files_.get(layer_tensor_name(i, "self_attn.o_proj.weight"), {d, q_dim});
-    // transformers' LlamaAttention gives o_proj a bias exactly when attention_bias is set.
-    if (c.attention_bias && (c.architecture != "qwen2" || files_.find(layer_tensor_name(i, "self_attn.o_proj.bias"))))
-      l.bo = files_.get(layer_tensor_name(i, "self_attn.o_proj.bias"), {d});
-    l.ffn_norm = files_.get(layer_tensor_name(i, "post_attention_layernorm.weight"), {d});
-    l.w_gate = files_.get(layer_tensor_name(i, "mlp.gate_proj.weight"), {c.intermediate_size, d});
-    l.w_up = files_.get(layer_tensor_name(i, "mlp.up_proj.weight"), {c.intermediate_size, d});
-    l.w_down = files_.get(layer_tensor_name(i, "mlp.down_proj.weight"), {d, c.intermediate_size});
-    w_.layers.push_back(std::move(l));
-  }
+  bind_globals(files_, w_);
+  for (int64_t i = 0; i < c.num_layers; ++i)
+    w_.layers.push_back(bind_layer(files_, i, i < m ? LayerPath::Teacher : LayerPath::SwiftKV));
   if (layout_.active()) bind_swiftkv();
   for (auto it = files_.tensors.begin(); it != files_.tensors.end();) {
     // On the SwiftKV path the leaders' k/v_proj_swiftkv live on in the stacked copy.
     const std::string& name = it->first;
     const bool kv_swiftkv =
         name.find("k_proj_swiftkv.") != std::string::npos || name.find("v_proj_swiftkv.") != std::string::npos;
-    const bool unused = layout_.active() ? is_teacher_qkv_from(name, m) || kv_swiftkv
+    const bool unused = layout_.active() ? is_teacher_attn_from(name, m) || kv_swiftkv
                                          : is_swiftkv_tensor(name) || name == swiftkv_norm_name();
     it = unused ? files_.tensors.erase(it) : std::next(it);
   }
@@ -113,10 +92,14 @@ void LlamaModel::bind_swiftkv() {
   w_.norm_swiftkv = files_.get(swiftkv_norm_name(), {d});
   std::vector<Tensor> parts, biases;  // k, v of each leader in layer order
   for (int64_t i = layout_.first_skip; i < c.num_layers; i += layout_.group) {
-    for (const char* proj : {"k", "v"}) {
-      parts.push_back(files_.get(swiftkv_tensor_name(i, proj, "weight"), {kv_dim, d}));
-      if (c.attention_bias) biases.push_back(files_.get(swiftkv_tensor_name(i, proj, "bias"), {kv_dim}));
+    const SwiftKVLeaderWeights l = bind_swiftkv_leader(files_, i);
+    parts.push_back(l.wk);
+    parts.push_back(l.wv);
+    if (l.bk.defined()) {
+      biases.push_back(l.bk);
+      biases.push_back(l.bv);
     }
+    if (l.k_norm.defined()) w_.k_norm_swiftkv.push_back(l.k_norm);
   }
   // Stacking needs one dtype; mixed checkpoints are widened to F32 once, at load.
   DType dt = parts.front().dtype;
@@ -174,6 +157,7 @@ void LlamaModel::layer(int64_t l, Tensor& x, const std::vector<Span>& spans, con
   ops::rms_norm(x, lw.attn_norm, eps, s.xn);
   ops::linear(s.xn, lw.wq, lw.bq.defined() ? &lw.bq : nullptr, s.q);
   count_linear(n, lw.wq);
+  if (lw.q_norm.defined()) head_norm(s.q, c.num_heads, lw.q_norm, eps);
   ops::rope(s.q, c.num_heads, pos, rope_);
   if (lw.wk.defined()) {
     const bool direct = spans.size() == 1;
@@ -183,6 +167,7 @@ void LlamaModel::layer(int64_t l, Tensor& x, const std::vector<Span>& spans, con
     ops::linear(s.xn, lw.wv, lw.bv.defined() ? &lw.bv : nullptr, v);
     count_linear(n, lw.wk);
     count_linear(n, lw.wv);
+    if (lw.k_norm.defined()) head_norm(k, c.num_kv_heads, lw.k_norm, eps);
     ops::rope(k, c.num_kv_heads, pos, rope_);
     if (!direct) {
       for (const Span& sp : spans) {
@@ -195,9 +180,10 @@ void LlamaModel::layer(int64_t l, Tensor& x, const std::vector<Span>& spans, con
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   for (const Span& sp : spans) {
     Tensor q = row_block(s.q, sp.row0, sp.n), out = row_block(s.attn, sp.row0, sp.n);
-    ops::attention(q, sp.cache->k[ci], sp.cache->v[ci], sp.n_past, c.num_heads, c.num_kv_heads, scale, out);
-    // Query row i attends to n_past + i + 1 keys: QK^T and PV are 2 * H * D FLOPs per key each.
-    flops_.attention += 4.0 * c.num_heads * c.head_dim * (sp.n * (sp.n_past + 1.0) + sp.n * (sp.n - 1) / 2.0);
+    ops::attention(q, sp.cache->k[ci], sp.cache->v[ci], sp.n_past, c.num_heads, c.num_kv_heads, scale, out,
+                   c.sliding_window);
+    // QK^T and PV are 2 * H * D FLOPs per visible key each.
+    flops_.attention += 4.0 * c.num_heads * c.head_dim * ops::attention_keys(sp.n_past, sp.n, c.sliding_window);
   }
   ops::linear(s.attn, lw.wo, lw.bo.defined() ? &lw.bo : nullptr, s.proj);
   count_linear(n, lw.wo);
@@ -237,6 +223,8 @@ void LlamaModel::swiftkv_kv(const Tensor& x, const std::vector<Span>& spans, con
         std::memcpy(k.as<float>() + r * kv_dim, src + r * width, kv_dim * sizeof(float));
         std::memcpy(v.as<float>() + r * kv_dim, src + r * width + kv_dim, kv_dim * sizeof(float));
       }
+      if (!w_.k_norm_swiftkv.empty())
+        head_norm(k, c.num_kv_heads, w_.k_norm_swiftkv[g], static_cast<float>(c.rms_norm_eps));
       ops::rope(k, c.num_kv_heads, pos + sp.row0, rope_);
     }
   }
