@@ -9,7 +9,9 @@ Then, per fixture:
   * llama.cpp (llama-cpp-python, F32 KV cache) scores the fixture's sequences on the GGUF within
     LLAMACPP_TOL of transformers' expected.json: the file is the model, as llama.cpp reads it;
   * `swiftkv score --model GGUF` is within 1e-3 of expected.json per token, and
-    `swiftkv generate` (greedy, 8 tokens) gives expected.json's continuation.
+    `swiftkv generate` (greedy, 8 tokens) gives expected.json's continuation;
+  * `swiftkv convert` of the GGUF writes the architecture's SwiftKV variant (qwen3_swiftkv with
+    q_norm_swiftkv / k_norm_swiftkv), whose teacher path (--no-swiftkv) scores like expected.json.
 F32 only: llama-cpp-python's quantised kernels are not needed here.
 Env: SKV_BIN, SKV_SOURCE_DIR. Prints "gguf archs oracle: N passed, M failed".
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -117,6 +120,8 @@ def main() -> int:
             d = os.path.join(src, "tests", "fixtures", "models", name)
             with open(os.path.join(d, "expected.json")) as f:
                 exp = json.load(f)
+            with open(os.path.join(d, "config.json")) as f:
+                src_type = json.load(f)["model_type"]
             path = os.path.join(tmp, name + ".gguf")
             write_gguf(d, path)
 
@@ -151,8 +156,33 @@ def main() -> int:
             except Exception as e:  # noqa: BLE001
                 msg = str(e)
             res.fail(f"{name}/swiftkv generate", msg) if msg else res.ok()
+            greedy = "ok" if not msg else "FAIL"
+
+            out_dir = os.path.join(tmp, name + "_swiftkv")
+            what = f"{name}/convert"
+            try:
+                p = subprocess.run([skv_bin, "convert", "--model", path, "--out", out_dir, "--num-key-value-layers", "1"],
+                                   capture_output=True, text=True, timeout=300)
+                if p.returncode != 0:
+                    raise RuntimeError(f"convert failed: {p.stderr.strip()}")
+                with open(os.path.join(out_dir, "config.json")) as f:
+                    written = json.load(f)
+                names = set(nl.load_weights(out_dir))
+                want_norms = {"model.layers.1.self_attn.q_norm_swiftkv.weight",
+                              "model.layers.1.self_attn.k_norm_swiftkv.weight"}
+                seq = exp["sequences"][1]
+                out, _ = run_skv(skv_bin, ["score", "--model", out_dir, "--no-swiftkv",
+                                           "--token-ids", ",".join(map(str, seq["ids"]))])
+                _, msg = compare_logprobs(out["token_logprobs"], seq["token_logprobs"])
+                if written["model_type"] != src_type + "_swiftkv":
+                    msg = f"model_type {written['model_type']!r}, want {src_type}_swiftkv"
+                elif src_type == "qwen3" and not want_norms <= names:
+                    msg = f"missing {sorted(want_norms - names)}"
+            except Exception as e:  # noqa: BLE001
+                msg = str(e)
+            res.fail(what, msg) if msg else res.ok()
             print(f"{name:12s} GGUF: llama.cpp vs transformers {worst:.2e}, swiftkv vs transformers {skv_worst:.2e}, "
-                  f"greedy {'ok' if not msg else 'FAIL'}", flush=True)
+                  f"greedy {greedy}, convert {'ok' if not msg else 'FAIL'}", flush=True)
     print(f"gguf archs oracle: {res.passed} passed, {len(res.failed)} failed")
     return 1 if res.failed else 0
 
