@@ -9,7 +9,11 @@ Generated once and committed (a few hundred KB); needs torch + safetensors + num
 lm-eval venv:
 
     scripts/setup_lm_eval_venv.sh
-    .venv-lmeval/bin/python scripts/make_distill_fixture.py tests/fixtures/distill
+    .venv-lmeval/bin/python scripts/make_distill_fixture.py tests/fixtures/distill [CASE ...]
+
+(naming cases regenerates only those). Beyond Llama: `qwen3` cases add per-head q_norm / k_norm
+and the trainable q_norm_swiftkv / k_norm_swiftkv (SWIFTKV.md section 6), `window` cases
+Mistral's sliding window (row i sees rows i - W < j <= i of its document).
 
 Each case directory holds model/ (config.json, model.safetensors: every teacher tensor plus the
 SwiftKV tensors, drawn independently so teacher and student differ clearly), batch.json (ids,
@@ -25,9 +29,12 @@ import torch
 from safetensors.numpy import save_file
 
 CASES = [
-    # name, seed, layers, M, G, heads, kv_heads, head_dim, hidden, ffn, vocab, bias, tied
+    # name, seed, layers, M, G, heads, kv_heads, head_dim, hidden, ffn, vocab, bias, tied[, extra]
     ("m2g1_gqa", 11, 4, 2, 1, 4, 2, 8, 32, 48, 97, False, True),
     ("m1g2_bias_untied", 12, 5, 1, 2, 2, 2, 8, 16, 40, 61, True, False),
+    # head_dim 12 != 32 / 4
+    ("m1g2_qwen3", 13, 5, 1, 2, 4, 2, 12, 32, 48, 89, False, True, {"arch": "qwen3"}),
+    ("m2g1_mistral_window", 14, 4, 2, 1, 4, 2, 8, 32, 48, 83, False, False, {"arch": "mistral", "window": 3}),
 ]
 
 
@@ -47,7 +54,7 @@ def rope(x, pos, heads, hd, inv_freq):
     return (x * cos + rot * sin).reshape(n, heads * hd)
 
 
-def attention(q, k, v, heads, kv_heads, hd, doc_start):
+def attention(q, k, v, heads, kv_heads, hd, doc_start, window=None):
     n = q.shape[0]
     q = q.view(n, heads, hd).transpose(0, 1)  # [H, n, hd]
     rep = heads // kv_heads
@@ -57,6 +64,8 @@ def attention(q, k, v, heads, kv_heads, hd, doc_start):
     i = torch.arange(n)[:, None]
     j = torch.arange(n)[None, :]
     allowed = (j <= i) & (j >= torch.tensor(doc_start)[:, None])
+    if window is not None:
+        allowed &= j > i - window
     s = s.masked_fill(~allowed, float("-inf"))
     return (s.softmax(-1) @ v).transpose(0, 1).reshape(n, heads * hd)
 
@@ -66,9 +75,20 @@ def linear(x, w, b=None):
     return y + b if b is not None else y
 
 
+def head_norm(x, w, heads, eps):
+    n = x.shape[0]
+    return rms_norm(x.view(n, heads, -1), w, eps).reshape(n, -1)
+
+
 def main():
     out_root = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/distill"
-    for (name, seed, L, M, G, H, KV, hd, d, ffn, vocab, bias, tied) in CASES:
+    only = set(sys.argv[2:])
+    for (name, seed, L, M, G, H, KV, hd, d, ffn, vocab, bias, tied, *extra) in CASES:
+        if only and name not in only:
+            continue
+        extra = extra[0] if extra else {}
+        arch, window = extra.get("arch", "llama"), extra.get("window")
+        qk_norm = arch == "qwen3"
         rng = np.random.default_rng(seed)
         T = {}
 
@@ -95,6 +115,9 @@ def main():
             put(p + "mlp.gate_proj.weight", (ffn, d), 0.1)
             put(p + "mlp.up_proj.weight", (ffn, d), 0.1)
             put(p + "mlp.down_proj.weight", (d, ffn), 0.1)
+            if qk_norm:
+                put(p + "self_attn.q_norm.weight", (hd,), 0.1, 1.0)
+                put(p + "self_attn.k_norm.weight", (hd,), 0.1, 1.0)
         put("model.norm_swiftkv.weight", (d,), 0.1, 1.0)
         trainable = ["model.norm_swiftkv.weight"]
         for l in range(M, L):
@@ -104,6 +127,9 @@ def main():
             if bias:
                 put(p + "q_proj_swiftkv.bias", (H * hd,), 0.1)
                 trainable.append(p + "q_proj_swiftkv.bias")
+            if qk_norm:
+                put(p + "q_norm_swiftkv.weight", (hd,), 0.1, 1.0)
+                trainable.append(p + "q_norm_swiftkv.weight")
         for l in range(M, L, G):
             p = f"model.layers.{l}.self_attn."
             for proj, std in (("k", 0.15), ("v", 0.1)):
@@ -112,6 +138,9 @@ def main():
                 if bias:
                     put(p + f"{proj}_proj_swiftkv.bias", (KV * hd,), 0.1)
                     trainable.append(p + f"{proj}_proj_swiftkv.bias")
+            if qk_norm:
+                put(p + "k_norm_swiftkv.weight", (hd,), 0.1, 1.0)
+                trainable.append(p + "k_norm_swiftkv.weight")
 
         # A packed row block: three documents, the last of length 1.
         lens = [7, 5, 1]
@@ -132,15 +161,20 @@ def main():
         pos = torch.tensor(positions)
         head = W["model.embed_tokens.weight"] if tied else W["lm_head.weight"]
 
-        def layer(l, x, wq, bq, k=None, v=None):
+        def layer(l, x, wq, bq, qn, k=None, v=None):
             p = f"model.layers.{l}."
             xn = rms_norm(x, W[p + "input_layernorm.weight"], eps)
-            q = rope(linear(xn, wq, bq), pos, H, hd, inv_freq)
+            q = linear(xn, wq, bq)
+            if qn is not None:
+                q = head_norm(q, qn, H, eps)
+            q = rope(q, pos, H, hd, inv_freq)
             if k is None:
-                k = rope(linear(xn, W[p + "self_attn.k_proj.weight"], W.get(p + "self_attn.k_proj.bias")), pos, KV, hd,
-                         inv_freq)
+                k = linear(xn, W[p + "self_attn.k_proj.weight"], W.get(p + "self_attn.k_proj.bias"))
+                if qk_norm:
+                    k = head_norm(k, W[p + "self_attn.k_norm.weight"], KV, eps)
+                k = rope(k, pos, KV, hd, inv_freq)
                 v = linear(xn, W[p + "self_attn.v_proj.weight"], W.get(p + "self_attn.v_proj.bias"))
-            a = attention(q, k, v, H, KV, hd, doc_start)
+            a = attention(q, k, v, H, KV, hd, doc_start, window)
             x = x + linear(a, W[p + "self_attn.o_proj.weight"], W.get(p + "self_attn.o_proj.bias"))
             xn = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
             g = linear(xn, W[p + "mlp.gate_proj.weight"])
@@ -149,7 +183,7 @@ def main():
 
         def teacher_q(l):
             p = f"model.layers.{l}.self_attn."
-            return W[p + "q_proj.weight"], W.get(p + "q_proj.bias")
+            return W[p + "q_proj.weight"], W.get(p + "q_proj.bias"), W.get(p + "q_norm.weight")
 
         x = W["model.embed_tokens.weight"][torch.tensor(ids)]
         for l in range(M):
@@ -166,7 +200,10 @@ def main():
         kv = {}
         for l in range(M, L, G):
             p = f"model.layers.{l}.self_attn."
-            k = rope(linear(h, W[p + "k_proj_swiftkv.weight"], W.get(p + "k_proj_swiftkv.bias")), pos, KV, hd, inv_freq)
+            k = linear(h, W[p + "k_proj_swiftkv.weight"], W.get(p + "k_proj_swiftkv.bias"))
+            if qk_norm:
+                k = head_norm(k, W[p + "k_norm_swiftkv.weight"], KV, eps)
+            k = rope(k, pos, KV, hd, inv_freq)
             v = linear(h, W[p + "v_proj_swiftkv.weight"], W.get(p + "v_proj_swiftkv.bias"))
             kv[l] = (k, v)
         xs = x_m.detach()
@@ -175,7 +212,8 @@ def main():
                 hs = xs
             p = f"model.layers.{l}.self_attn."
             leader = M + (l - M) // G * G
-            xs = layer(l, xs, W[p + "q_proj_swiftkv.weight"], W.get(p + "q_proj_swiftkv.bias"), *kv[leader])
+            xs = layer(l, xs, W[p + "q_proj_swiftkv.weight"], W.get(p + "q_proj_swiftkv.bias"),
+                       W.get(p + "q_norm_swiftkv.weight"), *kv[leader])
         zs = linear(rms_norm(xs, W["model.norm.weight"], eps), head)
         pt = (zt / tau).softmax(-1)
         kl = kl_scale * (pt * ((zt / tau).log_softmax(-1) - (zs / tau).log_softmax(-1))).sum()
@@ -184,14 +222,18 @@ def main():
 
         case = os.path.join(out_root, name)
         os.makedirs(os.path.join(case, "model"), exist_ok=True)
+        cls = {"llama": "LlamaSwiftKVForCausalLM", "qwen3": "Qwen3SwiftKVForCausalLM",
+               "mistral": "MistralSwiftKVForCausalLM"}[arch]
         config = {
-            "architectures": ["LlamaSwiftKVForCausalLM"], "model_type": "llama_swiftkv", "vocab_size": vocab,
+            "architectures": [cls], "model_type": arch + "_swiftkv", "vocab_size": vocab,
             "hidden_size": d, "intermediate_size": ffn, "num_hidden_layers": L, "num_attention_heads": H,
             "num_key_value_heads": KV, "head_dim": hd, "rms_norm_eps": eps, "rope_theta": theta,
             "max_position_embeddings": 64, "tie_word_embeddings": tied, "attention_bias": bias,
             "torch_dtype": "float32", "hidden_act": "silu", "swiftkv": True, "num_key_value_layers": M,
             "key_value_group_size": G,
         }
+        if arch == "mistral":
+            config["sliding_window"] = window
         with open(os.path.join(case, "model", "config.json"), "w") as f:
             json.dump(config, f, indent=2)
         save_file(T, os.path.join(case, "model", "model.safetensors"))

@@ -30,7 +30,8 @@ import sys
 import numpy as np
 import torch
 import transformers
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "oracle"))
@@ -78,6 +79,20 @@ FIXTURES = {
         intermediate_size=160, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
         rope_theta=1000000.0, tie_word_embeddings=False, rms_norm_eps=1e-6,
         max_position_embeddings=1024), 1007, torch.float32, "v5", {}),
+    # A window shorter than the 40- and 200-token sequences (and than 7 + 8 greedy tokens + 2).
+    "mistral_window": (MistralForCausalLM, dict(
+        intermediate_size=160, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        rope_theta=10000.0, tie_word_embeddings=False, sliding_window=16,
+        max_position_embeddings=1024), 1008, torch.float32, "v5", {}),
+    # q_norm / k_norm, head_dim 24 != 64 / 4, tied embeddings.
+    "qwen3": (Qwen3ForCausalLM, dict(
+        intermediate_size=160, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=24, rope_theta=1000000.0, tie_word_embeddings=True, rms_norm_eps=1e-6,
+        max_position_embeddings=1024), 1009, torch.float32, "v5", {}),
+    "qwen3_bf16": (Qwen3ForCausalLM, dict(
+        intermediate_size=172, num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2,
+        head_dim=16, rope_theta=1000000.0, tie_word_embeddings=True, rms_norm_eps=1e-6,
+        max_position_embeddings=1024), 1010, torch.bfloat16, "v5", {}),
 }
 # How the v4 rewrite spells the rope type: real Llama-2-era configs use the legacy "type" key.
 V4_LEGACY_TYPE_KEY = {"llama_linear_rope"}
@@ -104,6 +119,10 @@ def build_config(cls, kw):
     kw = {**COMMON, **kw}
     if cls is Qwen2ForCausalLM:
         return Qwen2Config(**kw)
+    if cls is Qwen3ForCausalLM:
+        return Qwen3Config(**kw)
+    if cls is MistralForCausalLM:
+        return MistralConfig(**kw)
     return LlamaConfig(**kw)
 
 
@@ -195,11 +214,13 @@ def make_one(out_root: str, name: str, spec) -> dict:
     if cfg.tie_word_embeddings:
         assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     if dtype != torch.float32:
-        # Round the weights (not the rotary inv_freq buffer) to the storage dtype; the in-memory
-        # float32 copy then holds exactly what the file holds.
+        # Round the weights (not the rotary inv_freq buffer: model.to(bf16) would round it too)
+        # to the storage dtype in place, so the float32 model built above holds exactly what the
+        # file holds and still has float32 RoPE frequencies.
         with torch.no_grad():
             for prm in model.parameters():
                 prm.copy_(prm.to(dtype).to(torch.float32))
+        assert all(b.dtype == torch.float32 for n, b in model.named_buffers() if "inv_freq" in n)
         saved = copy.deepcopy(model)
         for prm in saved.parameters():
             prm.data = prm.data.to(dtype)

@@ -2,6 +2,7 @@
 // the offending value), then call the backend of the tensors' device.
 #include "backend/ops.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -180,7 +181,7 @@ void rope(Tensor& x, int64_t heads, const Tensor& positions, const Rope& rope) {
 }
 
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
-               int64_t num_kv_heads, float scale, Tensor& out) {
+               int64_t num_kv_heads, float scale, Tensor& out, int64_t window) {
   const char* op = "attention";
   check_tensor(op, "q", q);
   check_tensor(op, "k_cache", k_cache);
@@ -207,7 +208,17 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
   same_device(op, "k_cache", k_cache, q.device);
   same_device(op, "v_cache", v_cache, q.device);
   same_device(op, "out", out, q.device);
-  backend_for(q.device).attention(q, k_cache, v_cache, n_past, num_heads, num_kv_heads, scale, out);
+  if (window < 0) fail_internal(op, ": sliding window ", window, " must be positive (0: none)");
+  backend_for(q.device).attention(q, k_cache, v_cache, n_past, num_heads, num_kv_heads, scale, out, window);
+}
+
+double attention_keys(int64_t n_past, int64_t n, int64_t window) {
+  const double full = n * (n_past + 1.0) + n * (n - 1) / 2.0;  // row i sees n_past + i + 1 keys
+  if (window <= 0 || n_past + n <= window) return full;
+  // Rows at positions p < W see p + 1 keys, the rest exactly W.
+  const int64_t short_rows = std::max<int64_t>(0, std::min<int64_t>(n, window - n_past));
+  return short_rows * (n_past + 1.0) + short_rows * (short_rows - 1) / 2.0 +
+         static_cast<double>(n - short_rows) * static_cast<double>(window);
 }
 
 void log_softmax_rows(Tensor& x) {

@@ -44,10 +44,14 @@ void rope(Tensor& x, int64_t heads, const Tensor& positions, const Rope& rope);
 // Causal attention of n new query rows against a KV cache.
 // q: [n, H * D]; k_cache / v_cache: the layer's cache, [capacity, KV * D] F32, holding
 // positions 0 .. n_past + n - 1 (the new rows already written). Query row i sits at
-// position n_past + i and attends to positions 0 .. n_past + i. H % KV == 0 (GQA / MQA).
-// out: [n, H * D].
+// position p = n_past + i and attends to positions 0 .. p, or with a sliding window W > 0
+// (Mistral) only to p - W < j <= p; masked keys are skipped, not computed.
+// H % KV == 0 (GQA / MQA). out: [n, H * D].
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
-               int64_t num_kv_heads, float scale, Tensor& out);
+               int64_t num_kv_heads, float scale, Tensor& out, int64_t window = 0);
+
+// Keys visible to n query rows at positions n_past .. n_past + n - 1, summed over the rows.
+double attention_keys(int64_t n_past, int64_t n, int64_t window);
 
 // In-place log-softmax / softmax over each row.
 void log_softmax_rows(Tensor& x);

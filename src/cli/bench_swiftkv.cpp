@@ -30,7 +30,7 @@ std::vector<Variant> make_variants(const std::string& path, const std::vector<do
   std::vector<Variant> v;
   ModelFiles files = open_model_files(path);
   const ModelConfig c = files.config;
-  const bool is_swiftkv = c.architecture == "llama_swiftkv";
+  const bool is_swiftkv = c.swiftkv_checkpoint;
   if (is_swiftkv && !fractions.empty())
     fail("--swiftkv-fractions: ", path, " is already a SwiftKV model; it is compared with its own teacher path");
   v.push_back({"baseline", std::make_unique<LlamaModel>(open_model_files(path), ModelOptions{.swiftkv = false})});
@@ -71,7 +71,7 @@ int bench_swiftkv_compare(const Args& args) {
   const int threads = static_cast<int>(args.integer("--threads", 0));
   if (threads < 0) fail("--threads must be >= 0 (0 = all cores), got ", threads);
   cpu::set_num_threads(threads);
-  if (fractions.empty() && open_model_files(path).config.architecture != "llama_swiftkv") fractions = {0.25, 0.5};
+  if (fractions.empty() && !open_model_files(path).config.swiftkv_checkpoint) fractions = {0.25, 0.5};
   std::vector<Variant> variants = make_variants(path, fractions, group);
   const ModelConfig& c = variants.front().model->config();
   const int64_t max_p = *std::max_element(prompts.begin(), prompts.end());

@@ -75,8 +75,7 @@ int cmd_convert(int argc, char** argv) {
 
   const auto start = std::chrono::steady_clock::now();
   ModelFiles files = open_model_files(model_path);
-  if (files.config.architecture == "llama_swiftkv")
-    fail(model_path, " is already a SwiftKV model; convert its base model instead");
+  if (files.config.swiftkv_checkpoint) fail(model_path, " is already a SwiftKV model; convert its base model instead");
   const int64_t layers = files.config.num_layers;
   const int64_t m = by_layers ? fixed_m : num_key_value_layers_for_fraction(layers, fraction);
 

@@ -228,8 +228,8 @@ int cmd_eval(int argc, char** argv) {
     const ModelConfig& c = m.model->config();
     nlohmann::ordered_json cfg;
     cfg["model"] = args.required("--model");
-    cfg["architecture"] = c.architecture;
-    cfg["path"] = m.model->swiftkv_active() ? "swiftkv" : c.architecture == "llama_swiftkv" ? "teacher" : "base";
+    cfg["architecture"] = c.model_type();
+    cfg["path"] = m.model->swiftkv_active() ? "swiftkv" : c.swiftkv_checkpoint ? "teacher" : "base";
     cfg["tasks"] = args.required("--tasks");
     if (run.limit >= 0) {
       cfg["limit"] = run.limit;

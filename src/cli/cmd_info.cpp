@@ -29,7 +29,7 @@ int cmd_info(int argc, char** argv) {
   nlohmann::json j = {
       {"path", model->files().path},
       {"format", model->files().format == ModelFormat::GGUF ? "gguf" : "hf"},
-      {"architecture", c.architecture},
+      {"architecture", c.model_type()},
       {"vocab_size", c.vocab_size},
       {"hidden_size", c.hidden_size},
       {"intermediate_size", c.intermediate_size},
@@ -42,13 +42,15 @@ int cmd_info(int argc, char** argv) {
       {"max_position_embeddings", c.max_position_embeddings},
       {"tie_word_embeddings", c.tie_word_embeddings},
       {"attention_bias", c.attention_bias},
+      {"qk_norm", c.qk_norm()},
+      {"sliding_window", c.sliding_window},
       {"parameters", model->parameter_count()},
       {"weight_bytes", model->weight_bytes()},
       {"kv_cache_bytes_per_token", model->kv_bytes_per_token()},
       {"kv_cache_bytes_per_token_teacher", LlamaModel::kv_bytes_per_token(c, teacher)},
       {"inference_path", model->swiftkv_active() ? "swiftkv" : "teacher"},
   };
-  if (c.architecture == "llama_swiftkv") {
+  if (c.swiftkv_checkpoint) {
     const KVLayout skv = KVLayout::swiftkv(c);
     j["kv_cache_bytes_per_token_swiftkv"] = LlamaModel::kv_bytes_per_token(c, skv);
     j["swiftkv"] = {{"enabled_in_config", c.swiftkv},
@@ -62,7 +64,7 @@ int cmd_info(int argc, char** argv) {
     return 0;
   }
   std::printf("model:         %s (%s)\n", model->files().path.c_str(), j["format"].get<std::string>().c_str());
-  std::printf("architecture:  %s, %lld layers, hidden %lld, ffn %lld, vocab %lld\n", c.architecture.c_str(),
+  std::printf("architecture:  %s, %lld layers, hidden %lld, ffn %lld, vocab %lld\n", c.model_type().c_str(),
               (long long)c.num_layers, (long long)c.hidden_size, (long long)c.intermediate_size,
               (long long)c.vocab_size);
   std::printf("attention:     %lld heads, %lld kv heads, head dim %lld, rope theta %g (%s scaling), max pos %lld\n",
@@ -73,7 +75,7 @@ int cmd_info(int argc, char** argv) {
   std::printf("weights:       %.1f MiB\n", model->weight_bytes() / 1048576.0);
   for (const auto& [dt, e] : by_dtype)
     std::printf("  %-6s       %lld tensors, %.1f MiB\n", dt.c_str(), (long long)e.first, e.second / 1048576.0);
-  if (c.architecture == "llama_swiftkv") {
+  if (c.swiftkv_checkpoint) {
     const KVLayout skv = KVLayout::swiftkv(c);
     std::printf("SwiftKV:       num_key_value_layers %lld, group %lld, %s; running the %s path\n",
                 (long long)skv.first_skip, (long long)skv.group, c.swiftkv ? "enabled" : "disabled in config",

@@ -40,7 +40,7 @@ std::set<std::string> join(std::initializer_list<std::set<std::string>> sets) {
 
 void log_swiftkv_path(const LlamaModel& model) {
   const ModelConfig& c = model.config();
-  if (c.architecture != "llama_swiftkv") return;
+  if (!c.swiftkv_checkpoint) return;
   const KVLayout skv = KVLayout::swiftkv(c), teacher = KVLayout::teacher(c);
   const double skv_kib = LlamaModel::kv_bytes_per_token(c, skv) / 1024.0;
   const double teacher_kib = LlamaModel::kv_bytes_per_token(c, teacher) / 1024.0;

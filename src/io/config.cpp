@@ -59,26 +59,20 @@ struct Fields {
   }
 };
 
-std::string arch_from_class(const std::string& cls) {
-  if (cls == "LlamaForCausalLM") return "llama";
-  if (cls == "Qwen2ForCausalLM") return "qwen2";
-  if (cls == "LlamaSwiftKVForCausalLM") return "llama_swiftkv";
-  return "";
-}
-
-bool is_supported_arch(const std::string& a) { return a == "llama" || a == "qwen2" || a == "llama_swiftkv"; }
-
 // `architectures` names the exact class (a SwiftKV checkpoint may say model_type "llama"), so
 // it wins when recognised; model_type is the fallback for configs without it.
-std::string detect_architecture(const json& j, const std::string& origin) {
+void detect_architecture(const json& j, const std::string& origin, ModelConfig& c) {
   std::string cls, model_type;
   if (auto it = j.find("architectures"); it != j.end() && it->is_array() && !it->empty() && (*it)[0].is_string())
     cls = (*it)[0].get<std::string>();
   if (auto it = j.find("model_type"); it != j.end() && it->is_string()) model_type = it->get<std::string>();
-  if (std::string a = arch_from_class(cls); !a.empty()) return a;
-  if (is_supported_arch(model_type)) return model_type;
-  const std::string shown = !cls.empty() ? cls : !model_type.empty() ? model_type : "(none given)";
-  fail(origin, ": unsupported architecture '", shown, "' (supported: llama, qwen2, llama_swiftkv)");
+  const ArchInfo* a = arch_by_class(cls, &c.swiftkv_checkpoint);
+  if (!a) a = arch_by_model_type(model_type, &c.swiftkv_checkpoint);
+  if (!a) {
+    const std::string shown = !cls.empty() ? cls : !model_type.empty() ? model_type : "(none given)";
+    fail(origin, ": unsupported architecture '", shown, "' (supported: ", supported_arch_list(true), ")");
+  }
+  c.arch = a->id;
 }
 
 // The scaling fields are the same in 4.x `rope_scaling` and 5.x `rope_parameters`.
@@ -115,8 +109,6 @@ void validate_with_origin(const ModelConfig& c, const std::string& origin) {
 }  // namespace
 
 void ModelConfig::validate() const {
-  if (!is_supported_arch(architecture))
-    fail("unsupported architecture '", architecture, "' (supported: llama, qwen2, llama_swiftkv)");
   const std::pair<const char*, int64_t> positive[] = {
       {"vocab_size", vocab_size},
       {"hidden_size", hidden_size},
@@ -135,6 +127,7 @@ void ModelConfig::validate() const {
   if (head_dim % 2 != 0) fail("field 'head_dim' (", head_dim, ") must be even for rotary embeddings");
   if (!(rms_norm_eps > 0)) fail("field 'rms_norm_eps' must be positive (got ", rms_norm_eps, ")");
   if (!(rope_theta > 0)) fail("field 'rope_theta' must be positive (got ", rope_theta, ")");
+  if (sliding_window < 0) fail("field 'sliding_window' must be positive or null (got ", sliding_window, ")");
 
   const RopeScaling& r = rope_scaling;
   if (r.type != "none" && r.type != "linear" && r.type != "llama3")
@@ -170,7 +163,8 @@ ModelConfig config_from_json_text(const std::string& text, const std::string& or
   if (!j.is_object()) fail(origin, ": invalid config: top level is not a JSON object");
 
   ModelConfig c;
-  c.architecture = detect_architecture(j, origin);
+  detect_architecture(j, origin, c);
+  const ArchInfo& arch = c.arch_info();
   const Fields f{j, origin, ""};
   c.vocab_size = f.get_int("vocab_size");
   c.hidden_size = f.get_int("hidden_size");
@@ -189,11 +183,15 @@ ModelConfig config_from_json_text(const std::string& text, const std::string& or
   c.rms_norm_eps = f.get_num("rms_norm_eps", 1e-6);  // transformers' default for llama and qwen2
   c.max_position_embeddings = f.get_int("max_position_embeddings", c.max_position_embeddings);
   c.tie_word_embeddings = f.get_bool("tie_word_embeddings", false);
-  // Qwen2 always has q/k/v biases; its config has no attention_bias field.
-  c.attention_bias = c.architecture == "qwen2" || f.get_bool("attention_bias", false);
+  // Qwen2 always has q/k/v biases (its config has no attention_bias field); Mistral never has.
+  c.attention_bias = arch.implicit_qkv_bias || (arch.reads_attention_bias && f.get_bool("attention_bias", false));
   if (f.get_bool("mlp_bias", false)) fail(origin, ": field 'mlp_bias' = true is not supported");
-  if (c.architecture == "qwen2" && f.get_bool("use_sliding_window", false))
-    fail(origin, ": field 'use_sliding_window' = true is not supported");
+  // Qwen2/Qwen3 carry a sliding_window value that only counts with use_sliding_window (and then
+  // per layer, through layer_types / max_window_layers), which is not implemented.
+  if (f.get_bool("use_sliding_window", false)) fail(origin, ": field 'use_sliding_window' = true is not supported");
+  // transformers' MistralConfig defaults an absent sliding_window to 4096; only null means none.
+  if (arch.reads_sliding_window)
+    c.sliding_window = j.contains("sliding_window") ? f.get_int("sliding_window", 0) : 4096;
   c.torch_dtype = f.get_str("dtype", f.get_str("torch_dtype", c.torch_dtype));  // 5.x renamed it
 
   c.bos_token_id = f.get_int("bos_token_id", -1);
@@ -221,7 +219,7 @@ ModelConfig config_from_json_text(const std::string& text, const std::string& or
     }
   }
 
-  if (c.architecture == "llama_swiftkv") {
+  if (c.swiftkv_checkpoint) {
     c.swiftkv = f.get_bool("swiftkv", true);
     c.num_key_value_layers = f.get_int("num_key_value_layers", 0);
     c.key_value_group_size = f.get_int("key_value_group_size", 1);
@@ -240,8 +238,8 @@ ModelConfig config_from_gguf(const GGUFFile& f) {
   const std::string& path = f.path();
   if (!f.has("general.architecture")) fail(path, ": metadata key 'general.architecture' not found");
   const std::string arch = f.get_string("general.architecture");
-  if (arch != "llama" && arch != "qwen2")
-    fail(path, ": unsupported GGUF architecture '", arch, "' (supported: llama, qwen2)");
+  const ArchInfo* info = arch_by_gguf_name(arch);
+  if (!info) fail(path, ": unsupported GGUF architecture '", arch, "' (supported: ", supported_gguf_arch_list(), ")");
   // llama.cpp stores llama3 rope scaling as precomputed per-frequency divisors in this tensor
   // instead of metadata; supporting it would need a rope variant driven by that tensor.
   if (f.has_tensor("rope_freqs.weight"))
@@ -251,7 +249,7 @@ ModelConfig config_from_gguf(const GGUFFile& f) {
   auto key = [&](const char* k) { return arch + "." + k; };
 
   ModelConfig c;
-  c.architecture = arch;
+  c.arch = info->id;
   c.num_layers = f.get_int(key("block_count"));
   c.hidden_size = f.get_int(key("embedding_length"));
   c.intermediate_size = f.get_int(key("feed_forward_length"));
@@ -282,7 +280,8 @@ ModelConfig config_from_gguf(const GGUFFile& f) {
   }
 
   c.tie_word_embeddings = !f.has_tensor("output.weight");
-  c.attention_bias = arch == "qwen2";
+  // llama.cpp has no attention_bias key; the bias tensors themselves say it.
+  c.attention_bias = info->implicit_qkv_bias || f.has_tensor("blk.0.attn_q.bias");
   c.bos_token_id = f.get_int("tokenizer.ggml.bos_token_id", -1);
   if (f.has("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {f.get_int("tokenizer.ggml.eos_token_id")};
 

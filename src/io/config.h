@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "model/arch.h"
+
 namespace skv {
 
 class GGUFFile;
@@ -18,7 +20,8 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  std::string architecture = "llama";  // llama | qwen2 | llama_swiftkv
+  Arch arch = Arch::Llama;
+  bool swiftkv_checkpoint = false;  // model_type <arch>_swiftkv: has the SwiftKV fields / tensors
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -31,7 +34,8 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   int64_t max_position_embeddings = 2048;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;  // q/k/v bias (Qwen2 has it)
+  bool attention_bias = false;  // q/k/v bias (Qwen2 always; o_proj follows arch().o_bias_follows_qkv)
+  int64_t sliding_window = 0;   // Mistral: a query at i sees keys i - W < j <= i; 0 = no window
   std::string torch_dtype = "float32";
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
@@ -39,6 +43,11 @@ struct ModelConfig {
   bool swiftkv = false;
   int64_t num_key_value_layers = 0;
   int64_t key_value_group_size = 1;
+
+  const ArchInfo& arch_info() const { return skv::arch_info(arch); }
+  std::string model_type() const { return model_type_name(arch, swiftkv_checkpoint); }
+  bool o_proj_bias() const { return attention_bias && arch_info().o_bias_follows_qkv; }
+  bool qk_norm() const { return arch_info().qk_norm; }
 
   void validate() const;  // throws skv::Error naming the bad field
 };

@@ -39,11 +39,11 @@ void set_token_ids(ojson& j, const ModelConfig& c) {
 
 // Every field config_from_json_text reads except the rope ones. They are written from `c` even
 // over an original config: values parsed from it come back unchanged, and fields whose default
-// depends on the model type (a qwen2 base has implicit q/k/v biases and no head_dim) must be
-// stated once the type is llama_swiftkv.
+// depends on the model type (a qwen2 base has implicit q/k/v biases and no head_dim) are stated
+// explicitly, so a loader of the SwiftKV variant need not know the base type's defaults.
 void set_model_fields(ojson& j, const ModelConfig& c) {
-  j["architectures"] = ojson::array({hf_architecture_class(c.architecture)});
-  j["model_type"] = c.architecture;
+  j["architectures"] = ojson::array({hf_class_name(c.arch, c.swiftkv_checkpoint)});
+  j["model_type"] = c.model_type();
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
   j["intermediate_size"] = c.intermediate_size;
@@ -55,8 +55,15 @@ void set_model_fields(ojson& j, const ModelConfig& c) {
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["attention_bias"] = c.attention_bias;
+  if (c.arch_info().reads_sliding_window) {
+    if (c.sliding_window > 0) {
+      j["sliding_window"] = c.sliding_window;
+    } else {
+      j["sliding_window"] = nullptr;  // transformers' Mistral default is 4096, so "none" must be said
+    }
+  }
   set_token_ids(j, c);
-  if (c.architecture == "llama_swiftkv") {
+  if (c.swiftkv_checkpoint) {
     j["swiftkv"] = c.swiftkv;
     j["num_key_value_layers"] = c.num_key_value_layers;
     j["key_value_group_size"] = c.key_value_group_size;
@@ -102,13 +109,6 @@ ojson from_original(const ModelConfig& c, const std::string& text) {
 }
 
 }  // namespace
-
-std::string hf_architecture_class(const std::string& architecture) {
-  if (architecture == "llama") return "LlamaForCausalLM";
-  if (architecture == "qwen2") return "Qwen2ForCausalLM";
-  if (architecture == "llama_swiftkv") return "LlamaSwiftKVForCausalLM";
-  fail("no Hugging Face class for architecture '", architecture, "'");
-}
 
 std::string config_to_json_text(const ModelConfig& c, const std::string& original_json) {
   const ojson j = original_json.empty() ? synthesise(c) : from_original(c, original_json);

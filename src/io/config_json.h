@@ -7,11 +7,8 @@
 
 namespace skv {
 
-// Hugging Face class / model_type names for an architecture (llama | qwen2 | llama_swiftkv).
-std::string hf_architecture_class(const std::string& architecture);
-
 // The config.json text (pretty-printed, trailing newline) describing `c`, including the
-// SwiftKV fields for llama_swiftkv and `c.torch_dtype` as the stored dtype.
+// SwiftKV fields for a SwiftKV checkpoint and `c.torch_dtype` as the stored dtype.
 // original_json: the source checkpoint's config.json text, or empty. When given, the result
 // starts from it so fields swiftkv does not model (hidden_act, rope_parameters, ...) survive,
 // and only the fields `c` decides are overwritten. When empty, a transformers 4.x style config

@@ -9,6 +9,7 @@
 #include "io/gguf.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
+#include "model/arch.h"
 
 namespace skv {
 
@@ -22,34 +23,6 @@ bool has_gguf_magic(const std::string& path) {
   return in.read(magic, 4) && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
-// llama.cpp's convert_hf_to_gguf.py tensor names -> the Hugging Face names the model code uses.
-std::string hf_name(const std::string& name) {
-  static const std::map<std::string, std::string> kGlobal = {
-      {"token_embd.weight", "model.embed_tokens.weight"},
-      {"output_norm.weight", "model.norm.weight"},
-      {"output.weight", "lm_head.weight"},
-  };
-  static const std::map<std::string, std::string> kLayer = {
-      {"attn_norm.weight", "input_layernorm.weight"},    {"ffn_norm.weight", "post_attention_layernorm.weight"},
-      {"attn_q.weight", "self_attn.q_proj.weight"},      {"attn_k.weight", "self_attn.k_proj.weight"},
-      {"attn_v.weight", "self_attn.v_proj.weight"},      {"attn_q.bias", "self_attn.q_proj.bias"},
-      {"attn_k.bias", "self_attn.k_proj.bias"},          {"attn_v.bias", "self_attn.v_proj.bias"},
-      {"attn_output.weight", "self_attn.o_proj.weight"}, {"ffn_gate.weight", "mlp.gate_proj.weight"},
-      {"ffn_up.weight", "mlp.up_proj.weight"},           {"ffn_down.weight", "mlp.down_proj.weight"},
-  };
-  if (auto it = kGlobal.find(name); it != kGlobal.end()) return it->second;
-  // blk.<N>.<suffix>
-  if (name.rfind("blk.", 0) == 0) {
-    const size_t dot = name.find('.', 4);
-    const std::string layer = name.substr(4, dot == std::string::npos ? 0 : dot - 4);
-    const bool numeric = !layer.empty() && layer.find_first_not_of("0123456789") == std::string::npos;
-    if (numeric)
-      if (auto it = kLayer.find(name.substr(dot + 1)); it != kLayer.end())
-        return "model.layers." + layer + "." + it->second;
-  }
-  return name;  // unknown names are kept so model code can still look them up
-}
-
 void add_tensor(ModelFiles& m, const std::string& name, Tensor t, const std::string& origin) {
   if (!m.tensors.emplace(name, std::move(t)).second) fail(origin, ": tensor '", name, "' appears twice");
 }
@@ -58,8 +31,9 @@ void open_gguf(ModelFiles& m) {
   m.format = ModelFormat::GGUF;
   m.gguf = std::make_shared<GGUFFile>(m.path);
   m.config = config_from_gguf(*m.gguf);
-  m.rope_interleaved = m.config.architecture == "llama";
-  for (const auto& info : m.gguf->tensor_infos()) add_tensor(m, hf_name(info.name), m.gguf->tensor(info.name), m.path);
+  m.rope_interleaved = m.config.arch_info().gguf_permuted_qk;
+  for (const auto& info : m.gguf->tensor_infos())
+    add_tensor(m, hf_tensor_name_from_gguf(info.name), m.gguf->tensor(info.name), m.path);
 }
 
 void open_sharded(ModelFiles& m, const std::string& index_path, const fs::path& dir) {

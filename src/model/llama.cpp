@@ -12,17 +12,25 @@
 namespace skv {
 namespace {
 
+// Qwen3's q_norm / k_norm: RMSNorm over each head_dim slice of every row, in place.
+void head_norm(Tensor& x, int64_t heads, const Tensor& w, float eps) {
+  Tensor per_head = x.reshaped({x.rows() * heads, x.cols() / heads});
+  ops::rms_norm(per_head, w, eps, per_head);
+}
+
 bool is_swiftkv_tensor(const std::string& name) { return name.find("_swiftkv.") != std::string::npos; }
 
-// Teacher q/k/v projections of a layer >= m ("model.layers.<i>.self_attn.{q,k,v}_proj.*").
-bool is_teacher_qkv_from(const std::string& name, int64_t m) {
+// Teacher q/k/v projections and q/k norms of a layer >= m ("model.layers.<i>.self_attn.{q,k,v}_proj.*",
+// "...self_attn.{q,k}_norm.weight").
+bool is_teacher_attn_from(const std::string& name, int64_t m) {
   const std::string prefix = "model.layers.";
   if (name.rfind(prefix, 0) != 0) return false;
   const size_t dot = name.find('.', prefix.size());
   if (dot == std::string::npos) return false;
   const std::string rest = name.substr(dot + 1);
   const bool qkv = rest.rfind("self_attn.q_proj.", 0) == 0 || rest.rfind("self_attn.k_proj.", 0) == 0 ||
-                   rest.rfind("self_attn.v_proj.", 0) == 0;
+                   rest.rfind("self_attn.v_proj.", 0) == 0 || rest == "self_attn.q_norm.weight" ||
+                   rest == "self_attn.k_norm.weight";
   return qkv && std::stoll(name.substr(prefix.size(), dot - prefix.size())) >= m;
 }
 
@@ -41,48 +49,19 @@ Tensor ForwardContext::take(Tensor& buf, int64_t rows, int64_t cols) {
 LlamaModel::LlamaModel(ModelFiles files, ModelOptions opts) : files_(std::move(files)), opts_(opts) {
   const ModelConfig& c = files_.config;
   c.validate();
-  const bool swiftkv = c.architecture == "llama_swiftkv" && c.swiftkv && opts.swiftkv;
+  const bool swiftkv = c.swiftkv_checkpoint && c.swiftkv && opts.swiftkv;
   layout_ = swiftkv ? KVLayout::swiftkv(c) : KVLayout::teacher(c);
   const int64_t m = layout_.first_skip;
-  const int64_t d = c.hidden_size, q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
-  w_.embed = files_.get("model.embed_tokens.weight", {c.vocab_size, d});
-  w_.final_norm = files_.get("model.norm.weight", {d});
-  if (c.tie_word_embeddings || !files_.find("lm_head.weight")) {
-    w_.lm_head = w_.embed;
-  } else {
-    w_.lm_head = files_.get("lm_head.weight", {c.vocab_size, d});
-  }
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    LayerWeights l;
-    l.attn_norm = files_.get(layer_tensor_name(i, "input_layernorm.weight"), {d});
-    const std::string q = i < m ? "self_attn.q_proj." : "self_attn.q_proj_swiftkv.";
-    l.wq = files_.get(layer_tensor_name(i, q + "weight"), {q_dim, d});
-    if (c.attention_bias) l.bq = files_.get(layer_tensor_name(i, q + "bias"), {q_dim});
-    if (i < m) {
-      l.wk = files_.get(layer_tensor_name(i, "self_attn.k_proj.weight"), {kv_dim, d});
-      l.wv = files_.get(layer_tensor_name(i, "self_attn.v_proj.weight"), {kv_dim, d});
-      if (c.attention_bias) {
-        l.bk = files_.get(layer_tensor_name(i, "self_attn.k_proj.bias"), {kv_dim});
-        l.bv = files_.get(layer_tensor_name(i, "self_attn.v_proj.bias"), {kv_dim});
-      }
-    }
-    l.wo = files_.get(layer_tensor_name(i, "self_attn.o_proj.weight"), {d, q_dim});
-    // transformers' LlamaAttention gives o_proj a bias exactly when attention_bias is set.
-    if (c.attention_bias && (c.architecture != "qwen2" || files_.find(layer_tensor_name(i, "self_attn.o_proj.bias"))))
-      l.bo = files_.get(layer_tensor_name(i, "self_attn.o_proj.bias"), {d});
-    l.ffn_norm = files_.get(layer_tensor_name(i, "post_attention_layernorm.weight"), {d});
-    l.w_gate = files_.get(layer_tensor_name(i, "mlp.gate_proj.weight"), {c.intermediate_size, d});
-    l.w_up = files_.get(layer_tensor_name(i, "mlp.up_proj.weight"), {c.intermediate_size, d});
-    l.w_down = files_.get(layer_tensor_name(i, "mlp.down_proj.weight"), {d, c.intermediate_size});
-    w_.layers.push_back(std::move(l));
-  }
+  bind_globals(files_, w_);
+  for (int64_t i = 0; i < c.num_layers; ++i)
+    w_.layers.push_back(bind_layer(files_, i, i < m ? LayerPath::Teacher : LayerPath::SwiftKV));
   if (layout_.active()) bind_swiftkv();
   for (auto it = files_.tensors.begin(); it != files_.tensors.end();) {
     // On the SwiftKV path the leaders' k/v_proj_swiftkv live on in the stacked copy.
     const std::string& name = it->first;
     const bool kv_swiftkv =
         name.find("k_proj_swiftkv.") != std::string::npos || name.find("v_proj_swiftkv.") != std::string::npos;
-    const bool unused = layout_.active() ? is_teacher_qkv_from(name, m) || kv_swiftkv
+    const bool unused = layout_.active() ? is_teacher_attn_from(name, m) || kv_swiftkv
                                          : is_swiftkv_tensor(name) || name == swiftkv_norm_name();
     it = unused ? files_.tensors.erase(it) : std::next(it);
   }
@@ -102,9 +81,10 @@ void LlamaModel::upload_weights() {
   };
   up(w_.embed), up(w_.final_norm), up(w_.lm_head), up(w_.norm_swiftkv), up(w_.kv_swiftkv), up(w_.kv_swiftkv_bias);
   for (LayerWeights& l : w_.layers)
-    for (Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.bo, &l.ffn_norm, &l.w_gate,
-                      &l.w_up, &l.w_down})
+    for (Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.bo, &l.q_norm, &l.k_norm,
+                      &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down})
       up(*t);
+  for (Tensor& t : w_.k_norm_swiftkv) up(t);
 }
 
 void LlamaModel::bind_swiftkv() {
@@ -113,10 +93,14 @@ void LlamaModel::bind_swiftkv() {
   w_.norm_swiftkv = files_.get(swiftkv_norm_name(), {d});
   std::vector<Tensor> parts, biases;  // k, v of each leader in layer order
   for (int64_t i = layout_.first_skip; i < c.num_layers; i += layout_.group) {
-    for (const char* proj : {"k", "v"}) {
-      parts.push_back(files_.get(swiftkv_tensor_name(i, proj, "weight"), {kv_dim, d}));
-      if (c.attention_bias) biases.push_back(files_.get(swiftkv_tensor_name(i, proj, "bias"), {kv_dim}));
+    const SwiftKVLeaderWeights l = bind_swiftkv_leader(files_, i);
+    parts.push_back(l.wk);
+    parts.push_back(l.wv);
+    if (l.bk.defined()) {
+      biases.push_back(l.bk);
+      biases.push_back(l.bv);
     }
+    if (l.k_norm.defined()) w_.k_norm_swiftkv.push_back(l.k_norm);
   }
   // Stacking needs one dtype; mixed checkpoints are widened to F32 once, at load.
   DType dt = parts.front().dtype;
@@ -181,6 +165,7 @@ void LlamaModel::layer(ForwardContext& ctx, int64_t l, Tensor& x, const std::vec
   ops::rms_norm(x, lw.attn_norm, eps, xn);
   ops::linear(xn, lw.wq, lw.bq.defined() ? &lw.bq : nullptr, q);
   count_linear(flops, n, lw.wq);
+  if (lw.q_norm.defined()) head_norm(q, c.num_heads, lw.q_norm, eps);
   ops::rope(q, c.num_heads, pos, rope_);
   if (lw.wk.defined()) {
     // One sequence's new K/V rows go straight from the projection into its cache; several
@@ -192,6 +177,7 @@ void LlamaModel::layer(ForwardContext& ctx, int64_t l, Tensor& x, const std::vec
     ops::linear(xn, lw.wv, lw.bv.defined() ? &lw.bv : nullptr, v);
     count_linear(flops, n, lw.wk);
     count_linear(flops, n, lw.wv);
+    if (lw.k_norm.defined()) head_norm(k, c.num_kv_heads, lw.k_norm, eps);
     ops::rope(k, c.num_kv_heads, pos, rope_);
     if (!direct) {
       for (const Span& sp : spans) {
@@ -206,9 +192,9 @@ void LlamaModel::layer(ForwardContext& ctx, int64_t l, Tensor& x, const std::vec
   for (const Span& sp : spans) {
     Tensor out = attn.row_block(sp.row0, sp.n);
     ops::attention(q.row_block(sp.row0, sp.n), sp.kv->k[ci], sp.kv->v[ci], sp.n_past, c.num_heads, c.num_kv_heads,
-                   scale, out);
-    // Query row i attends to n_past + i + 1 keys: QK^T and PV are 2 * H * D FLOPs per key each.
-    flops.attention += 4.0 * c.num_heads * c.head_dim * (sp.n * (sp.n_past + 1.0) + sp.n * (sp.n - 1) / 2.0);
+                   scale, out, c.sliding_window);
+    // QK^T and PV are 2 * H * D FLOPs per visible key each.
+    flops.attention += 4.0 * c.num_heads * c.head_dim * ops::attention_keys(sp.n_past, sp.n, c.sliding_window);
   }
   Tensor proj = ctx.take(ctx.proj_, n, c.hidden_size);
   ops::linear(attn, lw.wo, lw.bo.defined() ? &lw.bo : nullptr, proj);
@@ -248,6 +234,8 @@ void LlamaModel::swiftkv_kv(ForwardContext& ctx, const Tensor& x, const std::vec
       const Tensor src = kv.row_block(sp.row0, sp.n);
       ops::copy_cols(src, 2 * g * kv_dim, k);
       ops::copy_cols(src, 2 * g * kv_dim + kv_dim, v);
+      if (!w_.k_norm_swiftkv.empty())
+        head_norm(k, c.num_kv_heads, w_.k_norm_swiftkv[g], static_cast<float>(c.rms_norm_eps));
       ops::rope(k, c.num_kv_heads, pos.row_block(sp.row0, sp.n), rope_);
     }
   }

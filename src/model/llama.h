@@ -1,8 +1,8 @@
 #pragma once
-// The Llama-family decoder (Llama 1/2/3.x, Qwen2 q/k/v bias, SwiftKV): weights bound from
-// ModelFiles by their Hugging Face names, and a forward pass built only from the
-// device-agnostic ops. The model is const after load; everything a forward pass mutates lives
-// in a ForwardContext, so one loaded model serves many threads or requests at once.
+// The Llama-family decoder (Llama 1/2/3.x, Qwen2 q/k/v bias, Qwen3 q/k norms, Mistral sliding
+// window, and the SwiftKV variant of each): weights bound by model/weights.h, and a forward pass
+// built only from the device-agnostic ops. The model is const after load; everything a forward
+// pass mutates lives in a ForwardContext, so one loaded model serves many threads or requests.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -14,23 +14,9 @@
 #include "io/model_files.h"
 #include "model/kv_layout.h"
 #include "model/swiftkv.h"
+#include "model/weights.h"
 
 namespace skv {
-
-struct LayerWeights {
-  Tensor attn_norm, wq, wk, wv, wo;  // wk / wv undefined for SwiftKV layers (their K/V come from x_M)
-  Tensor bq, bk, bv;                 // undefined unless attention_bias
-  Tensor bo;                         // Llama with attention_bias also biases o_proj (Qwen2 does not)
-  Tensor ffn_norm, w_gate, w_up, w_down;
-};
-
-struct ModelWeights {
-  Tensor embed, final_norm, lm_head;  // lm_head aliases embed when tied
-  std::vector<LayerWeights> layers;   // SwiftKV layers hold q_proj_swiftkv in wq / bq
-  // SwiftKV path: norm_swiftkv and every group leader's [k; v]_proj_swiftkv stacked into one
-  // matrix [groups * 2 * KV * D, d], so all later-layer K/V of a prompt are one GEMM.
-  Tensor norm_swiftkv, kv_swiftkv, kv_swiftkv_bias;
-};
 
 struct ModelOptions {
   bool swiftkv = true;   // false: run a SwiftKV checkpoint's teacher path (--no-swiftkv)

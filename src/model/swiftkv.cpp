@@ -5,6 +5,7 @@
 
 #include "backend/ops.h"
 #include "core/error.h"
+#include "model/weights.h"
 
 namespace skv {
 
@@ -32,6 +33,10 @@ std::string swiftkv_tensor_name(int64_t layer, const char* proj, const char* kin
   return layer_tensor_name(layer, std::string("self_attn.") + proj + "_proj_swiftkv." + kind);
 }
 
+std::string swiftkv_qk_norm_name(int64_t layer, const char* which) {
+  return layer_tensor_name(layer, std::string("self_attn.") + which + "_norm_swiftkv.weight");
+}
+
 int64_t num_key_value_layers_for_fraction(int64_t num_layers, double fraction) {
   if (!(fraction > 0.0 && fraction < 1.0))
     fail("SwiftKV fraction must be strictly between 0 and 1 (the share of layers whose prefill is skipped), got ",
@@ -56,41 +61,22 @@ void check_swiftkv_settings(int64_t num_layers, int64_t m, int64_t g) {
 
 void add_swiftkv_tensors(ModelFiles& files, int64_t m, int64_t g) {
   ModelConfig& c = files.config;
-  if (c.architecture == "llama_swiftkv" || files.find(swiftkv_norm_name()))
+  if (c.swiftkv_checkpoint || files.find(swiftkv_norm_name()))
     fail(files.path, " is already a SwiftKV model; convert its base model instead");
   check_swiftkv_settings(c.num_layers, m, g);
   std::vector<std::pair<std::string, Tensor>> added;
-  added.emplace_back(swiftkv_norm_name(), files.get(layer_tensor_name(m, "input_layernorm.weight")));
-  std::vector<const char*> kinds = {"weight"};
-  if (c.attention_bias) kinds.push_back("bias");
-  for (int64_t i = m; i < c.num_layers; ++i) {
-    for (const char* kind : kinds) {
-      const std::string k = kind;
-      added.emplace_back(swiftkv_tensor_name(i, "q", kind), files.get(layer_tensor_name(i, "self_attn.q_proj." + k)));
-      if ((i - m) % g != 0) continue;
-      for (const char* proj : {"k", "v"}) {
-        const std::string base = std::string("self_attn.") + proj + "_proj." + k;
-        if (g == 1) {
-          added.emplace_back(swiftkv_tensor_name(i, proj, kind), files.get(layer_tensor_name(i, base)));
-          continue;
-        }
-        std::vector<const Tensor*> members;
-        for (int64_t j = i; j < i + g; ++j) members.push_back(&files.get(layer_tensor_name(j, base)));
-        added.emplace_back(swiftkv_tensor_name(i, proj, kind), mean_of(members));
-      }
+  for (const SwiftKVTensorSpec& s : swiftkv_tensor_specs(c, m, g)) {
+    if (!s.group_mean || g == 1) {
+      added.emplace_back(s.name, files.get(layer_tensor_name(s.layer, s.init_from), s.shape));
+      continue;
     }
-  }
-  // Qwen2 has q/k/v biases only, but a Llama-family attention_bias model also biases o_proj:
-  // a zero bias keeps the converted model exact for every Llama-style loader.
-  if (c.architecture == "qwen2") {
-    for (int64_t i = 0; i < c.num_layers; ++i) {
-      const std::string name = layer_tensor_name(i, "self_attn.o_proj.bias");
-      if (!files.find(name)) added.emplace_back(name, Tensor::zeros(DType::F32, {c.hidden_size}));
-    }
-    c.attention_bias = true;
+    std::vector<const Tensor*> members;
+    for (int64_t j = s.layer; j < s.layer + g; ++j)
+      members.push_back(&files.get(layer_tensor_name(j, s.init_from), s.shape));
+    added.emplace_back(s.name, mean_of(members));
   }
   for (auto& [name, t] : added) files.tensors[name] = std::move(t);
-  c.architecture = "llama_swiftkv";
+  c.swiftkv_checkpoint = true;
   c.swiftkv = true;
   c.num_key_value_layers = m;
   c.key_value_group_size = g;

@@ -21,11 +21,16 @@ void check_swiftkv_settings(int64_t num_layers, int64_t num_key_value_layers, in
 // Turns a base (non-SwiftKV) model into a SwiftKV model in memory, initialised as docs/swiftkv.md
 // ("Checkpoint layout") says: norm_swiftkv = layer M's input_layernorm, q_proj_swiftkv = q_proj (views, no copy),
 // each group leader's k/v_proj_swiftkv (and biases) = the mean of its group's k/v_proj (a view
-// when G == 1, an F32 tensor otherwise). Sets architecture llama_swiftkv, swiftkv = true, M, G.
+// when G == 1, an F32 tensor otherwise); Qwen3 also gets q_norm_swiftkv (copy of q_norm) and
+// the leaders' k_norm_swiftkv (mean of the group's k_norm). The tensors are the ones
+// swiftkv_tensor_specs lists. Marks the config as its architecture's SwiftKV variant
+// (llama_swiftkv, qwen2_swiftkv, ...), swiftkv = true, M, G.
 void add_swiftkv_tensors(ModelFiles& files, int64_t num_key_value_layers, int64_t group_size);
 
 // Hugging Face names of the SwiftKV tensors.
 std::string swiftkv_norm_name();
 std::string swiftkv_tensor_name(int64_t layer, const char* proj, const char* kind);  // proj: q|k|v, kind: weight|bias
+// Qwen3's per-head norms (SWIFTKV.md §6): "model.layers.<layer>.self_attn.<which>_norm_swiftkv.weight".
+std::string swiftkv_qk_norm_name(int64_t layer, const char* which);  // which: q|k
 
 }  // namespace skv

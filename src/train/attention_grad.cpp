@@ -10,6 +10,9 @@
 // query of the document. Both passes recompute P and dP (7 GEMMs instead of 5); attention is a
 // small part of a layer's cost next to its linears, and every output is summed in a fixed
 // order whatever the thread count.
+//
+// A sliding window W (Mistral: row i sees keys i - W < j <= i) moves each block's first key to
+// its first row's first visible key and masks the rest per row like the causal triangle.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -56,6 +59,14 @@ void sort_by_cost(std::vector<Block>& blocks, Cost cost) {
   std::stable_sort(blocks.begin(), blocks.end(), [&](const Block& a, const Block& b) { return cost(a) > cost(b); });
 }
 
+// First key any row of b can see, and the first key row i can see.
+int64_t block_first_key(const Block& b, int64_t window) {
+  return window > 0 ? std::max(b.lo, b.r0 - window + 1) : b.lo;
+}
+int64_t row_first_key(int64_t i, int64_t lo, int64_t window) {
+  return window > 0 ? std::max(lo, i - window + 1) : lo;
+}
+
 int64_t query_cost(const Block& b) { return (b.r1 - b.r0) * (b.r1 - b.lo); }
 int64_t key_cost(const Block& b) { return (b.r1 - b.r0) * (b.hi - b.r0); }
 
@@ -67,9 +78,10 @@ void check_heads(int64_t H, int64_t KV) {
 
 template <class T>
 void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int64_t n, int64_t H, int64_t KV, int64_t D,
-                       T scale, const int32_t* doc_start) {
+                       T scale, const int32_t* doc_start, int64_t window) {
   check_heads(H, KV);
   if (n <= 0) return;
+  if (window < 0) fail("attention: sliding window ", window, " must be positive (0: none)");
   std::vector<Block> blocks = make_blocks(doc_start, n);
   sort_by_cost(blocks, query_cost);
   const int64_t G = H / KV, qs = H * D, ks = KV * D;
@@ -87,24 +99,25 @@ void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int64
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
       const Block& b = blocks[t / H];
-      const int64_t h = t % H, g = h / G, m = b.r1 - b.r0, L = b.r1 - b.lo;
+      const int64_t h = t % H, g = h / G, m = b.r1 - b.r0, k0 = block_first_key(b, window), L = b.r1 - k0;
       T* s = sbuf.data();
-      gemm(false, true, m, L, D, scale, q + b.r0 * qs + h * D, qs, k + b.lo * ks + g * D, ks, T(0), s, L);
+      gemm(false, true, m, L, D, scale, q + b.r0 * qs + h * D, qs, k + k0 * ks + g * D, ks, T(0), s, L);
       for (int64_t r = 0; r < m; ++r) {
         T* sr = s + r * L;
-        const int64_t valid = b.r0 + r - b.lo + 1;
-        const T mx = *std::max_element(sr, sr + valid);
+        const int64_t i = b.r0 + r, first = row_first_key(i, b.lo, window) - k0, valid = i - k0 + 1;
+        const T mx = *std::max_element(sr + first, sr + valid);
         double sum = 0.0;
-        for (int64_t j = 0; j < valid; ++j) {
+        for (int64_t j = first; j < valid; ++j) {
           sr[j] = std::exp(sr[j] - mx);
           sum += sr[j];
         }
         const T inv = static_cast<T>(1.0 / sum);
-        for (int64_t j = 0; j < valid; ++j) sr[j] *= inv;
+        for (int64_t j = first; j < valid; ++j) sr[j] *= inv;
+        std::fill(sr, sr + first, T(0));
         std::fill(sr + valid, sr + L, T(0));
-        lse[(b.r0 + r) * H + h] = static_cast<T>(static_cast<double>(mx) + std::log(sum));
+        lse[i * H + h] = static_cast<T>(static_cast<double>(mx) + std::log(sum));
       }
-      gemm(false, false, m, D, L, T(1), s, L, v + b.lo * ks + g * D, ks, T(0), out + b.r0 * qs + h * D, qs);
+      gemm(false, false, m, D, L, T(1), s, L, v + k0 * ks + g * D, ks, T(0), out + b.r0 * qs + h * D, qs);
     }
   }
 }
@@ -114,9 +127,11 @@ void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int64
 //   dq_i = scale sum_j dS_ij k_j,  dk_j = scale sum_i dS_ij q_i.
 template <class T>
 void attention_backward(const T* dout, const T* q, const T* k, const T* v, const T* out, const T* lse, T* dq, T* dk,
-                        T* dv, int64_t n, int64_t H, int64_t KV, int64_t D, T scale, const int32_t* doc_start) {
+                        T* dv, int64_t n, int64_t H, int64_t KV, int64_t D, T scale, const int32_t* doc_start,
+                        int64_t window) {
   check_heads(H, KV);
   if (n <= 0) return;
+  if (window < 0) fail("attention: sliding window ", window, " must be positive (0: none)");
   std::vector<Block> qblocks = make_blocks(doc_start, n);
   std::vector<Block> kblocks = qblocks;
   sort_by_cost(qblocks, query_cost);
@@ -149,15 +164,16 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, const
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t t = 0; t < qtasks; ++t) {
       const Block& b = qblocks[t / H];
-      const int64_t h = t % H, g = h / G, m = b.r1 - b.r0, L = b.r1 - b.lo;
-      const T *kb = k + b.lo * ks + g * D, *vb = v + b.lo * ks + g * D;
+      const int64_t h = t % H, g = h / G, m = b.r1 - b.r0, k0 = block_first_key(b, window), L = b.r1 - k0;
+      const T *kb = k + k0 * ks + g * D, *vb = v + k0 * ks + g * D;
       gemm(false, true, m, L, D, scale, q + b.r0 * qs + h * D, qs, kb, ks, T(0), p, L);
       gemm(false, true, m, L, D, T(1), dout + b.r0 * qs + h * D, qs, vb, ks, T(0), dp, L);
       for (int64_t r = 0; r < m; ++r) {
-        const int64_t i = b.r0 + r, valid = i - b.lo + 1;
+        const int64_t i = b.r0 + r, first = row_first_key(i, b.lo, window) - k0, valid = i - k0 + 1;
         const T l = lse[i * H + h], dl = delta[i * H + h];
         T *pr = p + r * L, *dr = dp + r * L;
-        for (int64_t j = 0; j < valid; ++j) dr[j] = std::exp(pr[j] - l) * (dr[j] - dl);
+        for (int64_t j = first; j < valid; ++j) dr[j] = std::exp(pr[j] - l) * (dr[j] - dl);
+        std::fill(dr, dr + first, T(0));
         std::fill(dr + valid, dr + L, T(0));
       }
       gemm(false, false, m, D, L, scale, dp, L, kb, ks, T(0), dq + b.r0 * qs + h * D, qs);
@@ -167,7 +183,9 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, const
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < ktasks; ++t) {
       const Block& b = kblocks[t / KV];
-      const int64_t g = t % KV, m = b.r1 - b.r0, Lq = b.hi - b.r0;
+      // Queries after the block's last key + W - 1 see none of its keys.
+      const int64_t q_end = window > 0 ? std::min(b.hi, b.r1 - 1 + window) : b.hi;
+      const int64_t g = t % KV, m = b.r1 - b.r0, Lq = q_end - b.r0;
       const T *kb = k + b.r0 * ks + g * D, *vb = v + b.r0 * ks + g * D;
       T *dkb = dk + b.r0 * ks + g * D, *dvb = dv + b.r0 * ks + g * D;
       for (int64_t hh = 0; hh < G; ++hh) {
@@ -179,9 +197,12 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, const
         gemm(false, true, m, Lq, D, T(1), vb, ks, dor, qs, T(0), dp, Lq);
         for (int64_t a = 0; a < m; ++a) {
           T *pr = p + a * Lq, *dr = dp + a * Lq;
+          const int64_t c_end = window > 0 ? std::min(Lq, a + window) : Lq;  // queries that see key r0 + a
           std::fill(pr, pr + a, T(0));
           std::fill(dr, dr + a, T(0));
-          for (int64_t c = a; c < Lq; ++c) {
+          std::fill(pr + c_end, pr + Lq, T(0));
+          std::fill(dr + c_end, dr + Lq, T(0));
+          for (int64_t c = a; c < c_end; ++c) {
             const int64_t i = (b.r0 + c) * H + h;
             pr[c] = std::exp(pr[c] - lse[i]);
             dr[c] = pr[c] * (dr[c] - delta[i]);
@@ -195,14 +216,14 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, const
 }
 
 template void attention_forward<float>(const float*, const float*, const float*, float*, float*, int64_t, int64_t,
-                                       int64_t, int64_t, float, const int32_t*);
+                                       int64_t, int64_t, float, const int32_t*, int64_t);
 template void attention_forward<double>(const double*, const double*, const double*, double*, double*, int64_t, int64_t,
-                                        int64_t, int64_t, double, const int32_t*);
+                                        int64_t, int64_t, double, const int32_t*, int64_t);
 template void attention_backward<float>(const float*, const float*, const float*, const float*, const float*,
                                         const float*, float*, float*, float*, int64_t, int64_t, int64_t, int64_t, float,
-                                        const int32_t*);
+                                        const int32_t*, int64_t);
 template void attention_backward<double>(const double*, const double*, const double*, const double*, const double*,
                                          const double*, double*, double*, double*, int64_t, int64_t, int64_t, int64_t,
-                                         double, const int32_t*);
+                                         double, const int32_t*, int64_t);
 
 }  // namespace skv::train

@@ -7,6 +7,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "core/error.h"
 #include "model/rope_table.h"
+#include "model/weights.h"
 #include "train/grad_ops.h"
 
 namespace skv::train {
@@ -14,10 +15,16 @@ namespace {
 
 using Buf = std::vector<float>;
 
-FrozenTensor frozen(const ModelFiles& f, const std::string& name, const std::vector<int64_t>& shape) {
-  const Tensor& t = f.get(name, shape);
-  // Training runs in F32 whatever the checkpoint stores; an F32 tensor stays a view of the file.
+// Training runs in F32 whatever the checkpoint stores; an F32 tensor stays a view of the file.
+FrozenTensor frozen(const Tensor& t) {
+  if (!t.defined()) return {};
   return {t.dtype == DType::F32 ? t : ops::to_dtype(t, DType::F32)};
+}
+
+FrozenLayer frozen_layer(const LayerWeights& w) {
+  return {frozen(w.attn_norm), frozen(w.wq),       frozen(w.wk),     frozen(w.wv),   frozen(w.bq),
+          frozen(w.bk),        frozen(w.bv),       frozen(w.wo),     frozen(w.bo),   frozen(w.q_norm),
+          frozen(w.k_norm),    frozen(w.ffn_norm), frozen(w.w_gate), frozen(w.w_up), frozen(w.w_down)};
 }
 
 void add_into(float* y, const float* x, int64_t count) {
@@ -29,79 +36,70 @@ void add_into(float* y, const float* x, int64_t count) {
 
 // What the backward of one student layer needs, saved by its forward.
 struct LayerSave {
-  Buf x_in, rstd1, xn1, q, attn, lse, x_mid, rstd2, xn2, gate, up, act;
+  Buf x_in, rstd1, xn1, q_raw, rstd_q, q, attn, lse, x_mid, rstd2, xn2, gate, up, act;  // q_raw, rstd_q: q_norm only
 };
 
 struct DistillModel::Acts {
-  std::vector<LayerSave> layers;  // student layers M..L-1
-  Buf x_m, rstd_kv, h_kv;         // x_M, norm_swiftkv's rstd and output
-  std::vector<Buf> k, v;          // per group: RoPE'd keys, values
-  Buf x_s, rstd_f, fn_s;          // student final hidden, final norm
+  std::vector<LayerSave> layers;   // student layers M..L-1
+  Buf x_m, rstd_kv, h_kv;          // x_M, norm_swiftkv's rstd and output
+  std::vector<Buf> k, v;           // per group: RoPE'd keys, values
+  std::vector<Buf> k_raw, rstd_k;  // per group, k_norm_swiftkv only: keys before the norm, its rstd
+  Buf x_s, rstd_f, fn_s;           // student final hidden, final norm
 };
 
 DistillModel::DistillModel(ModelFiles files) : files_(std::move(files)) {
   const ModelConfig& c = files_.config;
   c.validate();
-  if (c.architecture != "llama_swiftkv" || !c.swiftkv || c.num_key_value_layers >= c.num_layers)
-    fail(files_.path, " is not a SwiftKV checkpoint (architecture '", c.architecture,
+  if (!c.swiftkv_checkpoint || !c.swiftkv || c.num_key_value_layers >= c.num_layers)
+    fail(files_.path, " is not a SwiftKV checkpoint (model_type '", c.model_type(),
          "'); make one with `swiftkv convert --swiftkv-fraction F`");
   if (files_.format != ModelFormat::HFDirectory)
     fail("distillation needs a SwiftKV model directory (from `swiftkv convert`), not ", files_.path);
   layout_ = KVLayout::swiftkv(c);
   rope_ = make_rope(c, files_.rope_interleaved);
-  const int64_t d = c.hidden_size, q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
   const int64_t m = layout_.first_skip;
-  embed_ = frozen(files_, "model.embed_tokens.weight", {c.vocab_size, d});
-  final_norm_ = frozen(files_, "model.norm.weight", {d});
-  lm_head_ = c.tie_word_embeddings || !files_.find("lm_head.weight")
-                 ? embed_
-                 : frozen(files_, "lm_head.weight", {c.vocab_size, d});
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    FrozenLayer l;
-    l.attn_norm = frozen(files_, layer_tensor_name(i, "input_layernorm.weight"), {d});
-    l.wq = frozen(files_, layer_tensor_name(i, "self_attn.q_proj.weight"), {q_dim, d});
-    l.wk = frozen(files_, layer_tensor_name(i, "self_attn.k_proj.weight"), {kv_dim, d});
-    l.wv = frozen(files_, layer_tensor_name(i, "self_attn.v_proj.weight"), {kv_dim, d});
-    if (c.attention_bias) {
-      l.bq = frozen(files_, layer_tensor_name(i, "self_attn.q_proj.bias"), {q_dim});
-      l.bk = frozen(files_, layer_tensor_name(i, "self_attn.k_proj.bias"), {kv_dim});
-      l.bv = frozen(files_, layer_tensor_name(i, "self_attn.v_proj.bias"), {kv_dim});
-      if (files_.find(layer_tensor_name(i, "self_attn.o_proj.bias")))
-        l.bo = frozen(files_, layer_tensor_name(i, "self_attn.o_proj.bias"), {d});
-    }
-    l.wo = frozen(files_, layer_tensor_name(i, "self_attn.o_proj.weight"), {d, q_dim});
-    l.ffn_norm = frozen(files_, layer_tensor_name(i, "post_attention_layernorm.weight"), {d});
-    l.w_gate = frozen(files_, layer_tensor_name(i, "mlp.gate_proj.weight"), {c.intermediate_size, d});
-    l.w_up = frozen(files_, layer_tensor_name(i, "mlp.up_proj.weight"), {c.intermediate_size, d});
-    l.w_down = frozen(files_, layer_tensor_name(i, "mlp.down_proj.weight"), {d, c.intermediate_size});
-    layers_.push_back(std::move(l));
-  }
+  ModelWeights w;
+  bind_globals(files_, w);
+  embed_ = frozen(w.embed);
+  final_norm_ = frozen(w.final_norm);
+  lm_head_ = w.lm_head.data == w.embed.data ? embed_ : frozen(w.lm_head);
+  // Every layer's own tensors: layers < M serve both paths, layers >= M the teacher's.
+  for (int64_t i = 0; i < c.num_layers; ++i) layers_.push_back(frozen_layer(bind_layer(files_, i, LayerPath::Teacher)));
 
-  // The trainable tensors (SWIFTKV.md §3), initialised from the checkpoint.
+  // The trainable tensors (SWIFTKV.md §3, §6), initialised from the checkpoint.
   std::vector<FrozenTensor> init;
-  auto add_slot = [&](const std::string& name, std::vector<int64_t> shape) {
+  for (const SwiftKVTensorSpec& spec : swiftkv_tensor_specs(c, m, layout_.group)) {
     ParamSlot s;
-    s.name = name;
-    s.shape = shape;
+    s.name = spec.name;
+    s.shape = spec.shape;
     s.numel = 1;
-    for (int64_t x : shape) s.numel *= x;
+    for (int64_t x : spec.shape) s.numel *= x;
     s.offset = slots_.empty() ? 0 : slots_.back().offset + slots_.back().numel;
-    init.push_back(frozen(files_, name, shape));
+    init.push_back(frozen(files_.get(spec.name, spec.shape)));
     slots_.push_back(std::move(s));
-    return static_cast<int64_t>(slots_.size()) - 1;
-  };
-  slot_norm_ = add_slot(swiftkv_norm_name(), {d});
-  for (int64_t i = m; i < c.num_layers; ++i) {
-    slot_q_.push_back(add_slot(swiftkv_tensor_name(i, "q", "weight"), {q_dim, d}));
-    if (c.attention_bias) slot_bq_.push_back(add_slot(swiftkv_tensor_name(i, "q", "bias"), {q_dim}));
-  }
-  for (int64_t i = m; i < c.num_layers; i += layout_.group) {
-    slot_k_.push_back(add_slot(swiftkv_tensor_name(i, "k", "weight"), {kv_dim, d}));
-    slot_v_.push_back(add_slot(swiftkv_tensor_name(i, "v", "weight"), {kv_dim, d}));
-    if (c.attention_bias) {
-      slot_bk_.push_back(add_slot(swiftkv_tensor_name(i, "k", "bias"), {kv_dim}));
-      slot_bv_.push_back(add_slot(swiftkv_tensor_name(i, "v", "bias"), {kv_dim}));
-    }
+    const int64_t slot = static_cast<int64_t>(slots_.size()) - 1;
+    const std::string& n = spec.name;
+    auto is = [&](const char* suffix) { return n.ends_with(suffix); };
+    if (n == swiftkv_norm_name())
+      slot_norm_ = slot;
+    else if (is("q_proj_swiftkv.weight"))
+      slot_q_.push_back(slot);
+    else if (is("q_proj_swiftkv.bias"))
+      slot_bq_.push_back(slot);
+    else if (is("q_norm_swiftkv.weight"))
+      slot_qn_.push_back(slot);
+    else if (is("k_proj_swiftkv.weight"))
+      slot_k_.push_back(slot);
+    else if (is("v_proj_swiftkv.weight"))
+      slot_v_.push_back(slot);
+    else if (is("k_proj_swiftkv.bias"))
+      slot_bk_.push_back(slot);
+    else if (is("v_proj_swiftkv.bias"))
+      slot_bv_.push_back(slot);
+    else if (is("k_norm_swiftkv.weight"))
+      slot_kn_.push_back(slot);
+    else
+      fail("distill: no role for SwiftKV tensor '", n, "'");
   }
   params_.resize(slots_.back().offset + slots_.back().numel);
   grads_.assign(params_.size(), 0.0f);
@@ -125,7 +123,7 @@ namespace {
 
 // The dimensions and frozen context every layer computation needs.
 struct Dims {
-  int64_t n, d, q_dim, kv_dim, H, KV, D, I;
+  int64_t n, d, q_dim, kv_dim, H, KV, D, I, window;
   float eps, scale;
   const int32_t* pos;
   const int32_t* doc_start;
@@ -134,9 +132,10 @@ struct Dims {
 
 // One decoder layer, x updated in place. With own K/V (k_ext == nullptr) it projects its own
 // keys / values (teacher path and shared layers); otherwise it attends to the given RoPE'd
-// K/V (a SwiftKV layer). `s` receives the activations the backward needs (nullptr: none kept).
-void layer_forward(const Dims& m, const FrozenLayer& fl, const float* wq, const float* bq, const float* k_ext,
-                   const float* v_ext, float* x, LayerSave* s) {
+// K/V (a SwiftKV layer). q_norm: the per-head Q norm (Qwen3; nullptr: none). `s` receives the
+// activations the backward needs (nullptr: none kept).
+void layer_forward(const Dims& m, const FrozenLayer& fl, const float* wq, const float* bq, const float* q_norm,
+                   const float* k_ext, const float* v_ext, float* x, LayerSave* s) {
   const int64_t n = m.n;
   LayerSave tmp;
   LayerSave& a = s ? *s : tmp;
@@ -148,6 +147,11 @@ void layer_forward(const Dims& m, const FrozenLayer& fl, const float* wq, const 
   a.lse.resize(n * m.H);
   rms_norm_forward(x, fl.attn_norm.p(), m.eps, a.xn1.data(), a.rstd1.data(), n, m.d);
   linear_forward(a.xn1.data(), wq, bq, a.q.data(), n, m.d, m.q_dim);
+  if (q_norm) {
+    if (s) a.q_raw = a.q;
+    a.rstd_q.resize(n * m.H);
+    rms_norm_forward(a.q.data(), q_norm, m.eps, a.q.data(), a.rstd_q.data(), n * m.H, m.D);
+  }
   rope_forward(a.q.data(), n, m.H, m.D, m.pos, m.rope->inv_freq.data(), m.rope->interleaved);
   Buf k, v;
   if (!k_ext) {
@@ -155,11 +159,16 @@ void layer_forward(const Dims& m, const FrozenLayer& fl, const float* wq, const 
     v.resize(n * m.kv_dim);
     linear_forward(a.xn1.data(), fl.wk.p(), fl.bk.defined() ? fl.bk.p() : nullptr, k.data(), n, m.d, m.kv_dim);
     linear_forward(a.xn1.data(), fl.wv.p(), fl.bv.defined() ? fl.bv.p() : nullptr, v.data(), n, m.d, m.kv_dim);
+    if (fl.k_norm.defined()) {
+      Buf rstd(n * m.KV);
+      rms_norm_forward(k.data(), fl.k_norm.p(), m.eps, k.data(), rstd.data(), n * m.KV, m.D);
+    }
     rope_forward(k.data(), n, m.KV, m.D, m.pos, m.rope->inv_freq.data(), m.rope->interleaved);
     k_ext = k.data();
     v_ext = v.data();
   }
-  attention_forward(a.q.data(), k_ext, v_ext, a.attn.data(), a.lse.data(), n, m.H, m.KV, m.D, m.scale, m.doc_start);
+  attention_forward(a.q.data(), k_ext, v_ext, a.attn.data(), a.lse.data(), n, m.H, m.KV, m.D, m.scale, m.doc_start,
+                    m.window);
   Buf proj(n * m.d);
   linear_forward(a.attn.data(), fl.wo.p(), fl.bo.defined() ? fl.bo.p() : nullptr, proj.data(), n, m.q_dim, m.d);
   add_into(x, proj.data(), n * m.d);
@@ -180,8 +189,9 @@ void layer_forward(const Dims& m, const FrozenLayer& fl, const float* wq, const 
 
 // Backward of a SwiftKV layer: dx holds d loss / d output on entry and d loss / d input on
 // return; dk / dv (the layer's share of its group's K/V gradient) are accumulated.
-void layer_backward(const Dims& m, const FrozenLayer& fl, const float* wq, const LayerSave& a, const float* k,
-                    const float* v, float* dx, float* dk, float* dv, float* dwq, float* dbq) {
+void layer_backward(const Dims& m, const FrozenLayer& fl, const float* wq, const float* q_norm, const LayerSave& a,
+                    const float* k, const float* v, float* dx, float* dk, float* dv, float* dwq, float* dbq,
+                    float* dq_norm) {
   const int64_t n = m.n;
   Buf d_act(n * m.I), d_gate(n * m.I), d_up(n * m.I), dxn(n * m.d);
   linear_backward<float>(dx, a.act.data(), fl.w_down.p(), d_act.data(), nullptr, nullptr, n, m.I, m.d);
@@ -194,10 +204,15 @@ void layer_backward(const Dims& m, const FrozenLayer& fl, const float* wq, const
   Buf d_attn(n * m.q_dim), dq(n * m.q_dim), dk_l(n * m.kv_dim), dv_l(n * m.kv_dim);
   linear_backward<float>(dx, a.attn.data(), fl.wo.p(), d_attn.data(), nullptr, nullptr, n, m.q_dim, m.d);
   attention_backward(d_attn.data(), a.q.data(), k, v, a.attn.data(), a.lse.data(), dq.data(), dk_l.data(), dv_l.data(),
-                     n, m.H, m.KV, m.D, m.scale, m.doc_start);
+                     n, m.H, m.KV, m.D, m.scale, m.doc_start, m.window);
   add_into(dk, dk_l.data(), n * m.kv_dim);
   add_into(dv, dv_l.data(), n * m.kv_dim);
   rope_backward(dq.data(), n, m.H, m.D, m.pos, m.rope->inv_freq.data(), m.rope->interleaved);
+  if (q_norm) {
+    Buf dq_raw(n * m.q_dim);
+    rms_norm_backward<float>(dq.data(), a.q_raw.data(), q_norm, a.rstd_q.data(), dq_raw.data(), dq_norm, n * m.H, m.D);
+    dq.swap(dq_raw);
+  }
   linear_backward<float>(dq.data(), a.xn1.data(), wq, dxn.data(), dwq, dbq, n, m.d, m.q_dim);
   rms_norm_backward<float>(dxn.data(), a.x_in.data(), fl.attn_norm.p(), a.rstd1.data(), dx, nullptr, n, m.d, true);
 }
@@ -221,6 +236,7 @@ StepStats DistillModel::run(const int32_t* ids, const int32_t* positions, const 
          c.num_kv_heads,
          c.head_dim,
          c.intermediate_size,
+         c.sliding_window,
          static_cast<float>(c.rms_norm_eps),
          1.0f / std::sqrt(static_cast<float>(c.head_dim)),
          positions,
@@ -232,9 +248,11 @@ StepStats DistillModel::run(const int32_t* ids, const int32_t* positions, const 
   // Shared layers 0..M-1, run once for both paths.
   Buf x(n * d);
   for (int64_t i = 0; i < n; ++i) std::memcpy(x.data() + i * d, embed_.p() + ids[i] * d, d * sizeof(float));
+  auto own_q_norm = [](const FrozenLayer& fl) { return fl.q_norm.defined() ? fl.q_norm.p() : nullptr; };
   for (int64_t l = 0; l < M; ++l) {
     const FrozenLayer& fl = layers_[l];
-    layer_forward(m, fl, fl.wq.p(), fl.bq.defined() ? fl.bq.p() : nullptr, nullptr, nullptr, x.data(), nullptr);
+    layer_forward(m, fl, fl.wq.p(), fl.bq.defined() ? fl.bq.p() : nullptr, own_q_norm(fl), nullptr, nullptr, x.data(),
+                  nullptr);
   }
 
   // Teacher: its own layers M..L-1, forward only.
@@ -242,7 +260,8 @@ StepStats DistillModel::run(const int32_t* ids, const int32_t* positions, const 
   for (int64_t l = M; l < L; ++l) {
     if (l == L - 1) ht_last = xt;
     const FrozenLayer& fl = layers_[l];
-    layer_forward(m, fl, fl.wq.p(), fl.bq.defined() ? fl.bq.p() : nullptr, nullptr, nullptr, xt.data(), nullptr);
+    layer_forward(m, fl, fl.wq.p(), fl.bq.defined() ? fl.bq.p() : nullptr, own_q_norm(fl), nullptr, nullptr, xt.data(),
+                  nullptr);
   }
   rms_norm_forward(xt.data(), final_norm_.p(), m.eps, fn_t.data(), rstd_tmp.data(), n, d);
   xt.clear();
@@ -255,18 +274,29 @@ StepStats DistillModel::run(const int32_t* ids, const int32_t* positions, const 
   rms_norm_forward(x.data(), param(slot_norm_), m.eps, a.h_kv.data(), a.rstd_kv.data(), n, d);
   a.k.assign(groups, Buf(n * m.kv_dim));
   a.v.assign(groups, Buf(n * m.kv_dim));
+  const bool qk_norm = !slot_kn_.empty();
+  if (qk_norm) {
+    a.k_raw.assign(groups, Buf());
+    a.rstd_k.assign(groups, Buf(n * m.KV));
+  }
   for (int64_t g = 0; g < groups; ++g) {
     const float* bk = slot_bk_.empty() ? nullptr : param(slot_bk_[g]);
     const float* bv = slot_bv_.empty() ? nullptr : param(slot_bv_[g]);
     linear_forward(a.h_kv.data(), param(slot_k_[g]), bk, a.k[g].data(), n, d, m.kv_dim);
     linear_forward(a.h_kv.data(), param(slot_v_[g]), bv, a.v[g].data(), n, d, m.kv_dim);
+    if (qk_norm) {
+      a.k_raw[g] = a.k[g];
+      rms_norm_forward(a.k[g].data(), param(slot_kn_[g]), m.eps, a.k[g].data(), a.rstd_k[g].data(), n * m.KV, m.D);
+    }
     rope_forward(a.k[g].data(), n, m.KV, m.D, positions, rope_.inv_freq.data(), rope_.interleaved);
   }
   a.layers.resize(L - M);
   for (int64_t l = M; l < L; ++l) {
     const int64_t g = (l - M) / G;
     const float* bq = slot_bq_.empty() ? nullptr : param(slot_bq_[l - M]);
-    layer_forward(m, layers_[l], param(slot_q_[l - M]), bq, a.k[g].data(), a.v[g].data(), x.data(), &a.layers[l - M]);
+    const float* qn = slot_qn_.empty() ? nullptr : param(slot_qn_[l - M]);
+    layer_forward(m, layers_[l], param(slot_q_[l - M]), bq, qn, a.k[g].data(), a.v[g].data(), x.data(),
+                  &a.layers[l - M]);
   }
   a.x_s = std::move(x);
   a.rstd_f.resize(n);
@@ -304,13 +334,21 @@ StepStats DistillModel::run(const int32_t* ids, const int32_t* positions, const 
   for (int64_t l = L - 1; l >= M; --l) {
     const int64_t g = (l - M) / G;
     float* dbq = slot_bq_.empty() ? nullptr : grad(slot_bq_[l - M]);
-    layer_backward(m, layers_[l], param(slot_q_[l - M]), a.layers[l - M], a.k[g].data(), a.v[g].data(), dx.data(),
-                   dk[g].data(), dv[g].data(), grad(slot_q_[l - M]), dbq);
+    const float* qn = slot_qn_.empty() ? nullptr : param(slot_qn_[l - M]);
+    float* dqn = slot_qn_.empty() ? nullptr : grad(slot_qn_[l - M]);
+    layer_backward(m, layers_[l], param(slot_q_[l - M]), qn, a.layers[l - M], a.k[g].data(), a.v[g].data(), dx.data(),
+                   dk[g].data(), dv[g].data(), grad(slot_q_[l - M]), dbq, dqn);
     if (l == L - 1) add_into(dx.data(), dh_last.data(), n * d);  // the MSE acts on the last layer's input
   }
   Buf dh(n * d);
   for (int64_t g = 0; g < groups; ++g) {
     rope_backward(dk[g].data(), n, m.KV, m.D, positions, rope_.inv_freq.data(), rope_.interleaved);
+    if (qk_norm) {
+      Buf dk_raw(n * m.kv_dim);
+      rms_norm_backward<float>(dk[g].data(), a.k_raw[g].data(), param(slot_kn_[g]), a.rstd_k[g].data(), dk_raw.data(),
+                               grad(slot_kn_[g]), n * m.KV, m.D);
+      dk[g].swap(dk_raw);
+    }
     float* dbk = slot_bk_.empty() ? nullptr : grad(slot_bk_[g]);
     float* dbv = slot_bv_.empty() ? nullptr : grad(slot_bv_[g]);
     linear_backward<float>(dk[g].data(), a.h_kv.data(), param(slot_k_[g]), dh.data(), grad(slot_k_[g]), dbk, n, d,

@@ -24,7 +24,7 @@ struct FrozenTensor {
 };
 
 struct FrozenLayer {
-  FrozenTensor attn_norm, wq, wk, wv, bq, bk, bv, wo, bo, ffn_norm, w_gate, w_up, w_down;
+  FrozenTensor attn_norm, wq, wk, wv, bq, bk, bv, wo, bo, q_norm, k_norm, ffn_norm, w_gate, w_up, w_down;
 };
 
 // One trainable tensor: a named slice of the flat parameter / gradient buffers.
@@ -47,7 +47,7 @@ struct StepStats {
 
 class DistillModel {
  public:
-  // files: a SwiftKV checkpoint (architecture llama_swiftkv with its *_swiftkv tensors).
+  // files: a SwiftKV checkpoint (any architecture's *_swiftkv variant with its SwiftKV tensors).
   explicit DistillModel(ModelFiles files);
 
   const ModelConfig& config() const { return files_.config; }
@@ -92,8 +92,8 @@ class DistillModel {
   std::vector<float> params_, grads_;
   std::vector<ParamSlot> slots_;
   int64_t slot_norm_ = -1;
-  std::vector<int64_t> slot_q_, slot_bq_;                     // per layer >= M (index l - M)
-  std::vector<int64_t> slot_k_, slot_v_, slot_bk_, slot_bv_;  // per group leader
+  std::vector<int64_t> slot_q_, slot_bq_, slot_qn_;                     // per layer >= M (index l - M)
+  std::vector<int64_t> slot_k_, slot_v_, slot_bk_, slot_bv_, slot_kn_;  // per group leader
   int64_t head_chunk_ = 256;
 };
 

@@ -51,14 +51,16 @@ void rope_backward(T* dx, int64_t n, int64_t heads, int64_t head_dim, const int3
 // q: [n, H * D], k / v: [n, KV * D], H % KV == 0, query head h uses kv head h / (H / KV).
 // out: [n, H * D]; lse: [n, H] log-sum-exp of the scaled scores of each query (saved for the
 // backward, which recomputes the probabilities from it, FlashAttention style).
+// window > 0 (Mistral's sliding window): row i sees only rows i - window < j <= i of its document.
 // A doc_start that does not describe contiguous documents, or H % KV != 0, throws skv::Error.
 template <class T>
 void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int64_t n, int64_t H, int64_t KV, int64_t D,
-                       T scale, const int32_t* doc_start);
+                       T scale, const int32_t* doc_start, int64_t window = 0);
 // dq written; dk, dv written (each kv row sums the contributions of every query head of its group).
 template <class T>
 void attention_backward(const T* dout, const T* q, const T* k, const T* v, const T* out, const T* lse, T* dq, T* dk,
-                        T* dv, int64_t n, int64_t H, int64_t KV, int64_t D, T scale, const int32_t* doc_start);
+                        T* dv, int64_t n, int64_t H, int64_t KV, int64_t D, T scale, const int32_t* doc_start,
+                        int64_t window = 0);
 
 // out = silu(g) * u, elementwise over count values.
 template <class T>

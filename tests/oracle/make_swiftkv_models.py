@@ -12,6 +12,12 @@ The SwiftKV tensors are drawn independently of the teacher's (not copies), so th
 teacher paths give clearly different logits. Weight scales as scripts/make_logit_fixtures.py:
 linear std 0.1, q/k 0.15, embeddings / lm_head 0.3, norms 1 + 0.1 N(0,1), biases 0.1.
 Seeded: the same spec always gives byte-identical files.
+
+The other architectures' SwiftKV variants (SWIFTKV.md §6) use the same layout: qwen2_swiftkv
+(q/k/v and SwiftKV biases always, o_proj none, no attention_bias field), qwen3_swiftkv (per-head
+q_norm / k_norm [head_dim] in every layer, q_norm_swiftkv for layers >= M and k_norm_swiftkv for
+group leaders, drawn independently like the projections) and mistral_swiftkv (a sliding_window
+shorter than the test sequences).
 """
 from __future__ import annotations
 
@@ -44,6 +50,16 @@ class Spec:
     rope_theta: float = 10000.0
     rope_scaling: dict | None = None
     swiftkv_flag: bool = True  # config.json "swiftkv"
+    arch: str = "llama"  # llama | qwen2 | qwen3 | mistral
+    sliding_window: int | None = None  # mistral only
+
+    @property
+    def qkv_bias(self) -> bool:
+        return self.attention_bias or self.arch == "qwen2"
+
+    @property
+    def o_bias(self) -> bool:
+        return self.qkv_bias and self.arch != "qwen2"  # Qwen2Attention has no o_proj bias
 
     @property
     def d(self) -> int:
@@ -59,13 +75,24 @@ SPECS = [
          rope_scaling=LLAMA3_ROPE),
     # "swiftkv": false in config.json: the engine must run the teacher path by default.
     Spec("m3g2_flag_off", 2006, m=3, g=2, heads=4, kv_heads=2, swiftkv_flag=False),
+    Spec("qwen2_m5g2", 2007, m=5, g=2, heads=4, kv_heads=2, arch="qwen2", rope_theta=1000000.0),
+    # head_dim 24 != 64 / 4
+    Spec("qwen3_m3g2_hd24_tied", 2008, m=3, g=2, heads=4, kv_heads=2, head_dim=24, tied=True, arch="qwen3",
+         rope_theta=1000000.0),
+    Spec("qwen3_m5g1", 2009, m=5, g=1, heads=8, kv_heads=2, arch="qwen3"),
+    # windows shorter than the 40 / 150-token test sequences, one shorter than a score chunk
+    Spec("mistral_m4g1_w16", 2010, m=4, g=1, heads=8, kv_heads=2, arch="mistral", sliding_window=16),
+    Spec("mistral_m5g2_w5", 2011, m=5, g=2, heads=4, kv_heads=1, arch="mistral", sliding_window=5),
 ]
+
+CLASSES = {"llama": "LlamaSwiftKVForCausalLM", "qwen2": "Qwen2SwiftKVForCausalLM", "qwen3": "Qwen3SwiftKVForCausalLM",
+           "mistral": "MistralSwiftKVForCausalLM"}
 
 
 def config_json(s: Spec) -> dict:
     c = {
-        "architectures": ["LlamaSwiftKVForCausalLM"],
-        "model_type": "llama_swiftkv",
+        "architectures": [CLASSES[s.arch]],
+        "model_type": s.arch + "_swiftkv",
         "attention_bias": s.attention_bias,
         "attention_dropout": 0.0,
         "bos_token_id": 1,
@@ -93,6 +120,10 @@ def config_json(s: Spec) -> dict:
     }
     if s.head_dim is not None:
         c["head_dim"] = s.head_dim
+    if s.arch == "qwen2":
+        del c["attention_bias"]  # Qwen2 configs have none: the q/k/v biases are implicit
+    if s.arch == "mistral":
+        c["sliding_window"] = s.sliding_window
     return c
 
 
@@ -114,15 +145,22 @@ def make_weights(s: Spec) -> dict[str, np.ndarray]:
         p = f"model.layers.{i}."
         a = p + "self_attn."
         normal(p + "input_layernorm.weight", (HIDDEN,), 0.1, 1.0)
-        linear(a + "q_proj", q_dim, HIDDEN, 0.15, s.attention_bias)
-        linear(a + "k_proj", kv_dim, HIDDEN, 0.15, s.attention_bias)
-        linear(a + "v_proj", kv_dim, HIDDEN, 0.1, s.attention_bias)
-        linear(a + "o_proj", HIDDEN, q_dim, 0.1, s.attention_bias)  # Llama's attention_bias covers o_proj too
+        linear(a + "q_proj", q_dim, HIDDEN, 0.15, s.qkv_bias)
+        linear(a + "k_proj", kv_dim, HIDDEN, 0.15, s.qkv_bias)
+        linear(a + "v_proj", kv_dim, HIDDEN, 0.1, s.qkv_bias)
+        linear(a + "o_proj", HIDDEN, q_dim, 0.1, s.o_bias)  # Llama's attention_bias covers o_proj too
+        if s.arch == "qwen3":
+            normal(a + "q_norm.weight", (s.d,), 0.1, 1.0)
+            normal(a + "k_norm.weight", (s.d,), 0.1, 1.0)
         if i >= s.m:
-            linear(a + "q_proj_swiftkv", q_dim, HIDDEN, 0.15, s.attention_bias)
+            linear(a + "q_proj_swiftkv", q_dim, HIDDEN, 0.15, s.qkv_bias)
+            if s.arch == "qwen3":
+                normal(a + "q_norm_swiftkv.weight", (s.d,), 0.1, 1.0)
             if (i - s.m) % s.g == 0:
-                linear(a + "k_proj_swiftkv", kv_dim, HIDDEN, 0.15, s.attention_bias)
-                linear(a + "v_proj_swiftkv", kv_dim, HIDDEN, 0.1, s.attention_bias)
+                linear(a + "k_proj_swiftkv", kv_dim, HIDDEN, 0.15, s.qkv_bias)
+                linear(a + "v_proj_swiftkv", kv_dim, HIDDEN, 0.1, s.qkv_bias)
+                if s.arch == "qwen3":
+                    normal(a + "k_norm_swiftkv.weight", (s.d,), 0.1, 1.0)
         normal(p + "post_attention_layernorm.weight", (HIDDEN,), 0.1, 1.0)
         linear(p + "mlp.gate_proj", INTERMEDIATE, HIDDEN)
         linear(p + "mlp.up_proj", INTERMEDIATE, HIDDEN)

@@ -1,4 +1,5 @@
-"""Reference Llama / Qwen2 forward pass in plain numpy (float64), written from the math.
+"""Reference Llama / Qwen2 / Qwen3 / Mistral forward pass in plain numpy (float64), written from
+the math.
 
 Reads a Hugging Face model directory (config.json in transformers 4.x style -- `rope_theta` +
 `rope_scaling` -- or 5.x style -- `rope_parameters`; model.safetensors or sharded
@@ -20,6 +21,13 @@ runs the teacher (plain Llama with every layer's original q/k/v_proj) of the sam
 
     lp_student = forward_logprobs(d, ids)                 # config says "swiftkv": true
     lp_teacher = forward_logprobs(d, ids, swiftkv=False)
+
+The other architectures (transformers' modeling_*.py): Qwen2 biases q/k/v always and o_proj
+never; Qwen3 applies an RMSNorm of weight `self_attn.q_norm` / `k_norm` [head_dim] to every head
+of Q and K before RoPE; Mistral's `sliding_window` W lets the query at i see keys i - W < j <= i.
+Their SwiftKV variants (`qwen2_swiftkv`, `qwen3_swiftkv`, `mistral_swiftkv`; SWIFTKV.md §6) work
+as Llama's, and qwen3_swiftkv normalises Q_j with `q_norm_swiftkv` of layer j and the leader's
+keys with its `k_norm_swiftkv`.
 """
 from __future__ import annotations
 
@@ -51,6 +59,8 @@ class Config:
     rope_theta: float
     rope_scaling: dict = field(default_factory=dict)  # {"rope_type": "default"|"linear"|"llama3", ...}
     tie_word_embeddings: bool = False
+    sliding_window: int | None = None  # Mistral
+    qk_norm: bool = False  # Qwen3
     # SwiftKV (only for llama_swiftkv checkpoints; defaults as in the reference LlamaSwiftKVConfig)
     is_swiftkv_model: bool = False
     swiftkv: bool = False  # the config's flag: run the SwiftKV path by default
@@ -67,7 +77,18 @@ def load_config(model_dir: str) -> Config:
     with open(os.path.join(model_dir, "config.json")) as f:
         c = json.load(f)
     archs = c.get("architectures") or []
-    arch = "qwen2" if (c.get("model_type") == "qwen2" or "Qwen2ForCausalLM" in archs) else "llama"
+    classes = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3",
+               "MistralForCausalLM": "mistral"}
+    arch, is_swiftkv = None, False
+    for name, a in classes.items():
+        if name in archs or name.replace("ForCausalLM", "SwiftKVForCausalLM") in archs:
+            arch, is_swiftkv = a, name not in archs
+    if arch is None:
+        mt = c.get("model_type", "")
+        is_swiftkv = mt.endswith("_swiftkv")
+        arch = mt[: -len("_swiftkv")] if is_swiftkv else mt
+    if arch not in classes.values():
+        raise ValueError(f"{model_dir}: unsupported architecture {archs or c.get('model_type')!r}")
     heads = int(c["num_attention_heads"])
     hidden = int(c["hidden_size"])
     kv = c.get("num_key_value_heads")
@@ -90,7 +111,6 @@ def load_config(model_dir: str) -> Config:
         raise ValueError(f"{model_dir}: unsupported rope type {rtype!r}")
 
     layers = int(c["num_hidden_layers"])
-    is_swiftkv = c.get("model_type") == "llama_swiftkv" or "LlamaSwiftKVForCausalLM" in archs
     m = c.get("num_key_value_layers") if is_swiftkv else None
     m = layers if m is None else int(m)
     group = c.get("key_value_group_size") if is_swiftkv else None
@@ -112,6 +132,9 @@ def load_config(model_dir: str) -> Config:
         rope_theta=theta,
         rope_scaling=scaling,
         tie_word_embeddings=bool(c.get("tie_word_embeddings", False)),
+        sliding_window=(int(c["sliding_window"]) if arch == "mistral" and c.get("sliding_window") is not None
+                        else None),
+        qk_norm=arch == "qwen3",
         is_swiftkv_model=is_swiftkv,
         swiftkv=is_swiftkv and bool(c.get("swiftkv", False)),
         num_key_value_layers=m,
@@ -197,6 +220,12 @@ def _rotate_half(x: np.ndarray) -> np.ndarray:
     return np.concatenate([-x[..., h:], x[..., :h]], axis=-1)
 
 
+def _head_norm(x: np.ndarray, w: np.ndarray, heads: int, eps: float) -> np.ndarray:
+    """RMSNorm over each head's slice of [T, heads*D] (Qwen3's q_norm / k_norm)."""
+    T = x.shape[0]
+    return _rms_norm(x.reshape(T, heads, -1), w, eps).reshape(T, -1)
+
+
 def _linear(x, w, b=None):
     y = x @ w.T
     return y if b is None else y + b
@@ -231,7 +260,7 @@ def forward_logits(model_dir: str, ids, cfg: Config | None = None, weights: dict
     if swiftkv is None:
         swiftkv = cfg.swiftkv
     if swiftkv and not cfg.is_swiftkv_model:
-        raise ValueError(f"{model_dir}: swiftkv=True needs a llama_swiftkv checkpoint")
+        raise ValueError(f"{model_dir}: swiftkv=True needs a SwiftKV checkpoint")
     M = cfg.num_key_value_layers if swiftkv else cfg.num_layers
     ids = np.asarray(list(ids), dtype=np.int64)
     T = len(ids)
@@ -241,6 +270,9 @@ def forward_logits(model_dir: str, ids, cfg: Config | None = None, weights: dict
     ang = np.concatenate([ang, ang], axis=-1)  # [T, D]
     cos, sin = np.cos(ang)[None], np.sin(ang)[None]  # [1, T, D]
     mask = np.triu(np.full((T, T), -np.inf), k=1)
+    if cfg.sliding_window is not None:  # key j is visible to query i iff i - W < j <= i
+        mask = mask + np.tril(np.full((T, T), -np.inf), k=-cfg.sliding_window)
+    eps = cfg.rms_norm_eps
 
     x = W["model.embed_tokens.weight"][ids]  # [T, hidden]
     h_kv = None  # SwiftKV: RMSNorm_swiftkv(x_M), the K/V source of every layer >= M
@@ -252,6 +284,9 @@ def forward_logits(model_dir: str, ids, cfg: Config | None = None, weights: dict
             q = _linear(h, W[a + "q_proj.weight"], W.get(a + "q_proj.bias"))
             k = _linear(h, W[a + "k_proj.weight"], W.get(a + "k_proj.bias"))
             v = _linear(h, W[a + "v_proj.weight"], W.get(a + "v_proj.bias"))
+            if cfg.qk_norm:
+                q = _head_norm(q, W[a + "q_norm.weight"], cfg.num_heads, eps)
+                k = _head_norm(k, W[a + "k_norm.weight"], cfg.num_kv_heads, eps)
         else:
             if i == M:
                 h_kv = _rms_norm(x, W["model.norm_swiftkv.weight"], cfg.rms_norm_eps)
@@ -259,8 +294,12 @@ def forward_logits(model_dir: str, ids, cfg: Config | None = None, weights: dict
             q = _linear(h, W[a + "q_proj_swiftkv.weight"], W.get(a + "q_proj_swiftkv.bias"))
             k = _linear(h_kv, W[lead + "k_proj_swiftkv.weight"], W.get(lead + "k_proj_swiftkv.bias"))
             v = _linear(h_kv, W[lead + "v_proj_swiftkv.weight"], W.get(lead + "v_proj_swiftkv.bias"))
+            if cfg.qk_norm:
+                q = _head_norm(q, W[a + "q_norm_swiftkv.weight"], cfg.num_heads, eps)
+                k = _head_norm(k, W[lead + "k_norm_swiftkv.weight"], cfg.num_kv_heads, eps)
         o = _attention(q, k, v, cos, sin, mask, cfg)
-        x = x + _linear(o, W[a + "o_proj.weight"], W.get(a + "o_proj.bias"))
+        bo = None if cfg.architecture == "qwen2" else W.get(a + "o_proj.bias")  # Qwen2Attention: no o_proj bias
+        x = x + _linear(o, W[a + "o_proj.weight"], bo)
 
         h = _rms_norm(x, W[p + "post_attention_layernorm.weight"], cfg.rms_norm_eps)
         m = p + "mlp."

@@ -4,8 +4,10 @@ gguf's dequantisation, HF `tokenizers`), never through swiftkv's own loader.
 
 A. Tiny HF fixtures (tests/fixtures/models/): config.json fields; norm_swiftkv == layer M's
    input_layernorm; q_proj_swiftkv == q_proj; each leader's k/v_proj_swiftkv (and biases) ==
-   the mean over its group (G = 1, 2; qwen2_bias has biases, and gets zero o_proj biases since
-   Llama-style attention_bias covers o_proj too); every source tensor unchanged;
+   the mean over its group (G = 1, 2; qwen2_bias has biases); Qwen3's q_norm_swiftkv == q_norm and
+   each leader's k_norm_swiftkv == the mean of its group's k_norm (SWIFTKV.md §6); the written
+   model_type is the source architecture's SwiftKV variant (llama_swiftkv, qwen2_swiftkv,
+   qwen3_swiftkv, mistral_swiftkv), Mistral's sliding_window kept; every source tensor unchanged;
    teacher round trip: `score --model OUT --no-swiftkv` == `score --model BASE` within 1e-5 per
    token; the SwiftKV path of the output runs.
 B. SmolLM2-135M-Instruct Q4_1 GGUF -> f32 HF directory (--swiftkv-fraction 0.5, G = 3): every
@@ -137,9 +139,16 @@ def group_mean(arrays: list[np.ndarray]) -> np.ndarray:
     return acc * np.float32(1.0 / len(arrays))
 
 
-def swiftkv_names(layers: int, m: int, g: int, bias: bool) -> dict[str, tuple[str, list[str]]]:
+def swiftkv_names(layers: int, m: int, g: int, bias: bool, qk_norm: bool = False) -> dict[str, tuple[str, list[str]]]:
     """SwiftKV tensor -> (rule, source names): 'copy' of one tensor or 'mean' of a group."""
     want = {"model.norm_swiftkv.weight": ("copy", [f"model.layers.{m}.input_layernorm.weight"])}
+    if qk_norm:
+        for i in range(m, layers):
+            a = f"model.layers.{i}.self_attn."
+            want[a + "q_norm_swiftkv.weight"] = ("copy", [a + "q_norm.weight"])
+            if (i - m) % g == 0:
+                srcs = [f"model.layers.{j}.self_attn.k_norm.weight" for j in range(i, i + g)]
+                want[a + "k_norm_swiftkv.weight"] = ("copy" if g == 1 else "mean", srcs)
     kinds = ["weight", "bias"] if bias else ["weight"]
     for i in range(m, layers):
         for kind in kinds:
@@ -154,9 +163,9 @@ def swiftkv_names(layers: int, m: int, g: int, bias: bool) -> dict[str, tuple[st
 
 
 def check_swiftkv_tensors(res: Results, what: str, written: dict, source: dict, layers: int, m: int, g: int,
-                          bias: bool, rounding=lambda x: x):
+                          bias: bool, rounding=lambda x: x, qk_norm: bool = False):
     """source: HF name -> float32 array of the base model, as the converter should have read it."""
-    want = swiftkv_names(layers, m, g, bias)
+    want = swiftkv_names(layers, m, g, bias, qk_norm)
     extra = sorted(set(written) - set(source) - set(want))
     missing = sorted((set(source) | set(want)) - set(written))
     res.check(f"{what}/tensor set", not extra and not missing, f"extra {extra[:5]}, missing {missing[:5]}")
@@ -210,7 +219,13 @@ HF_CASES = [
     ("llama_sharded", ["--num-key-value-layers", "1"], 1, 1, "F32"),
     ("llama_mha_llama3rope", ["--num-key-value-layers", "1"], 1, 1, "F32"),
     ("llama_mqa", ["--num-key-value-layers", "1"], 1, 1, "F32"),
+    ("qwen3", ["--num-key-value-layers", "1"], 1, 1, "F32"),
+    ("qwen3_bf16", ["--num-key-value-layers", "1", "--key-value-group-size", "2"], 1, 2, "BF16"),
+    ("mistral_window", ["--num-key-value-layers", "1"], 1, 1, "F32"),
 ]
+
+SWIFTKV_CLASSES = {"llama": "LlamaSwiftKVForCausalLM", "qwen2": "Qwen2SwiftKVForCausalLM",
+                   "qwen3": "Qwen3SwiftKVForCausalLM", "mistral": "MistralSwiftKVForCausalLM"}
 
 
 def check_hf_fixture(res: Results, tmp: str, k: int, name: str, flags: list[str], m: int, g: int, dtype: str):
@@ -227,14 +242,16 @@ def check_hf_fixture(res: Results, tmp: str, k: int, name: str, flags: list[str]
     with open(os.path.join(out, "config.json")) as f:
         cfg = json.load(f)
     layers = src_cfg["num_hidden_layers"]
-    bias = src_cfg.get("model_type") == "qwen2" or bool(src_cfg.get("attention_bias"))
+    arch = src_cfg["model_type"]
+    bias = arch == "qwen2" or bool(src_cfg.get("attention_bias"))
     torch_dtype = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}[dtype]
-    expect = {"architectures": ["LlamaSwiftKVForCausalLM"], "model_type": "llama_swiftkv", "swiftkv": True,
+    expect = {"architectures": [SWIFTKV_CLASSES[arch]], "model_type": arch + "_swiftkv", "swiftkv": True,
               "num_key_value_layers": m, "key_value_group_size": g, "attention_bias": bias,
               "hidden_size": src_cfg["hidden_size"], "num_hidden_layers": layers,
               "tie_word_embeddings": src_cfg.get("tie_word_embeddings", False)}
     # The source's other fields survive, its rope style included.
-    for key in ("rope_parameters", "rope_scaling", "rope_theta", "hidden_act", "vocab_size", "eos_token_id"):
+    for key in ("rope_parameters", "rope_scaling", "rope_theta", "hidden_act", "vocab_size", "eos_token_id",
+                "sliding_window", "head_dim"):
         if key in src_cfg:
             expect[key] = src_cfg[key]
     check_config(res, what, cfg, expect)
@@ -246,19 +263,15 @@ def check_hf_fixture(res: Results, tmp: str, k: int, name: str, flags: list[str]
 
     written = read_hf_tensors(out)
     source = {n: a for n, (_, a) in read_hf_tensors(base).items()}
-    if src_cfg.get("model_type") == "qwen2":
-        # Llama-style attention_bias also biases o_proj; Qwen2 has none, so the converter adds zeros.
-        for i in range(layers):
-            source.setdefault(f"model.layers.{i}.self_attn.o_proj.bias", np.zeros(src_cfg["hidden_size"], np.float32))
     tags = {t for t, _ in written.values()}
     res.check(f"{what}/stored dtype", tags == {dtype}, f"tensor dtypes {tags}, want {dtype}")
     rounding = bf16_round if dtype == "BF16" else (lambda x: x)
-    check_swiftkv_tensors(res, what, written, source, layers, m, g, bias, rounding)
+    check_swiftkv_tensors(res, what, written, source, layers, m, g, bias, rounding, qk_norm=arch == "qwen3")
 
     # Teacher round trip (weights unchanged unless the dtype changed).
     with open(os.path.join(base, "expected.json")) as f:
         seqs = [s["ids"] for s in json.load(f)["sequences"]][:2]
-    if dtype == "BF16" and name != "llama_bf16":
+    if dtype == "BF16" and not name.endswith("_bf16"):
         print(f"{what:70s} ok ({secs:.2f}s convert; weights rounded, no teacher round trip)", flush=True)
         return
     worst = 0.0

@@ -9,7 +9,10 @@ gradients tests/unit/test_distill_model.cpp checks against PyTorch autograd):
 - `mpirun -np 2` gives the weights of one process within floating-point tolerance (skipped with
   a message when mpirun is missing);
 - bad input (a plain model, missing data, changed settings on --resume, an existing checkpoint
-  without --resume) is refused with a clear message and a non-zero exit.
+  without --resume) is refused with a clear message and a non-zero exit;
+- the qwen3_swiftkv and mistral_swiftkv fixtures (q/k norms with trainable q_norm_swiftkv /
+  k_norm_swiftkv; a sliding window) distill too: the loss falls, every trainable tensor changes,
+  every frozen one stays bit-identical, and the output loads and scores.
 """
 import json
 import os
@@ -58,9 +61,9 @@ def metrics(ckpt):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def distill(tmp, name, data, extra, launcher=()):
+def distill(tmp, name, data, extra, launcher=(), model=MODEL):
     out = os.path.join(tmp, name)
-    cmd = list(launcher) + [BIN, "distill", "--model", MODEL, "--data", data, "--out", out, "--max-seq-len", "32",
+    cmd = list(launcher) + [BIN, "distill", "--model", model, "--data", data, "--out", out, "--max-seq-len", "32",
                             "--batch-tokens", "96", "--lr", "5e-3", "--no-decontaminate"] + extra
     return out, subprocess.run(cmd, capture_output=True, text=True)
 
@@ -184,7 +187,31 @@ def main():
                 lb = [x["loss"] for x in metrics(two + ".state")]
                 check(np.allclose(la, lb, rtol=1e-5), "and the same losses")
 
-        # 4. Bad input.
+        # 4. The other architectures' SwiftKV variants.
+        for case, vocab in (("m1g2_qwen3", 89), ("m2g1_mistral_window", 83)):
+            model = os.path.join(SRC, "tests", "fixtures", "distill", case, "model")
+            cdata = os.path.join(tmp, case + ".jsonl")
+            make_data(cdata, 200, 3, vocab)
+            out, r = distill(tmp, case, cdata, ["--steps", "30", "--save-every", "0", "-t", "1"], model=model)
+            check(r.returncode == 0, f"{case}: distill runs (rc {r.returncode}) {r.stderr[-400:]}")
+            if r.returncode != 0:
+                continue
+            m = metrics(out + ".state")
+            first, last = np.mean([x["loss"] for x in m[:5]]), np.mean([x["loss"] for x in m[-5:]])
+            check(last < 0.8 * first, f"{case}: loss falls: first 5 steps {first:.4f}, last 5 {last:.4f}")
+            src = load_file(os.path.join(model, "model.safetensors"))
+            dst = load_file(os.path.join(out, "model.safetensors"))
+            ctrain = {k for k in src if "_swiftkv" in k}
+            check(sorted(src) == sorted(dst) and all(np.array_equal(src[k], dst[k]) for k in src if k not in ctrain),
+                  f"{case}: same tensors, every frozen one bit-identical")
+            norms = {k for k in ctrain if "norm_swiftkv" in k and k != "model.norm_swiftkv.weight"}
+            check(case != "m1g2_qwen3" or len(norms) == 4 + 2, f"{case}: q/k_norm_swiftkv present ({sorted(norms)})")
+            check(all(not np.array_equal(src[k], dst[k]) for k in ctrain), f"{case}: all {len(ctrain)} trainable "
+                  "tensors changed")
+            s = run(["score", "--model", out, "--token-ids", "1,2,3,4,5"])
+            check(s.returncode == 0, f"{case}: the distilled checkpoint loads and scores ({s.stderr[-200:]})")
+
+        # 5. Bad input.
         plain = os.path.join(SRC, "tests", "fixtures", "models")
         plain_models = [os.path.join(plain, d) for d in sorted(os.listdir(plain))
                         if os.path.exists(os.path.join(plain, d, "config.json"))] if os.path.isdir(plain) else []

@@ -17,9 +17,10 @@ Per model, for each path -- the config's default (SwiftKV when "swiftkv": true) 
   * info:     `$SKV_BIN info --model DIR --json` reports kv_cache_bytes_per_token_teacher =
               L*KV*D*4*2, kv_cache_bytes_per_token_swiftkv = (M + (L-M)/G)*KV*D*4*2 (F32 K and V)
               and kv_cache_bytes_per_token = the one of the default path.
-Plus a numpy self-check: with M = L-1, G = 1 and the SwiftKV tensors set to the teacher's own
-(norm_swiftkv = layer M's input_layernorm, q/k/v_proj_swiftkv = q/k/v_proj) the SwiftKV forward
-equals the teacher forward exactly.
+Plus a numpy self-check (on a biased, a Qwen3 and a Mistral model): with M = L-1, G = 1 and the
+SwiftKV tensors set to the teacher's own (norm_swiftkv = layer M's input_layernorm,
+q/k/v_proj_swiftkv = q/k/v_proj, q/k_norm_swiftkv = q/k_norm) the SwiftKV forward equals the
+teacher forward exactly.
 Env: SKV_BIN (swiftkv binary, required), SKV_SOURCE_DIR (unused: the models are generated).
 Usage: test_swiftkv.py [model-name ...]     Exit status 1 on any failure.
 """
@@ -171,7 +172,7 @@ def identity_self_check(spec: mk.Spec, d: str, res: Results) -> None:
     a = f"model.layers.{last}.self_attn."
     w1 = dict(w)
     w1["model.norm_swiftkv.weight"] = w[f"model.layers.{last}.input_layernorm.weight"]
-    for proj in ("q_proj", "k_proj", "v_proj"):
+    for proj in ("q_proj", "k_proj", "v_proj", "q_norm", "k_norm"):
         for kind in ("weight", "bias"):
             if f"{a}{proj}.{kind}" in w:
                 w1[f"{a}{proj}_swiftkv.{kind}"] = w[f"{a}{proj}.{kind}"]
@@ -209,8 +210,10 @@ def main() -> int:
     res, table = Results(), []
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="skv_swiftkv_oracle_") as tmp:
-        bias_spec = next(s for s in mk.SPECS if s.attention_bias)
-        identity_self_check(bias_spec, mk.write_model(bias_spec, tmp), res)
+        # One spec per kind of attention: biases, q/k norms, a sliding window.
+        for pick in (lambda s: s.attention_bias, lambda s: s.arch == "qwen3", lambda s: s.arch == "mistral"):
+            spec = next(s for s in mk.SPECS if pick(s))
+            identity_self_check(spec, mk.write_model(spec, tmp), res)
         for spec in specs:
             check_model(skv_bin, spec, mk.write_model(spec, tmp), res, table)
 

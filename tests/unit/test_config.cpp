@@ -46,7 +46,8 @@ json llama3_scaling() {
 
 TEST(Config, Llama4x) {
   const ModelConfig c = parse(smollm2());
-  EXPECT_EQ(c.architecture, "llama");
+  EXPECT_EQ(c.arch, skv::Arch::Llama);
+  EXPECT_FALSE(c.swiftkv_checkpoint);
   EXPECT_EQ(c.vocab_size, 49152);
   EXPECT_EQ(c.hidden_size, 576);
   EXPECT_EQ(c.intermediate_size, 1536);
@@ -72,7 +73,8 @@ TEST(Config, Defaults) {
                         "eos_token_id", "attention_bias", "architectures", "rms_norm_eps"})
     j.erase(k);
   const ModelConfig c = parse(j);  // model_type alone identifies the architecture
-  EXPECT_EQ(c.architecture, "llama");
+  EXPECT_EQ(c.arch, skv::Arch::Llama);
+  EXPECT_FALSE(c.swiftkv_checkpoint);
   EXPECT_EQ(c.num_kv_heads, 9);
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
@@ -187,10 +189,69 @@ TEST(Config, Qwen2) {
   j["use_sliding_window"] = false;
   j["sliding_window"] = 32768;
   const ModelConfig c = parse(j);
-  EXPECT_EQ(c.architecture, "qwen2");
+  EXPECT_EQ(c.arch, skv::Arch::Qwen2);
   EXPECT_TRUE(c.attention_bias);
-  j["attention_bias"] = false;  // forced: Qwen2 always has q/k/v biases
+  EXPECT_FALSE(c.o_proj_bias());   // Qwen2Attention never biases o_proj
+  EXPECT_EQ(c.sliding_window, 0);  // only counts with use_sliding_window
+  j["attention_bias"] = false;     // forced: Qwen2 always has q/k/v biases
   EXPECT_TRUE(parse(j).attention_bias);
+  j["use_sliding_window"] = true;
+  EXPECT_HAS(error_for(j), "'use_sliding_window' = true is not supported");
+}
+
+TEST(Config, Mistral) {
+  json j = smollm2();
+  j["architectures"] = {"MistralForCausalLM"};
+  j["model_type"] = "mistral";
+  j.erase("attention_bias");
+  j["sliding_window"] = 4096;
+  ModelConfig c = parse(j);
+  EXPECT_EQ(c.arch, skv::Arch::Mistral);
+  EXPECT_EQ(c.sliding_window, 4096);
+  EXPECT_FALSE(c.attention_bias);
+  j["sliding_window"] = nullptr;  // null: no window
+  EXPECT_EQ(parse(j).sliding_window, 0);
+  j.erase("sliding_window");  // absent: transformers' MistralConfig default
+  EXPECT_EQ(parse(j).sliding_window, 4096);
+  j["attention_bias"] = true;  // MistralAttention has no biases whatever the config says
+  EXPECT_FALSE(parse(j).attention_bias);
+  j["sliding_window"] = -3;
+  EXPECT_HAS(error_for(j), "'sliding_window'");
+  // A Llama config's sliding_window means nothing to transformers' Llama, so it is not read.
+  json l = smollm2();
+  l["sliding_window"] = 16;
+  EXPECT_EQ(parse(l).sliding_window, 0);
+}
+
+TEST(Config, Qwen3) {
+  json j = smollm2();
+  j["architectures"] = {"Qwen3ForCausalLM"};
+  j["model_type"] = "qwen3";
+  j["head_dim"] = 128;  // explicit, != 576 / 9
+  j["attention_bias"] = false;
+  ModelConfig c = parse(j);
+  EXPECT_EQ(c.arch, skv::Arch::Qwen3);
+  EXPECT_TRUE(c.qk_norm());
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_FALSE(c.attention_bias);
+  j["attention_bias"] = true;  // Qwen3Attention biases q/k/v and o alike
+  c = parse(j);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_TRUE(c.o_proj_bias());
+}
+
+TEST(Config, SwiftKVVariants) {
+  for (const skv::ArchInfo& a : skv::all_archs()) {
+    json j = smollm2();
+    j["architectures"] = {a.swiftkv_class};
+    j["model_type"] = a.swiftkv_model_type;
+    j["num_key_value_layers"] = 10;
+    const ModelConfig c = parse(j);
+    EXPECT_EQ(c.arch, a.id) << a.model_type;
+    EXPECT_TRUE(c.swiftkv_checkpoint) << a.model_type;
+    EXPECT_EQ(c.model_type(), a.swiftkv_model_type);
+    EXPECT_EQ(c.num_key_value_layers, 10);
+  }
 }
 
 TEST(Config, SwiftKV) {
@@ -199,7 +260,8 @@ TEST(Config, SwiftKV) {
   j["model_type"] = "llama_swiftkv";
   j["num_key_value_layers"] = 16;
   ModelConfig c = parse(j);
-  EXPECT_EQ(c.architecture, "llama_swiftkv");
+  EXPECT_EQ(c.arch, skv::Arch::Llama);
+  EXPECT_TRUE(c.swiftkv_checkpoint);
   EXPECT_TRUE(c.swiftkv);
   EXPECT_EQ(c.num_key_value_layers, 16);
   EXPECT_EQ(c.key_value_group_size, 1);
@@ -232,19 +294,21 @@ TEST(Config, SwiftKV) {
   k.erase("architectures");
   k["model_type"] = "llama_swiftkv";
   k["num_key_value_layers"] = 10;
-  EXPECT_EQ(parse(k).architecture, "llama_swiftkv");
+  EXPECT_TRUE(parse(k).swiftkv_checkpoint);
   k["architectures"] = {"LlamaSwiftKVForCausalLM"};
   k["model_type"] = "llama";
-  EXPECT_EQ(parse(k).architecture, "llama_swiftkv");
+  EXPECT_TRUE(parse(k).swiftkv_checkpoint);
 }
 
 TEST(Config, UnknownArchitecture) {
   json j = smollm2();
-  j["architectures"] = {"MistralForCausalLM"};
-  j["model_type"] = "mistral";
-  EXPECT_HAS(error_for(j), "unsupported architecture 'MistralForCausalLM' (supported: llama, qwen2, llama_swiftkv)");
+  j["architectures"] = {"GemmaForCausalLM"};
+  j["model_type"] = "gemma";
+  EXPECT_HAS(error_for(j),
+             "unsupported architecture 'GemmaForCausalLM' (supported: llama, qwen2, qwen3, mistral and "
+             "their _swiftkv variants)");
   j.erase("architectures");
-  EXPECT_HAS(error_for(j), "unsupported architecture 'mistral'");
+  EXPECT_HAS(error_for(j), "unsupported architecture 'gemma'");
   j.erase("model_type");
   EXPECT_HAS(error_for(j), "unsupported architecture");
 }
@@ -285,8 +349,8 @@ TEST(Config, ValidateDirectly) {
   c.rope_scaling.type = "yarn";
   EXPECT_SKV_ERROR(c.validate(), "yarn");
   c = parse(smollm2());
-  c.architecture = "gpt2";
-  EXPECT_SKV_ERROR(c.validate(), "unsupported architecture 'gpt2'");
+  c.sliding_window = -1;
+  EXPECT_SKV_ERROR(c.validate(), "sliding_window");
 }
 
 TEST(Config, FromFile) {
@@ -315,7 +379,8 @@ class ConfigGGUF : public ::testing::Test {
 
 TEST_F(ConfigGGUF, Llama) {
   const ModelConfig c = load(tiny_llama_gguf());
-  EXPECT_EQ(c.architecture, "llama");
+  EXPECT_EQ(c.arch, skv::Arch::Llama);
+  EXPECT_FALSE(c.swiftkv_checkpoint);
   EXPECT_EQ(c.num_layers, 2);
   EXPECT_EQ(c.hidden_size, 8);
   EXPECT_EQ(c.intermediate_size, 16);
@@ -352,8 +417,15 @@ TEST_F(ConfigGGUF, OptionalKeys) {
 
 TEST_F(ConfigGGUF, Qwen2) {
   const ModelConfig c = load(tiny_llama_gguf("qwen2"));
-  EXPECT_EQ(c.architecture, "qwen2");
+  EXPECT_EQ(c.arch, skv::Arch::Qwen2);
   EXPECT_TRUE(c.attention_bias);
+}
+
+TEST_F(ConfigGGUF, Qwen3) {
+  const ModelConfig c = load(tiny_llama_gguf("qwen3"));
+  EXPECT_EQ(c.arch, skv::Arch::Qwen3);
+  EXPECT_TRUE(c.qk_norm());
+  EXPECT_FALSE(c.attention_bias);  // no blk.0.attn_q.bias tensor
 }
 
 TEST_F(ConfigGGUF, Errors) {

@@ -142,6 +142,9 @@ TEST_P(DeviceContract, EvalScorerMatchesTheHost) {
 INSTANTIATE_TEST_SUITE_P(Models, DeviceContract,
                          ::testing::Values(Case{"llama_gqa", "llama_gqa", 0, 0}, Case{"qwen2_bias", "qwen2_bias", 0, 0},
                                            Case{"llama_bf16", "llama_bf16", 0, 0},
+                                           Case{"qwen3", "qwen3", 0, 0}, Case{"mistral_window", "mistral_window", 0, 0},
+                                           Case{"qwen3_swiftkv", "qwen3", 1, 1},
+                                           Case{"mistral_window_swiftkv", "mistral_window", 1, 1},
                                            Case{"llama_gqa_swiftkv_g2", "llama_gqa", 1, 2},
                                            Case{"qwen2_bias_swiftkv", "qwen2_bias", 1, 1}),
                          [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });

@@ -68,7 +68,8 @@ TEST_P(DistillFixture, LossAndGradientsMatchAutograd) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, DistillFixture, ::testing::Values("m2g1_gqa", "m1g2_bias_untied"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, DistillFixture,
+                         ::testing::Values("m2g1_gqa", "m1g2_bias_untied", "m1g2_qwen3", "m2g1_mistral_window"));
 
 TEST(DistillModel, DocumentsInOneRowBlockAreIndependent) {
   // Packing must not leak anything between documents: the packed block's loss and gradients
@@ -136,7 +137,7 @@ TEST(DistillModel, RejectsAPlainModel) {
   // The teacher fixture of the engine tests is a plain Llama: distillation needs SwiftKV tensors.
   const std::string dir = fixture("m2g1_gqa") + "/model";
   ModelFiles f = open_model_files(dir);
-  f.config.architecture = "llama";
+  f.config.swiftkv_checkpoint = false;
   f.config.swiftkv = false;
   EXPECT_THROW(DistillModel{std::move(f)}, std::exception);
 }

@@ -25,9 +25,9 @@ void fill(Tensor& t, std::mt19937& rng, float sd) {
 }
 
 void check(int64_t n, int64_t n_past, int64_t H, int64_t KV, int64_t D, float qk_sd, int64_t extra_capacity,
-           std::mt19937& rng) {
+           std::mt19937& rng, int64_t window = 0) {
   SCOPED_TRACE(testing::Message() << "n=" << n << " n_past=" << n_past << " H=" << H << " KV=" << KV << " D=" << D
-                                  << " sd=" << qk_sd);
+                                  << " sd=" << qk_sd << " window=" << window);
   const int64_t cap = n_past + n + extra_capacity;
   Tensor q = Tensor::empty(DType::F32, {n, H * D});
   Tensor k = Tensor::empty(DType::F32, {cap, KV * D});
@@ -37,15 +37,19 @@ void check(int64_t n, int64_t n_past, int64_t H, int64_t KV, int64_t D, float qk
   fill(v, rng, 1.0f);
   // Rows past n_past + n - 1 must never be read: poison them.
   for (int64_t i = (n_past + n) * KV * D; i < cap * KV * D; ++i) k.as<float>()[i] = v.as<float>()[i] = NAN;
+  // Keys before the first row's window are masked for every row: they must be skipped, not read.
+  const int64_t first_seen = window > 0 ? std::max<int64_t>(0, n_past - window + 1) : 0;
+  for (int64_t i = 0; i < first_seen * KV * D; ++i) k.as<float>()[i] = v.as<float>()[i] = NAN;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const int64_t G = H / KV;
   std::vector<double> ref(n * H * D);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t h = 0; h < H; ++h) {
       const int64_t T = n_past + i + 1, kvh = h / G;
-      std::vector<double> s(T);
+      const int64_t t0 = window > 0 ? std::max<int64_t>(0, T - window) : 0;  // i - W < t <= i
+      std::vector<double> s(T, 0.0);
       double mx = -INFINITY;
-      for (int64_t t = 0; t < T; ++t) {
+      for (int64_t t = t0; t < T; ++t) {
         double dot = 0;
         for (int64_t d = 0; d < D; ++d)
           dot += static_cast<double>(q.as<float>()[i * H * D + h * D + d]) * k.as<float>()[t * KV * D + kvh * D + d];
@@ -53,10 +57,10 @@ void check(int64_t n, int64_t n_past, int64_t H, int64_t KV, int64_t D, float qk
         mx = std::max(mx, s[t]);
       }
       double sum = 0;
-      for (int64_t t = 0; t < T; ++t) sum += (s[t] = std::exp(s[t] - mx));
+      for (int64_t t = t0; t < T; ++t) sum += (s[t] = std::exp(s[t] - mx));
       for (int64_t d = 0; d < D; ++d) {
         double o = 0;
-        for (int64_t t = 0; t < T; ++t) o += s[t] * v.as<float>()[t * KV * D + kvh * D + d];
+        for (int64_t t = t0; t < T; ++t) o += s[t] * v.as<float>()[t * KV * D + kvh * D + d];
         ref[i * H * D + h * D + d] = o / sum;
       }
     }
@@ -64,7 +68,7 @@ void check(int64_t n, int64_t n_past, int64_t H, int64_t KV, int64_t D, float qk
   for (Isa isa : isas()) {
     set_isa(isa);
     SCOPED_TRACE(isa_name(isa));
-    ops::attention(q, k, v, n_past, H, KV, scale, out);
+    ops::attention(q, k, v, n_past, H, KV, scale, out, window);
     for (int64_t e = 0; e < n * H * D; ++e)
       ASSERT_NEAR(out.as<float>()[e], ref[e], 2e-5 * (1.0 + std::fabs(ref[e]))) << "row " << e / (H * D);
   }
@@ -95,6 +99,27 @@ TEST(Attention, LongContextAndPeakyScores) {
   check(33, 0, 2, 1, 32, 4.0f, 0, rng);    // prefill with very peaked softmax
 }
 
+TEST(Attention, SlidingWindow) {
+  IsaRestore restore;
+  std::mt19937 rng(13);
+  for (int64_t window : {1, 4, 16, 300})
+    for (int64_t n : {1, 7, 40})
+      for (int64_t n_past : {0, 5, 30, 130}) {
+        check(n, n_past, 4, 2, 16, 1.0f, 2, rng, window);
+        if (HasFatalFailure()) return;
+      }
+  check(1, 3000, 9, 3, 64, 1.0f, 0, rng, 700);  // decode with split key ranges inside the window
+  check(3, 2000, 8, 1, 64, 1.0f, 0, rng, 1024);
+}
+
+TEST(Attention, WindowKeyCount) {
+  EXPECT_EQ(ops::attention_keys(0, 5, 0), 15);
+  EXPECT_EQ(ops::attention_keys(0, 5, 5), 15);
+  EXPECT_EQ(ops::attention_keys(0, 5, 2), 1 + 2 + 2 + 2 + 2);
+  EXPECT_EQ(ops::attention_keys(10, 3, 4), 12);
+  EXPECT_EQ(ops::attention_keys(1, 4, 3), 2 + 3 + 3 + 3);
+}
+
 TEST(Attention, Checks) {
   Tensor q = Tensor::zeros(DType::F32, {2, 64});
   Tensor k = Tensor::zeros(DType::F32, {4, 32});
@@ -104,4 +129,5 @@ TEST(Attention, Checks) {
   EXPECT_THROW(ops::attention(q, k, v, 3, 2, 1, 0.1f, out), Error);  // past capacity
   EXPECT_THROW(ops::attention(q, k, v, 0, 3, 1, 0.1f, out), Error);  // 64 % 3
   EXPECT_THROW(ops::attention(q, k, v, 0, 2, 2, 0.1f, out), Error);  // cache width
+  EXPECT_THROW(ops::attention(q, k, v, 0, 2, 1, 0.1f, out, -1), Error);  // window
 }

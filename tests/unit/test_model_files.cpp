@@ -179,7 +179,7 @@ TEST(ModelFilesRealModel, SmolLM2GGUF) {
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not present (run scripts/fetch_model.sh)";
   const ModelFiles m = skv::open_model_files(path);
   const skv::ModelConfig& c = m.config;
-  EXPECT_EQ(c.architecture, "llama");
+  EXPECT_EQ(c.arch, skv::Arch::Llama);
   EXPECT_EQ(c.num_layers, 30);
   EXPECT_EQ(c.hidden_size, 576);
   EXPECT_EQ(c.intermediate_size, 1536);

@@ -255,10 +255,12 @@ TEST(OpParity, Rope) {
 TEST(OpParity, Attention) {
   std::mt19937 rng(5);
   struct Geo {
-    int64_t H, KV, D, n_past, n;
+    int64_t H, KV, D, n_past, n, window;  // window 0: none
   };
-  // Prefill, chunked prefill, short decode, and a long decode (the split-keys path).
-  for (const Geo g : {Geo{6, 2, 40, 0, 9}, Geo{6, 3, 40, 7, 5}, Geo{4, 4, 24, 11, 1}, Geo{8, 2, 64, 700, 1}}) {
+  // Prefill, chunked prefill, short decode, a long decode (the split-keys path), and sliding
+  // windows shorter than the prefill and than the decode history.
+  for (const Geo g : {Geo{6, 2, 40, 0, 9, 0}, Geo{6, 3, 40, 7, 5, 0}, Geo{4, 4, 24, 11, 1, 0}, Geo{8, 2, 64, 700, 1, 0},
+                      Geo{6, 2, 40, 3, 12, 5}, Geo{8, 2, 64, 700, 1, 33}}) {
     const int64_t cap = g.n_past + g.n + 3, qd = g.H * g.D, kd = g.KV * g.D;
     const float scale = 1.0f / std::sqrt(static_cast<float>(g.D));
     const std::vector<float> q = randv(g.n * qd, rng), k = randv(cap * kd, rng), v = randv(cap * kd, rng);
@@ -266,24 +268,25 @@ TEST(OpParity, Attention) {
     for (int64_t i = 0; i < g.n; ++i)
       for (int64_t h = 0; h < g.H; ++h) {
         const int64_t kvh = h / (g.H / g.KV), T = g.n_past + i + 1;
+        const int64_t t0 = g.window > 0 ? std::max<int64_t>(0, T - g.window) : 0;  // i - W < j <= i
         std::vector<double> s(T);
         double m = -INFINITY, z = 0;
-        for (int64_t t = 0; t < T; ++t) {
+        for (int64_t t = t0; t < T; ++t) {
           double dot = 0;
           for (int64_t e = 0; e < g.D; ++e) dot += static_cast<double>(q[i * qd + h * g.D + e]) * k[t * kd + kvh * g.D + e];
           s[t] = dot * scale;
           m = std::max(m, s[t]);
         }
-        for (int64_t t = 0; t < T; ++t) z += s[t] = std::exp(s[t] - m);
-        for (int64_t t = 0; t < T; ++t)
+        for (int64_t t = t0; t < T; ++t) z += s[t] = std::exp(s[t] - m);
+        for (int64_t t = t0; t < T; ++t)
           for (int64_t e = 0; e < g.D; ++e) ref[i * qd + h * g.D + e] += s[t] / z * v[t * kd + kvh * g.D + e];
       }
     check("attention H=" + std::to_string(g.H) + " KV=" + std::to_string(g.KV) + " D=" + std::to_string(g.D) +
-              " past=" + std::to_string(g.n_past) + " n=" + std::to_string(g.n),
+              " past=" + std::to_string(g.n_past) + " n=" + std::to_string(g.n) + " window=" + std::to_string(g.window),
           ref, 1e-9, {host_f32(q, {g.n, qd}), host_f32(k, {cap, kd}), host_f32(v, {cap, kd})},
           [&](std::vector<Tensor>& t) {
             Tensor out = Tensor::empty(DType::F32, {g.n, qd}, t[0].device);
-            ops::attention(t[0], t[1], t[2], g.n_past, g.H, g.KV, scale, out);
+            ops::attention(t[0], t[1], t[2], g.n_past, g.H, g.KV, scale, out, g.window);
             return out;
           });
   }

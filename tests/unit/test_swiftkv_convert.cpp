@@ -96,7 +96,9 @@ void expect_values_near(const Tensor& got, const std::vector<float>& want, float
 }
 
 void expect_same_config(const ModelConfig& a, const ModelConfig& b) {
-  EXPECT_EQ(a.architecture, b.architecture);
+  EXPECT_EQ(a.arch, b.arch);
+  EXPECT_EQ(a.swiftkv_checkpoint, b.swiftkv_checkpoint);
+  EXPECT_EQ(a.sliding_window, b.sliding_window);
   EXPECT_EQ(a.vocab_size, b.vocab_size);
   EXPECT_EQ(a.hidden_size, b.hidden_size);
   EXPECT_EQ(a.intermediate_size, b.intermediate_size);
@@ -146,7 +148,7 @@ TEST_P(ConvertInit, CopiesAndGroupMeans) {
   const size_t base_count = f.tensors.size();
   skv::add_swiftkv_tensors(f, p.m, p.g);
 
-  EXPECT_EQ(f.config.architecture, "llama_swiftkv");
+  EXPECT_EQ(f.config.model_type(), "llama_swiftkv");
   EXPECT_TRUE(f.config.swiftkv);
   EXPECT_EQ(f.config.num_key_value_layers, p.m);
   EXPECT_EQ(f.config.key_value_group_size, p.g);
@@ -246,7 +248,7 @@ TEST(ConvertSettings, Checks) {
   EXPECT_SKV_ERROR(skv::check_swiftkv_settings(1, 1, 1), "at least 2 layers");
   ModelFiles f = base_model(Shape{});
   EXPECT_SKV_ERROR(skv::add_swiftkv_tensors(f, 6, 1), "num_key_value_layers");
-  EXPECT_EQ(f.config.architecture, "llama");  // a refused conversion leaves the model alone
+  EXPECT_FALSE(f.config.swiftkv_checkpoint);  // a refused conversion leaves the model alone
   EXPECT_EQ(f.find(skv::swiftkv_norm_name()), nullptr);
 }
 
@@ -255,7 +257,7 @@ TEST(ConvertSettings, Checks) {
 
 ModelConfig swiftkv_config() {
   ModelConfig c;
-  c.architecture = "llama_swiftkv";
+  c.swiftkv_checkpoint = true;
   c.vocab_size = 49152;
   c.hidden_size = 576;
   c.intermediate_size = 1536;
@@ -296,13 +298,25 @@ TEST(ConvertConfigJson, SynthesisedRoundTrips) {
   linear.key_value_group_size = 1;
   cases.push_back(linear);
   ModelConfig plain = swiftkv_config();
-  plain.architecture = "llama";
+  plain.swiftkv_checkpoint = false;
   plain.swiftkv = false;
   plain.num_key_value_layers = 0;
   plain.key_value_group_size = 1;
   cases.push_back(plain);
+  // Every architecture's SwiftKV variant, with its own fields (window, explicit head_dim).
+  for (const skv::ArchInfo& a : skv::all_archs()) {
+    ModelConfig v = swiftkv_config();
+    v.arch = a.id;
+    v.attention_bias = a.implicit_qkv_bias;
+    if (a.reads_sliding_window) v.sliding_window = 4096;
+    if (a.qk_norm) v.head_dim = 128;
+    cases.push_back(v);
+  }
+  ModelConfig no_window = swiftkv_config();
+  no_window.arch = skv::Arch::Mistral;
+  cases.push_back(no_window);  // written as "sliding_window": null, not left to the 4096 default
   for (const ModelConfig& c : cases) {
-    SCOPED_TRACE(c.architecture + " rope " + c.rope_scaling.type);
+    SCOPED_TRACE(c.model_type() + " rope " + c.rope_scaling.type);
     const std::string text = skv::config_to_json_text(c);
     expect_same_config(skv::config_from_json_text(text, "written"), c);
     const nlohmann::json j = nlohmann::json::parse(text);
@@ -345,7 +359,7 @@ TEST(ConvertConfigJson, FromOriginalKeepsUnknownFields) {
     "eos_token_id": 2})";
   for (const std::string& original : {v4, v5_qwen2}) {
     ModelConfig c = skv::config_from_json_text(original, "original");
-    c.architecture = "llama_swiftkv";  // what add_swiftkv_tensors does
+    c.swiftkv_checkpoint = true;  // what add_swiftkv_tensors does
     c.swiftkv = true;
     c.num_key_value_layers = 2;
     c.key_value_group_size = 2;
@@ -358,7 +372,7 @@ TEST(ConvertConfigJson, FromOriginalKeepsUnknownFields) {
         EXPECT_EQ(out[key], value) << key;
       }
     }
-    EXPECT_EQ(out["model_type"], "llama_swiftkv");
+    EXPECT_EQ(out["model_type"], c.model_type());
     EXPECT_EQ(out.value("dtype", out.value("torch_dtype", "")), "float16");
     if (in.contains("dtype")) {
       EXPECT_EQ(out["dtype"], "float16");
@@ -367,10 +381,10 @@ TEST(ConvertConfigJson, FromOriginalKeepsUnknownFields) {
       EXPECT_EQ(out["torch_dtype"], "float16");
     }
   }
-  // A qwen2 base's implicit biases must be stated once the model type is llama_swiftkv.
+  // A qwen2 base's implicit biases are stated in its qwen2_swiftkv config.
   ModelConfig q = skv::config_from_json_text(v5_qwen2, "original");
   EXPECT_TRUE(q.attention_bias);
-  q.architecture = "llama_swiftkv";
+  q.swiftkv_checkpoint = true;
   q.swiftkv = true;
   q.num_key_value_layers = 2;
   EXPECT_EQ(nlohmann::json::parse(skv::config_to_json_text(q, v5_qwen2))["attention_bias"], true);
@@ -632,7 +646,7 @@ TEST(ConvertHfExport, GgufToHfDirectory) {
 
     const ModelFiles back = skv::open_model_files(out.string());
     EXPECT_FALSE(back.rope_interleaved);
-    EXPECT_EQ(back.config.architecture, "llama_swiftkv");
+    EXPECT_EQ(back.config.model_type(), "llama_swiftkv");
     EXPECT_TRUE(back.config.tie_word_embeddings);
     EXPECT_EQ(back.find("lm_head.weight"), nullptr);
     // q rows back in HF order: HF row h*4 + half*2 + j = GGUF row h*4 + 2*j + half.

@@ -28,6 +28,8 @@ Tensor randn(skv::Shape shape, std::mt19937& rng, float stddev, float mean = 0.0
 struct Shape {
   int64_t layers = 5, heads = 4, kv_heads = 2, head_dim = 8, hidden = 32, ffn = 48, vocab = 64;
   bool tied = false, bias = false;
+  skv::Arch arch = skv::Arch::Llama;
+  int64_t window = 0;  // Mistral's sliding window
 };
 
 skv::ModelFiles base_model(const Shape& s, uint32_t seed) {
@@ -43,7 +45,9 @@ skv::ModelFiles base_model(const Shape& s, uint32_t seed) {
   c.num_kv_heads = s.kv_heads;
   c.head_dim = s.head_dim;
   c.tie_word_embeddings = s.tied;
-  c.attention_bias = s.bias;
+  c.arch = s.arch;
+  c.attention_bias = s.bias || c.arch_info().implicit_qkv_bias;
+  c.sliding_window = s.window;
   c.max_position_embeddings = 256;
   const int64_t d = s.hidden, qd = s.heads * s.head_dim, kvd = s.kv_heads * s.head_dim;
   f.tensors["model.embed_tokens.weight"] = randn({s.vocab, d}, rng, 0.3f);
@@ -57,11 +61,15 @@ skv::ModelFiles base_model(const Shape& s, uint32_t seed) {
     f.tensors[p + "self_attn.k_proj.weight"] = randn({kvd, d}, rng, 0.15f);
     f.tensors[p + "self_attn.v_proj.weight"] = randn({kvd, d}, rng, 0.1f);
     f.tensors[p + "self_attn.o_proj.weight"] = randn({d, qd}, rng, 0.1f);
-    if (s.bias) {
+    if (c.attention_bias) {
       f.tensors[p + "self_attn.q_proj.bias"] = randn({qd}, rng, 0.1f);
       f.tensors[p + "self_attn.k_proj.bias"] = randn({kvd}, rng, 0.1f);
       f.tensors[p + "self_attn.v_proj.bias"] = randn({kvd}, rng, 0.1f);
-      f.tensors[p + "self_attn.o_proj.bias"] = randn({d}, rng, 0.1f);
+      if (c.o_proj_bias()) f.tensors[p + "self_attn.o_proj.bias"] = randn({d}, rng, 0.1f);
+    }
+    if (c.qk_norm()) {
+      f.tensors[p + "self_attn.q_norm.weight"] = randn({s.head_dim}, rng, 0.1f, 1.0f);
+      f.tensors[p + "self_attn.k_norm.weight"] = randn({s.head_dim}, rng, 0.1f, 1.0f);
     }
     f.tensors[p + "mlp.gate_proj.weight"] = randn({s.ffn, d}, rng, 0.1f);
     f.tensors[p + "mlp.up_proj.weight"] = randn({s.ffn, d}, rng, 0.1f);
@@ -147,10 +155,16 @@ TEST_P(SwiftKVModel, SkippingEqualsFullForward) {
 
 INSTANTIATE_TEST_SUITE_P(Layouts, SwiftKVModel,
                          ::testing::Values(Case{Shape{}, 4, 1}, Case{Shape{}, 3, 2}, Case{Shape{}, 1, 4},
-                                           Case{Shape{}, 1, 1}, Case{Shape{.kv_heads = 4}, 3, 1},  // MHA
-                                           Case{Shape{.kv_heads = 1, .tied = true}, 1, 2},         // MQA, tied
-                                           Case{Shape{.heads = 6, .kv_heads = 3, .bias = true}, 2,
-                                                3}));  // biases, G = 3
+                                           Case{Shape{}, 1, 1}, Case{Shape{.kv_heads = 4}, 3, 1},       // MHA
+                                           Case{Shape{.kv_heads = 1, .tied = true}, 1, 2},              // MQA, tied
+                                           Case{Shape{.heads = 6, .kv_heads = 3, .bias = true}, 2, 3},  // biases, G = 3
+                                           Case{Shape{.arch = skv::Arch::Qwen2}, 3, 2},
+                                           // Qwen3: q/k norms, head_dim 12 != 32 / 4, tied
+                                           Case{Shape{.head_dim = 12, .tied = true, .arch = skv::Arch::Qwen3}, 1, 2},
+                                           Case{Shape{.head_dim = 12, .arch = skv::Arch::Qwen3}, 3, 1},
+                                           // Mistral: a window shorter than the 37 + 3 tokens
+                                           Case{Shape{.arch = skv::Arch::Mistral, .window = 6}, 2, 1},
+                                           Case{Shape{.arch = skv::Arch::Mistral, .window = 1}, 1, 2}));
 
 TEST(SwiftKVModel, PathsDifferAndTeacherIsTheBase) {
   const Shape s;
@@ -217,6 +231,36 @@ TEST(SwiftKVModel, FlopsFollowTheFormula) {
   EXPECT_DOUBLE_EQ(x2.flops().attention, s.layers * attn_per_layer);
   EXPECT_DOUBLE_EQ(x1.flops().linear, m * per_layer + 2.0 * n * d * 2 * kvd * (s.layers - m));
   EXPECT_DOUBLE_EQ(x1.flops().attention, m * attn_per_layer);
+}
+
+// The window is honoured on both paths: wide enough, Mistral is Llama; shorter, it differs and
+// the attention FLOPs count only the visible keys.
+TEST(SwiftKVModel, SlidingWindowOnBothPaths) {
+  const int64_t n = 30;
+  const std::vector<int32_t> ids = random_ids(n, 64, 8);
+  for (const bool skv_path : {true, false}) {
+    SCOPED_TRACE(skv_path ? "swiftkv" : "teacher");
+    const skv::ModelOptions opts{.swiftkv = skv_path};
+    auto run = [&](int64_t window, skv::Arch arch, skv::FlopCount* flops = nullptr) {
+      skv::LlamaModel m(swiftkv_model(Shape{.arch = arch, .window = window}, 2, 1, 6), opts);
+      skv::KVCache cache = skv::make_cache(m, n);
+      skv::ForwardContext ctx(m);
+      Tensor out = skv::ops::clone(m.forward(ctx, cache, ids.data(), n, 0, Logits::All));
+      if (flops) *flops = ctx.flops();
+      return out;
+    };
+    skv::FlopCount wide_flops, narrow_flops;
+    const Tensor llama = run(0, skv::Arch::Llama);
+    const Tensor wide = run(n, skv::Arch::Mistral, &wide_flops);
+    const Tensor narrow = run(4, skv::Arch::Mistral, &narrow_flops);
+    EXPECT_EQ(max_abs_diff(wide.as<float>(), llama.as<float>(), wide.numel()), 0.0f);
+    // The first 4 positions see the same keys either way; later ones do not.
+    EXPECT_EQ(max_abs_diff(narrow.as<float>(), llama.as<float>(), 4 * 64), 0.0f);
+    EXPECT_GT(max_abs_diff(narrow.as<float>() + 4 * 64, llama.as<float>() + 4 * 64, (n - 4) * 64), 1e-3f);
+    const double per_key = 4.0 * 4 * 8, layers = 5;  // Logits::All: every row runs every layer
+    EXPECT_DOUBLE_EQ(wide_flops.attention, layers * per_key * n * (n + 1) / 2.0);
+    EXPECT_DOUBLE_EQ(narrow_flops.attention, layers * per_key * (1 + 2 + 3 + 4.0 * (n - 3)));
+  }
 }
 
 TEST(SwiftKVModel, Settings) {

@@ -117,6 +117,10 @@ Vec naive_rms_norm(const Vec& x, const Vec& w, double eps, int64_t n, int64_t d)
 struct Attn {
   int64_t n, H, KV, D;
   std::vector<int32_t> doc_start;
+  int64_t window = 0;  // sliding window (0: none)
+  int64_t first_key(int64_t i) const {
+    return window > 0 ? std::max<int64_t>(doc_start[i], i - window + 1) : doc_start[i];
+  }
   double scale() const { return 1.0 / std::sqrt(static_cast<double>(D)); }
 };
 
@@ -130,8 +134,8 @@ std::vector<int32_t> docs(std::initializer_list<int> lengths) {
   return ds;
 }
 
-Attn make_attn(int64_t H, int64_t KV, int64_t D, std::vector<int32_t> ds) {
-  return Attn{static_cast<int64_t>(ds.size()), H, KV, D, std::move(ds)};
+Attn make_attn(int64_t H, int64_t KV, int64_t D, std::vector<int32_t> ds, int64_t window = 0) {
+  return Attn{static_cast<int64_t>(ds.size()), H, KV, D, std::move(ds), window};
 }
 
 // Softmax attention written per (row, head) over the row's document: out and lse.
@@ -141,7 +145,7 @@ void naive_attention(const Attn& a, const Vec& q, const Vec& k, const Vec& v, Ve
   lse.assign(a.n * a.H, 0.0);
   for (int64_t i = 0; i < a.n; ++i)
     for (int64_t h = 0; h < a.H; ++h) {
-      const int64_t g = h / G, j0 = a.doc_start[i];
+      const int64_t g = h / G, j0 = a.first_key(i);
       Vec s;
       for (int64_t j = j0; j <= i; ++j) {
         double d = 0.0;
@@ -168,7 +172,7 @@ void naive_attention_backward(const Attn& a, const Vec& dout, const Vec& q, cons
   dv.assign(a.n * ks, 0.0);
   for (int64_t i = 0; i < a.n; ++i)
     for (int64_t h = 0; h < a.H; ++h) {
-      const int64_t g = h / G, j0 = a.doc_start[i], L = i - j0 + 1;
+      const int64_t g = h / G, j0 = a.first_key(i), L = i - j0 + 1;
       Vec p(L), dp(L);
       double mx = -1e300, sum = 0.0, pdp = 0.0;
       for (int64_t j = 0; j < L; ++j) {
@@ -410,12 +414,12 @@ AttnOut run_attention(const Attn& a, const Vec& q, const Vec& k, const Vec& v, c
   r.out.resize(a.n * a.H * a.D);
   r.lse.resize(a.n * a.H);
   attention_forward<double>(q.data(), k.data(), v.data(), r.out.data(), r.lse.data(), a.n, a.H, a.KV, a.D, a.scale(),
-                            a.doc_start.data());
+                            a.doc_start.data(), a.window);
   r.dq.assign(q.size(), 99.0);  // written, not accumulated
   r.dk.assign(k.size(), 99.0);
   r.dv.assign(v.size(), 99.0);
   attention_backward<double>(dout.data(), q.data(), k.data(), v.data(), r.out.data(), r.lse.data(), r.dq.data(),
-                             r.dk.data(), r.dv.data(), a.n, a.H, a.KV, a.D, a.scale(), a.doc_start.data());
+                             r.dk.data(), r.dv.data(), a.n, a.H, a.KV, a.D, a.scale(), a.doc_start.data(), a.window);
   return r;
 }
 
@@ -430,12 +434,12 @@ AttnOutF run_attention_f(const Attn& a, const Vec& q, const Vec& k, const Vec& v
   r.lse.resize(a.n * a.H);
   const float sc = static_cast<float>(a.scale());
   attention_forward<float>(qf.data(), kf.data(), vf.data(), r.out.data(), r.lse.data(), a.n, a.H, a.KV, a.D, sc,
-                           a.doc_start.data());
+                           a.doc_start.data(), a.window);
   r.dq.resize(q.size());
   r.dk.resize(k.size());
   r.dv.resize(v.size());
   attention_backward<float>(df.data(), qf.data(), kf.data(), vf.data(), r.out.data(), r.lse.data(), r.dq.data(),
-                            r.dk.data(), r.dv.data(), a.n, a.H, a.KV, a.D, sc, a.doc_start.data());
+                            r.dk.data(), r.dv.data(), a.n, a.H, a.KV, a.D, sc, a.doc_start.data(), a.window);
   return r;
 }
 
@@ -446,6 +450,9 @@ std::vector<Attn> attention_cases() {
       make_attn(4, 1, 3, docs({2, 5})),        // MQA
       make_attn(2, 1, 4, docs({1})),           // one row
       make_attn(6, 2, 2, docs({1, 1, 1})),     // every row its own document
+      make_attn(6, 2, 4, docs({3, 1, 6, 1}), 2),  // sliding window shorter than a document
+      make_attn(3, 3, 5, docs({7}), 3),
+      make_attn(4, 1, 3, docs({2, 5}), 1),  // each row sees only itself
   };
 }
 
@@ -461,11 +468,11 @@ TEST(TrainAttention, GradientsMatchFiniteDifferences) {
     auto L = [&] {
       Vec out(a.n * a.H * a.D), lse(a.n * a.H);
       attention_forward<double>(q.data(), k.data(), v.data(), out.data(), lse.data(), a.n, a.H, a.KV, a.D, a.scale(),
-                                a.doc_start.data());
+                                a.doc_start.data(), a.window);
       return dot(out, R);
     };
     std::ostringstream tag_stream;
-    tag_stream << "H" << a.H << " KV" << a.KV << " n" << a.n;
+    tag_stream << "H" << a.H << " KV" << a.KV << " n" << a.n << " W" << a.window;
     const std::string tag = tag_stream.str();
     worst = std::max(worst, fd_check(q, g.dq, L, "dq " + tag));
     worst = std::max(worst, fd_check(k, g.dk, L, "dk " + tag));
@@ -477,7 +484,8 @@ TEST(TrainAttention, GradientsMatchFiniteDifferences) {
 TEST(TrainAttention, MatchesNaiveAndFloatMatchesDouble) {
   std::mt19937 rng(9);
   for (const Attn& a : attention_cases()) {
-    SCOPED_TRACE(testing::Message() << "H " << a.H << " KV " << a.KV << " D " << a.D << " n " << a.n);
+    SCOPED_TRACE(testing::Message() << "H " << a.H << " KV " << a.KV << " D " << a.D << " n " << a.n << " W "
+                                    << a.window);
     const Vec q = rounded(randv(a.n * a.H * a.D, rng)), k = rounded(randv(a.n * a.KV * a.D, rng));
     const Vec v = rounded(randv(a.n * a.KV * a.D, rng)), dout = rounded(randv(q.size(), rng));
     const AttnOut d = run_attention(a, q, k, v, dout);
@@ -500,6 +508,29 @@ TEST(TrainAttention, MatchesNaiveAndFloatMatchesDouble) {
 }
 
 // Documents packed into one row block give what each document gives alone.
+// Windows against documents longer than the 64-row blocks: blocks whose first keys are cut by
+// the window, and key blocks whose later queries no longer see them.
+TEST(TrainAttention, SlidingWindowAcrossBlocksMatchesNaive) {
+  std::mt19937 rng(10);
+  for (int64_t window : {1, 20, 64, 65, 100, 500})
+    for (const std::vector<int32_t>& ds : {docs({150}), docs({70, 3, 90})}) {
+      const Attn a = make_attn(4, 2, 4, ds, window);
+      SCOPED_TRACE(testing::Message() << "window " << window << " n " << a.n);
+      const Vec q = randv(a.n * a.H * a.D, rng), k = randv(a.n * a.KV * a.D, rng);
+      const Vec v = randv(a.n * a.KV * a.D, rng), dout = randv(q.size(), rng);
+      const AttnOut d = run_attention(a, q, k, v, dout);
+      Vec out, lse, dq, dk, dv;
+      naive_attention(a, q, k, v, out, lse);
+      naive_attention_backward(a, dout, q, k, v, dq, dk, dv);
+      EXPECT_LT(rel_err(d.out, out), 1e-12);
+      EXPECT_LT(rel_err(d.lse, lse), 1e-12);
+      // Window 1: every softmax has one score, so dq = dk = 0 up to rounding.
+      EXPECT_LT(rel_err(d.dq, dq, 1e-3), 1e-12);
+      EXPECT_LT(rel_err(d.dk, dk, 1e-3), 1e-12);
+      EXPECT_LT(rel_err(d.dv, dv), 1e-12);
+    }
+}
+
 TEST(TrainAttention, PackedDocumentsEqualSeparateRuns) {
   std::mt19937 rng(10);
   const int64_t H = 6, KV = 2, D = 8;

@@ -8,6 +8,9 @@
 // one row, a few KV heads) and the context is long, the keys are also split into ranges
 // whose partial results (max, sum, unnormalised output) are merged exactly afterwards
 // (flash-decoding).
+//
+// A sliding window (Mistral) only moves where each row's key range starts: the masked keys
+// before it are never read.
 #include <omp.h>
 
 #include <algorithm>
@@ -20,7 +23,7 @@
 namespace skv::cpu {
 
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
-               int64_t num_kv_heads, float scale, Tensor& out) {
+               int64_t num_kv_heads, float scale, Tensor& out, int64_t window) {
   const Kernels& k = kernels();
   const int64_t n = q.rows();
   const int64_t D = q.cols() / num_heads;
@@ -35,9 +38,13 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
   const int64_t gparts = (G + kAttnMaxGroup - 1) / kAttnMaxGroup;
   const int64_t gsz = (G + gparts - 1) / gparts;
   const int64_t tasks = n * num_kv_heads * gparts;
-  const double work = static_cast<double>(num_heads) * D * (n * n_past + n * (n + 1) / 2);
+  // Query row i sees keys first_key(i) .. n_past + i.
+  auto first_key = [&](int64_t i) { return window > 0 ? std::max<int64_t>(0, n_past + i + 1 - window) : 0; };
+  double keys = 0;
+  for (int64_t i = 0; i < n; ++i) keys += static_cast<double>(n_past + i + 1 - first_key(i));
+  const double work = static_cast<double>(num_heads) * D * keys;
   const int nt = threads_for(work, 32.0 * 1024);
-  const int64_t t_max = n_past + n;
+  const int64_t t_max = window > 0 ? std::min(n_past + n, window) : n_past + n;
   int64_t splits = 1;
   if (nt > 1 && tasks < 4 * nt && t_max >= 512) splits = std::min<int64_t>((4 * nt + tasks - 1) / tasks, t_max / 256);
 
@@ -57,8 +64,9 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
       const int64_t h0 = kvh * G + g0;
       float m[kAttnMaxGroup], l[kAttnMaxGroup];
       float* o = op + i * o_stride + h0 * D;
-      k.attn(qp + i * q_stride + h0 * D, D, gs, kp + kvh * D, vp + kvh * D, kv_stride, n_past + i + 1, D, scale, o, D,
-             m, l);
+      const int64_t j0 = first_key(i);
+      k.attn(qp + i * q_stride + h0 * D, D, gs, kp + j0 * kv_stride + kvh * D, vp + j0 * kv_stride + kvh * D,
+             kv_stride, n_past + i + 1 - j0, D, scale, o, D, m, l);
       for (int64_t g = 0; g < gs; ++g) {
         const float inv = l[g] > 0.0f ? 1.0f / l[g] : 0.0f;
         for (int64_t d = 0; d < D; ++d) o[g * D + d] *= inv;
@@ -84,8 +92,8 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
       const int64_t t = r / splits, c = r % splits;
       int64_t i, kvh, g0, gs;
       task_geometry(t, i, kvh, g0, gs);
-      const int64_t T = n_past + i + 1;
-      const int64_t b = T * c / splits, e = T * (c + 1) / splits;
+      const int64_t j0 = first_key(i), T = n_past + i + 1 - j0;
+      const int64_t b = j0 + T * c / splits, e = j0 + T * (c + 1) / splits;
       const int64_t h0 = kvh * G + g0;
       const size_t slot = static_cast<size_t>(t * splits + c) * gsz;
       if (e <= b) {  // empty range (tiny T): contributes nothing

@@ -20,8 +20,8 @@ class CpuBackend final : public Backend {
     cpu::rope(x, heads, positions.as<int32_t>(), rope);
   }
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
-                 int64_t num_kv_heads, float scale, Tensor& out) override {
-    cpu::attention(q, k_cache, v_cache, n_past, num_heads, num_kv_heads, scale, out);
+                 int64_t num_kv_heads, float scale, Tensor& out, int64_t window) override {
+    cpu::attention(q, k_cache, v_cache, n_past, num_heads, num_kv_heads, scale, out, window);
   }
   void log_softmax_rows(Tensor& x) override { cpu::log_softmax_rows(x); }
   void softmax_rows(Tensor& x) override { cpu::softmax_rows(x); }
