@@ -12,7 +12,7 @@ lm-eval venv:
     .venv-lmeval/bin/python scripts/make_distill_fixture.py tests/fixtures/distill [CASE ...]
 
 (naming cases regenerates only those). Beyond Llama: `qwen3` cases add per-head q_norm / k_norm
-and the trainable q_norm_swiftkv / k_norm_swiftkv (SWIFTKV.md section 6), `window` cases
+and the trainable q_norm_swiftkv / k_norm_swiftkv (docs/swiftkv.md#checkpoint-layout), `window` cases
 Mistral's sliding window (row i sees rows i - W < j <= i of its document).
 
 Each case directory holds model/ (config.json, model.safetensors: every teacher tensor plus the

@@ -39,7 +39,7 @@ struct ModelConfig {
   std::string torch_dtype = "float32";
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
-  // SwiftKV (SWIFTKV.md §2); zero layers means a plain model.
+  // SwiftKV (docs/swiftkv.md#checkpoint-layout); zero layers means a plain model.
   bool swiftkv = false;
   int64_t num_key_value_layers = 0;
   int64_t key_value_group_size = 1;

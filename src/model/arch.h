@@ -15,7 +15,7 @@ struct ArchInfo {
   Arch id;
   const char* model_type;          // config.json model_type of the base model
   const char* hf_class;            // its transformers class
-  const char* swiftkv_model_type;  // SWIFTKV.md §2 / §6
+  const char* swiftkv_model_type;  // docs/swiftkv.md#checkpoint-layout
   const char* swiftkv_class;
   const char* gguf_name;  // general.architecture written by llama.cpp; nullptr: none of its own
   // q/k/v carry a bias whatever config.json says (Qwen2 has no attention_bias field).

@@ -46,7 +46,7 @@ struct SwiftKVLeaderWeights {
 };
 SwiftKVLeaderWeights bind_swiftkv_leader(const ModelFiles& f, int64_t layer);
 
-// Every tensor SwiftKV adds to a base model with M, G (SWIFTKV.md §2, §6), in a fixed order:
+// Every tensor SwiftKV adds to a base model with M, G (docs/swiftkv.md#checkpoint-layout), in a fixed order:
 // norm_swiftkv, then per layer >= M its q projection (and bias, q_norm_swiftkv), then per
 // group leader its k / v projections (and biases, k_norm_swiftkv). The conversion initialises
 // each from `init_from` of `layer` (group_mean: the mean over the leader's G layers); the

@@ -66,7 +66,7 @@ DistillModel::DistillModel(ModelFiles files) : files_(std::move(files)) {
   // Every layer's own tensors: layers < M serve both paths, layers >= M the teacher's.
   for (int64_t i = 0; i < c.num_layers; ++i) layers_.push_back(frozen_layer(bind_layer(files_, i, LayerPath::Teacher)));
 
-  // The trainable tensors (SWIFTKV.md §3, §6), initialised from the checkpoint.
+  // The trainable tensors (docs/swiftkv.md#distillation, docs/architectures.md), initialised from the checkpoint.
   std::vector<FrozenTensor> init;
   for (const SwiftKVTensorSpec& spec : swiftkv_tensor_specs(c, m, layout_.group)) {
     ParamSlot s;

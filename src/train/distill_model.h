@@ -1,5 +1,5 @@
 #pragma once
-// The SwiftKV distillation step (SWIFTKV.md §3) on one packed sequence: teacher and student
+// The SwiftKV distillation step (docs/swiftkv.md#distillation) on one packed sequence: teacher and student
 // are the two paths through one SwiftKV checkpoint. Layers 0..M-1 are identical for both, so
 // they run once; then the teacher runs its own layers M..L-1 (forward only) and the student
 // runs them with q_proj_swiftkv and K/V from norm_swiftkv(x_M), saving what its backward

@@ -13,7 +13,7 @@ teacher paths give clearly different logits. Weight scales as scripts/make_logit
 linear std 0.1, q/k 0.15, embeddings / lm_head 0.3, norms 1 + 0.1 N(0,1), biases 0.1.
 Seeded: the same spec always gives byte-identical files.
 
-The other architectures' SwiftKV variants (SWIFTKV.md §6) use the same layout: qwen2_swiftkv
+The other architectures' SwiftKV variants (docs/swiftkv.md#checkpoint-layout) use the same layout: qwen2_swiftkv
 (q/k/v and SwiftKV biases always, o_proj none, no attention_bias field), qwen3_swiftkv (per-head
 q_norm / k_norm [head_dim] in every layer, q_norm_swiftkv for layers >= M and k_norm_swiftkv for
 group leaders, drawn independently like the projections) and mistral_swiftkv (a sliding_window

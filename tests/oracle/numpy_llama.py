@@ -25,7 +25,7 @@ runs the teacher (plain Llama with every layer's original q/k/v_proj) of the sam
 The other architectures (transformers' modeling_*.py): Qwen2 biases q/k/v always and o_proj
 never; Qwen3 applies an RMSNorm of weight `self_attn.q_norm` / `k_norm` [head_dim] to every head
 of Q and K before RoPE; Mistral's `sliding_window` W lets the query at i see keys i - W < j <= i.
-Their SwiftKV variants (`qwen2_swiftkv`, `qwen3_swiftkv`, `mistral_swiftkv`; SWIFTKV.md §6) work
+Their SwiftKV variants (`qwen2_swiftkv`, `qwen3_swiftkv`, `mistral_swiftkv`; docs/swiftkv.md#checkpoint-layout) work
 as Llama's, and qwen3_swiftkv normalises Q_j with `q_norm_swiftkv` of layer j and the leader's
 keys with its `k_norm_swiftkv`.
 """

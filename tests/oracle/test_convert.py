@@ -5,7 +5,7 @@ gguf's dequantisation, HF `tokenizers`), never through swiftkv's own loader.
 A. Tiny HF fixtures (tests/fixtures/models/): config.json fields; norm_swiftkv == layer M's
    input_layernorm; q_proj_swiftkv == q_proj; each leader's k/v_proj_swiftkv (and biases) ==
    the mean over its group (G = 1, 2; qwen2_bias has biases); Qwen3's q_norm_swiftkv == q_norm and
-   each leader's k_norm_swiftkv == the mean of its group's k_norm (SWIFTKV.md §6); the written
+   each leader's k_norm_swiftkv == the mean of its group's k_norm (docs/swiftkv.md#checkpoint-layout); the written
    model_type is the source architecture's SwiftKV variant (llama_swiftkv, qwen2_swiftkv,
    qwen3_swiftkv, mistral_swiftkv), Mistral's sliding_window kept; every source tensor unchanged;
    teacher round trip: `score --model OUT --no-swiftkv` == `score --model BASE` within 1e-5 per
