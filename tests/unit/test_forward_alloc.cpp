@@ -16,6 +16,10 @@
 #include "model/llama.h"
 #include "model/swiftkv.h"
 
+// The replacements below pair malloc with free consistently; GCC cannot see that through inlined
+// library code and warns about a mismatch.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 namespace {
 std::atomic<bool> g_counting{false};
 std::atomic<long> g_allocations{0};
