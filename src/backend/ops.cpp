@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_ops.h"
@@ -15,7 +14,8 @@ namespace skv::ops {
 namespace {
 
 void need_host(const char* op, const char* name, const Tensor& t) {
-  if (!t.device.is_host()) fail_internal(op, ": tensor '", name, "' must be in host memory, it is on ", device_name(t.device));
+  if (!t.device.is_host())
+    fail_internal(op, ": tensor '", name, "' must be in host memory, it is on ", device_name(t.device));
 }
 
 void same_device(const char* op, const char* name, const Tensor& t, Device d) {
@@ -80,7 +80,7 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
     fail_internal(op, ": x ", x.shape_str(), " has ", x.cols(), " features but w ", w.shape_str(), " expects ", in);
   if (y.rows() != x.rows() || y.cols() != out)
     fail_internal(op, ": y ", y.shape_str(), " should be [", x.rows(), ", ", out, "] for x ", x.shape_str(), " and w ",
-         w.shape_str());
+                  w.shape_str());
   if (in % dtype_block_size(w.dtype) != 0)
     fail_internal(op, ": in_features ", in, " is not a multiple of the ", dtype_name(w.dtype), " block size");
   if (bias) {
@@ -104,7 +104,8 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
   need_f32(op, "y", y);
   need_float_like(op, "weight", weight);
   if (weight.numel() != x.cols())
-    fail_internal(op, ": weight ", weight.shape_str(), " does not match the ", x.cols(), " features of x ", x.shape_str());
+    fail_internal(op, ": weight ", weight.shape_str(), " does not match the ", x.cols(), " features of x ",
+                  x.shape_str());
   if (y.rows() != x.rows() || y.cols() != x.cols())
     fail_internal(op, ": y ", y.shape_str(), " does not match x ", x.shape_str());
   if (y.data != x.data && overlaps(x, y)) fail_internal(op, ": y partially overlaps x");
@@ -196,8 +197,8 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
   if (q.cols() % num_heads != 0) fail_internal(op, ": q ", q.shape_str(), " does not split into ", num_heads, " heads");
   const int64_t D = q.cols() / num_heads;
   if (k_cache.cols() != num_kv_heads * D || v_cache.cols() != num_kv_heads * D)
-    fail_internal(op, ": caches ", k_cache.shape_str(), " / ", v_cache.shape_str(), " should have ", num_kv_heads, " x ", D,
-         " columns");
+    fail_internal(op, ": caches ", k_cache.shape_str(), " / ", v_cache.shape_str(), " should have ", num_kv_heads,
+                  " x ", D, " columns");
   if (k_cache.rows() != v_cache.rows())
     fail_internal(op, ": k_cache ", k_cache.shape_str(), " and v_cache ", v_cache.shape_str(), " differ");
   if (n_past < 0 || n_past + q.rows() > k_cache.rows())
@@ -259,7 +260,8 @@ void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) {
   need_f32(op, "src", src);
   need_f32(op, "dst", dst);
   if (src.rows() != dst.rows() || col0 < 0 || col0 + dst.cols() > src.cols())
-    fail_internal(op, ": columns [", col0, ", ", col0 + dst.cols(), ") of ", src.shape_str(), " into ", dst.shape_str());
+    fail_internal(op, ": columns [", col0, ", ", col0 + dst.cols(), ") of ", src.shape_str(), " into ",
+                  dst.shape_str());
   same_device(op, "dst", dst, src.device);
   backend_for(src.device).copy_cols(src, col0, dst);
 }

@@ -17,9 +17,8 @@
 #include "eval/paired.h"
 #include "eval/report.h"
 #include "eval/runner.h"
-#include "tokenizer/chat_template.h"
-
 #include "skv_git_commit.h"  // generated at build time (cmake/git_commit.cmake)
+#include "tokenizer/chat_template.h"
 
 namespace skv::cli {
 namespace {

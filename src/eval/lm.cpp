@@ -254,8 +254,11 @@ void EvalModel::run_batched(std::vector<Work>& work, RowFn&& row_fn) {
     for (size_t i = next; i < work.size() && room > 0; ++i) {
       const int64_t len = std::min(work[i].to - done[i], room);
       if (len <= 0) continue;
-      chunks.push_back(
-          {.kv = work[i].cache->view(), .ids = work[i].ids + done[i], .n = len, .n_past = done[i], .which = work[i].which});
+      chunks.push_back({.kv = work[i].cache->view(),
+                        .ids = work[i].ids + done[i],
+                        .n = len,
+                        .n_past = done[i],
+                        .which = work[i].which});
       owner.push_back(i);
       room -= len;
     }

@@ -1,9 +1,7 @@
 #include "model/llama.h"
 
 #include <cmath>
-#include <cstring>
 #include <map>
-#include <numeric>
 #include <set>
 
 #include "core/error.h"
@@ -38,12 +36,21 @@ bool is_teacher_attn_from(const std::string& name, int64_t m) {
 
 ForwardContext::ForwardContext(const LlamaModel& model) : device_(model.device()) { one_.resize(1); }
 
-Tensor ForwardContext::take(Tensor& buf, int64_t rows, int64_t cols) {
+Tensor ForwardContext::take(Tensor& buf, int64_t rows, int64_t cols, DType dtype) {
   if (!buf.defined() || buf.cols() != cols || buf.rows() < rows) {
     buf = Tensor();  // free the old buffer before the bigger one is made
-    buf = Tensor::empty(DType::F32, {rows, cols}, device_);
+    buf = Tensor::empty(dtype, {rows, cols}, device_);
   }
   return buf.row_block(0, rows);
+}
+
+Tensor ForwardContext::stage_i32(const std::vector<int32_t>& host, Tensor& dev) {
+  const int64_t n = static_cast<int64_t>(host.size());
+  const Tensor h = Tensor::view(DType::I32, {n, 1}, host.data());
+  if (device_.is_host()) return h;
+  Tensor d = take(dev, n, 1, DType::I32);
+  ops::copy(h, d);
+  return d;
 }
 
 LlamaModel::LlamaModel(ModelFiles files, ModelOptions opts) : files_(std::move(files)), opts_(opts) {
@@ -79,12 +86,7 @@ void LlamaModel::upload_weights() {
     if (it == done.end()) it = done.emplace(t.data, ops::clone(t, opts_.device)).first;
     t = it->second;
   };
-  up(w_.embed), up(w_.final_norm), up(w_.lm_head), up(w_.norm_swiftkv), up(w_.kv_swiftkv), up(w_.kv_swiftkv_bias);
-  for (LayerWeights& l : w_.layers)
-    for (Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.bo, &l.q_norm, &l.k_norm,
-                      &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down})
-      up(*t);
-  for (Tensor& t : w_.k_norm_swiftkv) up(t);
+  w_.for_each(up);
 }
 
 void LlamaModel::bind_swiftkv() {
@@ -252,19 +254,6 @@ Tensor LlamaModel::head(ForwardContext& ctx, const Tensor& rows) const {
   return logits;
 }
 
-Tensor LlamaModel::device_i32(ForwardContext& ctx, const std::vector<int32_t>& host, Tensor& dev) const {
-  const int64_t n = static_cast<int64_t>(host.size());
-  const Tensor h = Tensor::view(DType::I32, {n, 1}, host.data());
-  if (opts_.device.is_host()) return h;
-  if (!dev.defined() || dev.rows() < n) {
-    dev = Tensor();
-    dev = Tensor::empty(DType::I32, {n, 1}, opts_.device);
-  }
-  Tensor d = dev.row_block(0, n);
-  ops::copy(h, d);
-  return d;
-}
-
 Tensor LlamaModel::forward(ForwardContext& ctx, const SeqKV& kv, const int32_t* ids, int64_t n, int64_t n_past,
                            Logits which) const {
   ctx.one_[0] = {.kv = kv, .ids = ids, .n = n, .n_past = n_past, .which = which};
@@ -282,7 +271,8 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
     if (!ch.kv.k || !ch.kv.v) fail_internal("forward: sequence ", i, " has no KV cache");
     if (ch.n <= 0) fail_internal("forward: no tokens");
     if (ch.kv.layers != layout_.cache_layers())
-      fail_internal("forward: KV cache has ", ch.kv.layers, " layers, this model's path needs ", layout_.cache_layers());
+      fail_internal("forward: KV cache has ", ch.kv.layers, " layers, this model's path needs ",
+                    layout_.cache_layers());
     if (ch.n_past < 0 || ch.n_past + ch.n > ch.kv.capacity)
       fail_resource("sequence of ", ch.n_past + ch.n, " tokens exceeds the context size ", ch.kv.capacity);
     for (int64_t j = 0; j < ch.n; ++j)
@@ -306,8 +296,8 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
     ctx.ids_.insert(ctx.ids_.end(), ch.ids, ch.ids + ch.n);
     for (int64_t j = 0; j < ch.n; ++j) ctx.pos_.push_back(static_cast<int32_t>(ch.n_past + j));
   }
-  const Tensor ids = device_i32(ctx, ctx.ids_, ctx.ids_dev_);
-  const Tensor pos = device_i32(ctx, ctx.pos_, ctx.pos_dev_);
+  const Tensor ids = ctx.stage_i32(ctx.ids_, ctx.ids_dev_);
+  const Tensor pos = ctx.stage_i32(ctx.pos_, ctx.pos_dev_);
   Tensor x = ctx.take(ctx.x_, total, d);
   ops::embedding(w_.embed, ids, x);
   for (int64_t l = 0; l < layout_.first_skip; ++l) layer(ctx, l, x, spans, pos);
@@ -343,7 +333,7 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
     }
   }
   if (layout_.active()) {
-    const Tensor out_pos = device_i32(ctx, ctx.out_pos_, ctx.out_pos_dev_);
+    const Tensor out_pos = ctx.stage_i32(ctx.out_pos_, ctx.out_pos_dev_);
     for (int64_t l = layout_.first_skip; l < c.num_layers; ++l) layer(ctx, l, rows, out_spans, out_pos);
   }
   Tensor logits = head(ctx, rows);

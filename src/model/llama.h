@@ -19,7 +19,7 @@
 namespace skv {
 
 struct ModelOptions {
-  bool swiftkv = true;   // false: run a SwiftKV checkpoint's teacher path (--no-swiftkv)
+  bool swiftkv = true;    // false: run a SwiftKV checkpoint's teacher path (--no-swiftkv)
   Device device = kHost;  // where weights, caches and activations live
 };
 
@@ -60,7 +60,10 @@ class ForwardContext {
     int64_t row0, n, n_past;
   };
   // An [rows, cols] view of `buf`, reallocated on the model's device only when too small.
-  Tensor take(Tensor& buf, int64_t rows, int64_t cols);
+  Tensor take(Tensor& buf, int64_t rows, int64_t cols, DType dtype = DType::F32);
+  // Host ids / positions as an I32 [n, 1] tensor on the model's device: the staging vector
+  // itself on the host, else copied into `dev`.
+  Tensor stage_i32(const std::vector<int32_t>& host, Tensor& dev);
 
   Device device_;
   FlopCount flops_;
@@ -119,8 +122,6 @@ class LlamaModel {
   void layer(ForwardContext& ctx, int64_t l, Tensor& x, const std::vector<Span>& spans, const Tensor& pos) const;
   void swiftkv_kv(ForwardContext& ctx, const Tensor& x, const std::vector<Span>& spans, const Tensor& pos) const;
   Tensor head(ForwardContext& ctx, const Tensor& rows) const;
-  // ids / positions as I32 [n, 1] tensors on the model's device (staged through ctx).
-  Tensor device_i32(ForwardContext& ctx, const std::vector<int32_t>& host, Tensor& dev) const;
 
   ModelFiles files_;
   ModelOptions opts_;

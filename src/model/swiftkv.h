@@ -30,7 +30,8 @@ void add_swiftkv_tensors(ModelFiles& files, int64_t num_key_value_layers, int64_
 // Hugging Face names of the SwiftKV tensors.
 std::string swiftkv_norm_name();
 std::string swiftkv_tensor_name(int64_t layer, const char* proj, const char* kind);  // proj: q|k|v, kind: weight|bias
-// Qwen3's per-head norms (docs/swiftkv.md#checkpoint-layout): "model.layers.<layer>.self_attn.<which>_norm_swiftkv.weight".
+// Qwen3's per-head norms (docs/swiftkv.md#checkpoint-layout):
+// "model.layers.<layer>.self_attn.<which>_norm_swiftkv.weight".
 std::string swiftkv_qk_norm_name(int64_t layer, const char* which);  // which: q|k
 
 }  // namespace skv

@@ -18,6 +18,14 @@ struct LayerWeights {
   Tensor bo;                         // undefined unless config.o_proj_bias()
   Tensor q_norm, k_norm;             // per-head RMSNorm [head_dim] (Qwen3); k_norm undefined with wk
   Tensor ffn_norm, w_gate, w_up, w_down;
+
+  // Every tensor slot (defined or not); kept beside the fields so a new one is not missed.
+  template <class F>
+  void for_each(F&& f) {
+    for (Tensor* t :
+         {&attn_norm, &wq, &wk, &wv, &wo, &bq, &bk, &bv, &bo, &q_norm, &k_norm, &ffn_norm, &w_gate, &w_up, &w_down})
+      f(*t);
+  }
 };
 
 struct ModelWeights {
@@ -27,6 +35,14 @@ struct ModelWeights {
   // matrix [groups * 2 * KV * D, d], so all later-layer K/V of a prompt are one GEMM.
   Tensor norm_swiftkv, kv_swiftkv, kv_swiftkv_bias;
   std::vector<Tensor> k_norm_swiftkv;  // per group leader (Qwen3), applied to its keys before RoPE
+
+  // Every tensor slot of the model, the layers' included (defined or not).
+  template <class F>
+  void for_each(F&& f) {
+    for (Tensor* t : {&embed, &final_norm, &lm_head, &norm_swiftkv, &kv_swiftkv, &kv_swiftkv_bias}) f(*t);
+    for (Tensor& t : k_norm_swiftkv) f(t);
+    for (LayerWeights& l : layers) l.for_each(f);
+  }
 };
 
 // Teacher: the layer's own q/k/v (every layer of a plain model, every layer of a SwiftKV

@@ -63,9 +63,7 @@ void sort_by_cost(std::vector<Block>& blocks, Cost cost) {
 int64_t block_first_key(const Block& b, int64_t window) {
   return window > 0 ? std::max(b.lo, b.r0 - window + 1) : b.lo;
 }
-int64_t row_first_key(int64_t i, int64_t lo, int64_t window) {
-  return window > 0 ? std::max(lo, i - window + 1) : lo;
-}
+int64_t row_first_key(int64_t i, int64_t lo, int64_t window) { return window > 0 ? std::max(lo, i - window + 1) : lo; }
 
 int64_t query_cost(const Block& b) { return (b.r1 - b.r0) * (b.r1 - b.lo); }
 int64_t key_cost(const Block& b) { return (b.r1 - b.r0) * (b.hi - b.r0); }

@@ -1,7 +1,7 @@
 #pragma once
 // A test-only device whose memory host code must not touch. Its memory is one mmap'd arena kept
 // PROT_NONE except while one of its own primitives runs (a copy, or an op, computed by the CPU
-// kernels with the arena opened). Model or engine code that reads or writes device memory
+// backend with the arena opened). Model or engine code that reads or writes device memory
 // directly, instead of through backend primitives, faults: running a model on it proves the
 // op contract of backend/backend.h.
 #include <sys/mman.h>
@@ -11,7 +11,6 @@
 #include <string>
 
 #include "backend/backend.h"
-#include "backend/cpu/cpu_ops.h"
 #include "core/device.h"
 #include "core/error.h"
 
@@ -50,47 +49,47 @@ class GuardedDevice final : public DeviceMemory, public Backend {
     std::memset(dst, 0, bytes);
   }
 
-  // ---- Backend: the CPU kernels, run with the arena opened.
+  // ---- Backend: the host's (CPU) backend, run with the arena opened.
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override {
     Open o(*this);
-    cpu::linear(x, w, bias, y);
+    host().linear(x, w, bias, y);
   }
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) override {
     Open o(*this);
-    cpu::rms_norm(x, weight, eps, y);
+    host().rms_norm(x, weight, eps, y);
   }
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
     Open o(*this);
-    cpu::embedding(table, ids.as<int32_t>(), ids.numel(), out);
+    host().embedding(table, ids, out);
   }
   void add_inplace(Tensor& y, const Tensor& x) override {
     Open o(*this);
-    cpu::add_inplace(y, x);
+    host().add_inplace(y, x);
   }
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
     Open o(*this);
-    cpu::silu_mul(gate, up, out);
+    host().silu_mul(gate, up, out);
   }
   void rope(Tensor& x, int64_t heads, const Tensor& positions, const ops::Rope& rope) override {
     Open o(*this);
-    cpu::rope(x, heads, positions.as<int32_t>(), rope);
+    host().rope(x, heads, positions, rope);
   }
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
                  int64_t num_kv_heads, float scale, Tensor& out, int64_t window) override {
     Open o(*this);
-    cpu::attention(q, k_cache, v_cache, n_past, num_heads, num_kv_heads, scale, out, window);
+    host().attention(q, k_cache, v_cache, n_past, num_heads, num_kv_heads, scale, out, window);
   }
   void log_softmax_rows(Tensor& x) override {
     Open o(*this);
-    cpu::log_softmax_rows(x);
+    host().log_softmax_rows(x);
   }
   void softmax_rows(Tensor& x) override {
     Open o(*this);
-    cpu::softmax_rows(x);
+    host().softmax_rows(x);
   }
   void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) override {
     Open o(*this);
-    cpu::copy_cols(src, col0, dst);
+    host().copy_cols(src, col0, dst);
   }
 
  private:
@@ -102,6 +101,7 @@ class GuardedDevice final : public DeviceMemory, public Backend {
     explicit Open(GuardedDevice& dev) : d(dev) { d.protect(PROT_READ | PROT_WRITE); }
     ~Open() { d.protect(PROT_NONE); }
   };
+  static Backend& host() { return backend_for(kHost); }
   void protect(int prot) {
     const size_t page = 4096, span = (used_ + page - 1) / page * page;  // the part ever handed out
     if (span && mprotect(base_, span, prot) != 0) fail_internal("guarded test device: mprotect failed");

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -16,6 +15,7 @@
 #include "io/model_files.h"
 #include "model/llama.h"
 #include "model/swiftkv.h"
+#include "model_test_util.h"
 #include "tokenizer/tokenizer.h"
 
 namespace skv {
@@ -23,14 +23,8 @@ namespace {
 
 using testing::GuardedDevice;
 
-std::string fixture(const std::string& name) { return std::string(SKV_SOURCE_DIR) + "/tests/fixtures/models/" + name; }
-
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> ids(n);
-  for (auto& id : ids) id = static_cast<int32_t>(rng() % vocab);
-  return ids;
-}
+using testing::random_ids;
+const auto fixture = testing::model_fixture;
 
 TEST(GuardedDevice, HostAccessFaults) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
@@ -101,15 +95,21 @@ TEST_P(DeviceContract, BatchedForwardMatchesTheHost) {
     ForwardContext ctx(m);
     std::vector<SeqChunk> chunks;
     for (size_t i = 0; i < ids.size(); ++i)
-      chunks.push_back({.kv = caches[i].view(), .ids = ids[i].data(), .n = static_cast<int64_t>(ids[i].size()),
-                        .n_past = 0, .which = which[i]});
+      chunks.push_back({.kv = caches[i].view(),
+                        .ids = ids[i].data(),
+                        .n = static_cast<int64_t>(ids[i].size()),
+                        .n_past = 0,
+                        .which = which[i]});
     m.forward_batch(ctx, chunks);
     std::vector<Tensor> out;
     for (const SeqChunk& c : chunks) out.push_back(c.logits.defined() ? ops::clone(c.logits, kHost) : Tensor());
     // A decode step of every sequence on the caches just filled.
     std::vector<int32_t> next = {7, 8, 9};
     for (size_t i = 0; i < ids.size(); ++i)
-      chunks[i] = {.kv = caches[i].view(), .ids = &next[i], .n = 1, .n_past = static_cast<int64_t>(ids[i].size()),
+      chunks[i] = {.kv = caches[i].view(),
+                   .ids = &next[i],
+                   .n = 1,
+                   .n_past = static_cast<int64_t>(ids[i].size()),
                    .which = Logits::Last};
     m.forward_batch(ctx, chunks);
     for (const SeqChunk& c : chunks) out.push_back(ops::clone(c.logits, kHost));
@@ -129,7 +129,8 @@ TEST_P(DeviceContract, BatchedForwardMatchesTheHost) {
 TEST_P(DeviceContract, EvalScorerMatchesTheHost) {
   const int64_t vocab = host_->config().vocab_size;
   std::vector<eval::EvalModel::Request> reqs;
-  for (uint32_t s = 0; s < 4; ++s) reqs.emplace_back(random_ids(6 + s, vocab, 10 + s), random_ids(3 + s, vocab, 20 + s));
+  for (uint32_t s = 0; s < 4; ++s)
+    reqs.emplace_back(random_ids(6 + s, vocab, 10 + s), random_ids(3 + s, vocab, 20 + s));
   eval::EvalModel he(*host_, *tok_, {}), de(*dev_, *tok_, {});
   const auto a = he.loglikelihood_batch(reqs), b = de.loglikelihood_batch(reqs);
   ASSERT_EQ(a.size(), b.size());
@@ -141,8 +142,8 @@ TEST_P(DeviceContract, EvalScorerMatchesTheHost) {
 
 INSTANTIATE_TEST_SUITE_P(Models, DeviceContract,
                          ::testing::Values(Case{"llama_gqa", "llama_gqa", 0, 0}, Case{"qwen2_bias", "qwen2_bias", 0, 0},
-                                           Case{"llama_bf16", "llama_bf16", 0, 0},
-                                           Case{"qwen3", "qwen3", 0, 0}, Case{"mistral_window", "mistral_window", 0, 0},
+                                           Case{"llama_bf16", "llama_bf16", 0, 0}, Case{"qwen3", "qwen3", 0, 0},
+                                           Case{"mistral_window", "mistral_window", 0, 0},
                                            Case{"qwen3_swiftkv", "qwen3", 1, 1},
                                            Case{"mistral_window_swiftkv", "mistral_window", 1, 1},
                                            Case{"llama_gqa_swiftkv_g2", "llama_gqa", 1, 2},

@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -15,6 +14,7 @@
 #include "io/model_files.h"
 #include "model/llama.h"
 #include "model/swiftkv.h"
+#include "model_test_util.h"
 
 // The replacements below pair malloc with free consistently; GCC cannot see that through inlined
 // library code and warns about a mismatch.
@@ -50,7 +50,7 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::f
 namespace skv {
 namespace {
 
-std::string fixture(const std::string& name) { return std::string(SKV_SOURCE_DIR) + "/tests/fixtures/models/" + name; }
+const auto fixture = testing::model_fixture;
 
 struct Counting {
   Counting() {
@@ -77,9 +77,7 @@ TEST_P(DecodeStep, AllocatesNothingOnceWarm) {
   const LlamaModel model(std::move(f));
   KVCache a = make_cache(model, 64), b = make_cache(model, 64);
   ForwardContext ctx(model);
-  std::mt19937 rng(5);
-  std::vector<int32_t> ids(40);
-  for (auto& id : ids) id = static_cast<int32_t>(rng() % model.config().vocab_size);
+  const std::vector<int32_t> ids = testing::random_ids(40, model.config().vocab_size, 5);
   // Warm-up: prefill two sequences and a few single and batched decode steps.
   model.forward(ctx, a, ids.data(), 20, 0, Logits::Last);
   model.forward(ctx, b, ids.data() + 5, 20, 0, Logits::Last);

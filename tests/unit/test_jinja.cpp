@@ -8,8 +8,8 @@
 #include <string>
 
 #include "core/error.h"
-#include "tokenizer/chat_template.h"
 #include "jinja/jinja.h"
+#include "tokenizer/chat_template.h"
 
 namespace {
 

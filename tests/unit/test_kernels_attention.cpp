@@ -126,8 +126,8 @@ TEST(Attention, Checks) {
   Tensor v = Tensor::zeros(DType::F32, {4, 32});
   Tensor out = Tensor::zeros(DType::F32, {2, 64});
   EXPECT_NO_THROW(ops::attention(q, k, v, 2, 2, 1, 0.1f, out));
-  EXPECT_THROW(ops::attention(q, k, v, 3, 2, 1, 0.1f, out), Error);  // past capacity
-  EXPECT_THROW(ops::attention(q, k, v, 0, 3, 1, 0.1f, out), Error);  // 64 % 3
-  EXPECT_THROW(ops::attention(q, k, v, 0, 2, 2, 0.1f, out), Error);  // cache width
+  EXPECT_THROW(ops::attention(q, k, v, 3, 2, 1, 0.1f, out), Error);      // past capacity
+  EXPECT_THROW(ops::attention(q, k, v, 0, 3, 1, 0.1f, out), Error);      // 64 % 3
+  EXPECT_THROW(ops::attention(q, k, v, 0, 2, 2, 0.1f, out), Error);      // cache width
   EXPECT_THROW(ops::attention(q, k, v, 0, 2, 1, 0.1f, out, -1), Error);  // window
 }

@@ -64,12 +64,12 @@ Tensor make_weight(DType dt, const std::vector<float>& w, int64_t rows, int64_t 
       case DType::F16:
         for (int64_t j = 0; j < cols; ++j)
           reinterpret_cast<uint16_t*>(dst)[j] = cpu::fp32_to_fp16(src[j]),
-                                   ex[j] = cpu::fp16_to_fp32(reinterpret_cast<uint16_t*>(dst)[j]);
+          ex[j] = cpu::fp16_to_fp32(reinterpret_cast<uint16_t*>(dst)[j]);
         break;
       case DType::BF16:
         for (int64_t j = 0; j < cols; ++j)
           reinterpret_cast<uint16_t*>(dst)[j] = cpu::fp32_to_bf16(src[j]),
-                                   ex[j] = cpu::bf16_to_fp32(reinterpret_cast<uint16_t*>(dst)[j]);
+          ex[j] = cpu::bf16_to_fp32(reinterpret_cast<uint16_t*>(dst)[j]);
         break;
       case DType::Q8_0:
         cpu::quantize_row_q8_0(src, reinterpret_cast<cpu::BlockQ8_0*>(dst), cols);
@@ -138,7 +138,8 @@ TEST(OpParity, Linear) {
           const double bound = dtype_is_quantized(dt) ? 2e-4 : 1e-10;
           check(std::string("linear ") + dtype_name(dt) + " n=" + std::to_string(n) + " in=" + std::to_string(in) +
                     " out=" + std::to_string(out),
-                ref, bound, {host_f32(x, {n, in}), w, bias ? host_f32(b, {out}) : Tensor()}, [&](std::vector<Tensor>& t) {
+                ref, bound, {host_f32(x, {n, in}), w, bias ? host_f32(b, {out}) : Tensor()},
+                [&](std::vector<Tensor>& t) {
                   Tensor y = Tensor::empty(DType::F32, {n, out}, t[0].device);
                   ops::linear(t[0], t[1], t[2].defined() ? &t[2] : nullptr, y);
                   return y;
@@ -178,7 +179,8 @@ TEST(OpParity, RmsNormAndElementwise) {
     double m = -INFINITY, s = 0;
     for (int64_t j = 0; j < d; ++j) m = std::max(m, static_cast<double>(x[i * d + j]));
     for (int64_t j = 0; j < d; ++j) s += std::exp(x[i * d + j] - m);
-    for (int64_t j = 0; j < d; ++j) ls[i * d + j] = x[i * d + j] - m - std::log(s), sm[i * d + j] = std::exp(ls[i * d + j]);
+    for (int64_t j = 0; j < d; ++j)
+      ls[i * d + j] = x[i * d + j] - m - std::log(s), sm[i * d + j] = std::exp(ls[i * d + j]);
   }
   check("log_softmax_rows n=5 d=97", ls, 1e-10, {host_f32(x, {n, d})}, [&](std::vector<Tensor>& t) {
     ops::log_softmax_rows(t[0]);
@@ -273,7 +275,8 @@ TEST(OpParity, Attention) {
         double m = -INFINITY, z = 0;
         for (int64_t t = t0; t < T; ++t) {
           double dot = 0;
-          for (int64_t e = 0; e < g.D; ++e) dot += static_cast<double>(q[i * qd + h * g.D + e]) * k[t * kd + kvh * g.D + e];
+          for (int64_t e = 0; e < g.D; ++e)
+            dot += static_cast<double>(q[i * qd + h * g.D + e]) * k[t * kd + kvh * g.D + e];
           s[t] = dot * scale;
           m = std::max(m, s[t]);
         }

@@ -6,11 +6,12 @@
 #include <cmath>
 #include <random>
 
-#include "core/error.h"
 #include "backend/ops.h"
+#include "core/error.h"
 #include "engine/kv_cache.h"
 #include "model/llama.h"
 #include "model/swiftkv.h"
+#include "model_test_util.h"
 
 namespace {
 
@@ -91,12 +92,7 @@ skv::ModelFiles swiftkv_model(const Shape& s, int64_t m, int64_t g, uint32_t see
   return f;
 }
 
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> ids(n);
-  for (auto& id : ids) id = static_cast<int32_t>(rng() % vocab);
-  return ids;
-}
+using skv::testing::random_ids;
 
 float max_abs_diff(const float* a, const float* b, int64_t n) {
   float m = 0;
@@ -348,8 +344,11 @@ TEST_P(ForwardBatch, EqualsEachChunkAlone) {
   std::vector<skv::SeqChunk> step;
   std::vector<int32_t> next = {1, 2, 3, 4};
   for (size_t i = 0; i < seqs.size(); ++i)
-    step.push_back(
-        {.kv = batched[i].view(), .ids = &next[i], .n = 1, .n_past = seqs[i].n_past + seqs[i].n, .which = Logits::Last});
+    step.push_back({.kv = batched[i].view(),
+                    .ids = &next[i],
+                    .n = 1,
+                    .n_past = seqs[i].n_past + seqs[i].n,
+                    .which = Logits::Last});
   model.forward_batch(bctx, step);
   for (size_t i = 0; i < seqs.size(); ++i) {
     Tensor ref = fwd(model, alone[i], &next[i], 1, seqs[i].n_past + seqs[i].n, Logits::Last);

@@ -445,11 +445,11 @@ AttnOutF run_attention_f(const Attn& a, const Vec& q, const Vec& k, const Vec& v
 
 std::vector<Attn> attention_cases() {
   return {
-      make_attn(6, 2, 4, docs({3, 1, 4, 1})),  // GQA, several documents, two of length 1
-      make_attn(3, 3, 5, docs({7})),           // MHA, odd head_dim
-      make_attn(4, 1, 3, docs({2, 5})),        // MQA
-      make_attn(2, 1, 4, docs({1})),           // one row
-      make_attn(6, 2, 2, docs({1, 1, 1})),     // every row its own document
+      make_attn(6, 2, 4, docs({3, 1, 4, 1})),     // GQA, several documents, two of length 1
+      make_attn(3, 3, 5, docs({7})),              // MHA, odd head_dim
+      make_attn(4, 1, 3, docs({2, 5})),           // MQA
+      make_attn(2, 1, 4, docs({1})),              // one row
+      make_attn(6, 2, 2, docs({1, 1, 1})),        // every row its own document
       make_attn(6, 2, 4, docs({3, 1, 6, 1}), 2),  // sliding window shorter than a document
       make_attn(3, 3, 5, docs({7}), 3),
       make_attn(4, 1, 3, docs({2, 5}), 1),  // each row sees only itself

@@ -65,8 +65,8 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
       float m[kAttnMaxGroup], l[kAttnMaxGroup];
       float* o = op + i * o_stride + h0 * D;
       const int64_t j0 = first_key(i);
-      k.attn(qp + i * q_stride + h0 * D, D, gs, kp + j0 * kv_stride + kvh * D, vp + j0 * kv_stride + kvh * D,
-             kv_stride, n_past + i + 1 - j0, D, scale, o, D, m, l);
+      k.attn(qp + i * q_stride + h0 * D, D, gs, kp + j0 * kv_stride + kvh * D, vp + j0 * kv_stride + kvh * D, kv_stride,
+             n_past + i + 1 - j0, D, scale, o, D, m, l);
       for (int64_t g = 0; g < gs; ++g) {
         const float inv = l[g] > 0.0f ? 1.0f / l[g] : 0.0f;
         for (int64_t d = 0; d < D; ++d) o[g * D + d] *= inv;
