@@ -36,19 +36,19 @@ Tensor random_weight(DType dt, int64_t out, int64_t in, uint32_t seed) {
         std::memcpy(dst, row.data(), in * 4);
         break;
       case DType::F16:
-        for (int64_t j = 0; j < in; ++j) static_cast<uint16_t*>(dst)[j] = cpu::fp32_to_fp16(row[j]);
+        for (int64_t j = 0; j < in; ++j) static_cast<uint16_t*>(dst)[j] = backend::cpu::fp32_to_fp16(row[j]);
         break;
       case DType::BF16:
-        for (int64_t j = 0; j < in; ++j) static_cast<uint16_t*>(dst)[j] = cpu::fp32_to_bf16(row[j]);
+        for (int64_t j = 0; j < in; ++j) static_cast<uint16_t*>(dst)[j] = backend::cpu::fp32_to_bf16(row[j]);
         break;
       case DType::Q8_0:
-        cpu::quantize_row_q8_0(row.data(), static_cast<cpu::BlockQ8_0*>(dst), in);
+        backend::cpu::quantize_row_q8_0(row.data(), static_cast<backend::cpu::BlockQ8_0*>(dst), in);
         break;
       case DType::Q4_0:
-        cpu::quantize_row_q4_0(row.data(), static_cast<cpu::BlockQ4_0*>(dst), in);
+        backend::cpu::quantize_row_q4_0(row.data(), static_cast<backend::cpu::BlockQ4_0*>(dst), in);
         break;
       case DType::Q4_1:
-        cpu::quantize_row_q4_1(row.data(), static_cast<cpu::BlockQ4_1*>(dst), in);
+        backend::cpu::quantize_row_q4_1(row.data(), static_cast<backend::cpu::BlockQ4_1*>(dst), in);
         break;
       default:
         break;
@@ -70,7 +70,7 @@ void setup_threads() {
   if (done) return;
   done = true;
   const char* e = std::getenv("SKV_THREADS");
-  cpu::set_num_threads(e ? std::atoi(e) : 0);
+  backend::cpu::set_num_threads(e ? std::atoi(e) : 0);
 }
 
 // args: dtype (skv::DType value: 0 F32, 3 Q8_0, 4 Q4_0, 5 Q4_1, 2 BF16), n, in, out,
@@ -79,20 +79,20 @@ void BM_Linear(benchmark::State& st) {
   setup_threads();
   const DType dt = static_cast<DType>(st.range(0));
   const int64_t n = st.range(1), in = st.range(2), out = st.range(3);
-  const auto path = static_cast<cpu::LinearPath>(st.range(4));
+  const auto path = static_cast<backend::cpu::LinearPath>(st.range(4));
   Tensor w = random_weight(dt, out, in, 1);
   Tensor x = random_act(n, in, 2);
   Tensor y = Tensor::empty(DType::F32, {n, out});
   for (auto _ : st) {
-    cpu::linear(x, w, nullptr, y, path);
+    backend::cpu::linear(x, w, nullptr, y, path);
     benchmark::DoNotOptimize(y.data);
     benchmark::ClobberMemory();
   }
   const double flop = 2.0 * n * in * out;
   st.counters["GFLOP/s"] = benchmark::Counter(flop * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   st.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
-  st.SetLabel(std::string(dtype_name(dt)) + " " + cpu::isa_name(cpu::active_isa()) + " t" +
-              std::to_string(cpu::num_threads()));
+  st.SetLabel(std::string(dtype_name(dt)) + " " + backend::cpu::isa_name(backend::cpu::active_isa()) + " t" +
+              std::to_string(backend::cpu::num_threads()));
 }
 
 void LinearArgs(benchmark::internal::Benchmark* b) {
@@ -150,20 +150,20 @@ void BM_ModelLinears(benchmark::State& st) {
   Tensor last = Tensor::view(DType::F32, {1, d}, x.as<float>() + (n - 1) * d);
   for (auto _ : st) {
     for (const Layer& l : layers) {
-      ops::linear(x, l.q, nullptr, yq);
-      ops::linear(x, l.k, nullptr, yk);
-      ops::linear(x, l.v, nullptr, yk);
-      ops::linear(x, l.o, nullptr, yq);
-      ops::linear(x, l.g, nullptr, yf);
-      ops::linear(x, l.u, nullptr, yf);
-      ops::linear(h, l.dn, nullptr, yq);
+      backend::linear(x, l.q, nullptr, yq);
+      backend::linear(x, l.k, nullptr, yk);
+      backend::linear(x, l.v, nullptr, yk);
+      backend::linear(x, l.o, nullptr, yq);
+      backend::linear(x, l.g, nullptr, yf);
+      backend::linear(x, l.u, nullptr, yf);
+      backend::linear(h, l.dn, nullptr, yq);
     }
-    ops::linear(last, head, nullptr, logits);
+    backend::linear(last, head, nullptr, logits);
     benchmark::ClobberMemory();
   }
   st.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
-  st.SetLabel(std::string(dtype_name(dt)) + " " + cpu::isa_name(cpu::active_isa()) + " t" +
-              std::to_string(cpu::num_threads()));
+  st.SetLabel(std::string(dtype_name(dt)) + " " + backend::cpu::isa_name(backend::cpu::active_isa()) + " t" +
+              std::to_string(backend::cpu::num_threads()));
 }
 BENCHMARK(BM_ModelLinears)
     ->Args({static_cast<int64_t>(DType::Q4_1), 1})
@@ -183,7 +183,7 @@ void BM_Attention(benchmark::State& st) {
   Tensor k = random_act(T, KV * D, 6), v = random_act(T, KV * D, 7);
   Tensor out = Tensor::empty(DType::F32, {n, H * D});
   for (auto _ : st) {
-    ops::attention(q, k, v, T - n, H, KV, 0.125f, out);
+    backend::attention(q, k, v, T - n, H, KV, 0.125f, out);
     benchmark::ClobberMemory();
   }
   // 4 D flops per (query, key) pair per head (QK^T and PV).
@@ -192,7 +192,8 @@ void BM_Attention(benchmark::State& st) {
   st.counters["GFLOP/s"] =
       benchmark::Counter(pairs * H * 4.0 * D * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   st.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
-  st.SetLabel(std::string(cpu::isa_name(cpu::active_isa())) + " t" + std::to_string(cpu::num_threads()));
+  st.SetLabel(std::string(backend::cpu::isa_name(backend::cpu::active_isa())) + " t" +
+              std::to_string(backend::cpu::num_threads()));
 }
 BENCHMARK(BM_Attention)
     ->Args({512, 1})

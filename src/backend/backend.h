@@ -10,7 +10,7 @@
 #include "core/device.h"
 #include "core/tensor.h"
 
-namespace skv {
+namespace skv::backend {
 
 class Backend {
  public:
@@ -20,7 +20,7 @@ class Backend {
   virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
   virtual void add_inplace(Tensor& y, const Tensor& x) = 0;
   virtual void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
-  virtual void rope(Tensor& x, int64_t heads, const Tensor& positions, const ops::Rope& rope) = 0;
+  virtual void rope(Tensor& x, int64_t heads, const Tensor& positions, const backend::Rope& rope) = 0;
   // window > 0: a key at position j is visible to a query at i when i - window < j <= i.
   virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
                          int64_t num_heads, int64_t num_kv_heads, float scale, Tensor& out, int64_t window) = 0;
@@ -36,4 +36,4 @@ void register_backend(Device device, Backend* backend);
 // Throws skv::Error naming the device when no backend serves it.
 Backend& backend_for(Device device);
 
-}  // namespace skv
+}  // namespace skv::backend

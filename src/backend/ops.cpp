@@ -9,7 +9,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "core/error.h"
 
-namespace skv::ops {
+namespace skv::backend {
 
 namespace {
 
@@ -290,4 +290,4 @@ Tensor to_dtype(const Tensor& t, DType to) {
   return cpu::to_dtype(t, to);
 }
 
-}  // namespace skv::ops
+}  // namespace skv::backend

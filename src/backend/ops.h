@@ -8,7 +8,7 @@
 
 #include "core/tensor.h"
 
-namespace skv::ops {
+namespace skv::backend {
 
 // y[n, out] = x[n, in] @ w[out, in]^T (+ bias[out]). w: F32, F16, BF16, Q8_0, Q4_0 or Q4_1.
 // Quantised weights are never dequantised: the activation rows are quantised to 8 bits once
@@ -75,4 +75,4 @@ inline Tensor clone(const Tensor& t) { return clone(t, t.device); }
 // An I32 host tensor [n] viewing the values (no copy; they must outlive its use).
 Tensor host_i32(const int32_t* values, int64_t n);
 
-}  // namespace skv::ops
+}  // namespace skv::backend

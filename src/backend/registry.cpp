@@ -4,7 +4,7 @@
 #include "backend/backend.h"
 #include "core/error.h"
 
-namespace skv {
+namespace skv::backend {
 namespace cpu {
 Backend& host_backend();
 }
@@ -30,4 +30,4 @@ Backend& backend_for(Device device) {
   return *b;
 }
 
-}  // namespace skv
+}  // namespace skv::backend

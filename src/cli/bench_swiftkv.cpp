@@ -21,32 +21,33 @@ namespace {
 
 struct Variant {
   std::string label;
-  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<model::LlamaModel> model;
 };
 
 // The baseline is always the teacher path of the same weights, so every ratio compares the
 // same model run two ways.
 std::vector<Variant> make_variants(const std::string& path, const std::vector<double>& fractions, int64_t group) {
   std::vector<Variant> v;
-  ModelFiles files = open_model_files(path);
-  const ModelConfig c = files.config;
+  io::ModelFiles files = io::open_model_files(path);
+  const io::ModelConfig c = files.config;
   const bool is_swiftkv = c.swiftkv_checkpoint;
   if (is_swiftkv && !fractions.empty())
     fail("--swiftkv-fractions: ", path, " is already a SwiftKV model; it is compared with its own teacher path");
-  v.push_back({"baseline", std::make_unique<LlamaModel>(open_model_files(path), ModelOptions{.swiftkv = false})});
+  v.push_back({"baseline",
+               std::make_unique<model::LlamaModel>(io::open_model_files(path), model::ModelOptions{.swiftkv = false})});
   if (is_swiftkv) {
     if (!c.swiftkv) fail(path, ": config has swiftkv = false; nothing to compare");
     v.push_back(
-        {"SwiftKV M=" + std::to_string(c.num_key_value_layers), std::make_unique<LlamaModel>(std::move(files))});
+        {"SwiftKV M=" + std::to_string(c.num_key_value_layers), std::make_unique<model::LlamaModel>(std::move(files))});
     return v;
   }
   for (double f : fractions) {
-    const int64_t m = num_key_value_layers_for_fraction(c.num_layers, f);
-    ModelFiles fm = open_model_files(path);
-    add_swiftkv_tensors(fm, m, group);
+    const int64_t m = model::num_key_value_layers_for_fraction(c.num_layers, f);
+    io::ModelFiles fm = io::open_model_files(path);
+    model::add_swiftkv_tensors(fm, m, group);
     char label[64];
     std::snprintf(label, sizeof label, "SwiftKV %g%% M=%lld", f * 100, static_cast<long long>(m));
-    v.push_back({label, std::make_unique<LlamaModel>(std::move(fm))});
+    v.push_back({label, std::make_unique<model::LlamaModel>(std::move(fm))});
   }
   return v;
 }
@@ -70,10 +71,10 @@ int bench_swiftkv_compare(const Args& args) {
   const std::string path = args.required("--model");
   const int threads = static_cast<int>(args.integer("--threads", 0));
   if (threads < 0) fail("--threads must be >= 0 (0 = all cores), got ", threads);
-  cpu::set_num_threads(threads);
-  if (fractions.empty() && !open_model_files(path).config.swiftkv_checkpoint) fractions = {0.25, 0.5};
+  backend::cpu::set_num_threads(threads);
+  if (fractions.empty() && !io::open_model_files(path).config.swiftkv_checkpoint) fractions = {0.25, 0.5};
   std::vector<Variant> variants = make_variants(path, fractions, group);
-  const ModelConfig& c = variants.front().model->config();
+  const io::ModelConfig& c = variants.front().model->config();
   const int64_t max_p = *std::max_element(prompts.begin(), prompts.end());
   if (max_p + n_gen > c.max_position_embeddings)
     fail_resource("prompt ", max_p, " + ", n_gen, " generated tokens exceed the model's ", c.max_position_embeddings,
@@ -88,24 +89,24 @@ int bench_swiftkv_compare(const Args& args) {
   };
   std::vector<std::vector<Sample>> samples(variants.size(), std::vector<Sample>(prompts.size()));
   auto run = [&](size_t vi, size_t pi, bool record) {
-    LlamaModel& model = *variants[vi].model;
+    model::LlamaModel& model = *variants[vi].model;
     const int64_t p = prompts[pi];
-    KVCache cache = make_cache(model, p + n_gen + 1);
-    ForwardContext ctx(model);
+    engine::KVCache cache = engine::make_cache(model, p + n_gen + 1);
+    model::ForwardContext ctx(model);
     double t0 = now_seconds();
     Tensor logits;
     for (int64_t s = 0; s < p; s += batch) {
       const int64_t n = std::min<int64_t>(batch, p - s);
-      logits = model.forward(ctx, cache, ids.data() + s, n, s, s + n == p ? Logits::Last : Logits::None);
+      logits = model.forward(ctx, cache, ids.data() + s, n, s, s + n == p ? model::Logits::Last : model::Logits::None);
     }
     const double prefill = now_seconds() - t0;
     const double flops = ctx.flops().total();
     t0 = now_seconds();
     for (int64_t i = 0; i < n_gen; ++i) {
-      const Tensor host = ops::to_host(logits);
+      const Tensor host = backend::to_host(logits);
       const float* l = host.as<float>();
       int32_t tok = static_cast<int32_t>(std::max_element(l, l + c.vocab_size) - l);
-      logits = model.forward(ctx, cache, &tok, 1, p + i, Logits::Last);
+      logits = model.forward(ctx, cache, &tok, 1, p + i, model::Logits::Last);
     }
     const double decode = now_seconds() - t0;
     if (!record) return;
@@ -134,7 +135,7 @@ int bench_swiftkv_compare(const Args& args) {
     for (size_t vi = 0; vi < variants.size(); ++vi) {
       const Sample& s = samples[vi][pi];
       const Stat sp = stats(s.prefill_s), sd = stats(s.decode_tps);
-      const KVLayout& layout = variants[vi].model->kv_layout();
+      const model::KVLayout& layout = variants[vi].model->kv_layout();
       rows.push_back({{"prompt_tokens", prompts[pi]},
                       {"variant", variants[vi].label},
                       {"num_key_value_layers", layout.first_skip},
@@ -153,14 +154,16 @@ int bench_swiftkv_compare(const Args& args) {
     }
   }
   if (args.flag("--json")) {
-    std::cout << nlohmann::json{{"model", path},  {"threads", cpu::num_threads()}, {"batch_size", batch},
-                                {"n_gen", n_gen}, {"repetitions", reps},           {"results", rows}}
+    std::cout << nlohmann::json{{"model", path},       {"threads", backend::cpu::num_threads()},
+                                {"batch_size", batch}, {"n_gen", n_gen},
+                                {"repetitions", reps}, {"results", rows}}
                      .dump(2)
               << "\n";
     return 0;
   }
   std::printf("model %s, %d threads, -b %lld, %lld repetitions, decode %lld tokens after each prompt\n\n",
-              base_name(path).c_str(), cpu::num_threads(), (long long)batch, (long long)reps, (long long)n_gen);
+              base_name(path).c_str(), backend::cpu::num_threads(), (long long)batch, (long long)reps,
+              (long long)n_gen);
   std::printf(
       "| prompt | path | KV layers | prefill GFLOP | FLOP ratio | prefill s | prefill t/s | speed-up | "
       "decode t/s | decode vs base |\n");

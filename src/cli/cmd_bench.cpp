@@ -61,25 +61,25 @@ int cmd_bench(int argc, char** argv) {
   const int64_t reps = args.integer("--repetitions", 5);
   if (reps < 1) fail("-r must be >= 1");
   LoadedModel m = load_model(args, false);
-  LlamaModel& model = *m.model;
+  model::LlamaModel& model = *m.model;
   const int64_t vocab = model.config().vocab_size;
   const int64_t longest =
       std::max(*std::max_element(prompts.begin(), prompts.end()), *std::max_element(gens.begin(), gens.end()));
   const std::vector<int32_t> ids = random_prompt(longest, vocab);
-  KVCache cache = make_cache(model, longest + 1);
-  ForwardContext ctx(model);
+  engine::KVCache cache = engine::make_cache(model, longest + 1);
+  model::ForwardContext ctx(model);
 
   auto run_pp = [&](int64_t n_prompt) {
     double t0 = now_seconds();
     for (int64_t s = 0; s < n_prompt; s += m.batch_size)
-      model.forward(ctx, cache, ids.data() + s, std::min<int64_t>(m.batch_size, n_prompt - s), s, Logits::Last);
+      model.forward(ctx, cache, ids.data() + s, std::min<int64_t>(m.batch_size, n_prompt - s), s, model::Logits::Last);
     return n_prompt / (now_seconds() - t0);
   };
   auto run_tg = [&](int64_t n_gen) {
     int32_t tok = ids[0];
     double t0 = now_seconds();
     for (int64_t i = 0; i < n_gen; ++i) {
-      const Tensor logits = ops::to_host(model.forward(ctx, cache, &tok, 1, i, Logits::Last));
+      const Tensor logits = backend::to_host(model.forward(ctx, cache, &tok, 1, i, model::Logits::Last));
       tok = static_cast<int32_t>(std::max_element(logits.as<float>(), logits.as<float>() + vocab) - logits.as<float>());
     }
     return n_gen / (now_seconds() - t0);
@@ -111,10 +111,10 @@ int cmd_bench(int argc, char** argv) {
                          {"tokens_per_second", s.mean},
                          {"stddev", s.sd},
                          {"samples", samples},
-                         {"threads", cpu::num_threads()}});
+                         {"threads", backend::cpu::num_threads()}});
     } else {
       std::printf(fmt, name.c_str(), model.weight_bytes() / 1048576.0, model.parameter_count() / 1e6, "CPU",
-                  cpu::num_threads(), test.c_str(), s.mean, s.sd);
+                  backend::cpu::num_threads(), test.c_str(), s.mean, s.sd);
       std::fflush(stdout);
     }
   }

@@ -26,20 +26,20 @@ int cmd_chat(int argc, char** argv) {
     std::fputs(kChatHelp, stdout);
     return 0;
   }
-  GenerationOptions opts = generation_options(args, 0.8);
+  engine::GenerationOptions opts = generation_options(args, 0.8);
   if (!args.has("--max-tokens")) opts.max_tokens = 1024;
   LoadedModel m = load_model(args, true);
-  const Tokenizer& tok = *m.tokenizer;
+  const tokenizer::Tokenizer& tok = *m.tokenizer;
   const std::string tmpl = tok.chat_template();
   if (tmpl.empty())
     fail("the model has no chat template (tokenizer_config.json chat_template / GGUF tokenizer.chat_template)");
   auto tok_str = [&](std::optional<int32_t> id) { return id ? tok.token_text(*id) : std::string(); };
   const std::string bos = tok_str(tok.bos_id()), eos = tok_str(tok.eos_id());
 
-  std::vector<ChatMessage> messages;
+  std::vector<tokenizer::ChatMessage> messages;
   if (auto sys = args.opt("--system")) messages.push_back({"system", *sys});
   const size_t base = messages.size();
-  Session session(*m.model, m.context_size, m.batch_size);
+  engine::Session session(*m.model, m.context_size, m.batch_size);
   const bool tty = isatty(0);
   std::string line;
   while (true) {
@@ -52,14 +52,15 @@ int cmd_chat(int argc, char** argv) {
     }
     if (line.empty()) continue;
     messages.push_back({"user", line});
-    std::vector<int32_t> prompt = tok.encode(apply_chat_template(tmpl, messages, true, bos, eos), false, true);
+    std::vector<int32_t> prompt =
+        tok.encode(tokenizer::apply_chat_template(tmpl, messages, true, bos, eos), false, true);
     if (static_cast<int64_t>(prompt.size()) >= m.context_size) {
       std::fprintf(stderr, "error: the conversation (%zu tokens) no longer fits the context of %lld; use /reset\n",
                    prompt.size(), static_cast<long long>(m.context_size));
       messages.pop_back();
       continue;
     }
-    GenerationResult r = session.generate(prompt, opts, &tok, [](const std::string& s) {
+    engine::GenerationResult r = session.generate(prompt, opts, &tok, [](const std::string& s) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);
     });

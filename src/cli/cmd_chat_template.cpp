@@ -32,7 +32,7 @@ const char* kUsage =
 
 // '-' means stdin for this command's flags only; read_file takes '-' as a file name.
 std::string read_input(const std::string& path, const char* what) {
-  if (path != "-") return read_file(path, what);
+  if (path != "-") return io::read_file(path, what);
   std::ostringstream s;
   s << std::cin.rdbuf();
   return s.str();
@@ -65,8 +65,9 @@ int cmd_chat_template(int argc, char** argv) {
     extra = read_json(*path, "context file");
     if (!extra.is_object()) fail("context file '", *path, "' must hold a JSON object");
   }
-  std::string out = apply_chat_template_json(tmpl, messages, args.flag("--add-generation-prompt"),
-                                             args.str("--bos-token", ""), args.str("--eos-token", ""), extra);
+  std::string out =
+      tokenizer::apply_chat_template_json(tmpl, messages, args.flag("--add-generation-prompt"),
+                                          args.str("--bos-token", ""), args.str("--eos-token", ""), extra);
   if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() || std::fflush(stdout) != 0)
     fail("failed writing to stdout");
   return 0;

@@ -70,24 +70,24 @@ int cmd_convert(int argc, char** argv) {
   const int64_t group = args.integer("--key-value-group-size", 1);
   if (group < 1) fail("--key-value-group-size must be at least 1, got ", group);
   std::optional<DType> dtype;
-  if (auto d = args.opt("--dtype")) dtype = parse_export_dtype(*d);
-  check_export_target(out, model_path, args.flag("--force"));
+  if (auto d = args.opt("--dtype")) dtype = io::parse_export_dtype(*d);
+  io::check_export_target(out, model_path, args.flag("--force"));
 
   const auto start = std::chrono::steady_clock::now();
-  ModelFiles files = open_model_files(model_path);
+  io::ModelFiles files = io::open_model_files(model_path);
   if (files.config.swiftkv_checkpoint) fail(model_path, " is already a SwiftKV model; convert its base model instead");
   const int64_t layers = files.config.num_layers;
-  const int64_t m = by_layers ? fixed_m : num_key_value_layers_for_fraction(layers, fraction);
+  const int64_t m = by_layers ? fixed_m : model::num_key_value_layers_for_fraction(layers, fraction);
 
-  HfExportOptions opt;
-  opt.dtype = dtype.value_or(default_export_dtype(files));  // before the F32 group means exist
+  io::HfExportOptions opt;
+  opt.dtype = dtype.value_or(io::default_export_dtype(files));  // before the F32 group means exist
   opt.replace_existing = args.flag("--force");
-  if (files.format == ModelFormat::GGUF) {
-    opt.extra_files = hf_tokenizer_files_from_gguf(*files.gguf);
-    opt.extra_files["generation_config.json"] = generation_config_to_json_text(files.config);
+  if (files.format == io::ModelFormat::GGUF) {
+    opt.extra_files = tokenizer::hf_tokenizer_files_from_gguf(*files.gguf);
+    opt.extra_files["generation_config.json"] = io::generation_config_to_json_text(files.config);
   }
-  add_swiftkv_tensors(files, m, group);
-  const HfExportResult r = export_hf_directory(files, out, opt);
+  model::add_swiftkv_tensors(files, m, group);
+  const io::HfExportResult r = io::export_hf_directory(files, out, opt);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   const int64_t cached = m + (layers - m) / group;
@@ -96,7 +96,7 @@ int cmd_convert(int argc, char** argv) {
                "%lld, KV cache holds %lld layers (%lld + %lld/%lld), %s, %lld tensors, %s in %.1f s\n",
                out.c_str(), static_cast<long long>(m), static_cast<long long>(layers), static_cast<long long>(group),
                static_cast<long long>(cached), static_cast<long long>(m), static_cast<long long>(layers - m),
-               static_cast<long long>(group), torch_dtype_name(opt.dtype).c_str(),
+               static_cast<long long>(group), io::torch_dtype_name(opt.dtype).c_str(),
                static_cast<long long>(r.num_tensors), megabytes(r.bytes_written).c_str(), secs);
   return 0;
 }

@@ -134,7 +134,7 @@ int cmd_distill(int argc, char** argv) {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     threads = std::max(1, static_cast<int>(cores) / comm.size());
   }
-  cpu::set_num_threads(threads);
+  backend::cpu::set_num_threads(threads);
 
   const train::DistillResult r = train::run_distill(o);
   if (comm.rank() == 0) {

@@ -189,10 +189,10 @@ int cmd_eval(int argc, char** argv) {
     auto tok_str = [&](std::optional<int32_t> id) { return id ? m.tokenizer->token_text(*id) : std::string(); };
     const std::string bos = tok_str(m.tokenizer->bos_id()), eos = tok_str(m.tokenizer->eos_id());
     run.chat = [tmpl, bos, eos](const std::string& system, const std::string& user) {
-      std::vector<ChatMessage> messages;
+      std::vector<tokenizer::ChatMessage> messages;
       if (!system.empty()) messages.push_back({"system", system});
       messages.push_back({"user", user});
-      return apply_chat_template(tmpl, messages, true, bos, eos);
+      return tokenizer::apply_chat_template(tmpl, messages, true, bos, eos);
     };
   }
   eval::EvalModel lm(*m.model, *m.tokenizer, lm_opts);
@@ -224,7 +224,7 @@ int cmd_eval(int argc, char** argv) {
     nlohmann::ordered_json body = eval::results_json(results, groups);
     j["results"] = body["results"];
     j["groups"] = body["groups"];
-    const ModelConfig& c = m.model->config();
+    const io::ModelConfig& c = m.model->config();
     nlohmann::ordered_json cfg;
     cfg["model"] = args.required("--model");
     cfg["architecture"] = c.model_type();

@@ -35,7 +35,7 @@ int cmd_generate(int argc, char** argv) {
     return 0;
   }
   if (args.has("--prompt") == args.has("--token-ids")) fail("give exactly one of --prompt or --token-ids");
-  GenerationOptions opts = generation_options(args, 0.8);
+  engine::GenerationOptions opts = generation_options(args, 0.8);
   LoadedModel m = load_model(args, args.has("--prompt"));
 
   std::vector<int32_t> prompt;
@@ -47,8 +47,8 @@ int cmd_generate(int argc, char** argv) {
       const std::string tmpl = m.tokenizer->chat_template();
       if (tmpl.empty()) fail("--chat-template: the model has no chat template");
       auto tok_str = [&](std::optional<int32_t> id) { return id ? m.tokenizer->token_text(*id) : std::string(); };
-      text = apply_chat_template(tmpl, {{"user", text}}, true, tok_str(m.tokenizer->bos_id()),
-                                 tok_str(m.tokenizer->eos_id()));
+      text = tokenizer::apply_chat_template(tmpl, {{"user", text}}, true, tok_str(m.tokenizer->bos_id()),
+                                            tok_str(m.tokenizer->eos_id()));
       prompt = m.tokenizer->encode(text, false, true);
     } else {
       prompt = m.tokenizer->encode(text, true, true);
@@ -56,8 +56,8 @@ int cmd_generate(int argc, char** argv) {
   }
   if (prompt.empty()) fail("the prompt is empty");
   const bool json = args.flag("--json");
-  Session session(*m.model, m.context_size, m.batch_size);
-  GenerationResult r = session.generate(prompt, opts, m.tokenizer.get(), [&](const std::string& s) {
+  engine::Session session(*m.model, m.context_size, m.batch_size);
+  engine::GenerationResult r = session.generate(prompt, opts, m.tokenizer.get(), [&](const std::string& s) {
     if (!json) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);

@@ -95,7 +95,7 @@ std::vector<Prompt> read_prompts(const std::string& path, const std::optional<st
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext != ".txt" && ext != ".jsonl")
     fail("--prompts ", path, ": unknown extension '", ext, "' (expected .txt or .jsonl)");
-  const std::string content = read_file(path, "--prompts file");
+  const std::string content = io::read_file(path, "--prompts file");
   std::vector<Prompt> out;
   for (const auto& [no, raw] : lines_of(content)) {
     const std::string line = trim(raw);
@@ -135,7 +135,7 @@ std::vector<Prompt> read_prompts(const std::string& path, const std::optional<st
 int64_t resume_point(const std::string& out_path, const std::vector<Prompt>& prompts, int64_t per_prompt) {
   std::error_code ec;
   if (!std::filesystem::exists(out_path, ec)) return 0;
-  const std::string content = read_file(out_path, "--out file");
+  const std::string content = io::read_file(out_path, "--out file");
   const size_t complete = content.rfind('\n') == std::string::npos ? 0 : content.rfind('\n') + 1;
   const int64_t total = static_cast<int64_t>(prompts.size()) * per_prompt;
   int64_t done = 0;
@@ -184,7 +184,7 @@ int cmd_generate_data(int argc, char** argv) {
   if (!args.has("--out")) fail("missing required flag --out (see --help)");
   const std::string prompts_path = args.required("--prompts"), out_path = args.required("--out");
 
-  GenerationOptions opts = generation_options(args, 0.7);
+  engine::GenerationOptions opts = generation_options(args, 0.7);
   // Sampling defaults for data: plain nucleus sampling, no top-k / min-p cut unless asked.
   if (!args.has("--top-p")) opts.sampling.top_p = 0.9f;
   if (!args.has("--top-k")) opts.sampling.top_k = 0;
@@ -212,7 +212,7 @@ int cmd_generate_data(int argc, char** argv) {
   }
 
   LoadedModel m = load_model(args, true);
-  const Tokenizer& tok = *m.tokenizer;
+  const tokenizer::Tokenizer& tok = *m.tokenizer;
   const std::string tmpl = tok.chat_template();
   if (tmpl.empty()) fail("the model has no chat template, which generate-data needs to render prompts");
   auto tok_str = [&](std::optional<int32_t> id) { return id ? tok.token_text(*id) : std::string(); };
@@ -227,7 +227,7 @@ int cmd_generate_data(int argc, char** argv) {
   for (const Prompt& p : prompts) {
     std::vector<int32_t> ids;
     try {
-      ids = tok.encode(apply_chat_template_json(tmpl, p.messages, true, bos, eos), false, true);
+      ids = tok.encode(tokenizer::apply_chat_template_json(tmpl, p.messages, true, bos, eos), false, true);
     } catch (const Error& e) {
       fail_like(e, p.where, ": chat template: ", e.what());
     }
@@ -245,14 +245,14 @@ int cmd_generate_data(int argc, char** argv) {
   int64_t truncated = 0;
   for (int64_t a = done_before; a < total; ++a) {
     const int64_t p = a / per_prompt;
-    GenerationOptions o = opts;
+    engine::GenerationOptions o = opts;
     o.sampling.seed = train::splitmix64(seed ^ train::splitmix64(static_cast<uint64_t>(a)));
     o.sampling.has_seed = true;
     // A fresh cache per answer: reusing the previous prompt's prefix would compute this prompt
     // in other batch shapes than a resumed run does, and the floats (so the samples) could differ.
     const int64_t ctx = std::min<int64_t>(m.context_size, prompt_ids[p].size() + o.max_tokens);
-    Session session(*m.model, ctx, m.batch_size);
-    GenerationResult r = session.generate(prompt_ids[p], o, &tok);
+    engine::Session session(*m.model, ctx, m.batch_size);
+    engine::GenerationResult r = session.generate(prompt_ids[p], o, &tok);
     truncated += r.finish_reason == "length";
     Json line;
     line["messages"] = prompts[p].messages;

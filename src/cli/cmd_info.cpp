@@ -17,9 +17,10 @@ int cmd_info(int argc, char** argv) {
         "weights and parameters count what the chosen path loads (SwiftKV drops the later layers' teacher q/k/v)");
     return 0;
   }
-  auto model = LlamaModel::load(args.required("--model"), ModelOptions{.swiftkv = !args.flag("--no-swiftkv")});
-  const ModelConfig& c = model->config();
-  const KVLayout teacher = KVLayout::teacher(c);
+  auto model =
+      model::LlamaModel::load(args.required("--model"), model::ModelOptions{.swiftkv = !args.flag("--no-swiftkv")});
+  const io::ModelConfig& c = model->config();
+  const model::KVLayout teacher = model::KVLayout::teacher(c);
   std::map<std::string, std::pair<int64_t, size_t>> by_dtype;  // tensors, bytes
   for (const auto& [name, t] : model->tensors_in_use()) {
     auto& e = by_dtype[dtype_name(t.dtype)];
@@ -28,7 +29,7 @@ int cmd_info(int argc, char** argv) {
   }
   nlohmann::json j = {
       {"path", model->files().path},
-      {"format", model->files().format == ModelFormat::GGUF ? "gguf" : "hf"},
+      {"format", model->files().format == io::ModelFormat::GGUF ? "gguf" : "hf"},
       {"architecture", c.model_type()},
       {"vocab_size", c.vocab_size},
       {"hidden_size", c.hidden_size},
@@ -47,12 +48,12 @@ int cmd_info(int argc, char** argv) {
       {"parameters", model->parameter_count()},
       {"weight_bytes", model->weight_bytes()},
       {"kv_cache_bytes_per_token", model->kv_bytes_per_token()},
-      {"kv_cache_bytes_per_token_teacher", LlamaModel::kv_bytes_per_token(c, teacher)},
+      {"kv_cache_bytes_per_token_teacher", model::LlamaModel::kv_bytes_per_token(c, teacher)},
       {"inference_path", model->swiftkv_active() ? "swiftkv" : "teacher"},
   };
   if (c.swiftkv_checkpoint) {
-    const KVLayout skv = KVLayout::swiftkv(c);
-    j["kv_cache_bytes_per_token_swiftkv"] = LlamaModel::kv_bytes_per_token(c, skv);
+    const model::KVLayout skv = model::KVLayout::swiftkv(c);
+    j["kv_cache_bytes_per_token_swiftkv"] = model::LlamaModel::kv_bytes_per_token(c, skv);
     j["swiftkv"] = {{"enabled_in_config", c.swiftkv},
                     {"num_key_value_layers", skv.first_skip},
                     {"key_value_group_size", skv.group},
@@ -76,7 +77,7 @@ int cmd_info(int argc, char** argv) {
   for (const auto& [dt, e] : by_dtype)
     std::printf("  %-6s       %lld tensors, %.1f MiB\n", dt.c_str(), (long long)e.first, e.second / 1048576.0);
   if (c.swiftkv_checkpoint) {
-    const KVLayout skv = KVLayout::swiftkv(c);
+    const model::KVLayout skv = model::KVLayout::swiftkv(c);
     std::printf("SwiftKV:       num_key_value_layers %lld, group %lld, %s; running the %s path\n",
                 (long long)skv.first_skip, (long long)skv.group, c.swiftkv ? "enabled" : "disabled in config",
                 model->swiftkv_active() ? "SwiftKV" : "teacher");
@@ -84,8 +85,8 @@ int cmd_info(int argc, char** argv) {
         "KV cache:      %.1f KiB per token (F32): SwiftKV path %lld layers %.1f KiB, teacher path %lld layers "
         "%.1f KiB\n",
         model->kv_bytes_per_token() / 1024.0, (long long)skv.cache_layers(),
-        LlamaModel::kv_bytes_per_token(c, skv) / 1024.0, (long long)teacher.cache_layers(),
-        LlamaModel::kv_bytes_per_token(c, teacher) / 1024.0);
+        model::LlamaModel::kv_bytes_per_token(c, skv) / 1024.0, (long long)teacher.cache_layers(),
+        model::LlamaModel::kv_bytes_per_token(c, teacher) / 1024.0);
   } else {
     std::printf("KV cache:      %.1f KiB per token (F32)\n", model->kv_bytes_per_token() / 1024.0);
   }

@@ -28,7 +28,7 @@ int cmd_score(int argc, char** argv) {
   if (ctx > m.model->config().max_position_embeddings && !args.has("--ctx-size"))
     fail_resource("sequence has ", ids.size(), " tokens, more than the model's ",
                   m.model->config().max_position_embeddings, " positions");
-  Session session(*m.model, ctx, m.batch_size);
+  engine::Session session(*m.model, ctx, m.batch_size);
   std::vector<double> lp = session.score(ids);
   nlohmann::json out = nlohmann::json::array();
   for (double v : lp) out.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v));

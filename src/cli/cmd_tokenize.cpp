@@ -90,7 +90,7 @@ int cmd_tokenize(int argc, char** argv) {
   Args args(argc, argv, {"--tokenizer", "--text", "--input-jsonl"}, {"--no-add-special", "--no-parse-special"},
             kAliases);
   if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
-  const auto tok = Tokenizer::from_path(args.required("--tokenizer"));
+  const auto tok = tokenizer::Tokenizer::from_path(args.required("--tokenizer"));
   const bool add_special = !args.flag("--no-add-special");
   const bool parse_special = !args.flag("--no-parse-special");
   if (args.has("--text") == args.has("--input-jsonl")) fail("give exactly one of --text and --input-jsonl");
@@ -113,7 +113,7 @@ int cmd_detokenize(int argc, char** argv) {
   if (wants_help(argc, argv)) return std::fputs(kDetokenizeUsage, stdout), 0;
   Args args(argc, argv, {"--tokenizer", "--ids", "--input-jsonl"}, {"--skip-special"}, kAliases);
   if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
-  const auto tok = Tokenizer::from_path(args.required("--tokenizer"));
+  const auto tok = tokenizer::Tokenizer::from_path(args.required("--tokenizer"));
   const bool skip_special = args.flag("--skip-special");
   if (args.has("--ids") == args.has("--input-jsonl")) fail("give exactly one of --ids and --input-jsonl");
   if (auto ids = args.opt("--ids")) {

@@ -38,12 +38,12 @@ std::set<std::string> join(std::initializer_list<std::set<std::string>> sets) {
   return out;
 }
 
-void log_swiftkv_path(const LlamaModel& model) {
-  const ModelConfig& c = model.config();
+void log_swiftkv_path(const model::LlamaModel& model) {
+  const io::ModelConfig& c = model.config();
   if (!c.swiftkv_checkpoint) return;
-  const KVLayout skv = KVLayout::swiftkv(c), teacher = KVLayout::teacher(c);
-  const double skv_kib = LlamaModel::kv_bytes_per_token(c, skv) / 1024.0;
-  const double teacher_kib = LlamaModel::kv_bytes_per_token(c, teacher) / 1024.0;
+  const model::KVLayout skv = model::KVLayout::swiftkv(c), teacher = model::KVLayout::teacher(c);
+  const double skv_kib = model::LlamaModel::kv_bytes_per_token(c, skv) / 1024.0;
+  const double teacher_kib = model::LlamaModel::kv_bytes_per_token(c, teacher) / 1024.0;
   if (model.swiftkv_active()) {
     std::fprintf(stderr,
                  "swiftkv: SwiftKV path (num_key_value_layers %lld of %lld, group %lld): KV cache %lld layers, "
@@ -61,12 +61,12 @@ LoadedModel load_model(const Args& args, bool need_tokenizer) {
   LoadedModel m;
   m.threads = static_cast<int>(args.integer("--threads", 0));
   if (m.threads < 0) fail("--threads must be >= 0 (0 = all cores), got ", m.threads);
-  cpu::set_num_threads(m.threads);
+  backend::cpu::set_num_threads(m.threads);
   const std::string path = args.required("--model");
-  m.model = LlamaModel::load(path, ModelOptions{.swiftkv = !args.flag("--no-swiftkv")});
+  m.model = model::LlamaModel::load(path, model::ModelOptions{.swiftkv = !args.flag("--no-swiftkv")});
   log_swiftkv_path(*m.model);
   try {
-    m.tokenizer = Tokenizer::from_path(path);
+    m.tokenizer = tokenizer::Tokenizer::from_path(path);
   } catch (const Error& e) {
     if (need_tokenizer) throw;
   }
@@ -78,9 +78,9 @@ LoadedModel load_model(const Args& args, bool need_tokenizer) {
   return m;
 }
 
-GenerationOptions generation_options(const Args& args, double default_temperature) {
-  GenerationOptions o;
-  SamplingParams& s = o.sampling;
+engine::GenerationOptions generation_options(const Args& args, double default_temperature) {
+  engine::GenerationOptions o;
+  engine::SamplingParams& s = o.sampling;
   s.temperature = static_cast<float>(args.real("--temperature", default_temperature));
   s.top_k = static_cast<int>(args.integer("--top-k", 40));
   s.top_p = static_cast<float>(args.real("--top-p", 0.95));

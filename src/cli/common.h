@@ -25,8 +25,8 @@ extern const std::map<std::string, std::string> kAliases;
 std::set<std::string> join(std::initializer_list<std::set<std::string>> sets);
 
 struct LoadedModel {
-  std::unique_ptr<LlamaModel> model;
-  std::unique_ptr<Tokenizer> tokenizer;  // null when the model has none and none is needed
+  std::unique_ptr<model::LlamaModel> model;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null when the model has none and none is needed
   int64_t context_size = 0;
   int64_t batch_size = 512;
   int threads = 0;
@@ -37,9 +37,9 @@ struct LoadedModel {
 // max positions)). For SwiftKV checkpoints it logs the path and KV bytes per token to stderr.
 LoadedModel load_model(const Args& args, bool need_tokenizer);
 
-void log_swiftkv_path(const LlamaModel& model);
+void log_swiftkv_path(const model::LlamaModel& model);
 
-GenerationOptions generation_options(const Args& args, double default_temperature);
+engine::GenerationOptions generation_options(const Args& args, double default_temperature);
 
 // The shared evaluation data sets: $SKV_DATA, else ../shared/data beside the source tree that
 // holds this binary's build directory, else ../shared/data from the working directory. Returns

@@ -4,9 +4,9 @@
 #include "core/error.h"
 #include "model/llama.h"
 
-namespace skv {
+namespace skv::engine {
 
-KVCache::KVCache(const KVSpec& spec, int64_t cap) : capacity(cap), row(spec.row) {
+KVCache::KVCache(const model::KVSpec& spec, int64_t cap) : capacity(cap), row(spec.row) {
   if (cap <= 0) fail("KV cache capacity must be positive, got ", cap);
   for (int64_t l = 0; l < spec.layers; ++l) {
     k.push_back(Tensor::empty(DType::F32, {cap, row}, spec.device));
@@ -14,7 +14,7 @@ KVCache::KVCache(const KVSpec& spec, int64_t cap) : capacity(cap), row(spec.row)
   }
 }
 
-KVCache make_cache(const LlamaModel& model, int64_t capacity) { return KVCache(model.kv_spec(), capacity); }
+KVCache make_cache(const model::LlamaModel& model, int64_t capacity) { return KVCache(model.kv_spec(), capacity); }
 
 static Tensor rows_of(const Tensor& t, int64_t pos, int64_t n, int64_t capacity) {
   if (pos < 0 || pos + n > capacity)
@@ -37,8 +37,8 @@ void KVCache::copy_prefix_from(const KVCache& src, int64_t p) {
   if (p == 0) return;
   for (int64_t l = 0; l < num_layers(); ++l) {
     Tensor kd = k[l].row_block(0, p), vd = v[l].row_block(0, p);
-    ops::copy(src.k[l].row_block(0, p), kd);
-    ops::copy(src.v[l].row_block(0, p), vd);
+    backend::copy(src.k[l].row_block(0, p), kd);
+    backend::copy(src.v[l].row_block(0, p), vd);
   }
 }
 
@@ -55,4 +55,4 @@ KVCache KVCache::slice(int64_t pos, int64_t n) {
   return s;
 }
 
-}  // namespace skv
+}  // namespace skv::engine

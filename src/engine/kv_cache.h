@@ -9,24 +9,25 @@
 #include "core/tensor.h"
 #include "model/kv_layout.h"
 
-namespace skv {
-
+namespace skv::model {
 class LlamaModel;
+}
+namespace skv::engine {
 
 struct KVCache {
   int64_t capacity = 0;  // positions
   int64_t row = 0;       // floats per position per layer
   std::vector<Tensor> k, v;
 
-  KVCache(const KVSpec& spec, int64_t capacity);
+  KVCache(const model::KVSpec& spec, int64_t capacity);
   int64_t num_layers() const { return static_cast<int64_t>(k.size()); }
   // [n, row] view of cache layer l's keys / values at positions [pos, pos + n).
   Tensor k_rows(int64_t layer, int64_t pos, int64_t n);
   Tensor v_rows(int64_t layer, int64_t pos, int64_t n);
   size_t bytes() const;
   // The view a forward pass reads and writes (valid while this cache lives, unmoved).
-  SeqKV view() const { return {k.data(), v.data(), num_layers(), capacity}; }
-  operator SeqKV() const { return view(); }  // NOLINT(google-explicit-constructor)
+  model::SeqKV view() const { return {k.data(), v.data(), num_layers(), capacity}; }
+  operator model::SeqKV() const { return view(); }  // NOLINT(google-explicit-constructor)
 
   // Copies positions [0, p) of every layer from `src` (same layer count and row width), so a
   // sequence can start from another's computed prefix instead of recomputing it.
@@ -41,6 +42,6 @@ struct KVCache {
 };
 
 // A cache of `capacity` positions for the path `model` runs.
-KVCache make_cache(const LlamaModel& model, int64_t capacity);
+KVCache make_cache(const model::LlamaModel& model, int64_t capacity);
 
-}  // namespace skv
+}  // namespace skv::engine

@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 
-namespace skv {
+namespace skv::engine {
 
 void SamplingParams::validate() const {
   // Written as !(ok) so that NaN, which fails every comparison, is rejected too.
@@ -176,4 +176,4 @@ int32_t Sampler::sample(float* logits, int64_t vocab, const std::vector<int32_t>
   });
 }
 
-}  // namespace skv
+}  // namespace skv::engine

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace skv {
+namespace skv::engine {
 
 struct SamplingParams {
   float temperature = 1.0f;  // 0 => greedy argmax
@@ -42,4 +42,4 @@ class Sampler {
   std::vector<int32_t> toks_;
 };
 
-}  // namespace skv
+}  // namespace skv::engine

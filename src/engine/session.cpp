@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "engine/stop_strings.h"
 
-namespace skv {
+namespace skv::engine {
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -19,7 +19,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-Session::Session(const LlamaModel& model, int64_t context_size, int64_t batch_size)
+Session::Session(const model::LlamaModel& model, int64_t context_size, int64_t batch_size)
     : model_(model), ctx_(model), cache_(make_cache(model, context_size)), batch_size_(batch_size) {
   if (batch_size <= 0) fail("batch size must be positive, got ", batch_size);
 }
@@ -38,14 +38,16 @@ Tensor Session::prefill(const std::vector<int32_t>& ids) {
   for (size_t start = common; start < ids.size(); start += batch_size_) {
     const int64_t n = std::min<int64_t>(batch_size_, ids.size() - start);
     const bool last = start + n == ids.size();
-    logits = model_.forward(ctx_, cache_, ids.data() + start, n, start, last ? Logits::Last : Logits::None);
+    logits =
+        model_.forward(ctx_, cache_, ids.data() + start, n, start, last ? model::Logits::Last : model::Logits::None);
     tokens_.insert(tokens_.end(), ids.begin() + start, ids.begin() + start + n);
   }
   return logits;
 }
 
 GenerationResult Session::generate(const std::vector<int32_t>& prompt, const GenerationOptions& opts,
-                                   const Tokenizer* tok, const std::function<void(const std::string&)>& on_text) {
+                                   const tokenizer::Tokenizer* tok,
+                                   const std::function<void(const std::string&)>& on_text) {
   opts.sampling.validate();
   if (opts.max_tokens < 0) fail("max tokens must be >= 0, got ", opts.max_tokens);
   GenerationResult r;
@@ -64,7 +66,7 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt, const Gen
   }
   Sampler sampler(opts.sampling);
   StopStringMatcher stops(opts.stop);
-  std::unique_ptr<StreamDecoder> decoder = tok ? std::make_unique<StreamDecoder>(*tok) : nullptr;
+  std::unique_ptr<tokenizer::StreamDecoder> decoder = tok ? std::make_unique<tokenizer::StreamDecoder>(*tok) : nullptr;
   auto emit = [&](const std::string& s) {
     if (s.empty()) return;
     r.text += s;
@@ -75,7 +77,7 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt, const Gen
   r.finish_reason = "length";
   t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < opts.max_tokens; ++i) {
-    Tensor host_logits = ops::to_host(logits);  // the sampler edits it in place
+    Tensor host_logits = backend::to_host(logits);  // the sampler edits it in place
     int32_t id = sampler.sample(host_logits.as<float>(), vocab, prompt, r.tokens);
     r.tokens.push_back(id);
     if (stop_ids.count(id)) {
@@ -91,7 +93,7 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt, const Gen
     }
     if (i + 1 == opts.max_tokens) break;                                 // the last token needs no forward pass
     if (static_cast<int64_t>(tokens_.size()) >= cache_.capacity) break;  // context full: "length"
-    logits = model_.forward(ctx_, cache_, &id, 1, tokens_.size(), Logits::Last);
+    logits = model_.forward(ctx_, cache_, &id, 1, tokens_.size(), model::Logits::Last);
     tokens_.push_back(id);
   }
   if (decoder && !stops.stopped()) emit(stops.push(decoder->flush()) + stops.flush());
@@ -108,9 +110,9 @@ std::vector<double> Session::score(const std::vector<int32_t>& ids) {
   tokens_.clear();
   for (size_t start = 0; start < ids.size(); start += batch_size_) {
     const int64_t n = std::min<int64_t>(batch_size_, ids.size() - start);
-    Tensor logits = model_.forward(ctx_, cache_, ids.data() + start, n, start, Logits::All);
-    ops::log_softmax_rows(logits);
-    logits = ops::to_host(logits);
+    Tensor logits = model_.forward(ctx_, cache_, ids.data() + start, n, start, model::Logits::All);
+    backend::log_softmax_rows(logits);
+    logits = backend::to_host(logits);
     for (int64_t i = 0; i < n; ++i) {
       const size_t next = start + i + 1;
       if (next < ids.size()) out[next] = logits.as<float>()[i * vocab + ids[next]];
@@ -120,4 +122,4 @@ std::vector<double> Session::score(const std::vector<int32_t>& ids) {
   return out;
 }
 
-}  // namespace skv
+}  // namespace skv::engine

@@ -12,7 +12,7 @@
 #include "model/llama.h"
 #include "tokenizer/tokenizer.h"
 
-namespace skv {
+namespace skv::engine {
 
 struct GenerationOptions {
   SamplingParams sampling;
@@ -34,12 +34,13 @@ struct GenerationResult {
 
 class Session {
  public:
-  Session(const LlamaModel& model, int64_t context_size, int64_t batch_size = 512);
+  Session(const model::LlamaModel& model, int64_t context_size, int64_t batch_size = 512);
 
   // Feeds `ids` after the cached prefix they share and returns the last position's logits
   // (on the model's device, valid until the next call).
   Tensor prefill(const std::vector<int32_t>& ids);
-  GenerationResult generate(const std::vector<int32_t>& prompt, const GenerationOptions& opts, const Tokenizer* tok,
+  GenerationResult generate(const std::vector<int32_t>& prompt, const GenerationOptions& opts,
+                            const tokenizer::Tokenizer* tok,
                             const std::function<void(const std::string&)>& on_text = {});
   // Natural-log probability of ids[i] given ids[0..i) for i >= 1 (entry 0 is NaN); runs every
   // position through every layer.
@@ -49,12 +50,12 @@ class Session {
   const std::vector<int32_t>& cached_tokens() const { return tokens_; }
 
  private:
-  const LlamaModel& model_;
-  ForwardContext ctx_;
+  const model::LlamaModel& model_;
+  model::ForwardContext ctx_;
   KVCache cache_;
   int64_t batch_size_;
   std::vector<int32_t> tokens_;  // what the cache holds, position by position
   int64_t last_prefill_computed_ = 0;
 };
 
-}  // namespace skv
+}  // namespace skv::engine

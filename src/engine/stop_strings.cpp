@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace skv {
+namespace skv::engine {
 
 std::string StopStringMatcher::push(const std::string& text) {
   if (stopped_) return {};
@@ -45,4 +45,4 @@ std::string StopStringMatcher::flush() {
   return out;
 }
 
-}  // namespace skv
+}  // namespace skv::engine

@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-namespace skv {
+namespace skv::engine {
 
 // Detects stop strings in streamed text. push() returns the text that is safe to emit
 // now (text that could still become the start of a stop string is held back); once a stop
@@ -23,4 +23,4 @@ class StopStringMatcher {
   bool stopped_ = false;
 };
 
-}  // namespace skv
+}  // namespace skv::engine

@@ -22,7 +22,7 @@ using Json = nlohmann::ordered_json;  // TruthfulQA answers keep the order of th
 
 std::string read_text(const std::string& path) {
   try {
-    return read_file(path, "data file");
+    return io::read_file(path, "data file");
   } catch (const Error& e) {
     fail_like(e, e.what(), " (is --data-dir / SKV_DATA the shared data folder?)");
   }

@@ -55,7 +55,7 @@ size_t last_char_start(const std::string& s) {
   return i;
 }
 
-std::string remove_matches(const std::string& s, const Regex& re) {
+std::string remove_matches(const std::string& s, const tokenizer::Regex& re) {
   std::string out;
   size_t pos = 0;
   for (auto [b, e] : re.find_all(s)) {
@@ -67,8 +67,9 @@ std::string remove_matches(const std::string& s, const Regex& re) {
 }
 
 std::string normalize(std::string s) {
-  static const Regex kIgnore[] = {Regex(","), Regex(R"(\$)"), Regex(R"((?s).*#### )"), Regex(R"(\.$)")};
-  for (const Regex& re : kIgnore) s = remove_matches(s, re);
+  static const tokenizer::Regex kIgnore[] = {tokenizer::Regex(","), tokenizer::Regex(R"(\$)"),
+                                             tokenizer::Regex(R"((?s).*#### )"), tokenizer::Regex(R"(\.$)")};
+  for (const tokenizer::Regex& re : kIgnore) s = remove_matches(s, re);
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
@@ -92,7 +93,7 @@ std::string gsm8k_target(const std::string& answer) {
 }
 
 std::string gsm8k_extract_strict(const std::string& response) {
-  static const Regex kStrict(R"(The answer is (\-?[0-9\.\,]+).)");
+  static const tokenizer::Regex kStrict(R"(The answer is (\-?[0-9\.\,]+).)");
   auto m = kStrict.find_all(response);
   if (m.empty()) return kInvalid;
   // The whole match is "The answer is " + group + one more character (the regex's final "."
@@ -103,7 +104,7 @@ std::string gsm8k_extract_strict(const std::string& response) {
 }
 
 std::string gsm8k_extract_flexible(const std::string& response) {
-  static const Regex kFlexible(R"((-?[$0-9.,]{2,})|(-?[0-9]+))");
+  static const tokenizer::Regex kFlexible(R"((-?[$0-9.,]{2,})|(-?[0-9]+))");
   auto m = kFlexible.find_all(response);
   if (m.empty()) return kInvalid;
   // Exactly one of the two groups matched, and it spans the whole match.

@@ -31,8 +31,13 @@ int64_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>&
 
 }  // namespace
 
-EvalModel::EvalModel(const LlamaModel& model, const Tokenizer& tok, EvalModelOptions opts)
-    : model_(model), ctx_(model), tok_(tok), opts_(opts), cache_(make_cache(model, 1)), arena_(make_cache(model, 1)) {
+EvalModel::EvalModel(const model::LlamaModel& model, const tokenizer::Tokenizer& tok, EvalModelOptions opts)
+    : model_(model),
+      ctx_(model),
+      tok_(tok),
+      opts_(opts),
+      cache_(engine::make_cache(model, 1)),
+      arena_(engine::make_cache(model, 1)) {
   if (opts_.max_length < 2)
     fail("the evaluation context (max length) must be at least 2 tokens, got ", opts_.max_length);
   if (opts_.batch_tokens <= 0) fail("--batch-tokens must be positive, got ", opts_.batch_tokens);
@@ -81,7 +86,7 @@ void EvalModel::reserve(int64_t positions) {
   if (positions <= cache_.capacity) return;
   // Grow geometrically so a run of slowly lengthening inputs does not reallocate every time.
   const int64_t cap = std::min(std::max(positions, 2 * cache_.capacity), std::max(positions, opts_.max_length));
-  cache_ = make_cache(model_, cap);
+  cache_ = engine::make_cache(model_, cap);
   cached_.clear();
 }
 
@@ -97,11 +102,12 @@ void EvalModel::run(const std::vector<int32_t>& ids, int64_t logits_from, RowFn&
     const bool want = pos >= logits_from;
     const int64_t stop = want ? n : logits_from;
     const int64_t len = std::min(opts_.batch_tokens, stop - pos);
-    Tensor logits = model_.forward(ctx_, cache_, ids.data() + pos, len, pos, want ? Logits::All : Logits::None);
+    Tensor logits =
+        model_.forward(ctx_, cache_, ids.data() + pos, len, pos, want ? model::Logits::All : model::Logits::None);
     tokens_computed_ += len;
     if (want) {
-      ops::log_softmax_rows(logits);
-      logits = ops::to_host(logits);
+      backend::log_softmax_rows(logits);
+      logits = backend::to_host(logits);
       for (int64_t r = 0; r < len; ++r) row_fn(pos + r, logits.as<float>() + r * vocab, vocab);
     }
     cached_.insert(cached_.end(), ids.begin() + pos, ids.begin() + pos + len);
@@ -222,14 +228,14 @@ size_t EvalModel::prefix_slot(const std::vector<int32_t>& prefix, std::vector<bo
   // Capacities in steps of 128 positions, so prefixes of slowly varying length reuse a cache.
   const int64_t cap = (p + 127) / 128 * 128;
   if (best == prefixes_.size()) {
-    prefixes_.push_back({make_cache(model_, cap), {}});
+    prefixes_.push_back({engine::make_cache(model_, cap), {}});
     taken.push_back(false);
     best_len = 0;
   }
   PrefixCache& pc = prefixes_[best];
   pc.tokens.resize(best_len);
   if (pc.cache.capacity < p) {
-    KVCache bigger = make_cache(model_, cap);
+    engine::KVCache bigger = engine::make_cache(model_, cap);
     bigger.copy_prefix_from(pc.cache, best_len);
     pc.cache = std::move(bigger);
   }
@@ -242,7 +248,7 @@ void EvalModel::run_batched(std::vector<Work>& work, RowFn&& row_fn) {
   const int64_t vocab = model_.config().vocab_size;
   std::vector<int64_t> done(work.size());
   for (size_t i = 0; i < work.size(); ++i) done[i] = work[i].from;
-  std::vector<SeqChunk> chunks;
+  std::vector<model::SeqChunk> chunks;
   std::vector<size_t> owner;
   for (size_t next = 0;;) {
     while (next < work.size() && done[next] >= work[next].to) ++next;
@@ -267,8 +273,8 @@ void EvalModel::run_batched(std::vector<Work>& work, RowFn&& row_fn) {
     for (size_t c = 0; c < chunks.size(); ++c) {
       const size_t i = owner[c];
       if (chunks[c].logits.defined()) {
-        ops::log_softmax_rows(chunks[c].logits);
-        const Tensor rows = ops::to_host(chunks[c].logits);
+        backend::log_softmax_rows(chunks[c].logits);
+        const Tensor rows = backend::to_host(chunks[c].logits);
         for (int64_t r = 0; r < chunks[c].n; ++r) row_fn(i, done[i] + r, rows.as<float>() + r * vocab, vocab);
       }
       done[i] += chunks[c].n;
@@ -329,7 +335,7 @@ void EvalModel::score_batch(const std::vector<const Prepared*>& reqs, const std:
         pc.tokens.assign(prefixes[g].begin(), prefixes[g].begin() + pl.shared);
       }
       const int64_t have = pc.tokens.size(), p = prefixes[g].size();
-      if (have < p) work.push_back({&pc.cache, prefixes[g].data(), have, p, Logits::None});
+      if (have < p) work.push_back({&pc.cache, prefixes[g].data(), have, p, model::Logits::None});
     }
     run_batched(work, [](size_t, int64_t, const float*, int64_t) {});
     for (const auto& [g, s] : slot_of)
@@ -342,10 +348,10 @@ void EvalModel::score_batch(const std::vector<const Prepared*>& reqs, const std:
   for (const Prepared* r : reqs) total += r->inp.size();
   if (arena_.capacity < total) {
     const int64_t grown = std::max(total, std::min(2 * arena_.capacity, cache_budget()));
-    arena_ = make_cache(model_, 1);  // release the old one before the bigger one is made
-    arena_ = make_cache(model_, grown);
+    arena_ = engine::make_cache(model_, 1);  // release the old one before the bigger one is made
+    arena_ = engine::make_cache(model_, grown);
   }
-  std::vector<KVCache> caches;
+  std::vector<engine::KVCache> caches;
   caches.reserve(reqs.size());
   int64_t at = 0;
   for (const Prepared* r : reqs) {
@@ -359,7 +365,7 @@ void EvalModel::score_batch(const std::vector<const Prepared*>& reqs, const std:
   work.clear();
   for (size_t j = 0; j < reqs.size(); ++j) {
     const int64_t n = reqs[j]->inp.size();
-    work.push_back({&caches[j], reqs[j]->inp.data(), n - reqs[j]->m, n, Logits::All});
+    work.push_back({&caches[j], reqs[j]->inp.data(), n - reqs[j]->m, n, model::Logits::All});
   }
   run_batched(work, [&](size_t j, int64_t pos, const float* row, int64_t vocab) {
     const Prepared& r = *reqs[j];
@@ -396,8 +402,8 @@ GenerateResult EvalModel::generate_until(const std::string& context, const std::
 
   std::set<int32_t> eos(model_.config().eos_token_ids.begin(), model_.config().eos_token_ids.end());
   if (auto e = tok_.eos_id()) eos.insert(*e);
-  StreamDecoder decoder(tok_);
-  StopStringMatcher stops(until);
+  tokenizer::StreamDecoder decoder(tok_);
+  engine::StopStringMatcher stops(until);
   GenerateResult g;
   int32_t next = 0;
   run(ids, ids.size() - 1, [&](int64_t, const float* row, int64_t vocab) { next = argmax_row(row, vocab); });
@@ -408,7 +414,7 @@ GenerateResult EvalModel::generate_until(const std::string& context, const std::
     g.text += stops.push(decoder.push(next));
     if (stops.stopped() || i + 1 == max_tokens) break;
     const int64_t pos = cached_.size();
-    const Tensor logits = ops::to_host(model_.forward(ctx_, cache_, &next, 1, pos, Logits::Last));
+    const Tensor logits = backend::to_host(model_.forward(ctx_, cache_, &next, 1, pos, model::Logits::Last));
     ++tokens_computed_;
     cached_.push_back(next);
     next = argmax_row(logits.as<float>(), vocab);

@@ -43,7 +43,7 @@ struct GenerateResult {
 
 class EvalModel {
  public:
-  EvalModel(const LlamaModel& model, const Tokenizer& tok, EvalModelOptions opts);
+  EvalModel(const model::LlamaModel& model, const tokenizer::Tokenizer& tok, EvalModelOptions opts);
 
   // The tokenizer's default special tokens (none without opts.add_bos), and none for text that
   // starts with the prefix token's text, as lm-eval 0.4.13's tok_encode.
@@ -109,10 +109,10 @@ class EvalModel {
   };
   // Rows [from, to) of one sequence to run; the logits of its rows if `which` is All.
   struct Work {
-    KVCache* cache;
+    engine::KVCache* cache;
     const int32_t* ids;
     int64_t from, to;
-    Logits which;
+    model::Logits which;
   };
   // Scores one batch (caches within cache_budget()); prefixes[g] is group g's prefix.
   void score_batch(const std::vector<const Prepared*>& reqs, const std::vector<std::vector<int32_t>>& prefixes,
@@ -125,22 +125,22 @@ class EvalModel {
   // longest part of it, grown if too small; its tokens are cut to that common part.
   size_t prefix_slot(const std::vector<int32_t>& prefix, std::vector<bool>& taken);
 
-  const LlamaModel& model_;
-  ForwardContext ctx_;
-  const Tokenizer& tok_;
+  const model::LlamaModel& model_;
+  model::ForwardContext ctx_;
+  const tokenizer::Tokenizer& tok_;
   EvalModelOptions opts_;
   int32_t prefix_ = 0;
   std::string prefix_text_;  // the prefix token decoded, for the starts-with-BOS rule
-  KVCache cache_;
+  engine::KVCache cache_;
   std::vector<int32_t> cached_;  // the tokens whose K/V the cache holds, position by position
   // Batched scoring: group prefix caches kept between calls with the tokens they hold, and
   // one allocation that the requests' caches are slices of.
   struct PrefixCache {
-    KVCache cache;
+    engine::KVCache cache;
     std::vector<int32_t> tokens;
   };
   std::vector<PrefixCache> prefixes_;
-  KVCache arena_;
+  engine::KVCache arena_;
   int64_t tokens_computed_ = 0;
 };
 

@@ -9,7 +9,7 @@
 namespace skv::eval {
 
 std::vector<Doc> read_mc_file(const std::string& path) {
-  std::istringstream in(read_file(path, "multiple-choice file"));
+  std::istringstream in(io::read_file(path, "multiple-choice file"));
   std::vector<Doc> docs;
   std::string line;
   for (int64_t no = 1; std::getline(in, line); ++no) {

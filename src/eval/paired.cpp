@@ -23,7 +23,7 @@ using ItemKey = std::pair<std::string, int64_t>;
 using Items = std::map<ItemKey, std::map<std::string, double>>;
 
 void read_samples(const std::string& path, Items& items) {
-  std::istringstream in(read_file(path, "samples file"));
+  std::istringstream in(io::read_file(path, "samples file"));
   std::string line;
   int64_t line_no = 0;
   while (std::getline(in, line)) {

@@ -76,7 +76,7 @@ ResultsSets load_results_sets(const std::vector<std::string>& paths) {
   if (paths.empty()) fail("--compare needs results files: swiftkv eval --compare a.json b.json ...");
   ResultsSets r;
   for (const std::string& p : paths) {
-    const std::string text = read_file(p, "results file");
+    const std::string text = io::read_file(p, "results file");
     Json j;
     try {
       j = Json::parse(text);

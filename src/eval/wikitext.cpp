@@ -22,7 +22,7 @@ std::string replace_all(std::string s, std::string_view from, std::string_view t
 // re.sub(open + r"\s*([^" + close + r"]*?)\s*" + close, open + r"\1" + close, s): each match runs
 // from an opening character to the nearest closing one, and the group is what lies between
 // with its surrounding whitespace removed, so the replacement is that text, stripped.
-std::string tighten(const std::string& s, const Regex& re) {
+std::string tighten(const std::string& s, const tokenizer::Regex& re) {
   std::string out;
   size_t pos = 0;
   for (auto [b, e] : re.find_all(s)) {
@@ -71,11 +71,11 @@ std::vector<std::string> wikitext_documents(std::string_view raw) {
 }
 
 std::string wikitext_detokenize(const std::string& page) {
-  static const Regex kParens(R"(\(\s*[^\)]*?\s*\))");
-  static const Regex kBrackets(R"(\[\s*[^\]]*?\s*\])");
-  static const Regex kBraces(R"(\{\s*[^}]*?\s*\})");
-  static const Regex kDoubleQuotes(R"("\s*[^"]*?\s*")");
-  static const Regex kSingleQuotes(R"('\s*[^']*?\s*')");
+  static const tokenizer::Regex kParens(R"(\(\s*[^\)]*?\s*\))");
+  static const tokenizer::Regex kBrackets(R"(\[\s*[^\]]*?\s*\])");
+  static const tokenizer::Regex kBraces(R"(\{\s*[^}]*?\s*\})");
+  static const tokenizer::Regex kDoubleQuotes(R"("\s*[^"]*?\s*")");
+  static const tokenizer::Regex kSingleQuotes(R"('\s*[^']*?\s*')");
   std::string s = page;
   // contractions
   s = replace_all(s, "s '", "s'");

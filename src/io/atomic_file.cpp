@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 
-namespace skv {
+namespace skv::io {
 namespace {
 
 // Deletes the temporary file unless it was renamed into place.
@@ -86,4 +86,4 @@ int remove_stale_temporaries(const std::string& path) {
   return removed;
 }
 
-}  // namespace skv
+}  // namespace skv::io

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-namespace skv {
+namespace skv::io {
 
 // The file's bytes are the parts, in order, written straight from where they are (no copy).
 // Throws skv::Error naming the path; the temporary file is removed on failure.
@@ -19,4 +19,4 @@ void write_file_atomic(const std::string& path, const std::string& bytes);
 // writing PATH.
 int remove_stale_temporaries(const std::string& path);
 
-}  // namespace skv
+}  // namespace skv::io

@@ -7,7 +7,7 @@
 #include "io/gguf.h"
 #include "io/mapped_file.h"
 
-namespace skv {
+namespace skv::io {
 
 namespace {
 
@@ -66,11 +66,11 @@ void detect_architecture(const json& j, const std::string& origin, ModelConfig& 
   if (auto it = j.find("architectures"); it != j.end() && it->is_array() && !it->empty() && (*it)[0].is_string())
     cls = (*it)[0].get<std::string>();
   if (auto it = j.find("model_type"); it != j.end() && it->is_string()) model_type = it->get<std::string>();
-  const ArchInfo* a = arch_by_class(cls, &c.swiftkv_checkpoint);
-  if (!a) a = arch_by_model_type(model_type, &c.swiftkv_checkpoint);
+  const model::ArchInfo* a = model::arch_by_class(cls, &c.swiftkv_checkpoint);
+  if (!a) a = model::arch_by_model_type(model_type, &c.swiftkv_checkpoint);
   if (!a) {
     const std::string shown = !cls.empty() ? cls : !model_type.empty() ? model_type : "(none given)";
-    fail(origin, ": unsupported architecture '", shown, "' (supported: ", supported_arch_list(true), ")");
+    fail(origin, ": unsupported architecture '", shown, "' (supported: ", model::supported_arch_list(true), ")");
   }
   c.arch = a->id;
 }
@@ -164,7 +164,7 @@ ModelConfig config_from_json_text(const std::string& text, const std::string& or
 
   ModelConfig c;
   detect_architecture(j, origin, c);
-  const ArchInfo& arch = c.arch_info();
+  const model::ArchInfo& arch = c.arch_info();
   const Fields f{j, origin, ""};
   c.vocab_size = f.get_int("vocab_size");
   c.hidden_size = f.get_int("hidden_size");
@@ -238,8 +238,9 @@ ModelConfig config_from_gguf(const GGUFFile& f) {
   const std::string& path = f.path();
   if (!f.has("general.architecture")) fail(path, ": metadata key 'general.architecture' not found");
   const std::string arch = f.get_string("general.architecture");
-  const ArchInfo* info = arch_by_gguf_name(arch);
-  if (!info) fail(path, ": unsupported GGUF architecture '", arch, "' (supported: ", supported_gguf_arch_list(), ")");
+  const model::ArchInfo* info = model::arch_by_gguf_name(arch);
+  if (!info)
+    fail(path, ": unsupported GGUF architecture '", arch, "' (supported: ", model::supported_gguf_arch_list(), ")");
   // llama.cpp stores llama3 rope scaling as precomputed per-frequency divisors in this tensor
   // instead of metadata; supporting it would need a rope variant driven by that tensor.
   if (f.has_tensor("rope_freqs.weight"))
@@ -289,4 +290,4 @@ ModelConfig config_from_gguf(const GGUFFile& f) {
   return c;
 }
 
-}  // namespace skv
+}  // namespace skv::io

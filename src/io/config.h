@@ -7,7 +7,7 @@
 
 #include "model/arch.h"
 
-namespace skv {
+namespace skv::io {
 
 class GGUFFile;
 
@@ -20,7 +20,7 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  Arch arch = Arch::Llama;
+  model::Arch arch = model::Arch::Llama;
   bool swiftkv_checkpoint = false;  // model_type <arch>_swiftkv: has the SwiftKV fields / tensors
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
@@ -44,8 +44,8 @@ struct ModelConfig {
   int64_t num_key_value_layers = 0;
   int64_t key_value_group_size = 1;
 
-  const ArchInfo& arch_info() const { return skv::arch_info(arch); }
-  std::string model_type() const { return model_type_name(arch, swiftkv_checkpoint); }
+  const model::ArchInfo& arch_info() const { return skv::model::arch_info(arch); }
+  std::string model_type() const { return model::model_type_name(arch, swiftkv_checkpoint); }
   bool o_proj_bias() const { return attention_bias && arch_info().o_bias_follows_qkv; }
   bool qk_norm() const { return arch_info().qk_norm; }
 
@@ -58,4 +58,4 @@ ModelConfig config_from_json_file(const std::string& path);
 ModelConfig config_from_json_text(const std::string& text, const std::string& origin);
 ModelConfig config_from_gguf(const GGUFFile& f);
 
-}  // namespace skv
+}  // namespace skv::io

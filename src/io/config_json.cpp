@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 
-namespace skv {
+namespace skv::io {
 
 namespace {
 
@@ -42,7 +42,7 @@ void set_token_ids(ojson& j, const ModelConfig& c) {
 // depends on the model type (a qwen2 base has implicit q/k/v biases and no head_dim) are stated
 // explicitly, so a loader of the SwiftKV variant need not know the base type's defaults.
 void set_model_fields(ojson& j, const ModelConfig& c) {
-  j["architectures"] = ojson::array({hf_class_name(c.arch, c.swiftkv_checkpoint)});
+  j["architectures"] = ojson::array({model::hf_class_name(c.arch, c.swiftkv_checkpoint)});
   j["model_type"] = c.model_type();
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
@@ -121,4 +121,4 @@ std::string generation_config_to_json_text(const ModelConfig& c) {
   return j.dump(2) + "\n";
 }
 
-}  // namespace skv
+}  // namespace skv::io

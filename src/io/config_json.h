@@ -5,7 +5,7 @@
 
 #include "io/config.h"
 
-namespace skv {
+namespace skv::io {
 
 // The config.json text (pretty-printed, trailing newline) describing `c`, including the
 // SwiftKV fields for a SwiftKV checkpoint and `c.torch_dtype` as the stored dtype.
@@ -19,4 +19,4 @@ std::string config_to_json_text(const ModelConfig& c, const std::string& origina
 // A minimal generation_config.json (bos / eos ids) for a checkpoint whose source had none.
 std::string generation_config_to_json_text(const ModelConfig& c);
 
-}  // namespace skv
+}  // namespace skv::io

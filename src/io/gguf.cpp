@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 
-namespace skv {
+namespace skv::io {
 
 static_assert(std::endian::native == std::endian::little, "GGUF is read in place: little-endian hosts only");
 
@@ -360,4 +360,4 @@ Tensor GGUFFile::tensor(const std::string& name) const {
   return Tensor::view(*dtype, std::move(shape), file_->data() + data_offset_ + t.offset, file_);
 }
 
-}  // namespace skv
+}  // namespace skv::io

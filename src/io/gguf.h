@@ -11,7 +11,7 @@
 #include "core/tensor.h"
 #include "io/mapped_file.h"
 
-namespace skv {
+namespace skv::io {
 
 // Scalars are widened: every integer type and bool -> int64_t, floats -> double.
 using GGUFValue =
@@ -69,4 +69,4 @@ class GGUFFile {
 // "unknown" for ids ggml never assigned.
 const char* ggml_type_name(uint32_t ggml_type);
 
-}  // namespace skv
+}  // namespace skv::io

@@ -16,7 +16,7 @@
 #include "io/read_file.h"
 #include "io/safetensors.h"
 
-namespace skv {
+namespace skv::io {
 
 namespace {
 
@@ -103,7 +103,7 @@ std::map<std::string, Tensor> export_tensors(const ModelFiles& files, DType dtyp
       out.emplace(name, t);
       continue;
     }
-    Tensor v = t.dtype == dtype ? t : ops::to_dtype(t, dtype);
+    Tensor v = t.dtype == dtype ? t : backend::to_dtype(t, dtype);
     if (files.rope_interleaved)
       if (const int64_t heads = permuted_heads(name, c)) v = unpermute_rope_rows(v, heads);
     out.emplace(name, std::move(v));
@@ -276,4 +276,4 @@ HfExportResult export_hf_directory(const ModelFiles& files, const std::string& o
   return result;
 }
 
-}  // namespace skv
+}  // namespace skv::io

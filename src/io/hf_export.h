@@ -9,7 +9,7 @@
 #include "core/tensor.h"
 #include "io/model_files.h"
 
-namespace skv {
+namespace skv::io {
 
 struct HfExportOptions {
   DType dtype = DType::F32;  // every floating-point tensor is stored in this (F32, F16 or BF16)
@@ -52,4 +52,4 @@ HfExportResult export_hf_directory(const ModelFiles& files, const std::string& o
 // GGUF row h*D + 2*j + half. t: a plain-dtype [n_head * D, in] weight or [n_head * D] bias.
 Tensor unpermute_rope_rows(const Tensor& t, int64_t n_head);
 
-}  // namespace skv
+}  // namespace skv::io

@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 
-namespace skv {
+namespace skv::io {
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -60,4 +60,4 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-}  // namespace skv
+}  // namespace skv::io

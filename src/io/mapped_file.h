@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-namespace skv {
+namespace skv::io {
 
 class MappedFile {
  public:
@@ -27,4 +27,4 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-}  // namespace skv
+}  // namespace skv::io

@@ -11,7 +11,7 @@
 #include "io/safetensors.h"
 #include "model/arch.h"
 
-namespace skv {
+namespace skv::io {
 
 namespace fs = std::filesystem;
 
@@ -33,7 +33,7 @@ void open_gguf(ModelFiles& m) {
   m.config = config_from_gguf(*m.gguf);
   m.rope_interleaved = m.config.arch_info().gguf_permuted_qk;
   for (const auto& info : m.gguf->tensor_infos())
-    add_tensor(m, hf_tensor_name_from_gguf(info.name), m.gguf->tensor(info.name), m.path);
+    add_tensor(m, model::hf_tensor_name_from_gguf(info.name), m.gguf->tensor(info.name), m.path);
 }
 
 void open_sharded(ModelFiles& m, const std::string& index_path, const fs::path& dir) {
@@ -136,4 +136,4 @@ ModelFiles open_model_files(const std::string& path) {
   return m;
 }
 
-}  // namespace skv
+}  // namespace skv::io

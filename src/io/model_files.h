@@ -10,7 +10,7 @@
 #include "core/tensor.h"
 #include "io/config.h"
 
-namespace skv {
+namespace skv::io {
 
 class GGUFFile;
 class SafetensorsFile;
@@ -46,4 +46,4 @@ std::string layer_tensor_name(int64_t layer, const std::string& suffix);
 // .gguf file. Throws skv::Error with a one-line message naming the problem.
 ModelFiles open_model_files(const std::string& path);
 
-}  // namespace skv
+}  // namespace skv::io

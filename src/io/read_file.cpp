@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 
-namespace skv {
+namespace skv::io {
 namespace {
 
 // Closes the descriptor on every path out, the throwing ones included.
@@ -44,4 +44,4 @@ std::string read_file(const std::string& path, std::string_view what) {
   return out;
 }
 
-}  // namespace skv
+}  // namespace skv::io

@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-namespace skv {
+namespace skv::io {
 
 // The file's bytes. Throws skv::Error (invalid input) reading
 //   cannot open <what> '<path>': <errno reason>   (or "cannot read ...")
@@ -11,4 +11,4 @@ namespace skv {
 // Anything readable works, a pipe such as /dev/stdin included.
 std::string read_file(const std::string& path, std::string_view what = "file");
 
-}  // namespace skv
+}  // namespace skv::io

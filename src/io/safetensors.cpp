@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 
-namespace skv {
+namespace skv::io {
 
 namespace {
 
@@ -177,4 +177,4 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   write_file_atomic(path, parts);
 }
 
-}  // namespace skv
+}  // namespace skv::io

@@ -9,7 +9,7 @@
 #include "core/tensor.h"
 #include "io/mapped_file.h"
 
-namespace skv {
+namespace skv::io {
 
 class SafetensorsFile {
  public:
@@ -32,4 +32,4 @@ class SafetensorsFile {
 void write_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
-}  // namespace skv
+}  // namespace skv::io

@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 
-namespace skv {
+namespace skv::model {
 
 namespace {
 
@@ -112,4 +112,4 @@ std::string hf_tensor_name_from_gguf(const std::string& name) {
   return name;
 }
 
-}  // namespace skv
+}  // namespace skv::model

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace skv {
+namespace skv::model {
 
 enum class Arch { Llama, Qwen2, Qwen3, Mistral };
 
@@ -57,4 +57,4 @@ std::string hf_class_name(Arch a, bool swiftkv);
 // unchanged so model code can still look them up.
 std::string hf_tensor_name_from_gguf(const std::string& gguf_name);
 
-}  // namespace skv
+}  // namespace skv::model

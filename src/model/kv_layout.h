@@ -7,7 +7,7 @@
 #include "core/tensor.h"
 #include "io/config.h"
 
-namespace skv {
+namespace skv::model {
 
 // The K/V wiring of one path through a model. The teacher path (a plain model, or a SwiftKV
 // checkpoint run with --no-swiftkv) has first_skip == num_layers: every layer owns its K/V.
@@ -16,8 +16,8 @@ struct KVLayout {
   int64_t first_skip = 0;  // M: layers >= M take K/V from norm_swiftkv(x_M)
   int64_t group = 1;       // G: AcrossKV group size
 
-  static KVLayout teacher(const ModelConfig& c) { return {c.num_layers, c.num_layers, 1}; }
-  static KVLayout swiftkv(const ModelConfig& c) {
+  static KVLayout teacher(const io::ModelConfig& c) { return {c.num_layers, c.num_layers, 1}; }
+  static KVLayout swiftkv(const io::ModelConfig& c) {
     return {c.num_layers, c.num_key_value_layers, c.key_value_group_size};
   }
 
@@ -47,4 +47,4 @@ struct SeqKV {
   int64_t capacity = 0;
 };
 
-}  // namespace skv
+}  // namespace skv::model

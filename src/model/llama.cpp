@@ -7,13 +7,13 @@
 #include "core/error.h"
 #include "model/rope_table.h"
 
-namespace skv {
+namespace skv::model {
 namespace {
 
 // Qwen3's q_norm / k_norm: RMSNorm over each head_dim slice of every row, in place.
 void head_norm(Tensor& x, int64_t heads, const Tensor& w, float eps) {
   Tensor per_head = x.reshaped({x.rows() * heads, x.cols() / heads});
-  ops::rms_norm(per_head, w, eps, per_head);
+  backend::rms_norm(per_head, w, eps, per_head);
 }
 
 bool is_swiftkv_tensor(const std::string& name) { return name.find("_swiftkv.") != std::string::npos; }
@@ -49,12 +49,12 @@ Tensor ForwardContext::stage_i32(const std::vector<int32_t>& host, Tensor& dev) 
   const Tensor h = Tensor::view(DType::I32, {n, 1}, host.data());
   if (device_.is_host()) return h;
   Tensor d = take(dev, n, 1, DType::I32);
-  ops::copy(h, d);
+  backend::copy(h, d);
   return d;
 }
 
-LlamaModel::LlamaModel(ModelFiles files, ModelOptions opts) : files_(std::move(files)), opts_(opts) {
-  const ModelConfig& c = files_.config;
+LlamaModel::LlamaModel(io::ModelFiles files, ModelOptions opts) : files_(std::move(files)), opts_(opts) {
+  const io::ModelConfig& c = files_.config;
   c.validate();
   const bool swiftkv = c.swiftkv_checkpoint && c.swiftkv && opts.swiftkv;
   layout_ = swiftkv ? KVLayout::swiftkv(c) : KVLayout::teacher(c);
@@ -83,14 +83,14 @@ void LlamaModel::upload_weights() {
   auto up = [&](Tensor& t) {
     if (!t.defined()) return;
     auto it = done.find(t.data);
-    if (it == done.end()) it = done.emplace(t.data, ops::clone(t, opts_.device)).first;
+    if (it == done.end()) it = done.emplace(t.data, backend::clone(t, opts_.device)).first;
     t = it->second;
   };
   w_.for_each(up);
 }
 
 void LlamaModel::bind_swiftkv() {
-  const ModelConfig& c = files_.config;
+  const io::ModelConfig& c = files_.config;
   const int64_t d = c.hidden_size, kv_dim = c.num_kv_heads * c.head_dim;
   w_.norm_swiftkv = files_.get(swiftkv_norm_name(), {d});
   std::vector<Tensor> parts, biases;  // k, v of each leader in layer order
@@ -110,9 +110,9 @@ void LlamaModel::bind_swiftkv() {
     if (p.dtype != dt) dt = DType::F32;
   Tensor stacked = Tensor::empty(dt, {static_cast<int64_t>(parts.size()) * kv_dim, d});
   for (size_t i = 0; i < parts.size(); ++i) {
-    const Tensor src = parts[i].dtype == dt ? parts[i] : ops::to_dtype(parts[i], dt);
+    const Tensor src = parts[i].dtype == dt ? parts[i] : backend::to_dtype(parts[i], dt);
     Tensor dst = stacked.row_block(static_cast<int64_t>(i) * kv_dim, kv_dim);
-    ops::copy(src, dst);
+    backend::copy(src, dst);
     files_.release_pages(parts[i]);  // its values live on in the stacked copy only
   }
   w_.kv_swiftkv = stacked;
@@ -121,7 +121,7 @@ void LlamaModel::bind_swiftkv() {
     Tensor b = Tensor::empty(DType::F32, {static_cast<int64_t>(biases.size()), kv_dim});
     for (size_t i = 0; i < biases.size(); ++i) {
       Tensor dst = b.row_block(static_cast<int64_t>(i), 1);
-      ops::copy(ops::to_dtype(biases[i], DType::F32), dst);
+      backend::copy(backend::to_dtype(biases[i], DType::F32), dst);
     }
     b = b.reshaped({static_cast<int64_t>(biases.size()) * kv_dim});
     w_.kv_swiftkv_bias = b;
@@ -130,15 +130,15 @@ void LlamaModel::bind_swiftkv() {
 }
 
 std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path, ModelOptions opts) {
-  return std::make_unique<LlamaModel>(open_model_files(path), opts);
+  return std::make_unique<LlamaModel>(io::open_model_files(path), opts);
 }
 
 KVSpec LlamaModel::kv_spec() const {
-  const ModelConfig& c = files_.config;
+  const io::ModelConfig& c = files_.config;
   return {layout_.cache_layers(), c.num_kv_heads * c.head_dim, opts_.device};
 }
 
-size_t LlamaModel::kv_bytes_per_token(const ModelConfig& c, const KVLayout& layout) {
+size_t LlamaModel::kv_bytes_per_token(const io::ModelConfig& c, const KVLayout& layout) {
   return static_cast<size_t>(layout.cache_layers()) * c.num_kv_heads * c.head_dim * sizeof(float) * 2;
 }
 
@@ -157,35 +157,35 @@ void count_linear(FlopCount& f, int64_t n, const Tensor& w) {
 // layers find theirs already there (swiftkv_kv).
 void LlamaModel::layer(ForwardContext& ctx, int64_t l, Tensor& x, const std::vector<Span>& spans,
                        const Tensor& pos) const {
-  const ModelConfig& c = files_.config;
+  const io::ModelConfig& c = files_.config;
   const LayerWeights& lw = w_.layers[l];
   const int64_t n = x.rows(), q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const int64_t ci = layout_.cache_index(l);
   FlopCount& flops = ctx.flops_;
   Tensor xn = ctx.take(ctx.xn_, n, c.hidden_size), q = ctx.take(ctx.q_, n, q_dim);
-  ops::rms_norm(x, lw.attn_norm, eps, xn);
-  ops::linear(xn, lw.wq, lw.bq.defined() ? &lw.bq : nullptr, q);
+  backend::rms_norm(x, lw.attn_norm, eps, xn);
+  backend::linear(xn, lw.wq, lw.bq.defined() ? &lw.bq : nullptr, q);
   count_linear(flops, n, lw.wq);
   if (lw.q_norm.defined()) head_norm(q, c.num_heads, lw.q_norm, eps);
-  ops::rope(q, c.num_heads, pos, rope_);
+  backend::rope(q, c.num_heads, pos, rope_);
   if (lw.wk.defined()) {
     // One sequence's new K/V rows go straight from the projection into its cache; several
     // sequences' are computed as one block and then copied into each cache.
     const bool direct = spans.size() == 1;
     Tensor k = direct ? spans[0].kv->k[ci].row_block(spans[0].n_past, n) : ctx.take(ctx.k_, n, kv_dim);
     Tensor v = direct ? spans[0].kv->v[ci].row_block(spans[0].n_past, n) : ctx.take(ctx.v_, n, kv_dim);
-    ops::linear(xn, lw.wk, lw.bk.defined() ? &lw.bk : nullptr, k);
-    ops::linear(xn, lw.wv, lw.bv.defined() ? &lw.bv : nullptr, v);
+    backend::linear(xn, lw.wk, lw.bk.defined() ? &lw.bk : nullptr, k);
+    backend::linear(xn, lw.wv, lw.bv.defined() ? &lw.bv : nullptr, v);
     count_linear(flops, n, lw.wk);
     count_linear(flops, n, lw.wv);
     if (lw.k_norm.defined()) head_norm(k, c.num_kv_heads, lw.k_norm, eps);
-    ops::rope(k, c.num_kv_heads, pos, rope_);
+    backend::rope(k, c.num_kv_heads, pos, rope_);
     if (!direct) {
       for (const Span& sp : spans) {
         Tensor kc = sp.kv->k[ci].row_block(sp.n_past, sp.n), vc = sp.kv->v[ci].row_block(sp.n_past, sp.n);
-        ops::copy(k.row_block(sp.row0, sp.n), kc);
-        ops::copy(v.row_block(sp.row0, sp.n), vc);
+        backend::copy(k.row_block(sp.row0, sp.n), kc);
+        backend::copy(v.row_block(sp.row0, sp.n), vc);
       }
     }
   }
@@ -193,26 +193,26 @@ void LlamaModel::layer(ForwardContext& ctx, int64_t l, Tensor& x, const std::vec
   Tensor attn = ctx.take(ctx.attn_, n, q_dim);
   for (const Span& sp : spans) {
     Tensor out = attn.row_block(sp.row0, sp.n);
-    ops::attention(q.row_block(sp.row0, sp.n), sp.kv->k[ci], sp.kv->v[ci], sp.n_past, c.num_heads, c.num_kv_heads,
-                   scale, out, c.sliding_window);
+    backend::attention(q.row_block(sp.row0, sp.n), sp.kv->k[ci], sp.kv->v[ci], sp.n_past, c.num_heads, c.num_kv_heads,
+                       scale, out, c.sliding_window);
     // QK^T and PV are 2 * H * D FLOPs per visible key each.
-    flops.attention += 4.0 * c.num_heads * c.head_dim * ops::attention_keys(sp.n_past, sp.n, c.sliding_window);
+    flops.attention += 4.0 * c.num_heads * c.head_dim * backend::attention_keys(sp.n_past, sp.n, c.sliding_window);
   }
   Tensor proj = ctx.take(ctx.proj_, n, c.hidden_size);
-  ops::linear(attn, lw.wo, lw.bo.defined() ? &lw.bo : nullptr, proj);
+  backend::linear(attn, lw.wo, lw.bo.defined() ? &lw.bo : nullptr, proj);
   count_linear(flops, n, lw.wo);
-  ops::add_inplace(x, proj);
+  backend::add_inplace(x, proj);
 
   Tensor gate = ctx.take(ctx.gate_, n, c.intermediate_size), up = ctx.take(ctx.up_, n, c.intermediate_size);
-  ops::rms_norm(x, lw.ffn_norm, eps, xn);
-  ops::linear(xn, lw.w_gate, nullptr, gate);
-  ops::linear(xn, lw.w_up, nullptr, up);
-  ops::silu_mul(gate, up, gate);
-  ops::linear(gate, lw.w_down, nullptr, proj);
+  backend::rms_norm(x, lw.ffn_norm, eps, xn);
+  backend::linear(xn, lw.w_gate, nullptr, gate);
+  backend::linear(xn, lw.w_up, nullptr, up);
+  backend::silu_mul(gate, up, gate);
+  backend::linear(gate, lw.w_down, nullptr, proj);
   count_linear(flops, n, lw.w_gate);
   count_linear(flops, n, lw.w_up);
   count_linear(flops, n, lw.w_down);
-  ops::add_inplace(x, proj);
+  backend::add_inplace(x, proj);
 }
 
 // K/V of every layer >= M for all rows of x = x_M: one GEMM of norm_swiftkv(x_M) against the
@@ -220,13 +220,13 @@ void LlamaModel::layer(ForwardContext& ctx, int64_t l, Tensor& x, const std::vec
 // layer. Each position's later-layer K/V is written exactly once.
 void LlamaModel::swiftkv_kv(ForwardContext& ctx, const Tensor& x, const std::vector<Span>& spans,
                             const Tensor& pos) const {
-  const ModelConfig& c = files_.config;
+  const io::ModelConfig& c = files_.config;
   const int64_t n = x.rows(), kv_dim = c.num_kv_heads * c.head_dim;
   const int64_t width = w_.kv_swiftkv.rows();
   Tensor h = ctx.take(ctx.h_, n, c.hidden_size);
-  ops::rms_norm(x, w_.norm_swiftkv, static_cast<float>(c.rms_norm_eps), h);
+  backend::rms_norm(x, w_.norm_swiftkv, static_cast<float>(c.rms_norm_eps), h);
   Tensor kv = ctx.take(ctx.kv_, n, width);
-  ops::linear(h, w_.kv_swiftkv, w_.kv_swiftkv_bias.defined() ? &w_.kv_swiftkv_bias : nullptr, kv);
+  backend::linear(h, w_.kv_swiftkv, w_.kv_swiftkv_bias.defined() ? &w_.kv_swiftkv_bias : nullptr, kv);
   count_linear(ctx.flops_, n, w_.kv_swiftkv);
   const int64_t groups = width / (2 * kv_dim);
   for (int64_t g = 0; g < groups; ++g) {
@@ -234,22 +234,22 @@ void LlamaModel::swiftkv_kv(ForwardContext& ctx, const Tensor& x, const std::vec
     for (const Span& sp : spans) {
       Tensor k = sp.kv->k[ci].row_block(sp.n_past, sp.n), v = sp.kv->v[ci].row_block(sp.n_past, sp.n);
       const Tensor src = kv.row_block(sp.row0, sp.n);
-      ops::copy_cols(src, 2 * g * kv_dim, k);
-      ops::copy_cols(src, 2 * g * kv_dim + kv_dim, v);
+      backend::copy_cols(src, 2 * g * kv_dim, k);
+      backend::copy_cols(src, 2 * g * kv_dim + kv_dim, v);
       if (!w_.k_norm_swiftkv.empty())
         head_norm(k, c.num_kv_heads, w_.k_norm_swiftkv[g], static_cast<float>(c.rms_norm_eps));
-      ops::rope(k, c.num_kv_heads, pos.row_block(sp.row0, sp.n), rope_);
+      backend::rope(k, c.num_kv_heads, pos.row_block(sp.row0, sp.n), rope_);
     }
   }
 }
 
 Tensor LlamaModel::head(ForwardContext& ctx, const Tensor& rows) const {
-  const ModelConfig& c = files_.config;
+  const io::ModelConfig& c = files_.config;
   const int64_t n = rows.rows();
   Tensor normed = ctx.take(ctx.xn_, n, c.hidden_size);
-  ops::rms_norm(rows, w_.final_norm, static_cast<float>(c.rms_norm_eps), normed);
+  backend::rms_norm(rows, w_.final_norm, static_cast<float>(c.rms_norm_eps), normed);
   Tensor logits = ctx.take(ctx.logits_, n, c.vocab_size);
-  ops::linear(normed, w_.lm_head, nullptr, logits);
+  backend::linear(normed, w_.lm_head, nullptr, logits);
   count_linear(ctx.flops_, n, w_.lm_head);
   return logits;
 }
@@ -262,7 +262,7 @@ Tensor LlamaModel::forward(ForwardContext& ctx, const SeqKV& kv, const int32_t* 
 }
 
 void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunks) const {
-  const ModelConfig& c = files_.config;
+  const io::ModelConfig& c = files_.config;
   if (ctx.device_ != opts_.device) fail_internal("forward: the context was made for another device");
   if (chunks.empty()) fail_internal("forward: no sequences");
   int64_t total = 0;
@@ -299,7 +299,7 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
   const Tensor ids = ctx.stage_i32(ctx.ids_, ctx.ids_dev_);
   const Tensor pos = ctx.stage_i32(ctx.pos_, ctx.pos_dev_);
   Tensor x = ctx.take(ctx.x_, total, d);
-  ops::embedding(w_.embed, ids, x);
+  backend::embedding(w_.embed, ids, x);
   for (int64_t l = 0; l < layout_.first_skip; ++l) layer(ctx, l, x, spans, pos);
   if (layout_.active()) swiftkv_kv(ctx, x, spans, pos);
 
@@ -329,7 +329,7 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
     for (size_t j = 0; j < out_spans.size(); ++j) {
       const Span& src = spans[out_chunk[j]];
       Tensor dst = rows.row_block(out_spans[j].row0, out_spans[j].n);
-      ops::copy(x.row_block(src.row0 + src.n - out_spans[j].n, out_spans[j].n), dst);
+      backend::copy(x.row_block(src.row0 + src.n - out_spans[j].n, out_spans[j].n), dst);
     }
   }
   if (layout_.active()) {
@@ -363,4 +363,4 @@ size_t LlamaModel::weight_bytes() const {
   return b;
 }
 
-}  // namespace skv
+}  // namespace skv::model

@@ -16,7 +16,7 @@
 #include "model/swiftkv.h"
 #include "model/weights.h"
 
-namespace skv {
+namespace skv::model {
 
 struct ModelOptions {
   bool swiftkv = true;    // false: run a SwiftKV checkpoint's teacher path (--no-swiftkv)
@@ -47,7 +47,7 @@ class LlamaModel;
 // The mutable side of forward passes: activation buffers (grown to the largest batch seen and
 // then reused, so a decode step allocates nothing once warm), staging for ids and positions,
 // the logits, and FLOP counters. One context serves one thread at a time; logits a forward
-// returns live in its context until that context's next forward (ops::clone to keep them).
+// returns live in its context until that context's next forward (backend::clone to keep them).
 class ForwardContext {
  public:
   explicit ForwardContext(const LlamaModel& model);
@@ -80,11 +80,11 @@ class LlamaModel {
   // Binds and shape-checks every tensor the chosen path uses; tensors it does not use (the
   // teacher q/k/v of layers >= M on the SwiftKV path, the SwiftKV tensors on the teacher
   // path) are dropped, so they are never read, faulted in or copied to a device.
-  explicit LlamaModel(ModelFiles files, ModelOptions opts = {});
+  explicit LlamaModel(io::ModelFiles files, ModelOptions opts = {});
   static std::unique_ptr<LlamaModel> load(const std::string& path, ModelOptions opts = {});
 
-  const ModelConfig& config() const { return files_.config; }
-  const ModelFiles& files() const { return files_; }
+  const io::ModelConfig& config() const { return files_.config; }
+  const io::ModelFiles& files() const { return files_; }
   const ModelWeights& weights() const { return w_; }
   const KVLayout& kv_layout() const { return layout_; }
   bool swiftkv_active() const { return layout_.active(); }
@@ -92,7 +92,7 @@ class LlamaModel {
   Device device() const { return opts_.device; }
   KVSpec kv_spec() const;             // the cache this path needs per position
   size_t kv_bytes_per_token() const;  // this path's F32 KV cache
-  static size_t kv_bytes_per_token(const ModelConfig& c, const KVLayout& layout);
+  static size_t kv_bytes_per_token(const io::ModelConfig& c, const KVLayout& layout);
 
   // Runs tokens ids[0..n) of one sequence at positions n_past .. n_past + n - 1, writing
   // their K/V into `kv`. Returns logits [1, vocab] for Last, [n, vocab] for All (in ctx).
@@ -123,12 +123,12 @@ class LlamaModel {
   void swiftkv_kv(ForwardContext& ctx, const Tensor& x, const std::vector<Span>& spans, const Tensor& pos) const;
   Tensor head(ForwardContext& ctx, const Tensor& rows) const;
 
-  ModelFiles files_;
+  io::ModelFiles files_;
   ModelOptions opts_;
   ModelWeights w_;
-  ops::Rope rope_;
+  backend::Rope rope_;
   KVLayout layout_;
   std::map<std::string, Tensor> owned_;  // tensors made at load (the stacked SwiftKV K/V)
 };
 
-}  // namespace skv
+}  // namespace skv::model

@@ -4,15 +4,15 @@
 
 #include "core/error.h"
 
-namespace skv {
+namespace skv::model {
 
-ops::Rope make_rope(const ModelConfig& cfg, bool interleaved) {
-  ops::Rope r;
+backend::Rope make_rope(const io::ModelConfig& cfg, bool interleaved) {
+  backend::Rope r;
   r.head_dim = cfg.head_dim;
   r.interleaved = interleaved;
   const int64_t half = cfg.head_dim / 2;
   r.inv_freq.resize(half);
-  const RopeScaling& s = cfg.rope_scaling;
+  const io::RopeScaling& s = cfg.rope_scaling;
   for (int64_t i = 0; i < half; ++i) {
     // transformers computes base ** (2i / dim) in float32; double then rounding to float
     // differs by at most one ulp, far below the 1e-3 log-prob tolerance.
@@ -38,4 +38,4 @@ ops::Rope make_rope(const ModelConfig& cfg, bool interleaved) {
   return r;
 }
 
-}  // namespace skv
+}  // namespace skv::model

@@ -2,10 +2,10 @@
 #include "backend/ops.h"
 #include "io/config.h"
 
-namespace skv {
+namespace skv::model {
 
 // Inverse frequencies with the config's rope scaling applied (none / linear / llama3),
 // following transformers' rope initialisation functions.
-ops::Rope make_rope(const ModelConfig& cfg, bool interleaved);
+backend::Rope make_rope(const io::ModelConfig& cfg, bool interleaved);
 
-}  // namespace skv
+}  // namespace skv::model

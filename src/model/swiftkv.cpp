@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "model/weights.h"
 
-namespace skv {
+namespace skv::model {
 
 namespace {
 
@@ -16,7 +16,7 @@ Tensor mean_of(const std::vector<const Tensor*>& members) {
   Tensor out = Tensor::zeros(DType::F32, members.front()->shape);
   float* o = out.as<float>();
   for (const Tensor* m : members) {
-    Tensor f = ops::to_dtype(*m, DType::F32);
+    Tensor f = backend::to_dtype(*m, DType::F32);
     const float* v = f.as<float>();
     for (int64_t i = 0; i < out.numel(); ++i) o[i] += v[i];
   }
@@ -30,11 +30,11 @@ Tensor mean_of(const std::vector<const Tensor*>& members) {
 std::string swiftkv_norm_name() { return "model.norm_swiftkv.weight"; }
 
 std::string swiftkv_tensor_name(int64_t layer, const char* proj, const char* kind) {
-  return layer_tensor_name(layer, std::string("self_attn.") + proj + "_proj_swiftkv." + kind);
+  return io::layer_tensor_name(layer, std::string("self_attn.") + proj + "_proj_swiftkv." + kind);
 }
 
 std::string swiftkv_qk_norm_name(int64_t layer, const char* which) {
-  return layer_tensor_name(layer, std::string("self_attn.") + which + "_norm_swiftkv.weight");
+  return io::layer_tensor_name(layer, std::string("self_attn.") + which + "_norm_swiftkv.weight");
 }
 
 int64_t num_key_value_layers_for_fraction(int64_t num_layers, double fraction) {
@@ -59,20 +59,20 @@ void check_swiftkv_settings(int64_t num_layers, int64_t m, int64_t g) {
          " (num_hidden_layers = ", num_layers, ")");
 }
 
-void add_swiftkv_tensors(ModelFiles& files, int64_t m, int64_t g) {
-  ModelConfig& c = files.config;
+void add_swiftkv_tensors(io::ModelFiles& files, int64_t m, int64_t g) {
+  io::ModelConfig& c = files.config;
   if (c.swiftkv_checkpoint || files.find(swiftkv_norm_name()))
     fail(files.path, " is already a SwiftKV model; convert its base model instead");
   check_swiftkv_settings(c.num_layers, m, g);
   std::vector<std::pair<std::string, Tensor>> added;
   for (const SwiftKVTensorSpec& s : swiftkv_tensor_specs(c, m, g)) {
     if (!s.group_mean || g == 1) {
-      added.emplace_back(s.name, files.get(layer_tensor_name(s.layer, s.init_from), s.shape));
+      added.emplace_back(s.name, files.get(io::layer_tensor_name(s.layer, s.init_from), s.shape));
       continue;
     }
     std::vector<const Tensor*> members;
     for (int64_t j = s.layer; j < s.layer + g; ++j)
-      members.push_back(&files.get(layer_tensor_name(j, s.init_from), s.shape));
+      members.push_back(&files.get(io::layer_tensor_name(j, s.init_from), s.shape));
     added.emplace_back(s.name, mean_of(members));
   }
   for (auto& [name, t] : added) files.tensors[name] = std::move(t);
@@ -82,4 +82,4 @@ void add_swiftkv_tensors(ModelFiles& files, int64_t m, int64_t g) {
   c.key_value_group_size = g;
 }
 
-}  // namespace skv
+}  // namespace skv::model

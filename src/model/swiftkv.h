@@ -9,7 +9,7 @@
 #include "io/model_files.h"
 #include "model/kv_layout.h"
 
-namespace skv {
+namespace skv::model {
 
 // M for "skip a fraction F of the layers": M = L - round(F * L) (50% of 32 layers -> M = 16,
 // 25% -> M = 24). Throws unless 0 < F < 1 and 1 <= M < L.
@@ -25,7 +25,7 @@ void check_swiftkv_settings(int64_t num_layers, int64_t num_key_value_layers, in
 // the leaders' k_norm_swiftkv (mean of the group's k_norm). The tensors are the ones
 // swiftkv_tensor_specs lists. Marks the config as its architecture's SwiftKV variant
 // (llama_swiftkv, qwen2_swiftkv, ...), swiftkv = true, M, G.
-void add_swiftkv_tensors(ModelFiles& files, int64_t num_key_value_layers, int64_t group_size);
+void add_swiftkv_tensors(io::ModelFiles& files, int64_t num_key_value_layers, int64_t group_size);
 
 // Hugging Face names of the SwiftKV tensors.
 std::string swiftkv_norm_name();
@@ -34,4 +34,4 @@ std::string swiftkv_tensor_name(int64_t layer, const char* proj, const char* kin
 // "model.layers.<layer>.self_attn.<which>_norm_swiftkv.weight".
 std::string swiftkv_qk_norm_name(int64_t layer, const char* which);  // which: q|k
 
-}  // namespace skv
+}  // namespace skv::model

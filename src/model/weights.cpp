@@ -3,13 +3,13 @@
 #include "core/error.h"
 #include "model/swiftkv.h"
 
-namespace skv {
+namespace skv::model {
 
 namespace {
 
 struct Dims {
   int64_t d, q_dim, kv_dim, D, I;
-  explicit Dims(const ModelConfig& c)
+  explicit Dims(const io::ModelConfig& c)
       : d(c.hidden_size),
         q_dim(c.num_heads * c.head_dim),
         kv_dim(c.num_kv_heads * c.head_dim),
@@ -19,11 +19,11 @@ struct Dims {
 
 }  // namespace
 
-LayerWeights bind_layer(const ModelFiles& f, int64_t i, LayerPath path) {
-  const ModelConfig& c = f.config;
+LayerWeights bind_layer(const io::ModelFiles& f, int64_t i, LayerPath path) {
+  const io::ModelConfig& c = f.config;
   const Dims n(c);
   auto get = [&](const std::string& suffix, std::vector<int64_t> shape) {
-    return f.get(layer_tensor_name(i, suffix), shape);
+    return f.get(io::layer_tensor_name(i, suffix), shape);
   };
   LayerWeights l;
   l.attn_norm = get("input_layernorm.weight", {n.d});
@@ -50,8 +50,8 @@ LayerWeights bind_layer(const ModelFiles& f, int64_t i, LayerPath path) {
   return l;
 }
 
-void bind_globals(const ModelFiles& f, ModelWeights& w) {
-  const ModelConfig& c = f.config;
+void bind_globals(const io::ModelFiles& f, ModelWeights& w) {
+  const io::ModelConfig& c = f.config;
   w.embed = f.get("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
   w.final_norm = f.get("model.norm.weight", {c.hidden_size});
   // Checkpoints that tie often omit lm_head; some untied exporters omit it too and mean the same.
@@ -62,8 +62,8 @@ void bind_globals(const ModelFiles& f, ModelWeights& w) {
   }
 }
 
-SwiftKVLeaderWeights bind_swiftkv_leader(const ModelFiles& f, int64_t i) {
-  const ModelConfig& c = f.config;
+SwiftKVLeaderWeights bind_swiftkv_leader(const io::ModelFiles& f, int64_t i) {
+  const io::ModelConfig& c = f.config;
   const Dims n(c);
   SwiftKVLeaderWeights l;
   l.wk = f.get(swiftkv_tensor_name(i, "k", "weight"), {n.kv_dim, n.d});
@@ -76,7 +76,7 @@ SwiftKVLeaderWeights bind_swiftkv_leader(const ModelFiles& f, int64_t i) {
   return l;
 }
 
-std::vector<SwiftKVTensorSpec> swiftkv_tensor_specs(const ModelConfig& c, int64_t m, int64_t g) {
+std::vector<SwiftKVTensorSpec> swiftkv_tensor_specs(const io::ModelConfig& c, int64_t m, int64_t g) {
   const Dims n(c);
   std::vector<SwiftKVTensorSpec> out;
   out.push_back({swiftkv_norm_name(), {n.d}, m, "input_layernorm.weight", false});
@@ -101,4 +101,4 @@ std::vector<SwiftKVTensorSpec> swiftkv_tensor_specs(const ModelConfig& c, int64_
   return out;
 }
 
-}  // namespace skv
+}  // namespace skv::model

@@ -10,7 +10,7 @@
 #include "core/tensor.h"
 #include "io/model_files.h"
 
-namespace skv {
+namespace skv::model {
 
 struct LayerWeights {
   Tensor attn_norm, wq, wk, wv, wo;  // wk / wv undefined for SwiftKV layers (their K/V come from x_M)
@@ -51,16 +51,16 @@ struct ModelWeights {
 enum class LayerPath { Teacher, SwiftKV };
 
 // Shape-checked views of one layer's tensors; throws naming a missing or misshapen tensor.
-LayerWeights bind_layer(const ModelFiles& f, int64_t layer, LayerPath path);
+LayerWeights bind_layer(const io::ModelFiles& f, int64_t layer, LayerPath path);
 
 // embed, final_norm, lm_head (tied: the embedding).
-void bind_globals(const ModelFiles& f, ModelWeights& w);
+void bind_globals(const io::ModelFiles& f, ModelWeights& w);
 
 // A group leader's SwiftKV K/V projections (k_norm: Qwen3's k_norm_swiftkv, else undefined).
 struct SwiftKVLeaderWeights {
   Tensor wk, wv, bk, bv, k_norm;
 };
-SwiftKVLeaderWeights bind_swiftkv_leader(const ModelFiles& f, int64_t layer);
+SwiftKVLeaderWeights bind_swiftkv_leader(const io::ModelFiles& f, int64_t layer);
 
 // Every tensor SwiftKV adds to a base model with M, G (docs/swiftkv.md#checkpoint-layout), in a fixed order:
 // norm_swiftkv, then per layer >= M its q projection (and bias, q_norm_swiftkv), then per
@@ -74,6 +74,6 @@ struct SwiftKVTensorSpec {
   std::string init_from;  // per-layer suffix of the base tensor it starts from
   bool group_mean;
 };
-std::vector<SwiftKVTensorSpec> swiftkv_tensor_specs(const ModelConfig& c, int64_t m, int64_t g);
+std::vector<SwiftKVTensorSpec> swiftkv_tensor_specs(const io::ModelConfig& c, int64_t m, int64_t g);
 
-}  // namespace skv
+}  // namespace skv::model

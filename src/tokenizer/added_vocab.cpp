@@ -5,7 +5,7 @@
 #include "tokenizer/regex.h"
 #include "tokenizer/utf8.h"
 
-namespace skv {
+namespace skv::tokenizer {
 namespace {
 
 uint32_t decode_cp(std::string_view ch) {
@@ -110,4 +110,4 @@ std::vector<AddedTokenMatcher::Segment> AddedTokenMatcher::split(std::string_vie
   return out;
 }
 
-}  // namespace skv
+}  // namespace skv::tokenizer

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace skv {
+namespace skv::tokenizer {
 
 struct AddedToken {
   std::string content;
@@ -38,4 +38,4 @@ class AddedTokenMatcher {
   std::array<std::vector<uint32_t>, 256> by_first_;  // indexes into tokens_ by first byte
 };
 
-}  // namespace skv
+}  // namespace skv::tokenizer

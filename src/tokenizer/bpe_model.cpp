@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "tokenizer/utf8.h"
 
-namespace skv {
+namespace skv::tokenizer {
 namespace {
 
 constexpr size_t kMaxCacheEntries = 1 << 18;  // bounded so huge inputs cannot grow it without limit
@@ -108,4 +108,4 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
     if (s.alive) out.push_back(s.id);
 }
 
-}  // namespace skv
+}  // namespace skv::tokenizer

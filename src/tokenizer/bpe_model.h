@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace skv {
+namespace skv::tokenizer {
 
 struct StringHash {
   using is_transparent = void;  // lets unordered_map::find take a string_view without a copy
@@ -46,4 +46,4 @@ class BpeModel {
   mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
 };
 
-}  // namespace skv
+}  // namespace skv::tokenizer

@@ -3,7 +3,7 @@
 #include "core/error.h"
 #include "tokenizer/byte_level.h"
 
-namespace skv {
+namespace skv::tokenizer {
 namespace {
 
 std::vector<AddedToken> select(const std::vector<AddedToken>& all, bool normalized) {
@@ -124,4 +124,4 @@ std::optional<int32_t> BpeTokenizer::token_id(std::string_view text) const {
 
 bool BpeTokenizer::is_special(int32_t id) const { return id >= 0 && id < vocab_size() && special_[id]; }
 
-}  // namespace skv
+}  // namespace skv::tokenizer

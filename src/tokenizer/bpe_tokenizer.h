@@ -11,7 +11,7 @@
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer.h"
 
-namespace skv {
+namespace skv::tokenizer {
 
 class BpeTokenizer final : public Tokenizer {
  public:
@@ -67,4 +67,4 @@ class BpeTokenizer final : public Tokenizer {
   std::string chat_template_;
 };
 
-}  // namespace skv
+}  // namespace skv::tokenizer

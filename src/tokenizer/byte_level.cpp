@@ -5,7 +5,7 @@
 
 #include "tokenizer/utf8.h"
 
-namespace skv::byte_level {
+namespace skv::tokenizer::byte_level {
 namespace {
 
 struct Tables {
@@ -55,4 +55,4 @@ bool decode(std::string_view mapped, std::string& out) {
   return true;
 }
 
-}  // namespace skv::byte_level
+}  // namespace skv::tokenizer::byte_level

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-namespace skv::byte_level {
+namespace skv::tokenizer::byte_level {
 
 // Maps every byte of `bytes` to its character's UTF-8 and appends it to `out`.
 void encode(std::string_view bytes, std::string& out);
@@ -18,4 +18,4 @@ inline std::string encode(std::string_view bytes) {
 // the table; HF's ByteLevel decoder then keeps the token's raw UTF-8 instead.
 bool decode(std::string_view mapped, std::string& out);
 
-}  // namespace skv::byte_level
+}  // namespace skv::tokenizer::byte_level

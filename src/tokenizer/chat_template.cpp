@@ -3,7 +3,7 @@
 #include "core/error.h"
 #include "jinja/jinja.h"
 
-namespace skv {
+namespace skv::tokenizer {
 
 std::string apply_chat_template_json(const std::string& tmpl, const nlohmann::ordered_json& messages,
                                      bool add_generation_prompt, const std::string& bos_token,
@@ -35,4 +35,4 @@ std::string apply_chat_template(const std::string& tmpl, const std::vector<ChatM
   return apply_chat_template_json(tmpl, msgs, add_generation_prompt, bos_token, eos_token);
 }
 
-}  // namespace skv
+}  // namespace skv::tokenizer

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace skv {
+namespace skv::tokenizer {
 
 struct ChatMessage {
   std::string role;
@@ -27,4 +27,4 @@ std::string apply_chat_template_json(const std::string& tmpl, const nlohmann::or
                                      const std::string& eos_token = "",
                                      const nlohmann::ordered_json& extra_context = nlohmann::ordered_json::object());
 
-}  // namespace skv
+}  // namespace skv::tokenizer

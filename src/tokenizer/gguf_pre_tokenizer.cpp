@@ -3,7 +3,7 @@
 #include "core/error.h"
 #include "tokenizer/pretokenizer.h"
 
-namespace skv {
+namespace skv::tokenizer {
 
 namespace {
 
@@ -42,4 +42,4 @@ GgufPreTokenizer gguf_pre_tokenizer(const std::string& name) {
   return c;
 }
 
-}  // namespace skv
+}  // namespace skv::tokenizer

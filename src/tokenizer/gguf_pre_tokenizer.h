@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace skv {
+namespace skv::tokenizer {
 
 struct GgufPreTokenizer {
   nlohmann::json pre_tokenizer;  // a tokenizer.json "pre_tokenizer" object
@@ -17,4 +17,4 @@ struct GgufPreTokenizer {
 // Throws skv::Error listing the supported names for an unknown one.
 GgufPreTokenizer gguf_pre_tokenizer(const std::string& name);
 
-}  // namespace skv
+}  // namespace skv::tokenizer

@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "tokenizer/regex.h"
 
-namespace skv {
+namespace skv::tokenizer {
 namespace {
 
 class PrependNorm : public Normalizer {
@@ -76,4 +76,4 @@ std::unique_ptr<Normalizer> normalizer_from_json(const nlohmann::json& j) {
        "Unicode normalization such as NFC is not implemented)");
 }
 
-}  // namespace skv
+}  // namespace skv::tokenizer

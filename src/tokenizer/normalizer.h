@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace skv {
+namespace skv::tokenizer {
 
 class Normalizer {
  public:
@@ -17,4 +17,4 @@ class Normalizer {
 // tokenizer.json "normalizer" object (not null): Sequence, Prepend, Replace (String or Regex).
 std::unique_ptr<Normalizer> normalizer_from_json(const nlohmann::json& j);
 
-}  // namespace skv
+}  // namespace skv::tokenizer

@@ -6,7 +6,7 @@
 #include "tokenizer/byte_level.h"
 #include "tokenizer/regex.h"
 
-namespace skv {
+namespace skv::tokenizer {
 namespace {
 
 using Matches = std::vector<std::pair<size_t, size_t>>;
@@ -197,4 +197,4 @@ std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const nlohmann::json& j) {
   fail("unsupported pre_tokenizer type '", type, "' (supported: ByteLevel, Split, Digits, Sequence)");
 }
 
-}  // namespace skv
+}  // namespace skv::tokenizer

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace skv {
+namespace skv::tokenizer {
 
 using Pieces = std::vector<std::string>;
 
@@ -36,4 +36,4 @@ std::unique_ptr<PreTokenizer> make_sequence_pre(std::vector<std::unique_ptr<PreT
 // tokenizer.json "pre_tokenizer" object (not null). Throws skv::Error naming unsupported types.
 std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const nlohmann::json& j);
 
-}  // namespace skv
+}  // namespace skv::tokenizer

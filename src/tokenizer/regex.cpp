@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 
-namespace skv {
+namespace skv::tokenizer {
 namespace {
 
 // JIT stack and match data are per thread: the compiled pattern is shared read-only, so
@@ -69,4 +69,4 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view s) const
   return out;
 }
 
-}  // namespace skv
+}  // namespace skv::tokenizer

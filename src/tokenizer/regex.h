@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-namespace skv {
+namespace skv::tokenizer {
 
 class Regex {
  public:
@@ -28,4 +28,4 @@ class Regex {
   void* code_ = nullptr;  // pcre2_code_8*, kept opaque so pcre2.h stays out of headers
 };
 
-}  // namespace skv
+}  // namespace skv::tokenizer

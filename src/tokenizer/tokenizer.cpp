@@ -8,7 +8,7 @@
 #include "io/gguf.h"
 #include "tokenizer/utf8.h"
 
-namespace skv {
+namespace skv::tokenizer {
 
 namespace fs = std::filesystem;
 
@@ -26,7 +26,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_path(const std::string& path) {
   if (!f) fail("cannot open ", path);
   f.read(magic, 4);
   if (f.gcount() == 4 && std::string_view(magic, 4) == "GGUF") {
-    GGUFFile gguf(path);
+    io::GGUFFile gguf(path);
     return from_gguf(gguf);
   }
   return from_tokenizer_json(path);
@@ -59,4 +59,4 @@ std::string StreamDecoder::flush() {
   return out;
 }
 
-}  // namespace skv
+}  // namespace skv::tokenizer

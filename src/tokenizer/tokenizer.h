@@ -8,9 +8,10 @@
 #include <string_view>
 #include <vector>
 
-namespace skv {
-
+namespace skv::io {
 class GGUFFile;
+}
+namespace skv::tokenizer {
 
 class Tokenizer {
  public:
@@ -19,7 +20,7 @@ class Tokenizer {
   // path: a tokenizer.json, a model directory holding one, or a .gguf file.
   static std::unique_ptr<Tokenizer> from_path(const std::string& path);
   static std::unique_ptr<Tokenizer> from_tokenizer_json(const std::string& json_path);
-  static std::unique_ptr<Tokenizer> from_gguf(const GGUFFile& gguf);
+  static std::unique_ptr<Tokenizer> from_gguf(const io::GGUFFile& gguf);
 
   // add_special: prepend BOS when the tokenizer's config says so (HF post-processor /
   // GGUF add_bos_token). parse_special: recognise added/special tokens written in the text.
@@ -60,4 +61,4 @@ class StreamDecoder {
   std::string pending_;
 };
 
-}  // namespace skv
+}  // namespace skv::tokenizer

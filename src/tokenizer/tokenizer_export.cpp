@@ -9,7 +9,7 @@
 #include "io/gguf.h"
 #include "tokenizer/gguf_pre_tokenizer.h"
 
-namespace skv {
+namespace skv::tokenizer {
 
 namespace {
 
@@ -26,7 +26,7 @@ struct GgufVocab {
   bool add_bos = false, add_eos = false;
 };
 
-GgufVocab read_vocab(const GGUFFile& gguf, bool default_add_bos) {
+GgufVocab read_vocab(const io::GGUFFile& gguf, bool default_add_bos) {
   GgufVocab v;
   const std::string model = gguf.get_string("tokenizer.ggml.model");
   if (model != "gpt2")
@@ -94,7 +94,7 @@ ojson post_processor(const GgufVocab& v) {
   return {{"type", "TemplateProcessing"}, {"single", single}, {"pair", pair}, {"special_tokens", special}};
 }
 
-std::string tokenizer_json(const GGUFFile& gguf, const GgufVocab& v, const GgufPreTokenizer& pre) {
+std::string tokenizer_json(const io::GGUFFile& gguf, const GgufVocab& v, const GgufPreTokenizer& pre) {
   // std::map-backed: tens of thousands of vocab keys would make ordered_json's linear
   // lookups quadratic. Key order does not matter to any tokenizer.json reader.
   json vocab = json::object();
@@ -133,7 +133,7 @@ std::string tokenizer_json(const GGUFFile& gguf, const GgufVocab& v, const GgufP
   return j.dump(1) + "\n";
 }
 
-std::string tokenizer_config_json(const GGUFFile& gguf, const GgufVocab& v) {
+std::string tokenizer_config_json(const io::GGUFFile& gguf, const GgufVocab& v) {
   ojson j = ojson::object();
   j["add_bos_token"] = v.add_bos;
   j["add_eos_token"] = v.add_eos;
@@ -160,7 +160,7 @@ std::string tokenizer_config_json(const GGUFFile& gguf, const GgufVocab& v) {
 
 }  // namespace
 
-std::map<std::string, std::string> hf_tokenizer_files_from_gguf(const GGUFFile& gguf) {
+std::map<std::string, std::string> hf_tokenizer_files_from_gguf(const io::GGUFFile& gguf) {
   try {
     const GgufPreTokenizer pre = gguf_pre_tokenizer(gguf.get_string("tokenizer.ggml.pre", "default"));
     const GgufVocab v = read_vocab(gguf, pre.add_bos);
@@ -176,4 +176,4 @@ std::map<std::string, std::string> hf_tokenizer_files_from_gguf(const GGUFFile& 
   }
 }
 
-}  // namespace skv
+}  // namespace skv::tokenizer

@@ -6,7 +6,7 @@
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/gguf_pre_tokenizer.h"
 
-namespace skv {
+namespace skv::tokenizer {
 namespace {
 
 // llama_token_type values stored in tokenizer.ggml.token_type.
@@ -14,7 +14,7 @@ enum : int64_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnu
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GGUFFile& gguf) {
+std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const io::GGUFFile& gguf) {
   try {
     const std::string model = gguf.get_string("tokenizer.ggml.model");
     if (model != "gpt2")
@@ -79,4 +79,4 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GGUFFile& gguf) {
   }
 }
 
-}  // namespace skv
+}  // namespace skv::tokenizer

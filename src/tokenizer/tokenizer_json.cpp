@@ -7,7 +7,7 @@
 #include "io/read_file.h"
 #include "tokenizer/bpe_tokenizer.h"
 
-namespace skv {
+namespace skv::tokenizer {
 namespace {
 
 namespace fs = std::filesystem;
@@ -15,7 +15,7 @@ using nlohmann::json;
 
 json parse_json_file(const fs::path& path) {
   try {
-    return json::parse(read_file(path.string()));
+    return json::parse(io::read_file(path.string()));
   } catch (const json::exception& e) {
     fail(path.string(), ": invalid JSON: ", e.what());
   }
@@ -169,7 +169,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& jso
       p.chat_template = template_from_config(cfg);
     }
     if (p.chat_template.empty() && fs::exists(dir / "chat_template.jinja"))
-      p.chat_template = read_file((dir / "chat_template.jinja").string());
+      p.chat_template = io::read_file((dir / "chat_template.jinja").string());
     if (!p.bos && !p.prefix.empty()) p.bos = p.prefix.front();
     // Without a config, fall back to the end-of-text names the common byte-level models use.
     for (const char* name : {"<|end_of_text|>", "<|endoftext|>", "</s>", "<|im_end|>"})
@@ -182,4 +182,4 @@ std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& jso
   }
 }
 
-}  // namespace skv
+}  // namespace skv::tokenizer

@@ -1,6 +1,6 @@
 #include "tokenizer/utf8.h"
 
-namespace skv::utf8 {
+namespace skv::tokenizer::utf8 {
 
 Status classify(std::string_view s, size_t& len) {
   const auto b = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
@@ -57,4 +57,4 @@ void append_codepoint(std::string& out, uint32_t cp) {
   }
 }
 
-}  // namespace skv::utf8
+}  // namespace skv::tokenizer::utf8

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace skv::utf8 {
+namespace skv::tokenizer::utf8 {
 
 enum class Status { Complete, Incomplete, Invalid };
 
@@ -25,4 +25,4 @@ bool is_valid(std::string_view s);
 void append_codepoint(std::string& out, uint32_t cp);
 inline constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
-}  // namespace skv::utf8
+}  // namespace skv::tokenizer::utf8

@@ -20,7 +20,7 @@ int64_t warmup_steps(double ratio, int64_t total) {
 
 double grad_norm(const std::vector<float>& g) {
   double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static) num_threads(cpu::threads_for(g.size(), 65536))
+#pragma omp parallel for reduction(+ : s) schedule(static) num_threads(backend::cpu::threads_for(g.size(), 65536))
   for (size_t i = 0; i < g.size(); ++i) s += static_cast<double>(g[i]) * g[i];
   return std::sqrt(s);
 }
@@ -38,7 +38,7 @@ void AdamW::step(std::vector<float>& params, const std::vector<float>& grads, do
   const float eps = static_cast<float>(o_.eps), decay = static_cast<float>(lr * o_.weight_decay);
   const float clip = static_cast<float>(clip_scale);
   const int64_t n = static_cast<int64_t>(params.size());
-#pragma omp parallel for schedule(static) num_threads(cpu::threads_for(n, 65536))
+#pragma omp parallel for schedule(static) num_threads(backend::cpu::threads_for(n, 65536))
   for (int64_t i = 0; i < n; ++i) {
     const float g = grads[i] * clip;
     m_[i] = b1 * m_[i] + (1.0f - b1) * g;

@@ -26,7 +26,7 @@ namespace skv::train {
 
 namespace {
 
-using cpu::threads_for;
+using backend::cpu::threads_for;
 using detail::gemm;
 
 constexpr int64_t kBlock = 64;  // rows per query / key block

@@ -25,7 +25,8 @@ bool blank(std::string_view s) { return s.find_first_not_of(" \t\r\n\f\v") == st
 
 class Loader {
  public:
-  Loader(const Tokenizer* tok, const LoadOptions& opts, LoadStats& stats) : tok_(tok), opts_(opts), stats_(stats) {
+  Loader(const tokenizer::Tokenizer* tok, const LoadOptions& opts, LoadStats& stats)
+      : tok_(tok), opts_(opts), stats_(stats) {
     vocab_ = opts.vocab_size > 0 ? opts.vocab_size : tok ? tok->vocab_size() : 0;
     if (vocab_ <= 0) fail("training data: no vocabulary size (no tokenizer and no vocab_size given)");
     if (opts.decontaminator && !tok) fail("training data: decontamination needs a tokenizer to read token_ids");
@@ -35,7 +36,7 @@ class Loader {
     const std::string ext = extension(path);
     if (ext != ".txt" && ext != ".jsonl")
       fail("training file ", path, ": unknown extension '", ext, "' (expected .txt or .jsonl)");
-    const std::string content = read_file(path, "training file");
+    const std::string content = io::read_file(path, "training file");
     ++stats_.files;
     if (ext == ".txt") {
       if (blank(content)) fail(path, ": empty text");
@@ -54,7 +55,7 @@ class Loader {
   }
 
  private:
-  const Tokenizer& need_tok(const std::string& where) {
+  const tokenizer::Tokenizer& need_tok(const std::string& where) {
     if (!tok_) fail(where, ": text needs a tokenizer and none was given");
     return *tok_;
   }
@@ -103,13 +104,13 @@ class Loader {
       joined += m["content"].get_ref<const std::string&>();
       joined += '\n';
     }
-    const Tokenizer& tok = need_tok(where);
+    const tokenizer::Tokenizer& tok = need_tok(where);
     const std::string& tmpl = opts_.chat_template.empty() ? template_of(tok) : opts_.chat_template;
     if (tmpl.empty()) fail(where, ": messages need a chat template and the tokenizer has none");
     auto tok_str = [&](std::optional<int32_t> id) { return id ? tok.token_text(*id) : std::string(); };
     std::string rendered;
     try {
-      rendered = apply_chat_template_json(tmpl, v, false, tok_str(tok.bos_id()), tok_str(tok.eos_id()));
+      rendered = tokenizer::apply_chat_template_json(tmpl, v, false, tok_str(tok.bos_id()), tok_str(tok.eos_id()));
     } catch (const Error& e) {
       fail_like(e, where, ": chat template: ", e.what());
     }
@@ -136,7 +137,7 @@ class Loader {
     add(out, where, std::move(ids), text);
   }
 
-  const std::string& template_of(const Tokenizer& tok) {
+  const std::string& template_of(const tokenizer::Tokenizer& tok) {
     if (!template_loaded_) {
       template_ = tok.chat_template();
       template_loaded_ = true;
@@ -159,7 +160,7 @@ class Loader {
     out.push_back({std::move(ids), where});
   }
 
-  const Tokenizer* tok_;
+  const tokenizer::Tokenizer* tok_;
   const LoadOptions& opts_;
   LoadStats& stats_;
   int64_t vocab_ = 0;
@@ -169,7 +170,7 @@ class Loader {
 
 }  // namespace
 
-std::vector<Document> load_documents(const std::vector<std::string>& paths, const Tokenizer* tok,
+std::vector<Document> load_documents(const std::vector<std::string>& paths, const tokenizer::Tokenizer* tok,
                                      const LoadOptions& opts, LoadStats* stats) {
   LoadStats local;
   LoadStats& s = stats ? *stats : local;

@@ -58,7 +58,7 @@ struct LoadStats {
 // happens to contain "<|im_end|>" must not turn into control tokens.
 // tok may be null when every file holds only token_ids and no decontaminator is given.
 // Throws skv::Error naming file:line and the problem.
-std::vector<Document> load_documents(const std::vector<std::string>& paths, const Tokenizer* tok,
+std::vector<Document> load_documents(const std::vector<std::string>& paths, const tokenizer::Tokenizer* tok,
                                      const LoadOptions& opts = {}, LoadStats* stats = nullptr);
 
 // Several documents in one row block. doc_start[i] is the index (within this sequence) of the

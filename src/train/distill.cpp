@@ -32,7 +32,7 @@ using Clock = std::chrono::steady_clock;
 // The settings a resumed run must share with the run that wrote the checkpoint: anything else
 // would silently change the loss trajectory. (The number of ranks may differ: the global batch
 // and its order do not depend on it.)
-Json settings_of(const DistillOptions& o, const ModelConfig& c, int64_t total_steps, int64_t seqs_per_step) {
+Json settings_of(const DistillOptions& o, const io::ModelConfig& c, int64_t total_steps, int64_t seqs_per_step) {
   return Json{{"num_layers", c.num_layers},
               {"num_key_value_layers", c.num_key_value_layers},
               {"key_value_group_size", c.key_value_group_size},
@@ -74,7 +74,7 @@ void truncate_metrics(const std::string& path, int64_t step) {
     }
     kept += line + "\n";
   }
-  write_file_atomic(path, kept);
+  io::write_file_atomic(path, kept);
 }
 
 }  // namespace
@@ -93,20 +93,20 @@ DistillResult run_distill(const DistillOptions& o) {
   if (o.steps == 0 && !(o.epochs > 0)) fail("--epochs must be positive, got ", o.epochs);
   if (o.save_every < 0) fail("--save-every must not be negative");
   const std::string ckpt = o.checkpoint_dir.empty() ? o.out + ".state" : o.checkpoint_dir;
-  check_export_target(o.out, o.model, o.force);
+  io::check_export_target(o.out, o.model, o.force);
   if (!o.resume && train_state_exists(ckpt))
     fail(ckpt, " already holds a distillation checkpoint: pass --resume to continue it, or remove it");
 
-  ModelFiles files = open_model_files(o.model);
-  const DType out_dtype = default_export_dtype(files);
+  io::ModelFiles files = io::open_model_files(o.model);
+  const DType out_dtype = io::default_export_dtype(files);
   DistillModel dm(files);
   dm.set_head_chunk_rows(o.head_chunk_rows);
-  const ModelConfig& c = dm.config();
+  const io::ModelConfig& c = dm.config();
   // Pre-tokenised data needs no tokenizer (tiny test checkpoints have none); text data does,
   // and load_documents says so if it is missing.
-  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<tokenizer::Tokenizer> tok;
   try {
-    tok = Tokenizer::from_path(o.model);
+    tok = tokenizer::Tokenizer::from_path(o.model);
   } catch (const Error&) {
     if (!o.decontaminate_dir.empty()) throw;  // decontamination reads the text
   }
@@ -140,7 +140,8 @@ DistillResult run_distill(const DistillOptions& o) {
   const std::string metrics_path = (fs::path(ckpt) / "metrics.jsonl").string();
   if (o.resume && train_state_exists(ckpt)) {
     if (lead) {
-      const int stale = remove_stale_temporaries(train_state_path(ckpt)) + remove_stale_temporaries(metrics_path);
+      const int stale =
+          io::remove_stale_temporaries(train_state_path(ckpt)) + io::remove_stale_temporaries(metrics_path);
       if (stale > 0)
         std::fprintf(stderr, "distill: removed %d unfinished temporary file(s) an interrupted save left in %s\n", stale,
                      ckpt.c_str());
@@ -161,7 +162,7 @@ DistillResult run_distill(const DistillOptions& o) {
     std::error_code ec;
     fs::create_directories(ckpt, ec);
     if (ec) fail("cannot create ", ckpt, ": ", ec.message());
-    write_file_atomic(metrics_path, "");
+    io::write_file_atomic(metrics_path, "");
   }
   comm.barrier();
 
@@ -262,10 +263,10 @@ DistillResult run_distill(const DistillOptions& o) {
       // A run split over sessions should be measurable at each stop, not only at its end.
       if (lead) {
         res.partial_model = (fs::path(ckpt) / ("model-step-" + std::to_string(step + 1))).string();
-        HfExportOptions eo;
+        io::HfExportOptions eo;
         eo.dtype = out_dtype;
         eo.replace_existing = true;
-        export_hf_directory(dm.files_with_params(), res.partial_model, eo);
+        io::export_hf_directory(dm.files_with_params(), res.partial_model, eo);
       }
       comm.barrier();
       break;
@@ -277,10 +278,10 @@ DistillResult run_distill(const DistillOptions& o) {
   if (res.completed) {
     save(total);
     if (lead) {
-      HfExportOptions eo;
+      io::HfExportOptions eo;
       eo.dtype = out_dtype;
       eo.replace_existing = o.force;
-      export_hf_directory(dm.files_with_params(), o.out, eo);
+      io::export_hf_directory(dm.files_with_params(), o.out, eo);
     }
     comm.barrier();
   }

@@ -18,17 +18,17 @@ using Buf = std::vector<float>;
 // Training runs in F32 whatever the checkpoint stores; an F32 tensor stays a view of the file.
 FrozenTensor frozen(const Tensor& t) {
   if (!t.defined()) return {};
-  return {t.dtype == DType::F32 ? t : ops::to_dtype(t, DType::F32)};
+  return {t.dtype == DType::F32 ? t : backend::to_dtype(t, DType::F32)};
 }
 
-FrozenLayer frozen_layer(const LayerWeights& w) {
+FrozenLayer frozen_layer(const model::LayerWeights& w) {
   return {frozen(w.attn_norm), frozen(w.wq),       frozen(w.wk),     frozen(w.wv),   frozen(w.bq),
           frozen(w.bk),        frozen(w.bv),       frozen(w.wo),     frozen(w.bo),   frozen(w.q_norm),
           frozen(w.k_norm),    frozen(w.ffn_norm), frozen(w.w_gate), frozen(w.w_up), frozen(w.w_down)};
 }
 
 void add_into(float* y, const float* x, int64_t count) {
-#pragma omp parallel for schedule(static) num_threads(cpu::threads_for(count, 65536))
+#pragma omp parallel for schedule(static) num_threads(backend::cpu::threads_for(count, 65536))
   for (int64_t i = 0; i < count; ++i) y[i] += x[i];
 }
 
@@ -47,28 +47,29 @@ struct DistillModel::Acts {
   Buf x_s, rstd_f, fn_s;           // student final hidden, final norm
 };
 
-DistillModel::DistillModel(ModelFiles files) : files_(std::move(files)) {
-  const ModelConfig& c = files_.config;
+DistillModel::DistillModel(io::ModelFiles files) : files_(std::move(files)) {
+  const io::ModelConfig& c = files_.config;
   c.validate();
   if (!c.swiftkv_checkpoint || !c.swiftkv || c.num_key_value_layers >= c.num_layers)
     fail(files_.path, " is not a SwiftKV checkpoint (model_type '", c.model_type(),
          "'); make one with `swiftkv convert --swiftkv-fraction F`");
-  if (files_.format != ModelFormat::HFDirectory)
+  if (files_.format != io::ModelFormat::HFDirectory)
     fail("distillation needs a SwiftKV model directory (from `swiftkv convert`), not ", files_.path);
-  layout_ = KVLayout::swiftkv(c);
-  rope_ = make_rope(c, files_.rope_interleaved);
+  layout_ = model::KVLayout::swiftkv(c);
+  rope_ = model::make_rope(c, files_.rope_interleaved);
   const int64_t m = layout_.first_skip;
-  ModelWeights w;
-  bind_globals(files_, w);
+  model::ModelWeights w;
+  model::bind_globals(files_, w);
   embed_ = frozen(w.embed);
   final_norm_ = frozen(w.final_norm);
   lm_head_ = w.lm_head.data == w.embed.data ? embed_ : frozen(w.lm_head);
   // Every layer's own tensors: layers < M serve both paths, layers >= M the teacher's.
-  for (int64_t i = 0; i < c.num_layers; ++i) layers_.push_back(frozen_layer(bind_layer(files_, i, LayerPath::Teacher)));
+  for (int64_t i = 0; i < c.num_layers; ++i)
+    layers_.push_back(frozen_layer(model::bind_layer(files_, i, model::LayerPath::Teacher)));
 
   // The trainable tensors (docs/swiftkv.md#distillation, docs/architectures.md), initialised from the checkpoint.
   std::vector<FrozenTensor> init;
-  for (const SwiftKVTensorSpec& spec : swiftkv_tensor_specs(c, m, layout_.group)) {
+  for (const model::SwiftKVTensorSpec& spec : model::swiftkv_tensor_specs(c, m, layout_.group)) {
     ParamSlot s;
     s.name = spec.name;
     s.shape = spec.shape;
@@ -80,7 +81,7 @@ DistillModel::DistillModel(ModelFiles files) : files_(std::move(files)) {
     const int64_t slot = static_cast<int64_t>(slots_.size()) - 1;
     const std::string& n = spec.name;
     auto is = [&](const char* suffix) { return n.ends_with(suffix); };
-    if (n == swiftkv_norm_name())
+    if (n == model::swiftkv_norm_name())
       slot_norm_ = slot;
     else if (is("q_proj_swiftkv.weight"))
       slot_q_.push_back(slot);
@@ -127,7 +128,7 @@ struct Dims {
   float eps, scale;
   const int32_t* pos;
   const int32_t* doc_start;
-  const ops::Rope* rope;
+  const backend::Rope* rope;
 };
 
 // One decoder layer, x updated in place. With own K/V (k_ext == nullptr) it projects its own
@@ -221,7 +222,7 @@ void layer_backward(const Dims& m, const FrozenLayer& fl, const float* wq, const
 
 StepStats DistillModel::run(const int32_t* ids, const int32_t* positions, const int32_t* doc_start, int64_t n,
                             const LossWeights& lw, bool backward) {
-  const ModelConfig& c = files_.config;
+  const io::ModelConfig& c = files_.config;
   if (n <= 0) fail("distill: empty sequence");
   for (int64_t i = 0; i < n; ++i) {
     if (ids[i] < 0 || ids[i] >= c.vocab_size)
@@ -362,8 +363,8 @@ StepStats DistillModel::run(const int32_t* ids, const int32_t* positions, const 
   return st;
 }
 
-ModelFiles DistillModel::files_with_params() const {
-  ModelFiles out = files_;
+io::ModelFiles DistillModel::files_with_params() const {
+  io::ModelFiles out = files_;
   for (const ParamSlot& s : slots_) {
     Tensor t = Tensor::empty(DType::F32, s.shape);
     std::memcpy(t.data, params_.data() + s.offset, s.numel * sizeof(float));

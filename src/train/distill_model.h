@@ -48,11 +48,11 @@ struct StepStats {
 class DistillModel {
  public:
   // files: a SwiftKV checkpoint (any architecture's *_swiftkv variant with its SwiftKV tensors).
-  explicit DistillModel(ModelFiles files);
+  explicit DistillModel(io::ModelFiles files);
 
-  const ModelConfig& config() const { return files_.config; }
-  const ModelFiles& files() const { return files_; }
-  const KVLayout& layout() const { return layout_; }
+  const io::ModelConfig& config() const { return files_.config; }
+  const io::ModelFiles& files() const { return files_; }
+  const model::KVLayout& layout() const { return layout_; }
 
   // Trainable tensors, in a fixed order, all F32 in one flat buffer.
   const std::vector<ParamSlot>& slots() const { return slots_; }
@@ -72,7 +72,7 @@ class DistillModel {
 
   // The checkpoint's tensors with the trainable ones replaced by the current parameters (F32),
   // ready for export_hf_directory; everything else is the checkpoint's own tensor, untouched.
-  ModelFiles files_with_params() const;
+  io::ModelFiles files_with_params() const;
 
   // Rows of logits computed per LM-head chunk (bounds the memory of the [rows, vocab] blocks).
   void set_head_chunk_rows(int64_t rows) { head_chunk_ = rows; }
@@ -84,9 +84,9 @@ class DistillModel {
   const float* param(int64_t slot) const { return params_.data() + slots_[slot].offset; }
   float* grad(int64_t slot) { return grads_.data() + slots_[slot].offset; }
 
-  ModelFiles files_;
-  KVLayout layout_;
-  ops::Rope rope_;
+  io::ModelFiles files_;
+  model::KVLayout layout_;
+  backend::Rope rope_;
   FrozenTensor embed_, final_norm_, lm_head_;
   std::vector<FrozenLayer> layers_;
   std::vector<float> params_, grads_;

@@ -17,7 +17,7 @@ namespace skv::train {
 
 namespace {
 
-using cpu::threads_for;
+using backend::cpu::threads_for;
 using detail::gemm;
 using detail::split_range;
 

@@ -38,7 +38,7 @@ void rms_norm_backward(const T* dy, const T* x, const T* w, const T* rstd, T* dx
 // Pairs are (j, j + head_dim / 2) (Hugging Face layout) or (2j, 2j + 1) when interleaved.
 // The angle is float(pos[i]) * inv_freq[j] rounded to float, as the inference RoPE
 // (backend/cpu/rope.cpp) and Hugging Face compute it; its cos / sin are taken in double
-// whatever T is. ops::Rope's attention_factor is not applied (make_rope always leaves it at 1).
+// whatever T is. backend::Rope's attention_factor is not applied (make_rope always leaves it at 1).
 template <class T>
 void rope_forward(T* x, int64_t n, int64_t heads, int64_t head_dim, const int32_t* pos, const float* inv_freq,
                   bool interleaved);

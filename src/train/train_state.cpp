@@ -46,12 +46,12 @@ void save_train_state(const std::string& dir, const TrainState& s) {
   std::vector<std::pair<const void*, size_t>> parts = {
       {kMagic, sizeof kMagic}, {&json_len, sizeof json_len}, {&checksum, sizeof checksum}};
   parts.insert(parts.end(), payload.begin(), payload.end());
-  write_file_atomic(train_state_path(dir), parts);
+  io::write_file_atomic(train_state_path(dir), parts);
 }
 
 TrainState load_train_state(const std::string& dir) {
   const std::string path = train_state_path(dir);
-  const std::string all = read_file(path, "checkpoint to resume from");
+  const std::string all = io::read_file(path, "checkpoint to resume from");
   const size_t head = sizeof kMagic + 2 * sizeof(uint64_t);
   if (all.size() < head || std::memcmp(all.data(), kMagic, sizeof kMagic) != 0)
     fail("'", path, "' is not a swiftkv distillation checkpoint");

@@ -16,7 +16,7 @@
 
 namespace skv::testing {
 
-class GuardedDevice final : public DeviceMemory, public Backend {
+class GuardedDevice final : public DeviceMemory, public backend::Backend {
  public:
   static GuardedDevice& instance() {
     static GuardedDevice d;
@@ -70,7 +70,7 @@ class GuardedDevice final : public DeviceMemory, public Backend {
     Open o(*this);
     host().silu_mul(gate, up, out);
   }
-  void rope(Tensor& x, int64_t heads, const Tensor& positions, const ops::Rope& rope) override {
+  void rope(Tensor& x, int64_t heads, const Tensor& positions, const backend::Rope& rope) override {
     Open o(*this);
     host().rope(x, heads, positions, rope);
   }
@@ -101,7 +101,7 @@ class GuardedDevice final : public DeviceMemory, public Backend {
     explicit Open(GuardedDevice& dev) : d(dev) { d.protect(PROT_READ | PROT_WRITE); }
     ~Open() { d.protect(PROT_NONE); }
   };
-  static Backend& host() { return backend_for(kHost); }
+  static backend::Backend& host() { return backend::backend_for(kHost); }
   void protect(int prot) {
     const size_t page = 4096, span = (used_ + page - 1) / page * page;  // the part ever handed out
     if (span && mprotect(base_, span, prot) != 0) fail_internal("guarded test device: mprotect failed");
@@ -112,7 +112,7 @@ class GuardedDevice final : public DeviceMemory, public Backend {
     if (p == MAP_FAILED) fail_resource("guarded test device: cannot reserve the arena");
     base_ = static_cast<char*>(p);
     device_ = register_device(this);
-    register_backend(device_, this);
+    backend::register_backend(device_, this);
   }
 
   char* base_ = nullptr;

@@ -5,7 +5,7 @@
 
 #include "backend/cpu/kernels.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 inline std::vector<Isa> isas() {
   std::vector<Isa> v{Isa::Generic};
@@ -18,4 +18,4 @@ struct IsaRestore {
   ~IsaRestore() { set_isa(saved); }
 };
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

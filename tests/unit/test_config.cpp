@@ -9,7 +9,7 @@
 
 using namespace skv_test;
 using nlohmann::json;
-using skv::ModelConfig;
+using skv::io::ModelConfig;
 
 namespace {
 
@@ -26,7 +26,7 @@ json smollm2() {
     "use_cache": true, "vocab_size": 49152})");
 }
 
-ModelConfig parse(const json& j) { return skv::config_from_json_text(j.dump(), "config.json"); }
+ModelConfig parse(const json& j) { return skv::io::config_from_json_text(j.dump(), "config.json"); }
 
 std::string error_for(const json& j) {
   return error_of([&] { parse(j); });
@@ -46,7 +46,7 @@ json llama3_scaling() {
 
 TEST(Config, Llama4x) {
   const ModelConfig c = parse(smollm2());
-  EXPECT_EQ(c.arch, skv::Arch::Llama);
+  EXPECT_EQ(c.arch, skv::model::Arch::Llama);
   EXPECT_FALSE(c.swiftkv_checkpoint);
   EXPECT_EQ(c.vocab_size, 49152);
   EXPECT_EQ(c.hidden_size, 576);
@@ -73,7 +73,7 @@ TEST(Config, Defaults) {
                         "eos_token_id", "attention_bias", "architectures", "rms_norm_eps"})
     j.erase(k);
   const ModelConfig c = parse(j);  // model_type alone identifies the architecture
-  EXPECT_EQ(c.arch, skv::Arch::Llama);
+  EXPECT_EQ(c.arch, skv::model::Arch::Llama);
   EXPECT_FALSE(c.swiftkv_checkpoint);
   EXPECT_EQ(c.num_kv_heads, 9);
   EXPECT_FALSE(c.tie_word_embeddings);
@@ -189,7 +189,7 @@ TEST(Config, Qwen2) {
   j["use_sliding_window"] = false;
   j["sliding_window"] = 32768;
   const ModelConfig c = parse(j);
-  EXPECT_EQ(c.arch, skv::Arch::Qwen2);
+  EXPECT_EQ(c.arch, skv::model::Arch::Qwen2);
   EXPECT_TRUE(c.attention_bias);
   EXPECT_FALSE(c.o_proj_bias());   // Qwen2Attention never biases o_proj
   EXPECT_EQ(c.sliding_window, 0);  // only counts with use_sliding_window
@@ -206,7 +206,7 @@ TEST(Config, Mistral) {
   j.erase("attention_bias");
   j["sliding_window"] = 4096;
   ModelConfig c = parse(j);
-  EXPECT_EQ(c.arch, skv::Arch::Mistral);
+  EXPECT_EQ(c.arch, skv::model::Arch::Mistral);
   EXPECT_EQ(c.sliding_window, 4096);
   EXPECT_FALSE(c.attention_bias);
   j["sliding_window"] = nullptr;  // null: no window
@@ -230,7 +230,7 @@ TEST(Config, Qwen3) {
   j["head_dim"] = 128;  // explicit, != 576 / 9
   j["attention_bias"] = false;
   ModelConfig c = parse(j);
-  EXPECT_EQ(c.arch, skv::Arch::Qwen3);
+  EXPECT_EQ(c.arch, skv::model::Arch::Qwen3);
   EXPECT_TRUE(c.qk_norm());
   EXPECT_EQ(c.head_dim, 128);
   EXPECT_FALSE(c.attention_bias);
@@ -241,7 +241,7 @@ TEST(Config, Qwen3) {
 }
 
 TEST(Config, SwiftKVVariants) {
-  for (const skv::ArchInfo& a : skv::all_archs()) {
+  for (const skv::model::ArchInfo& a : skv::model::all_archs()) {
     json j = smollm2();
     j["architectures"] = {a.swiftkv_class};
     j["model_type"] = a.swiftkv_model_type;
@@ -260,7 +260,7 @@ TEST(Config, SwiftKV) {
   j["model_type"] = "llama_swiftkv";
   j["num_key_value_layers"] = 16;
   ModelConfig c = parse(j);
-  EXPECT_EQ(c.arch, skv::Arch::Llama);
+  EXPECT_EQ(c.arch, skv::model::Arch::Llama);
   EXPECT_TRUE(c.swiftkv_checkpoint);
   EXPECT_TRUE(c.swiftkv);
   EXPECT_EQ(c.num_key_value_layers, 16);
@@ -336,8 +336,9 @@ TEST(Config, InvalidValues) {
   j = smollm2();
   j["mlp_bias"] = true;
   EXPECT_HAS(error_for(j), "mlp_bias");
-  EXPECT_HAS(error_of([] { skv::config_from_json_text("{not json", "x/config.json"); }), "x/config.json: invalid JSON");
-  EXPECT_HAS(error_of([] { skv::config_from_json_text("[]", "c.json"); }), "not a JSON object");
+  EXPECT_HAS(error_of([] { skv::io::config_from_json_text("{not json", "x/config.json"); }),
+             "x/config.json: invalid JSON");
+  EXPECT_HAS(error_of([] { skv::io::config_from_json_text("[]", "c.json"); }), "not a JSON object");
 }
 
 TEST(Config, ValidateDirectly) {
@@ -356,10 +357,10 @@ TEST(Config, ValidateDirectly) {
 TEST(Config, FromFile) {
   TempDir dir;
   write_file(dir.file("config.json"), smollm2().dump(2));
-  EXPECT_EQ(skv::config_from_json_file(dir.file("config.json")).hidden_size, 576);
-  EXPECT_SKV_ERROR(skv::config_from_json_file(dir.file("missing.json")), "missing.json");
+  EXPECT_EQ(skv::io::config_from_json_file(dir.file("config.json")).hidden_size, 576);
+  EXPECT_SKV_ERROR(skv::io::config_from_json_file(dir.file("missing.json")), "missing.json");
   write_file(dir.file("bad.json"), std::string("{\"vocab_size\": 1"));
-  EXPECT_SKV_ERROR(skv::config_from_json_file(dir.file("bad.json")), "bad.json: invalid JSON");
+  EXPECT_SKV_ERROR(skv::io::config_from_json_file(dir.file("bad.json")), "bad.json: invalid JSON");
 }
 
 // ---- GGUF metadata ----
@@ -370,7 +371,7 @@ class ConfigGGUF : public ::testing::Test {
   std::string path = dir.file("m.gguf");
   ModelConfig load(const GGUFBuilder& g) {
     g.write(path);
-    return skv::config_from_gguf(skv::GGUFFile(path));
+    return skv::io::config_from_gguf(skv::io::GGUFFile(path));
   }
   std::string error(const GGUFBuilder& g) {
     return error_of([&] { load(g); });
@@ -379,7 +380,7 @@ class ConfigGGUF : public ::testing::Test {
 
 TEST_F(ConfigGGUF, Llama) {
   const ModelConfig c = load(tiny_llama_gguf());
-  EXPECT_EQ(c.arch, skv::Arch::Llama);
+  EXPECT_EQ(c.arch, skv::model::Arch::Llama);
   EXPECT_FALSE(c.swiftkv_checkpoint);
   EXPECT_EQ(c.num_layers, 2);
   EXPECT_EQ(c.hidden_size, 8);
@@ -417,13 +418,13 @@ TEST_F(ConfigGGUF, OptionalKeys) {
 
 TEST_F(ConfigGGUF, Qwen2) {
   const ModelConfig c = load(tiny_llama_gguf("qwen2"));
-  EXPECT_EQ(c.arch, skv::Arch::Qwen2);
+  EXPECT_EQ(c.arch, skv::model::Arch::Qwen2);
   EXPECT_TRUE(c.attention_bias);
 }
 
 TEST_F(ConfigGGUF, Qwen3) {
   const ModelConfig c = load(tiny_llama_gguf("qwen3"));
-  EXPECT_EQ(c.arch, skv::Arch::Qwen3);
+  EXPECT_EQ(c.arch, skv::model::Arch::Qwen3);
   EXPECT_TRUE(c.qk_norm());
   EXPECT_FALSE(c.attention_bias);  // no blk.0.attn_q.bias tensor
 }

@@ -31,7 +31,7 @@ TEST(GuardedDevice, HostAccessFaults) {
   Tensor t = Tensor::zeros(DType::F32, {4, 4}, GuardedDevice::instance().device());
   ASSERT_TRUE(GuardedDevice::instance().contains(t.data));
   // Through the primitives the values are there...
-  const Tensor h = ops::to_host(t);
+  const Tensor h = backend::to_host(t);
   EXPECT_EQ(h.as<float>()[5], 0.0f);
   EXPECT_NE(h.data, t.data);
   // ...and touching them directly is fatal, which is what makes the tests below a proof.
@@ -39,9 +39,9 @@ TEST(GuardedDevice, HostAccessFaults) {
 }
 
 // A model's SwiftKV variant, for checkpoints that are plain: converted in memory.
-ModelFiles open_variant(const std::string& name, int64_t m, int64_t g) {
-  ModelFiles f = open_model_files(fixture(name));
-  if (m > 0) add_swiftkv_tensors(f, m, g);
+io::ModelFiles open_variant(const std::string& name, int64_t m, int64_t g) {
+  io::ModelFiles f = io::open_model_files(fixture(name));
+  if (m > 0) model::add_swiftkv_tensors(f, m, g);
   return f;
 }
 
@@ -57,29 +57,29 @@ class DeviceContract : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
     const Case c = GetParam();
-    host_ = std::make_unique<LlamaModel>(open_variant(c.dir, c.m, c.g));
-    dev_ = std::make_unique<LlamaModel>(open_variant(c.dir, c.m, c.g),
-                                        ModelOptions{.device = GuardedDevice::instance().device()});
-    tok_ = Tokenizer::from_path(fixture(c.dir));
+    host_ = std::make_unique<model::LlamaModel>(open_variant(c.dir, c.m, c.g));
+    dev_ = std::make_unique<model::LlamaModel>(open_variant(c.dir, c.m, c.g),
+                                               model::ModelOptions{.device = GuardedDevice::instance().device()});
+    tok_ = tokenizer::Tokenizer::from_path(fixture(c.dir));
     ASSERT_EQ(dev_->swiftkv_active(), c.m > 0);
   }
-  std::unique_ptr<LlamaModel> host_, dev_;
-  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<model::LlamaModel> host_, dev_;
+  std::unique_ptr<tokenizer::Tokenizer> tok_;
 };
 
 TEST_P(DeviceContract, ScoreAndGenerateMatchTheHost) {
   const std::vector<int32_t> ids = random_ids(45, host_->config().vocab_size, 3);
-  Session hs(*host_, 64, 16), ds(*dev_, 64, 16);  // batch 16: chunked prefill
+  engine::Session hs(*host_, 64, 16), ds(*dev_, 64, 16);  // batch 16: chunked prefill
   const std::vector<double> a = hs.score(ids), b = ds.score(ids);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 1; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << i;
 
-  GenerationOptions opts;
+  engine::GenerationOptions opts;
   opts.sampling.temperature = 0;
   opts.max_tokens = 12;
   opts.ignore_eos = true;
   const std::vector<int32_t> prompt(ids.begin(), ids.begin() + 20);
-  const GenerationResult g1 = hs.generate(prompt, opts, tok_.get()), g2 = ds.generate(prompt, opts, tok_.get());
+  const engine::GenerationResult g1 = hs.generate(prompt, opts, tok_.get()), g2 = ds.generate(prompt, opts, tok_.get());
   EXPECT_EQ(g1.tokens, g2.tokens);
   EXPECT_EQ(g1.text, g2.text);
 }
@@ -88,12 +88,12 @@ TEST_P(DeviceContract, BatchedForwardMatchesTheHost) {
   const int64_t vocab = host_->config().vocab_size;
   const std::vector<std::vector<int32_t>> ids = {random_ids(9, vocab, 1), random_ids(5, vocab, 2),
                                                  random_ids(13, vocab, 4)};
-  const Logits which[] = {Logits::All, Logits::Last, Logits::None};
-  auto run = [&](const LlamaModel& m) {
-    std::vector<KVCache> caches;
-    for (size_t i = 0; i < ids.size(); ++i) caches.push_back(make_cache(m, 32));
-    ForwardContext ctx(m);
-    std::vector<SeqChunk> chunks;
+  const model::Logits which[] = {model::Logits::All, model::Logits::Last, model::Logits::None};
+  auto run = [&](const model::LlamaModel& m) {
+    std::vector<engine::KVCache> caches;
+    for (size_t i = 0; i < ids.size(); ++i) caches.push_back(engine::make_cache(m, 32));
+    model::ForwardContext ctx(m);
+    std::vector<model::SeqChunk> chunks;
     for (size_t i = 0; i < ids.size(); ++i)
       chunks.push_back({.kv = caches[i].view(),
                         .ids = ids[i].data(),
@@ -102,7 +102,8 @@ TEST_P(DeviceContract, BatchedForwardMatchesTheHost) {
                         .which = which[i]});
     m.forward_batch(ctx, chunks);
     std::vector<Tensor> out;
-    for (const SeqChunk& c : chunks) out.push_back(c.logits.defined() ? ops::clone(c.logits, kHost) : Tensor());
+    for (const model::SeqChunk& c : chunks)
+      out.push_back(c.logits.defined() ? backend::clone(c.logits, kHost) : Tensor());
     // A decode step of every sequence on the caches just filled.
     std::vector<int32_t> next = {7, 8, 9};
     for (size_t i = 0; i < ids.size(); ++i)
@@ -110,9 +111,9 @@ TEST_P(DeviceContract, BatchedForwardMatchesTheHost) {
                    .ids = &next[i],
                    .n = 1,
                    .n_past = static_cast<int64_t>(ids[i].size()),
-                   .which = Logits::Last};
+                   .which = model::Logits::Last};
     m.forward_batch(ctx, chunks);
-    for (const SeqChunk& c : chunks) out.push_back(ops::clone(c.logits, kHost));
+    for (const model::SeqChunk& c : chunks) out.push_back(backend::clone(c.logits, kHost));
     return out;
   };
   const std::vector<Tensor> a = run(*host_), b = run(*dev_);

@@ -45,7 +45,7 @@ class DistillFixture : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(DistillFixture, LossAndGradientsMatchAutograd) {
   const std::string dir = fixture(GetParam());
-  DistillModel model(open_model_files(dir + "/model"));
+  DistillModel model(io::open_model_files(dir + "/model"));
   const Batch b = read_batch(dir);
   const nlohmann::json want = read_json(dir + "/expected.json");
   const StepStats st = model.accumulate(b.ids.data(), b.positions.data(), b.doc_start.data(), b.ids.size(), b.w);
@@ -75,8 +75,8 @@ TEST(DistillModel, DocumentsInOneRowBlockAreIndependent) {
   // Packing must not leak anything between documents: the packed block's loss and gradients
   // are the sums of each document run alone.
   const std::string dir = fixture("m2g1_gqa");
-  DistillModel packed(open_model_files(dir + "/model"));
-  DistillModel alone(open_model_files(dir + "/model"));
+  DistillModel packed(io::open_model_files(dir + "/model"));
+  DistillModel alone(io::open_model_files(dir + "/model"));
   const Batch b = read_batch(dir);
   const StepStats all = packed.accumulate(b.ids.data(), b.positions.data(), b.doc_start.data(), b.ids.size(), b.w);
   StepStats sum;
@@ -101,7 +101,7 @@ TEST(DistillModel, DocumentsInOneRowBlockAreIndependent) {
 
 TEST(DistillModel, EvaluateGivesTheLossWithoutGradients) {
   const std::string dir = fixture("m1g2_bias_untied");
-  DistillModel model(open_model_files(dir + "/model"));
+  DistillModel model(io::open_model_files(dir + "/model"));
   const Batch b = read_batch(dir);
   const StepStats e = model.evaluate(b.ids.data(), b.positions.data(), b.doc_start.data(), b.ids.size(), b.w);
   for (float g : model.grads()) ASSERT_EQ(g, 0.0f);
@@ -118,10 +118,10 @@ TEST(DistillModel, EvaluateGivesTheLossWithoutGradients) {
 
 TEST(DistillModel, ExportedFilesReplaceOnlyTheTrainableTensors) {
   const std::string dir = fixture("m2g1_gqa");
-  DistillModel model(open_model_files(dir + "/model"));
+  DistillModel model(io::open_model_files(dir + "/model"));
   for (float& p : model.params()) p += 1.0f;
-  const ModelFiles out = model.files_with_params();
-  const ModelFiles orig = open_model_files(dir + "/model");
+  const io::ModelFiles out = model.files_with_params();
+  const io::ModelFiles orig = io::open_model_files(dir + "/model");
   ASSERT_EQ(out.tensors.size(), orig.tensors.size());
   std::set<std::string> trainable;
   for (const ParamSlot& s : model.slots()) trainable.insert(s.name);
@@ -136,7 +136,7 @@ TEST(DistillModel, ExportedFilesReplaceOnlyTheTrainableTensors) {
 TEST(DistillModel, RejectsAPlainModel) {
   // The teacher fixture of the engine tests is a plain Llama: distillation needs SwiftKV tensors.
   const std::string dir = fixture("m2g1_gqa") + "/model";
-  ModelFiles f = open_model_files(dir);
+  io::ModelFiles f = io::open_model_files(dir);
   f.config.swiftkv_checkpoint = false;
   f.config.swiftkv = false;
   EXPECT_THROW(DistillModel{std::move(f)}, std::exception);

@@ -26,8 +26,8 @@ const std::string kModel = std::string(SKV_SOURCE_DIR) + "/tests/fixtures/models
 class EvalLm : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    model_ = LlamaModel::load(kModel).release();
-    tok_ = Tokenizer::from_path(kModel).release();
+    model_ = model::LlamaModel::load(kModel).release();
+    tok_ = tokenizer::Tokenizer::from_path(kModel).release();
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -35,17 +35,17 @@ class EvalLm : public ::testing::Test {
   }
   // Reference: sum of score()'s log-probs of the last m tokens of ids.
   double reference(const std::vector<int32_t>& ids, size_t m) {
-    Session s(*model_, ids.size() + 1, 512);
+    engine::Session s(*model_, ids.size() + 1, 512);
     std::vector<double> lp = s.score(ids);
     double sum = 0;
     for (size_t i = ids.size() - m; i < ids.size(); ++i) sum += lp[i];
     return sum;
   }
-  static LlamaModel* model_;
-  static Tokenizer* tok_;
+  static model::LlamaModel* model_;
+  static tokenizer::Tokenizer* tok_;
 };
-LlamaModel* EvalLm::model_ = nullptr;
-Tokenizer* EvalLm::tok_ = nullptr;
+model::LlamaModel* EvalLm::model_ = nullptr;
+tokenizer::Tokenizer* EvalLm::tok_ = nullptr;
 
 TEST_F(EvalLm, EncodePairMovesTrailingSpacesToTheContinuation) {
   EvalModel lm(*model_, *tok_, {});
@@ -66,8 +66,8 @@ TEST_F(EvalLm, EncodePairMovesTrailingSpacesToTheContinuation) {
 
 TEST_F(EvalLm, BosFollowsTheTokenizerUnlessTheTextStartsWithIt) {
   // A Llama-3 style tokenizer whose post-processor adds BOS (only encoding is exercised).
-  auto tok =
-      Tokenizer::from_tokenizer_json(std::string(SKV_SOURCE_DIR) + "/tests/fixtures/tokenizer/llama3_style.json");
+  auto tok = tokenizer::Tokenizer::from_tokenizer_json(std::string(SKV_SOURCE_DIR) +
+                                                       "/tests/fixtures/tokenizer/llama3_style.json");
   ASSERT_TRUE(tok->adds_bos() && tok->bos_id());
   const int32_t bos = *tok->bos_id();
   const std::string bos_text = tok->decode({bos}, false);
@@ -116,7 +116,7 @@ TEST_F(EvalLm, IsGreedyFollowsTheArgmax) {
   for (int i = 0; i < 4; ++i) {
     std::vector<int32_t> ids = ctx;
     ids.insert(ids.end(), cont.begin(), cont.end());
-    Session s(*model_, 64, 512);
+    engine::Session s(*model_, 64, 512);
     Tensor logits = s.prefill(ids);
     const float* row = logits.as<float>();
     int32_t best = 0;
@@ -170,7 +170,7 @@ TEST_F(EvalLm, GreedyGenerationIsDeterministic) {
 
 // loglikelihood_batch against loglikelihood() one request at a time, on the plain fixture and
 // on a SwiftKV conversion of it (whose prefix rows stop at layer M).
-void expect_batch_equals_one_by_one(LlamaModel& model, const Tokenizer& tok) {
+void expect_batch_equals_one_by_one(model::LlamaModel& model, const tokenizer::Tokenizer& tok) {
   std::vector<EvalModel::Request> reqs;
   const std::string preamble = "Q: a long shared preamble of a few shot prompt with examples\nA: yes\n\n";
   for (const std::string q : {"Q: first?\nA:", "Q: the second one?\nA:"})
@@ -204,9 +204,9 @@ void expect_batch_equals_one_by_one(LlamaModel& model, const Tokenizer& tok) {
 TEST_F(EvalLm, LoglikelihoodBatchEqualsOneByOne) { expect_batch_equals_one_by_one(*model_, *tok_); }
 
 TEST_F(EvalLm, LoglikelihoodBatchEqualsOneByOneOnSwiftKV) {
-  ModelFiles f = open_model_files(kModel);
-  add_swiftkv_tensors(f, 1, 2);
-  LlamaModel skv(std::move(f));
+  io::ModelFiles f = io::open_model_files(kModel);
+  model::add_swiftkv_tensors(f, 1, 2);
+  model::LlamaModel skv(std::move(f));
   ASSERT_TRUE(skv.swiftkv_active());
   expect_batch_equals_one_by_one(skv, *tok_);
 }

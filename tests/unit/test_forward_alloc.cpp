@@ -72,35 +72,35 @@ TEST(ForwardAllocations, CounterSeesAllocations) {
 class DecodeStep : public ::testing::TestWithParam<int64_t> {};  // param: SwiftKV M (0 = plain)
 
 TEST_P(DecodeStep, AllocatesNothingOnceWarm) {
-  ModelFiles f = open_model_files(fixture("llama_gqa"));
-  if (GetParam() > 0) add_swiftkv_tensors(f, GetParam(), 1);
-  const LlamaModel model(std::move(f));
-  KVCache a = make_cache(model, 64), b = make_cache(model, 64);
-  ForwardContext ctx(model);
+  io::ModelFiles f = io::open_model_files(fixture("llama_gqa"));
+  if (GetParam() > 0) model::add_swiftkv_tensors(f, GetParam(), 1);
+  const model::LlamaModel model(std::move(f));
+  engine::KVCache a = engine::make_cache(model, 64), b = engine::make_cache(model, 64);
+  model::ForwardContext ctx(model);
   const std::vector<int32_t> ids = testing::random_ids(40, model.config().vocab_size, 5);
   // Warm-up: prefill two sequences and a few single and batched decode steps.
-  model.forward(ctx, a, ids.data(), 20, 0, Logits::Last);
-  model.forward(ctx, b, ids.data() + 5, 20, 0, Logits::Last);
-  std::vector<SeqChunk> both(2);
+  model.forward(ctx, a, ids.data(), 20, 0, model::Logits::Last);
+  model.forward(ctx, b, ids.data() + 5, 20, 0, model::Logits::Last);
+  std::vector<model::SeqChunk> both(2);
   int64_t pos = 20;
   auto batched_step = [&] {
-    both[0] = {.kv = a.view(), .ids = &ids[pos], .n = 1, .n_past = pos, .which = Logits::Last};
-    both[1] = {.kv = b.view(), .ids = &ids[pos + 1], .n = 1, .n_past = pos, .which = Logits::Last};
+    both[0] = {.kv = a.view(), .ids = &ids[pos], .n = 1, .n_past = pos, .which = model::Logits::Last};
+    both[1] = {.kv = b.view(), .ids = &ids[pos + 1], .n = 1, .n_past = pos, .which = model::Logits::Last};
     model.forward_batch(ctx, both);
     ++pos;
   };
   for (int i = 0; i < 3; ++i) batched_step();
   for (int i = 0; i < 3; ++i, ++pos) {
-    model.forward(ctx, a, &ids[pos], 1, pos, Logits::Last);
-    model.forward(ctx, b, &ids[pos], 1, pos, Logits::Last);
+    model.forward(ctx, a, &ids[pos], 1, pos, model::Logits::Last);
+    model.forward(ctx, b, &ids[pos], 1, pos, model::Logits::Last);
   }
   long single = 0, batched = 0;
   {
     Counting c;
     for (int i = 0; i < 5; ++i, ++pos) {
-      const Tensor logits = model.forward(ctx, a, &ids[pos], 1, pos, Logits::Last);
+      const Tensor logits = model.forward(ctx, a, &ids[pos], 1, pos, model::Logits::Last);
       EXPECT_TRUE(logits.defined());
-      model.forward(ctx, b, &ids[pos], 1, pos, Logits::Last);
+      model.forward(ctx, b, &ids[pos], 1, pos, model::Logits::Last);
     }
     single = c.count();
   }

@@ -9,7 +9,7 @@
 #include "io/gguf.h"
 
 using namespace skv_test;
-using skv::GGUFFile;
+using skv::io::GGUFFile;
 
 namespace {
 
@@ -185,13 +185,13 @@ TEST(GGUF, Accessors) {
 }
 
 TEST(GGUF, TypeNames) {
-  EXPECT_STREQ(skv::ggml_type_name(0), "F32");
-  EXPECT_STREQ(skv::ggml_type_name(8), "Q8_0");
-  EXPECT_STREQ(skv::ggml_type_name(12), "Q4_K");
-  EXPECT_STREQ(skv::ggml_type_name(14), "Q6_K");
-  EXPECT_STREQ(skv::ggml_type_name(16), "IQ2_XXS");
-  EXPECT_STREQ(skv::ggml_type_name(30), "BF16");
-  EXPECT_STREQ(skv::ggml_type_name(1000), "unknown");
+  EXPECT_STREQ(skv::io::ggml_type_name(0), "F32");
+  EXPECT_STREQ(skv::io::ggml_type_name(8), "Q8_0");
+  EXPECT_STREQ(skv::io::ggml_type_name(12), "Q4_K");
+  EXPECT_STREQ(skv::io::ggml_type_name(14), "Q6_K");
+  EXPECT_STREQ(skv::io::ggml_type_name(16), "IQ2_XXS");
+  EXPECT_STREQ(skv::io::ggml_type_name(30), "BF16");
+  EXPECT_STREQ(skv::io::ggml_type_name(1000), "unknown");
 }
 
 TEST(GGUF, UnsupportedKnownTypeFailsOnUse) {

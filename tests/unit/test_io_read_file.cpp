@@ -15,7 +15,7 @@ namespace {
 
 skv::ErrorKind kind_of(const std::string& path) {
   try {
-    skv::read_file(path);
+    skv::io::read_file(path);
   } catch (const skv::Error& e) {
     return e.kind();
   }
@@ -31,29 +31,30 @@ TEST(ReadFile, ReturnsEveryByte) {
   std::string bytes(200000, '\0');
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 % 256);
   skv_test::write_file(dir.file("blob"), bytes);
-  EXPECT_EQ(skv::read_file(dir.file("blob")), bytes);
+  EXPECT_EQ(skv::io::read_file(dir.file("blob")), bytes);
   skv_test::write_file(dir.file("empty"), std::string());
-  EXPECT_EQ(skv::read_file(dir.file("empty")), "");
+  EXPECT_EQ(skv::io::read_file(dir.file("empty")), "");
 }
 
 TEST(ReadFile, MissingFileNamesPathWhatAndReason) {
   TempDir dir;
   const std::string p = dir.file("nope.jsonl");
-  EXPECT_SKV_ERROR(skv::read_file(p, "--prompts file"),
+  EXPECT_SKV_ERROR(skv::io::read_file(p, "--prompts file"),
                    "cannot open --prompts file '" + p + "': No such file or directory");
   EXPECT_EQ(kind_of(p), skv::ErrorKind::Input);
 }
 
 TEST(ReadFile, DirectoryIsRefusedByName) {
   TempDir dir;
-  EXPECT_SKV_ERROR(skv::read_file(dir.path.string()), "cannot read file '" + dir.path.string() + "': Is a directory");
+  EXPECT_SKV_ERROR(skv::io::read_file(dir.path.string()),
+                   "cannot read file '" + dir.path.string() + "': Is a directory");
   EXPECT_EQ(kind_of(dir.path.string()), skv::ErrorKind::Input);
 }
 
 TEST(ReadFile, LongPathIsShortenedAndControlBytesEscaped) {
   TempDir dir;
   const std::string p = dir.file(std::string(200, 'x') + "\n/tail.txt");  // the directory does not exist
-  const std::string msg = skv_test::error_of([&] { skv::read_file(p); });
+  const std::string msg = skv_test::error_of([&] { skv::io::read_file(p); });
   EXPECT_LT(msg.size(), 260u) << msg;
   EXPECT_NE(msg.find("..."), std::string::npos) << msg;
   EXPECT_NE(msg.find("/tail.txt'"), std::string::npos) << msg;

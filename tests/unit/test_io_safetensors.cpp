@@ -10,8 +10,8 @@
 
 using namespace skv_test;
 using skv::DType;
-using skv::SafetensorsFile;
 using skv::Tensor;
+using skv::io::SafetensorsFile;
 
 namespace {
 
@@ -40,13 +40,13 @@ Bytes raw_file(const std::string& header, size_t data_bytes, std::optional<uint6
 
 TEST(MappedFile, Errors) {
   TempDir dir;
-  EXPECT_SKV_ERROR(skv::MappedFile(dir.file("nope")), "cannot open");
-  EXPECT_SKV_ERROR(skv::MappedFile(dir.file("nope")), dir.file("nope"));
-  EXPECT_SKV_ERROR(skv::MappedFile(dir.path.string()), "is a directory");
+  EXPECT_SKV_ERROR(skv::io::MappedFile(dir.file("nope")), "cannot open");
+  EXPECT_SKV_ERROR(skv::io::MappedFile(dir.file("nope")), dir.file("nope"));
+  EXPECT_SKV_ERROR(skv::io::MappedFile(dir.path.string()), "is a directory");
   write_file(dir.file("empty"), std::string());
-  EXPECT_SKV_ERROR(skv::MappedFile(dir.file("empty")), "empty");
+  EXPECT_SKV_ERROR(skv::io::MappedFile(dir.file("empty")), "empty");
   write_file(dir.file("x"), std::string("abc"));
-  skv::MappedFile m(dir.file("x"));
+  skv::io::MappedFile m(dir.file("x"));
   ASSERT_EQ(m.size(), 3u);
   EXPECT_EQ(m.data()[2], 'c');
   EXPECT_EQ(m.path(), dir.file("x"));
@@ -67,7 +67,7 @@ TEST(Safetensors, RoundTrip) {
   ids.as<int32_t>()[1] = 123456;
   in["ids"] = ids;
   const std::string path = dir.file("model.safetensors");
-  skv::write_safetensors(path, in, {{"format", "pt"}, {"note", "x y"}});
+  skv::io::write_safetensors(path, in, {{"format", "pt"}, {"note", "x y"}});
 
   SafetensorsFile f(path);
   EXPECT_EQ(f.path(), path);
@@ -94,7 +94,7 @@ TEST(Safetensors, RoundTrip) {
 TEST(Safetensors, WriterLayout) {
   TempDir dir;
   const std::string path = dir.file("m.safetensors");
-  skv::write_safetensors(path, {{"z", f32({1})}, {"a", f32({2})}});
+  skv::io::write_safetensors(path, {{"z", f32({1})}, {"a", f32({2})}});
   const Bytes b = read_file(path);
   uint64_t n;
   std::memcpy(&n, b.data(), 8);
@@ -114,14 +114,14 @@ TEST(Safetensors, WriterLayout) {
 TEST(Safetensors, WriterIsAtomicAndCleansUp) {
   TempDir dir;
   const std::string path = dir.file("m.safetensors");
-  skv::write_safetensors(path, {{"a", f32({2})}});
-  skv::write_safetensors(path, {{"b", f32({3}, 1)}});  // overwrite in place
+  skv::io::write_safetensors(path, {{"a", f32({2})}});
+  skv::io::write_safetensors(path, {{"b", f32({3}, 1)}});  // overwrite in place
   EXPECT_EQ(SafetensorsFile(path).names(), std::vector<std::string>{"b"});
 
   // A failed write leaves the old file untouched and no temporary behind.
   Tensor q = Tensor::empty(DType::Q8_0, {1, 32});
-  EXPECT_SKV_ERROR(skv::write_safetensors(path, {{"q", q}}), "Q8_0");
-  EXPECT_SKV_ERROR(skv::write_safetensors(path, {{"__metadata__", f32({1})}}), "__metadata__");
+  EXPECT_SKV_ERROR(skv::io::write_safetensors(path, {{"q", q}}), "Q8_0");
+  EXPECT_SKV_ERROR(skv::io::write_safetensors(path, {{"__metadata__", f32({1})}}), "__metadata__");
   EXPECT_EQ(SafetensorsFile(path).names(), std::vector<std::string>{"b"});
   size_t files = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir.path)) {
@@ -130,7 +130,8 @@ TEST(Safetensors, WriterIsAtomicAndCleansUp) {
   }
   EXPECT_EQ(files, 1u);
 
-  EXPECT_SKV_ERROR(skv::write_safetensors(dir.file("no/such/dir/m.safetensors"), {{"a", f32({1})}}), "temporary file");
+  EXPECT_SKV_ERROR(skv::io::write_safetensors(dir.file("no/such/dir/m.safetensors"), {{"a", f32({1})}}),
+                   "temporary file");
 }
 
 TEST(Safetensors, ReaderToleratesMetadataAndPadding) {
@@ -146,7 +147,7 @@ TEST(Safetensors, ReaderToleratesMetadataAndPadding) {
 
 TEST(Safetensors, TensorOutlivesFile) {
   TempDir dir;
-  skv::write_safetensors(dir.file("m.safetensors"), {{"a", f32({4}, 1)}});
+  skv::io::write_safetensors(dir.file("m.safetensors"), {{"a", f32({4}, 1)}});
   Tensor t;
   {
     SafetensorsFile f(dir.file("m.safetensors"));
@@ -239,8 +240,8 @@ TEST_F(SafetensorsCorrupt, Overlap) {
 
 TEST_F(SafetensorsCorrupt, EveryTruncationAndRandomFlips) {
   TempDir src;
-  skv::write_safetensors(src.file("m.safetensors"), {{"a", f32({3})}, {"b", u16(DType::BF16, {2, 2}, 1)}},
-                         {{"k", "v"}});
+  skv::io::write_safetensors(src.file("m.safetensors"), {{"a", f32({3})}, {"b", u16(DType::BF16, {2, 2}, 1)}},
+                             {{"k", "v"}});
   const Bytes full = read_file(src.file("m.safetensors"));
   for (size_t n = 0; n < full.size(); ++n)
     EXPECT_NE(open(Bytes(full.begin(), full.begin() + n)), "<no error>") << "prefix " << n;

@@ -332,16 +332,16 @@ std::string Fixture(const std::string& name) {
 
 TEST(ChatTemplate, SmolLM2) {
   const std::string t = Fixture("smollm2-135m-instruct.jinja");
-  EXPECT_EQ(skv::apply_chat_template(t, {{"user", "Hi"}}, true),
+  EXPECT_EQ(skv::tokenizer::apply_chat_template(t, {{"user", "Hi"}}, true),
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_EQ(skv::apply_chat_template(t, {{"system", "S"}, {"user", "Hi"}, {"assistant", "Yo"}}, false),
+  EXPECT_EQ(skv::tokenizer::apply_chat_template(t, {{"system", "S"}, {"user", "Hi"}, {"assistant", "Yo"}}, false),
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n");
 }
 
 TEST(ChatTemplate, Llama31DefaultDate) {
   const std::string t = Fixture("llama-3.1-8b-instruct.jinja");
-  EXPECT_EQ(skv::apply_chat_template(t, {{"user", "Hi"}}, true, "<|begin_of_text|>", "<|eot_id|>"),
+  EXPECT_EQ(skv::tokenizer::apply_chat_template(t, {{"user", "Hi"}}, true, "<|begin_of_text|>", "<|eot_id|>"),
             "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
             "Today Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
             "<|start_header_id|>assistant<|end_header_id|>\n\n");
@@ -349,10 +349,11 @@ TEST(ChatTemplate, Llama31DefaultDate) {
 
 TEST(ChatTemplate, Llama2RaisesOnBadRoles) {
   const std::string t = Fixture("llama-2-chat.jinja");
-  EXPECT_EQ(skv::apply_chat_template(t, {{"system", "S"}, {"user", " Hi "}, {"assistant", "Yo"}}, false, "<s>", "</s>"),
+  EXPECT_EQ(skv::tokenizer::apply_chat_template(t, {{"system", "S"}, {"user", " Hi "}, {"assistant", "Yo"}}, false,
+                                                "<s>", "</s>"),
             "<s>[INST] <<SYS>>\nS\n<</SYS>>\n\n Hi [/INST] Yo </s>");
   try {
-    skv::apply_chat_template(t, {{"user", "a"}, {"user", "b"}}, false, "<s>", "</s>");
+    skv::tokenizer::apply_chat_template(t, {{"user", "a"}, {"user", "b"}}, false, "<s>", "</s>");
     FAIL() << "expected raise_exception";
   } catch (const skv::Error& e) {
     EXPECT_TRUE(Has(e.what(), "Conversation roles must alternate user/assistant/user/assistant/...")) << e.what();
@@ -363,11 +364,11 @@ TEST(ChatTemplate, ContextVariables) {
   const std::string t =
       "{{ bos_token is defined }}|{{ eos_token }}|{{ tools is none }}|{{ documents is none }}|"
       "{{ add_generation_prompt }}|{{ messages | length }}|{{ messages[0].extra | default('-') }}";
-  EXPECT_EQ(skv::apply_chat_template(t, {{"user", "x"}}, true, "", "</s>"), "False|</s>|True|True|True|1|-");
+  EXPECT_EQ(skv::tokenizer::apply_chat_template(t, {{"user", "x"}}, true, "", "</s>"), "False|</s>|True|True|True|1|-");
   ordered_json msgs = ordered_json::parse(R"([{"role": "user", "content": "x", "extra": 7}])");
   ordered_json extra = ordered_json::parse(R"({"tools": [{"name": "f"}], "bos_token": "B"})");
-  EXPECT_EQ(skv::apply_chat_template_json(t, msgs, false, "", "", extra), "True||False|True|False|1|7");
-  EXPECT_THROW(skv::apply_chat_template_json(t, ordered_json::object(), false), skv::Error);
+  EXPECT_EQ(skv::tokenizer::apply_chat_template_json(t, msgs, false, "", "", extra), "True||False|True|False|1|7");
+  EXPECT_THROW(skv::tokenizer::apply_chat_template_json(t, ordered_json::object(), false), skv::Error);
 }
 
 }  // namespace

@@ -15,7 +15,7 @@
 #include "kernel_test_util.h"
 
 using namespace skv;
-using namespace skv::cpu;
+using namespace skv::backend::cpu;
 
 namespace {
 
@@ -68,7 +68,7 @@ void check(int64_t n, int64_t n_past, int64_t H, int64_t KV, int64_t D, float qk
   for (Isa isa : isas()) {
     set_isa(isa);
     SCOPED_TRACE(isa_name(isa));
-    ops::attention(q, k, v, n_past, H, KV, scale, out, window);
+    backend::attention(q, k, v, n_past, H, KV, scale, out, window);
     for (int64_t e = 0; e < n * H * D; ++e)
       ASSERT_NEAR(out.as<float>()[e], ref[e], 2e-5 * (1.0 + std::fabs(ref[e]))) << "row " << e / (H * D);
   }
@@ -113,11 +113,11 @@ TEST(Attention, SlidingWindow) {
 }
 
 TEST(Attention, WindowKeyCount) {
-  EXPECT_EQ(ops::attention_keys(0, 5, 0), 15);
-  EXPECT_EQ(ops::attention_keys(0, 5, 5), 15);
-  EXPECT_EQ(ops::attention_keys(0, 5, 2), 1 + 2 + 2 + 2 + 2);
-  EXPECT_EQ(ops::attention_keys(10, 3, 4), 12);
-  EXPECT_EQ(ops::attention_keys(1, 4, 3), 2 + 3 + 3 + 3);
+  EXPECT_EQ(backend::attention_keys(0, 5, 0), 15);
+  EXPECT_EQ(backend::attention_keys(0, 5, 5), 15);
+  EXPECT_EQ(backend::attention_keys(0, 5, 2), 1 + 2 + 2 + 2 + 2);
+  EXPECT_EQ(backend::attention_keys(10, 3, 4), 12);
+  EXPECT_EQ(backend::attention_keys(1, 4, 3), 2 + 3 + 3 + 3);
 }
 
 TEST(Attention, Checks) {
@@ -125,9 +125,9 @@ TEST(Attention, Checks) {
   Tensor k = Tensor::zeros(DType::F32, {4, 32});
   Tensor v = Tensor::zeros(DType::F32, {4, 32});
   Tensor out = Tensor::zeros(DType::F32, {2, 64});
-  EXPECT_NO_THROW(ops::attention(q, k, v, 2, 2, 1, 0.1f, out));
-  EXPECT_THROW(ops::attention(q, k, v, 3, 2, 1, 0.1f, out), Error);      // past capacity
-  EXPECT_THROW(ops::attention(q, k, v, 0, 3, 1, 0.1f, out), Error);      // 64 % 3
-  EXPECT_THROW(ops::attention(q, k, v, 0, 2, 2, 0.1f, out), Error);      // cache width
-  EXPECT_THROW(ops::attention(q, k, v, 0, 2, 1, 0.1f, out, -1), Error);  // window
+  EXPECT_NO_THROW(backend::attention(q, k, v, 2, 2, 1, 0.1f, out));
+  EXPECT_THROW(backend::attention(q, k, v, 3, 2, 1, 0.1f, out), Error);      // past capacity
+  EXPECT_THROW(backend::attention(q, k, v, 0, 3, 1, 0.1f, out), Error);      // 64 % 3
+  EXPECT_THROW(backend::attention(q, k, v, 0, 2, 2, 0.1f, out), Error);      // cache width
+  EXPECT_THROW(backend::attention(q, k, v, 0, 2, 1, 0.1f, out, -1), Error);  // window
 }

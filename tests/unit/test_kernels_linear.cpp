@@ -26,7 +26,7 @@
 #include "kernel_test_util.h"
 
 using namespace skv;
-using namespace skv::cpu;
+using namespace skv::backend::cpu;
 
 namespace {
 
@@ -155,7 +155,7 @@ void run_case(DType dt, int64_t n, int64_t in, int64_t out, bool with_bias, std:
                                           : path == LinearPath::Gemm ? " gemm"
                                                                      : " auto"));
       std::fill(y.as<float>(), y.as<float>() + n * out, NAN);
-      cpu::linear(x, W.t, with_bias ? &bias : nullptr, y, path);
+      backend::cpu::linear(x, W.t, with_bias ? &bias : nullptr, y, path);
       const bool int_path =
           quant && (path == LinearPath::Gemv || (path == LinearPath::Auto && n <= linear_gemv_max_rows(dt)));
       for (int64_t e = 0; e < n * out; ++e) {
@@ -207,7 +207,7 @@ TEST(Linear, DegenerateActivations) {
     for (Isa isa : isas()) {
       set_isa(isa);
       for (LinearPath path : {LinearPath::Gemv, LinearPath::Gemm}) {
-        cpu::linear(x, W.t, nullptr, y, path);
+        backend::cpu::linear(x, W.t, nullptr, y, path);
         for (int r = 0; r < 19; ++r) {
           EXPECT_EQ(y.as<float>()[r], 0.0f);
           double s = 0, m = 0;
@@ -224,17 +224,17 @@ TEST(Linear, FrontChecks) {
   Tensor x = Tensor::zeros(DType::F32, {2, 64});
   Tensor w = Tensor::zeros(DType::Q4_1, {8, 64});
   Tensor y = Tensor::zeros(DType::F32, {2, 8});
-  EXPECT_NO_THROW(ops::linear(x, w, nullptr, y));
+  EXPECT_NO_THROW(backend::linear(x, w, nullptr, y));
   Tensor bad_y = Tensor::zeros(DType::F32, {2, 9});
-  EXPECT_THROW(ops::linear(x, w, nullptr, bad_y), Error);
+  EXPECT_THROW(backend::linear(x, w, nullptr, bad_y), Error);
   Tensor bad_x = Tensor::zeros(DType::F32, {2, 32});
-  EXPECT_THROW(ops::linear(bad_x, w, nullptr, y), Error);
+  EXPECT_THROW(backend::linear(bad_x, w, nullptr, y), Error);
   Tensor bias = Tensor::zeros(DType::F32, {7});
-  EXPECT_THROW(ops::linear(x, w, &bias, y), Error);
+  EXPECT_THROW(backend::linear(x, w, &bias, y), Error);
   Tensor xi = Tensor::zeros(DType::I32, {2, 64});
-  EXPECT_THROW(ops::linear(xi, w, nullptr, y), Error);
+  EXPECT_THROW(backend::linear(xi, w, nullptr, y), Error);
   try {
-    ops::linear(x, w, nullptr, bad_y);
+    backend::linear(x, w, nullptr, bad_y);
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("linear"), std::string::npos);
   }
@@ -247,14 +247,14 @@ TEST(Linear, ThreadCountsAgree) {
   std::normal_distribution<float> nd;
   for (int64_t i = 0; i < 5 * 576; ++i) x.as<float>()[i] = nd(rng);
   Tensor y1 = Tensor::empty(DType::F32, {5, 577}), y2 = Tensor::empty(DType::F32, {5, 577});
-  const int saved = cpu::num_threads();
+  const int saved = backend::cpu::num_threads();
   for (LinearPath path : {LinearPath::Gemv, LinearPath::Gemm}) {
-    cpu::set_num_threads(1);
-    cpu::linear(x, W.t, nullptr, y1, path);
-    cpu::set_num_threads(3);
-    cpu::linear(x, W.t, nullptr, y2, path);
+    backend::cpu::set_num_threads(1);
+    backend::cpu::linear(x, W.t, nullptr, y1, path);
+    backend::cpu::set_num_threads(3);
+    backend::cpu::linear(x, W.t, nullptr, y2, path);
     // Each output is computed by one thread with the same code: identical bits.
     EXPECT_EQ(std::memcmp(y1.data, y2.data, y1.nbytes()), 0);
   }
-  cpu::set_num_threads(saved);
+  backend::cpu::set_num_threads(saved);
 }

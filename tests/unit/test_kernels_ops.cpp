@@ -16,7 +16,7 @@
 #include "kernel_test_util.h"
 
 using namespace skv;
-using namespace skv::cpu;
+using namespace skv::backend::cpu;
 
 namespace {
 
@@ -33,7 +33,7 @@ TEST(Rope, BothStylesAgainstFormula) {
   std::mt19937 rng(21);
   for (bool interleaved : {false, true})
     for (int64_t D : {64, 128, 6}) {
-      ops::Rope rp;
+      backend::Rope rp;
       rp.head_dim = D;
       rp.interleaved = interleaved;
       rp.attention_factor = interleaved ? 1.0f : 1.1f;
@@ -43,7 +43,7 @@ TEST(Rope, BothStylesAgainstFormula) {
       std::vector<int32_t> pos = {0, 1, 2, 17, 511, 2047, 4095, 8191, 100000};
       Tensor x = randn({n, heads * D}, rng);
       std::vector<float> x0(x.as<float>(), x.as<float>() + x.numel());
-      ops::rope(x, heads, ops::host_i32(pos.data(), n), rp);
+      backend::rope(x, heads, backend::host_i32(pos.data(), n), rp);
       for (int64_t i = 0; i < n; ++i)
         for (int64_t h = 0; h < heads; ++h)
           for (int64_t j = 0; j < D / 2; ++j) {
@@ -62,15 +62,15 @@ TEST(Rope, BothStylesAgainstFormula) {
 }
 
 TEST(Rope, Checks) {
-  ops::Rope rp;
+  backend::Rope rp;
   rp.head_dim = 8;
   rp.inv_freq = {1, 2, 3};  // should be 4
   Tensor x = Tensor::zeros(DType::F32, {1, 16});
   int32_t p = 0;
-  EXPECT_THROW(ops::rope(x, 2, ops::host_i32(&p, 1), rp), Error);
+  EXPECT_THROW(backend::rope(x, 2, backend::host_i32(&p, 1), rp), Error);
   rp.inv_freq.push_back(4);
-  EXPECT_NO_THROW(ops::rope(x, 2, ops::host_i32(&p, 1), rp));
-  EXPECT_THROW(ops::rope(x, 3, ops::host_i32(&p, 1), rp), Error);
+  EXPECT_NO_THROW(backend::rope(x, 2, backend::host_i32(&p, 1), rp));
+  EXPECT_THROW(backend::rope(x, 3, backend::host_i32(&p, 1), rp), Error);
 }
 
 TEST(RmsNorm, AgainstDoubleAllWeightDtypes) {
@@ -92,10 +92,10 @@ TEST(RmsNorm, AgainstDoubleAllWeightDtypes) {
       for (Isa isa : isas()) {
         set_isa(isa);
         Tensor y = Tensor::empty(DType::F32, {n, d});
-        ops::rms_norm(x, w, 1e-5f, y);
+        backend::rms_norm(x, w, 1e-5f, y);
         Tensor xa = Tensor::empty(DType::F32, {n, d});  // in place (y aliases x)
         std::memcpy(xa.data, x.data, x.nbytes());
-        ops::rms_norm(xa, w, 1e-5f, xa);
+        backend::rms_norm(xa, w, 1e-5f, xa);
         for (int64_t i = 0; i < n; ++i) {
           double ss = 0;
           for (int64_t j = 0; j < d; ++j)
@@ -155,7 +155,7 @@ TEST(Embedding, AllTableDtypes) {
     for (Isa isa : isas()) {
       set_isa(isa);
       Tensor out = Tensor::empty(DType::F32, {static_cast<int64_t>(ids.size()), d});
-      ops::embedding(table, ops::host_i32(ids.data(), static_cast<int64_t>(ids.size())), out);
+      backend::embedding(table, backend::host_i32(ids.data(), static_cast<int64_t>(ids.size())), out);
       for (size_t i = 0; i < ids.size(); ++i)
         for (int64_t j = 0; j < d; ++j)
           ASSERT_NEAR(out.as<float>()[i * d + j], deq[ids[i] * d + j], 1e-6f * (1 + std::fabs(deq[ids[i] * d + j])))
@@ -163,7 +163,7 @@ TEST(Embedding, AllTableDtypes) {
     }
     int32_t bad = 50;
     Tensor out1 = Tensor::empty(DType::F32, {1, d});
-    EXPECT_THROW(ops::embedding(table, ops::host_i32(&bad, 1), out1), Error);
+    EXPECT_THROW(backend::embedding(table, backend::host_i32(&bad, 1), out1), Error);
   }
 }
 
@@ -176,9 +176,9 @@ TEST(Elementwise, AddSiluMul) {
       set_isa(isa);
       Tensor y = Tensor::empty(DType::F32, {1, n});
       std::memcpy(y.data, a.data, a.nbytes());
-      ops::add_inplace(y, b);
+      backend::add_inplace(y, b);
       for (int64_t j = 0; j < n; ++j) ASSERT_EQ(y.as<float>()[j], a.as<float>()[j] + b.as<float>()[j]);
-      ops::silu_mul(a, b, y);
+      backend::silu_mul(a, b, y);
       for (int64_t j = 0; j < n; ++j) {
         const double g = a.as<float>()[j];
         const double want = g / (1.0 + std::exp(-g)) * b.as<float>()[j];
@@ -187,7 +187,7 @@ TEST(Elementwise, AddSiluMul) {
       // out aliasing gate, as the model does.
       Tensor g2 = Tensor::empty(DType::F32, {1, n});
       std::memcpy(g2.data, a.data, a.nbytes());
-      ops::silu_mul(g2, b, g2);
+      backend::silu_mul(g2, b, g2);
       ASSERT_EQ(std::memcmp(g2.data, y.data, y.nbytes()), 0);
     }
   }
@@ -198,7 +198,7 @@ TEST(Elementwise, AddSiluMul) {
   for (int j = 0; j < 8; ++j) g.as<float>()[j] = gv[j], u.as<float>()[j] = 1.0f;
   for (Isa isa : isas()) {
     set_isa(isa);
-    ops::silu_mul(g, u, o);
+    backend::silu_mul(g, u, o);
     for (int j = 0; j < 8; ++j) {
       const double want = gv[j] / (1.0 + std::exp(-static_cast<double>(gv[j])));
       EXPECT_NEAR(o.as<float>()[j], want, 1e-6 * (1 + std::fabs(want))) << gv[j];
@@ -214,8 +214,8 @@ TEST(Softmax, LogSoftmaxAndSoftmax) {
     Tensor ls = Tensor::empty(DType::F32, {3, v}), sm = Tensor::empty(DType::F32, {3, v});
     std::memcpy(ls.data, x.data, x.nbytes());
     std::memcpy(sm.data, x.data, x.nbytes());
-    ops::log_softmax_rows(ls);
-    ops::softmax_rows(sm);
+    backend::log_softmax_rows(ls);
+    backend::softmax_rows(sm);
     for (int64_t i = 0; i < 3; ++i) {
       const float* r = x.as<float>() + i * v;
       double mx = -INFINITY, sum = 0;
@@ -234,10 +234,10 @@ TEST(Softmax, LogSoftmaxAndSoftmax) {
 }
 
 TEST(Threads, SetAndGet) {
-  const int saved = cpu::num_threads();
-  cpu::set_num_threads(3);
-  EXPECT_EQ(cpu::num_threads(), 3);
-  cpu::set_num_threads(0);
-  EXPECT_GE(cpu::num_threads(), 1);
-  cpu::set_num_threads(saved);
+  const int saved = backend::cpu::num_threads();
+  backend::cpu::set_num_threads(3);
+  EXPECT_EQ(backend::cpu::num_threads(), 3);
+  backend::cpu::set_num_threads(0);
+  EXPECT_GE(backend::cpu::num_threads(), 1);
+  backend::cpu::set_num_threads(saved);
 }

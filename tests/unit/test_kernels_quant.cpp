@@ -11,7 +11,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/quant.h"
 
-using namespace skv::cpu;
+using namespace skv::backend::cpu;
 
 namespace {
 

@@ -10,8 +10,8 @@
 #include "io/safetensors.h"
 
 using namespace skv_test;
-using skv::ModelFiles;
 using skv::Tensor;
+using skv::io::ModelFiles;
 
 namespace {
 
@@ -31,14 +31,14 @@ class ModelFilesTest : public ::testing::Test {
  protected:
   TempDir dir;
   std::string error(const std::string& path) {
-    return error_of([&] { skv::open_model_files(path); });
+    return error_of([&] { skv::io::open_model_files(path); });
   }
   // Writes a 3-tensor model split over two shards and returns the index JSON.
   nlohmann::json write_sharded() {
     write_file(dir.file("config.json"), std::string(kConfig));
-    skv::write_safetensors(dir.file("model-00001-of-00002.safetensors"),
-                           {{"model.embed_tokens.weight", f32({6, 8})}, {"model.norm.weight", f32({8}, 1)}});
-    skv::write_safetensors(dir.file("model-00002-of-00002.safetensors"), {{"extra", f32({2}, 5)}});
+    skv::io::write_safetensors(dir.file("model-00001-of-00002.safetensors"),
+                               {{"model.embed_tokens.weight", f32({6, 8})}, {"model.norm.weight", f32({8}, 1)}});
+    skv::io::write_safetensors(dir.file("model-00002-of-00002.safetensors"), {{"extra", f32({2}, 5)}});
     nlohmann::json index = {{"metadata", {{"total_size", 212}}},
                             {"weight_map",
                              {{"model.embed_tokens.weight", "model-00001-of-00002.safetensors"},
@@ -53,10 +53,10 @@ class ModelFilesTest : public ::testing::Test {
 
 TEST_F(ModelFilesTest, HFSingleFile) {
   write_file(dir.file("config.json"), std::string(kConfig));
-  skv::write_safetensors(dir.file("model.safetensors"),
-                         {{"model.embed_tokens.weight", f32({6, 8})}, {"model.norm.weight", f32({8}, 1)}});
-  const ModelFiles m = skv::open_model_files(dir.path.string());
-  EXPECT_EQ(m.format, skv::ModelFormat::HFDirectory);
+  skv::io::write_safetensors(dir.file("model.safetensors"),
+                             {{"model.embed_tokens.weight", f32({6, 8})}, {"model.norm.weight", f32({8}, 1)}});
+  const ModelFiles m = skv::io::open_model_files(dir.path.string());
+  EXPECT_EQ(m.format, skv::io::ModelFormat::HFDirectory);
   EXPECT_EQ(m.path, dir.path.string());
   EXPECT_EQ(m.config.hidden_size, 8);
   EXPECT_TRUE(m.config.tie_word_embeddings);
@@ -72,7 +72,7 @@ TEST_F(ModelFilesTest, HFSingleFile) {
 
 TEST_F(ModelFilesTest, HFSharded) {
   write_sharded();
-  const ModelFiles m = skv::open_model_files(dir.path.string() + "/");
+  const ModelFiles m = skv::io::open_model_files(dir.path.string() + "/");
   EXPECT_EQ(m.shards.size(), 2u);  // each shard opened once
   EXPECT_EQ(m.tensors.size(), 3u);
   EXPECT_EQ(m.get("extra").as<float>()[1], 6.0f);
@@ -113,8 +113,8 @@ TEST_F(ModelFilesTest, GGUFNamesMapped) {
   GGUFBuilder g = tiny_llama_gguf();
   g.tensor_f32("custom.thing", {3});
   g.write(dir.file("tiny.gguf"));
-  const ModelFiles m = skv::open_model_files(dir.file("tiny.gguf"));
-  EXPECT_EQ(m.format, skv::ModelFormat::GGUF);
+  const ModelFiles m = skv::io::open_model_files(dir.file("tiny.gguf"));
+  EXPECT_EQ(m.format, skv::io::ModelFormat::GGUF);
   ASSERT_TRUE(m.gguf);
   EXPECT_TRUE(m.shards.empty());
   EXPECT_TRUE(m.rope_interleaved);
@@ -132,14 +132,14 @@ TEST_F(ModelFilesTest, GGUFNamesMapped) {
   EXPECT_EQ(m.get("model.embed_tokens.weight").as<float>()[9], 9.0f);
 
   tiny_llama_gguf("llama", true).write(dir.file("untied.gguf"));
-  const ModelFiles u = skv::open_model_files(dir.file("untied.gguf"));
+  const ModelFiles u = skv::io::open_model_files(dir.file("untied.gguf"));
   EXPECT_FALSE(u.config.tie_word_embeddings);
   EXPECT_NE(u.find("lm_head.weight"), nullptr);
 }
 
 TEST_F(ModelFilesTest, GGUFQwen2Biases) {
   tiny_llama_gguf("qwen2").write(dir.file("q.gguf"));
-  const ModelFiles m = skv::open_model_files(dir.file("q.gguf"));
+  const ModelFiles m = skv::io::open_model_files(dir.file("q.gguf"));
   EXPECT_FALSE(m.rope_interleaved);  // llama.cpp only permutes q/k for llama
   EXPECT_TRUE(m.config.attention_bias);
   for (const char* p : {"q", "k", "v"})
@@ -148,7 +148,7 @@ TEST_F(ModelFilesTest, GGUFQwen2Biases) {
 
 TEST_F(ModelFilesTest, GGUFByMagicAndErrors) {
   tiny_llama_gguf().write(dir.file("weights.bin"));
-  EXPECT_EQ(skv::open_model_files(dir.file("weights.bin")).format, skv::ModelFormat::GGUF);
+  EXPECT_EQ(skv::io::open_model_files(dir.file("weights.bin")).format, skv::io::ModelFormat::GGUF);
 
   GGUFBuilder q = tiny_llama_gguf();
   q.tensor("blk.0.attn_q.weight_q4k", {256}, 12, Bytes(144, 0));
@@ -170,16 +170,16 @@ TEST_F(ModelFilesTest, NotAModel) {
   EXPECT_HAS(error(dir.file("nope")), "model path '" + dir.file("nope") + "' does not exist");
   write_file(dir.file("notes.txt"), std::string("hello"));
   EXPECT_HAS(error(dir.file("notes.txt")), "not a model");
-  skv::write_safetensors(dir.file("model.safetensors"), {{"a", f32({1})}});
+  skv::io::write_safetensors(dir.file("model.safetensors"), {{"a", f32({1})}});
   EXPECT_HAS(error(dir.file("model.safetensors")), "not a model");
 }
 
 TEST(ModelFilesRealModel, SmolLM2GGUF) {
   const std::string path = models_dir() + "/SmolLM2-135M-Instruct.Q4_1.gguf";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not present (run scripts/fetch_model.sh)";
-  const ModelFiles m = skv::open_model_files(path);
-  const skv::ModelConfig& c = m.config;
-  EXPECT_EQ(c.arch, skv::Arch::Llama);
+  const ModelFiles m = skv::io::open_model_files(path);
+  const skv::io::ModelConfig& c = m.config;
+  EXPECT_EQ(c.arch, skv::model::Arch::Llama);
   EXPECT_EQ(c.num_layers, 30);
   EXPECT_EQ(c.hidden_size, 576);
   EXPECT_EQ(c.intermediate_size, 1536);

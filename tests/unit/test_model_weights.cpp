@@ -9,11 +9,11 @@
 
 namespace {
 
-using skv::Arch;
 using skv::DType;
-using skv::LayerPath;
-using skv::ModelFiles;
 using skv::Tensor;
+using skv::io::ModelFiles;
+using skv::model::Arch;
+using skv::model::LayerPath;
 
 constexpr int64_t kD = 16, kH = 4, kKV = 2, kHD = 6, kFFN = 24, kVocab = 10, kLayers = 3;
 
@@ -21,7 +21,7 @@ constexpr int64_t kD = 16, kH = 4, kKV = 2, kHD = 6, kFFN = 24, kVocab = 10, kLa
 ModelFiles all_tensors(Arch arch, bool attention_bias) {
   ModelFiles f;
   f.path = "<memory>";
-  skv::ModelConfig& c = f.config;
+  skv::io::ModelConfig& c = f.config;
   c.arch = arch;
   c.attention_bias = attention_bias || c.arch_info().implicit_qkv_bias;
   c.vocab_size = kVocab;
@@ -37,7 +37,7 @@ ModelFiles all_tensors(Arch arch, bool attention_bias) {
   put("model.embed_tokens.weight", {kVocab, kD});
   put("model.norm.weight", {kD});
   for (int64_t i = 0; i < kLayers; ++i) {
-    auto p = [&](const std::string& s) { return skv::layer_tensor_name(i, s); };
+    auto p = [&](const std::string& s) { return skv::io::layer_tensor_name(i, s); };
     put(p("input_layernorm.weight"), {kD});
     put(p("post_attention_layernorm.weight"), {kD});
     for (const char* q : {"q", "k", "v"}) {
@@ -68,7 +68,7 @@ TEST(ModelWeights, BiasAndNormRulesFollowTheArchitecture) {
                         Want{Arch::Qwen3, true, true, true, true}, Want{Arch::Mistral, false, false, false, false}}) {
     const ModelFiles f = all_tensors(w.arch, w.attention_bias);
     SCOPED_TRACE(f.config.model_type() + (w.attention_bias ? " attention_bias" : ""));
-    const skv::LayerWeights l = skv::bind_layer(f, 1, LayerPath::Teacher);
+    const skv::model::LayerWeights l = skv::model::bind_layer(f, 1, LayerPath::Teacher);
     EXPECT_EQ(l.bq.defined(), w.qkv_bias);
     EXPECT_EQ(l.bk.defined(), w.qkv_bias);
     EXPECT_EQ(l.bv.defined(), w.qkv_bias);
@@ -85,7 +85,7 @@ TEST(ModelWeights, MissingOrMisshapenTensorsAreNamed) {
   EXPECT_THROW(
       {
         try {
-          skv::bind_layer(f, 2, LayerPath::Teacher);
+          skv::model::bind_layer(f, 2, LayerPath::Teacher);
         } catch (const skv::Error& e) {
           EXPECT_NE(std::string(e.what()).find("model.layers.2.self_attn.o_proj.bias"), std::string::npos) << e.what();
           throw;
@@ -94,7 +94,7 @@ TEST(ModelWeights, MissingOrMisshapenTensorsAreNamed) {
       skv::Error);
   ModelFiles q = all_tensors(Arch::Qwen3, false);
   q.tensors["model.layers.0.self_attn.k_norm.weight"] = Tensor::zeros(DType::F32, {kD});  // hidden, not head_dim
-  EXPECT_THROW(skv::bind_layer(q, 0, LayerPath::Teacher), skv::Error);
+  EXPECT_THROW(skv::model::bind_layer(q, 0, LayerPath::Teacher), skv::Error);
 }
 
 TEST(ModelWeights, SwiftKVSpecsPerArchitecture) {
@@ -103,10 +103,10 @@ TEST(ModelWeights, SwiftKVSpecsPerArchitecture) {
     const ModelFiles f = all_tensors(arch, false);
     SCOPED_TRACE(f.config.model_type());
     std::set<std::string> names;
-    for (const skv::SwiftKVTensorSpec& s : skv::swiftkv_tensor_specs(f.config, m, g)) {
+    for (const skv::model::SwiftKVTensorSpec& s : skv::model::swiftkv_tensor_specs(f.config, m, g)) {
       EXPECT_TRUE(names.insert(s.name).second) << s.name;
       // Every spec starts from a base tensor of the same shape; leaders' k/v (and k_norm) are group means.
-      EXPECT_EQ(f.get(skv::layer_tensor_name(s.layer, s.init_from)).shape, s.shape) << s.name;
+      EXPECT_EQ(f.get(skv::io::layer_tensor_name(s.layer, s.init_from)).shape, s.shape) << s.name;
       EXPECT_EQ(s.group_mean, s.name.find("k_") != std::string::npos || s.name.find("v_proj") != std::string::npos)
           << s.name;
     }
@@ -130,13 +130,13 @@ TEST(ModelWeights, SwiftKVSpecsPerArchitecture) {
 
 TEST(ModelWeights, SwiftKVLayersBindTheirOwnQuery) {
   ModelFiles f = all_tensors(Arch::Qwen3, false);
-  for (const skv::SwiftKVTensorSpec& s : skv::swiftkv_tensor_specs(f.config, 1, 1))
+  for (const skv::model::SwiftKVTensorSpec& s : skv::model::swiftkv_tensor_specs(f.config, 1, 1))
     f.tensors[s.name] = Tensor::zeros(DType::F32, s.shape);
-  const skv::LayerWeights l = skv::bind_layer(f, 2, LayerPath::SwiftKV);
+  const skv::model::LayerWeights l = skv::model::bind_layer(f, 2, LayerPath::SwiftKV);
   EXPECT_EQ(l.wq.data, f.get("model.layers.2.self_attn.q_proj_swiftkv.weight").data);
   EXPECT_EQ(l.q_norm.data, f.get("model.layers.2.self_attn.q_norm_swiftkv.weight").data);
   EXPECT_FALSE(l.wk.defined() || l.wv.defined() || l.k_norm.defined());  // K/V come from x_M
-  const skv::SwiftKVLeaderWeights lead = skv::bind_swiftkv_leader(f, 2);
+  const skv::model::SwiftKVLeaderWeights lead = skv::model::bind_swiftkv_leader(f, 2);
   EXPECT_EQ(lead.k_norm.data, f.get("model.layers.2.self_attn.k_norm_swiftkv.weight").data);
 }
 

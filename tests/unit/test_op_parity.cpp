@@ -24,13 +24,14 @@ namespace {
 struct Variant {
   std::string name;
   Device device;
-  cpu::Isa isa;
+  backend::cpu::Isa isa;
 };
 
 std::vector<Variant> variants() {
   std::vector<Variant> v;
-  for (cpu::Isa isa : cpu::isas()) v.push_back({std::string("cpu-") + cpu::isa_name(isa), kHost, isa});
-  v.push_back({"guarded-device", testing::GuardedDevice::instance().device(), cpu::detected_isa()});
+  for (backend::cpu::Isa isa : backend::cpu::isas())
+    v.push_back({std::string("cpu-") + backend::cpu::isa_name(isa), kHost, isa});
+  v.push_back({"guarded-device", testing::GuardedDevice::instance().device(), backend::cpu::detected_isa()});
   return v;
 }
 
@@ -63,25 +64,25 @@ Tensor make_weight(DType dt, const std::vector<float>& w, int64_t rows, int64_t 
         break;
       case DType::F16:
         for (int64_t j = 0; j < cols; ++j)
-          reinterpret_cast<uint16_t*>(dst)[j] = cpu::fp32_to_fp16(src[j]),
-          ex[j] = cpu::fp16_to_fp32(reinterpret_cast<uint16_t*>(dst)[j]);
+          reinterpret_cast<uint16_t*>(dst)[j] = backend::cpu::fp32_to_fp16(src[j]),
+          ex[j] = backend::cpu::fp16_to_fp32(reinterpret_cast<uint16_t*>(dst)[j]);
         break;
       case DType::BF16:
         for (int64_t j = 0; j < cols; ++j)
-          reinterpret_cast<uint16_t*>(dst)[j] = cpu::fp32_to_bf16(src[j]),
-          ex[j] = cpu::bf16_to_fp32(reinterpret_cast<uint16_t*>(dst)[j]);
+          reinterpret_cast<uint16_t*>(dst)[j] = backend::cpu::fp32_to_bf16(src[j]),
+          ex[j] = backend::cpu::bf16_to_fp32(reinterpret_cast<uint16_t*>(dst)[j]);
         break;
       case DType::Q8_0:
-        cpu::quantize_row_q8_0(src, reinterpret_cast<cpu::BlockQ8_0*>(dst), cols);
-        cpu::dequantize_row_q8_0(reinterpret_cast<cpu::BlockQ8_0*>(dst), ex, cols);
+        backend::cpu::quantize_row_q8_0(src, reinterpret_cast<backend::cpu::BlockQ8_0*>(dst), cols);
+        backend::cpu::dequantize_row_q8_0(reinterpret_cast<backend::cpu::BlockQ8_0*>(dst), ex, cols);
         break;
       case DType::Q4_0:
-        cpu::quantize_row_q4_0(src, reinterpret_cast<cpu::BlockQ4_0*>(dst), cols);
-        cpu::dequantize_row_q4_0(reinterpret_cast<cpu::BlockQ4_0*>(dst), ex, cols);
+        backend::cpu::quantize_row_q4_0(src, reinterpret_cast<backend::cpu::BlockQ4_0*>(dst), cols);
+        backend::cpu::dequantize_row_q4_0(reinterpret_cast<backend::cpu::BlockQ4_0*>(dst), ex, cols);
         break;
       case DType::Q4_1:
-        cpu::quantize_row_q4_1(src, reinterpret_cast<cpu::BlockQ4_1*>(dst), cols);
-        cpu::dequantize_row_q4_1(reinterpret_cast<cpu::BlockQ4_1*>(dst), ex, cols);
+        backend::cpu::quantize_row_q4_1(src, reinterpret_cast<backend::cpu::BlockQ4_1*>(dst), cols);
+        backend::cpu::dequantize_row_q4_1(reinterpret_cast<backend::cpu::BlockQ4_1*>(dst), ex, cols);
         break;
       default:
         ADD_FAILURE() << "no weight maker for " << dtype_name(dt);
@@ -104,12 +105,12 @@ double nmse(const Tensor& y, const Vec& ref) {
 // host copy of `out` against the reference.
 void check(const std::string& what, const Vec& ref, double bound, const std::vector<Tensor>& inputs,
            const std::function<Tensor(std::vector<Tensor>&)>& op) {
-  cpu::IsaRestore restore;
+  backend::cpu::IsaRestore restore;
   for (const Variant& v : variants()) {
-    cpu::set_isa(v.isa);
+    backend::cpu::set_isa(v.isa);
     std::vector<Tensor> in;
-    for (const Tensor& t : inputs) in.push_back(t.defined() ? ops::clone(t, v.device) : Tensor());
-    const Tensor out = ops::to_host(op(in));
+    for (const Tensor& t : inputs) in.push_back(t.defined() ? backend::clone(t, v.device) : Tensor());
+    const Tensor out = backend::to_host(op(in));
     ASSERT_EQ(static_cast<size_t>(out.numel()), ref.size()) << what;
     const double e = nmse(out, ref);
     EXPECT_LE(e, bound) << what << " on " << v.name;
@@ -141,7 +142,7 @@ TEST(OpParity, Linear) {
                 ref, bound, {host_f32(x, {n, in}), w, bias ? host_f32(b, {out}) : Tensor()},
                 [&](std::vector<Tensor>& t) {
                   Tensor y = Tensor::empty(DType::F32, {n, out}, t[0].device);
-                  ops::linear(t[0], t[1], t[2].defined() ? &t[2] : nullptr, y);
+                  backend::linear(t[0], t[1], t[2].defined() ? &t[2] : nullptr, y);
                   return y;
                 });
         }
@@ -160,18 +161,18 @@ TEST(OpParity, RmsNormAndElementwise) {
   }
   check("rms_norm n=5 d=97", ref, 1e-10, {host_f32(x, {n, d}), host_f32(w, {d})}, [&](std::vector<Tensor>& t) {
     Tensor y = Tensor::empty(DType::F32, {n, d}, t[0].device);
-    ops::rms_norm(t[0], t[1], 1e-5f, y);
+    backend::rms_norm(t[0], t[1], 1e-5f, y);
     return y;
   });
   for (size_t i = 0; i < ref.size(); ++i) ref[i] = static_cast<double>(x[i]) + u[i];
   check("add_inplace n=5 d=97", ref, 1e-12, {host_f32(x, {n, d}), host_f32(u, {n, d})}, [&](std::vector<Tensor>& t) {
-    ops::add_inplace(t[0], t[1]);
+    backend::add_inplace(t[0], t[1]);
     return t[0];
   });
   for (size_t i = 0; i < ref.size(); ++i) ref[i] = x[i] / (1.0 + std::exp(-static_cast<double>(x[i]))) * u[i];
   check("silu_mul n=5 d=97", ref, 1e-10, {host_f32(x, {n, d}), host_f32(u, {n, d})}, [&](std::vector<Tensor>& t) {
     Tensor y = Tensor::empty(DType::F32, {n, d}, t[0].device);
-    ops::silu_mul(t[0], t[1], y);
+    backend::silu_mul(t[0], t[1], y);
     return y;
   });
   Vec ls(n * d), sm(n * d);
@@ -183,11 +184,11 @@ TEST(OpParity, RmsNormAndElementwise) {
       ls[i * d + j] = x[i * d + j] - m - std::log(s), sm[i * d + j] = std::exp(ls[i * d + j]);
   }
   check("log_softmax_rows n=5 d=97", ls, 1e-10, {host_f32(x, {n, d})}, [&](std::vector<Tensor>& t) {
-    ops::log_softmax_rows(t[0]);
+    backend::log_softmax_rows(t[0]);
     return t[0];
   });
   check("softmax_rows n=5 d=97", sm, 1e-10, {host_f32(x, {n, d})}, [&](std::vector<Tensor>& t) {
-    ops::softmax_rows(t[0]);
+    backend::softmax_rows(t[0]);
     return t[0];
   });
   const int64_t w2 = 31, col0 = 40;
@@ -196,7 +197,7 @@ TEST(OpParity, RmsNormAndElementwise) {
     for (int64_t j = 0; j < w2; ++j) cc[i * w2 + j] = x[i * d + col0 + j];
   check("copy_cols n=5 [40, 71) of 97", cc, 0.0, {host_f32(x, {n, d})}, [&](std::vector<Tensor>& t) {
     Tensor y = Tensor::empty(DType::F32, {n, w2}, t[0].device);
-    ops::copy_cols(t[0], col0, y);
+    backend::copy_cols(t[0], col0, y);
     return y;
   });
 }
@@ -214,7 +215,7 @@ TEST(OpParity, Embedding) {
     std::copy(ids.begin(), ids.end(), idt.as<int32_t>());
     check(std::string("embedding ") + dtype_name(dt), ref, 1e-12, {table, idt}, [&](std::vector<Tensor>& t) {
       Tensor y = Tensor::empty(DType::F32, {static_cast<int64_t>(ids.size()), d}, t[0].device);
-      ops::embedding(t[0], t[1], y);
+      backend::embedding(t[0], t[1], y);
       return y;
     });
   }
@@ -225,7 +226,7 @@ TEST(OpParity, Rope) {
   for (bool interleaved : {false, true})
     for (int64_t D : {6, 64}) {
       const int64_t heads = 3, n = 7;
-      ops::Rope rp;
+      backend::Rope rp;
       rp.head_dim = D;
       rp.interleaved = interleaved;
       rp.attention_factor = 1.25f;
@@ -248,7 +249,7 @@ TEST(OpParity, Rope) {
       std::copy(pos.begin(), pos.end(), pt.as<int32_t>());
       check(std::string("rope D=") + std::to_string(D) + (interleaved ? " interleaved" : " half"), ref, 1e-10,
             {host_f32(x, {n, heads * D}), pt}, [&](std::vector<Tensor>& t) {
-              ops::rope(t[0], heads, t[1], rp);
+              backend::rope(t[0], heads, t[1], rp);
               return t[0];
             });
     }
@@ -289,7 +290,7 @@ TEST(OpParity, Attention) {
           ref, 1e-9, {host_f32(q, {g.n, qd}), host_f32(k, {cap, kd}), host_f32(v, {cap, kd})},
           [&](std::vector<Tensor>& t) {
             Tensor out = Tensor::empty(DType::F32, {g.n, qd}, t[0].device);
-            ops::attention(t[0], t[1], t[2], g.n_past, g.H, g.KV, scale, out, g.window);
+            backend::attention(t[0], t[1], t[2], g.n_past, g.H, g.KV, scale, out, g.window);
             return out;
           });
   }
@@ -300,12 +301,12 @@ TEST(OpParity, CopyAcrossDevices) {
   const std::vector<float> x = randv(37, rng);
   const Tensor h = host_f32(x, {37});
   const Device d = testing::GuardedDevice::instance().device();
-  Tensor on_dev = ops::clone(h, d), dev2 = Tensor::empty(DType::F32, {37}, d);
-  ops::copy(on_dev, dev2);  // device to device
-  const Tensor back = ops::to_host(dev2);
+  Tensor on_dev = backend::clone(h, d), dev2 = Tensor::empty(DType::F32, {37}, d);
+  backend::copy(on_dev, dev2);  // device to device
+  const Tensor back = backend::to_host(dev2);
   for (int i = 0; i < 37; ++i) EXPECT_EQ(back.as<float>()[i], x[i]);
-  ops::zero(dev2);
-  EXPECT_EQ(ops::to_host(dev2).as<float>()[36], 0.0f);
+  backend::zero(dev2);
+  EXPECT_EQ(backend::to_host(dev2).as<float>()[36], 0.0f);
 }
 
 }  // namespace

@@ -14,16 +14,16 @@ using namespace skv;
 
 namespace {
 
-SamplingParams seeded(uint64_t seed = 1234) {
-  SamplingParams p;
+engine::SamplingParams seeded(uint64_t seed = 1234) {
+  engine::SamplingParams p;
   p.seed = seed;
   p.has_seed = true;
   return p;
 }
 
 // Draws n tokens, giving the sampler a fresh copy of the logits each time (it edits them).
-std::vector<int> counts(const SamplingParams& p, const std::vector<float>& logits, int n) {
-  Sampler s(p);
+std::vector<int> counts(const engine::SamplingParams& p, const std::vector<float>& logits, int n) {
+  engine::Sampler s(p);
   std::vector<int> c(logits.size(), 0);
   for (int i = 0; i < n; ++i) {
     std::vector<float> l = logits;
@@ -77,23 +77,23 @@ constexpr int kDraws = 100000;
 }  // namespace
 
 TEST(Sampler, GreedyPicksArgmax) {
-  SamplingParams p = seeded();
+  engine::SamplingParams p = seeded();
   p.temperature = 0;
-  Sampler s(p);
+  engine::Sampler s(p);
   std::vector<float> l = {0.1f, 2.5f, -1.0f, 2.4f};
   EXPECT_EQ(s.sample(l.data(), 4, {}, {}), 1);
 }
 
 TEST(Sampler, GreedyTiesGoToLowestId) {
-  SamplingParams p = seeded();
+  engine::SamplingParams p = seeded();
   p.temperature = 0;
-  Sampler s(p);
+  engine::Sampler s(p);
   std::vector<float> l = {1, 3, 3, 0};
   EXPECT_EQ(s.sample(l.data(), 4, {}, {}), 1);
 }
 
 TEST(Sampler, TopKOneIsGreedy) {
-  SamplingParams p = seeded();
+  engine::SamplingParams p = seeded();
   p.top_k = 1;
   p.temperature = 1.5f;
   std::vector<float> l = {0.0f, 0.2f, 0.1f, 0.2f};
@@ -104,7 +104,7 @@ TEST(Sampler, TopKOneIsGreedy) {
 TEST(Sampler, TemperatureFrequenciesMatchSoftmax) {
   std::vector<float> l = {1.0f, 0.5f, 0.0f, -0.5f, 2.0f};
   for (float t : {1.0f, 0.7f, 1.5f}) {
-    SamplingParams p = seeded(7);
+    engine::SamplingParams p = seeded(7);
     p.temperature = t;
     EXPECT_LT(chi_square(counts(p, l, kDraws), softmax(l, t)), kChiBound) << "temperature " << t;
   }
@@ -120,7 +120,7 @@ TEST(Sampler, TopKOnlyYieldsTheKBest) {
   std::sort(order.begin(), order.end(), [&](int a, int b) { return l[a] > l[b]; });
   std::set<int> best(order.begin(), order.begin() + 5);
 
-  SamplingParams p = seeded();
+  engine::SamplingParams p = seeded();
   p.top_k = 5;
   auto c = counts(p, l, 10000);
   for (int id : best) EXPECT_GT(c[id], 0);
@@ -131,7 +131,7 @@ TEST(Sampler, TopPHandExample) {
   // Sorted: id1 0.4, id3 0.3, id2 0.2, id0 0.1. Mass before each: 0, 0.4, 0.7, 0.9.
   std::vector<float> l = logs({0.1, 0.4, 0.2, 0.3});
   auto pr = softmax(l);
-  SamplingParams p = seeded();
+  engine::SamplingParams p = seeded();
 
   p.top_p = 0.6f;  // 0.4 < 0.6 keeps id3; 0.7 >= 0.6 stops
   EXPECT_LT(chi_square(counts(p, l, kDraws), restrict_to(pr, {1, 3})), kChiBound);
@@ -145,7 +145,7 @@ TEST(Sampler, TopPIsRelativeToTopKDistribution) {
   // After top_k=3 the kept probs are 4/9, 3/9, 2/9: the mass before id2 is 7/9 >= 0.75, so
   // unlike plain top_p=0.75 (previous test) id2 is dropped.
   std::vector<float> l = logs({0.1, 0.4, 0.2, 0.3});
-  SamplingParams p = seeded();
+  engine::SamplingParams p = seeded();
   p.top_k = 3;
   p.top_p = 0.75f;
   EXPECT_LT(chi_square(counts(p, l, kDraws), restrict_to(softmax(l), {1, 3})), kChiBound);
@@ -178,9 +178,9 @@ TEST(Sampler, TopPLargeVocabMatchesFullSort) {
   double sum = std::accumulate(want.begin(), want.end(), 0.0);  // renormalise over the nucleus
   for (double& w : want) w /= sum;
 
-  SamplingParams p = seeded();
+  engine::SamplingParams p = seeded();
   p.top_p = top_p;
-  Sampler s(p);
+  engine::Sampler s(p);
   std::vector<int> got(bins + 1, 0);
   for (int i = 0; i < draws; ++i) {
     std::vector<float> c = l;
@@ -195,7 +195,7 @@ TEST(Sampler, TopPLargeVocabMatchesFullSort) {
 TEST(Sampler, MinP) {
   std::vector<float> l = logs({0.5, 0.3, 0.15, 0.05});
   auto pr = softmax(l);
-  SamplingParams p = seeded();
+  engine::SamplingParams p = seeded();
   p.min_p = 0.2f;  // threshold 0.2 * 0.5 = 0.1 drops id3
   EXPECT_LT(chi_square(counts(p, l, kDraws), restrict_to(pr, {0, 1, 2})), kChiBound);
   p.min_p = 0.5f;  // threshold 0.25 keeps id0, id1
@@ -205,13 +205,13 @@ TEST(Sampler, MinP) {
 }
 
 TEST(Sampler, PenaltiesHandExample) {
-  SamplingParams p = seeded();
+  engine::SamplingParams p = seeded();
   p.temperature = 0;
   p.repetition_penalty = 2.0f;
   p.frequency_penalty = 0.5f;
   p.presence_penalty = 0.25f;
   p.logit_bias = {{4, 1.0f}};
-  Sampler s(p);
+  engine::Sampler s(p);
   std::vector<float> l = {2.0f, -1.0f, 0.5f, 3.0f, 1.0f};
   // bias: id4 1 -> 2. repetition over distinct {0,1,3}: 2/2=1, -1*2=-2, 3/2=1.5.
   // generated counts: id3 x2, id1 x1. id3: 1.5 - 0.5*2 - 0.25 = 0.25; id1: -2 - 0.5 - 0.25.
@@ -221,10 +221,10 @@ TEST(Sampler, PenaltiesHandExample) {
 }
 
 TEST(Sampler, RepetitionPenaltyBelowOneBoosts) {
-  SamplingParams p = seeded();
+  engine::SamplingParams p = seeded();
   p.temperature = 0;
   p.repetition_penalty = 0.5f;
-  Sampler s(p);
+  engine::Sampler s(p);
   std::vector<float> l = {1.0f, -1.0f, 1.5f};
   EXPECT_EQ(s.sample(l.data(), 3, {0, 1, 0}, {}), 0);  // 1/0.5 = 2 beats 1.5
   EXPECT_FLOAT_EQ(l[0], 2.0f);
@@ -233,7 +233,7 @@ TEST(Sampler, RepetitionPenaltyBelowOneBoosts) {
 }
 
 TEST(Sampler, LogitBiasCanBanTokens) {
-  SamplingParams p = seeded();
+  engine::SamplingParams p = seeded();
   p.logit_bias = {{0, -INFINITY}};
   std::vector<float> l = {5.0f, 0.0f, 0.0f};
   auto c = counts(p, l, 2000);
@@ -247,9 +247,9 @@ TEST(Sampler, SameSeedSameDrawsDifferentSeedDiffers) {
   std::iota(l.begin(), l.end(), 0.0f);
   for (float& x : l) x *= 0.05f;
   auto run = [&](uint64_t seed) {
-    SamplingParams p = seeded(seed);
+    engine::SamplingParams p = seeded(seed);
     p.top_p = 0.9f;
-    Sampler s(p);
+    engine::Sampler s(p);
     std::vector<int32_t> out;
     for (int i = 0; i < 200; ++i) {
       std::vector<float> c = l;
@@ -263,7 +263,7 @@ TEST(Sampler, SameSeedSameDrawsDifferentSeedDiffers) {
 
 TEST(Sampler, ValidateRejectsBadValues) {
   struct Case {
-    std::function<void(SamplingParams&)> set;
+    std::function<void(engine::SamplingParams&)> set;
     const char* name;
   };
   std::vector<Case> cases = {
@@ -283,7 +283,7 @@ TEST(Sampler, ValidateRejectsBadValues) {
        "logit_bias"},
   };
   for (const auto& c : cases) {
-    SamplingParams p;
+    engine::SamplingParams p;
     c.set(p);
     try {
       p.validate();
@@ -291,9 +291,9 @@ TEST(Sampler, ValidateRejectsBadValues) {
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(c.name), std::string::npos) << e.what();
     }
-    EXPECT_THROW(Sampler{p}, Error) << c.name;
+    EXPECT_THROW(engine::Sampler{p}, Error) << c.name;
   }
-  SamplingParams ok;  // boundaries that are allowed
+  engine::SamplingParams ok;  // boundaries that are allowed
   ok.temperature = 0;
   ok.top_k = -1;
   ok.top_p = 1;
@@ -304,12 +304,12 @@ TEST(Sampler, ValidateRejectsBadValues) {
 }
 
 TEST(Sampler, RejectsTokenIdsOutsideVocab) {
-  Sampler s(seeded());
+  engine::Sampler s(seeded());
   std::vector<float> l = {0, 0, 0};
   EXPECT_THROW(s.sample(l.data(), 3, {3}, {}), Error);
   EXPECT_THROW(s.sample(l.data(), 3, {}, {-1}), Error);
-  SamplingParams p = seeded();
+  engine::SamplingParams p = seeded();
   p.logit_bias = {{3, 1.0f}};
-  Sampler b(p);
+  engine::Sampler b(p);
   EXPECT_THROW(b.sample(l.data(), 3, {}, {}), Error);
 }

@@ -10,7 +10,7 @@
 using namespace skv;
 
 TEST(StopStrings, AcrossChunkBoundaries) {
-  StopStringMatcher m({"lo w"});
+  engine::StopStringMatcher m({"lo w"});
   std::string out = m.push("Hel");
   EXPECT_EQ(out, "He");  // "l" could start "lo w"
   out += m.push("lo wor");
@@ -21,24 +21,24 @@ TEST(StopStrings, AcrossChunkBoundaries) {
 }
 
 TEST(StopStrings, MultipleStopsEarliestWins) {
-  StopStringMatcher m({"END", "\n\n"});
+  engine::StopStringMatcher m({"END", "\n\n"});
   EXPECT_EQ(m.push("abc\n"), "abc");
   EXPECT_EQ(m.push("\nxyz END"), "");
   EXPECT_TRUE(m.stopped());
 
-  StopStringMatcher m2({"world", "o w"});
+  engine::StopStringMatcher m2({"world", "o w"});
   EXPECT_EQ(m2.push("hello world"), "hell");
 }
 
 TEST(StopStrings, StopAtBeginning) {
-  StopStringMatcher m({"<|end|>"});
+  engine::StopStringMatcher m({"<|end|>"});
   EXPECT_EQ(m.push("<|end|>rest"), "");
   EXPECT_TRUE(m.stopped());
   EXPECT_EQ(m.flush(), "");
 }
 
 TEST(StopStrings, IncompletePrefixIsReleased) {
-  StopStringMatcher m({"STOP"});
+  engine::StopStringMatcher m({"STOP"});
   EXPECT_EQ(m.push("ST"), "");
   EXPECT_EQ(m.push("ART "), "START ");
   EXPECT_EQ(m.push("STO"), "");
@@ -47,7 +47,7 @@ TEST(StopStrings, IncompletePrefixIsReleased) {
 }
 
 TEST(StopStrings, OverlappingPrefix) {
-  StopStringMatcher m({"aab"});
+  engine::StopStringMatcher m({"aab"});
   EXPECT_EQ(m.push("aa"), "");
   EXPECT_EQ(m.push("a"), "a");  // "aaa": only the last "aa" can still start "aab"
   EXPECT_EQ(m.push("b"), "");
@@ -55,10 +55,10 @@ TEST(StopStrings, OverlappingPrefix) {
 }
 
 TEST(StopStrings, EmptyStopsIgnored) {
-  StopStringMatcher m({"", "x"});
+  engine::StopStringMatcher m({"", "x"});
   EXPECT_EQ(m.push("abc"), "abc");
   EXPECT_FALSE(m.stopped());
-  StopStringMatcher none({});
+  engine::StopStringMatcher none({});
   EXPECT_EQ(none.push("abc"), "abc");
   EXPECT_EQ(none.flush(), "");
 }
@@ -74,7 +74,7 @@ TEST(StopStrings, RandomChunkingMatchesWholeText) {
     for (const auto& s : stops) first = std::min(first, text.find(s));
     std::string want = text.substr(0, first);
 
-    StopStringMatcher m(stops);
+    engine::StopStringMatcher m(stops);
     std::string got;
     for (size_t pos = 0; pos < text.size();) {
       size_t len = 1 + g() % 5;

@@ -23,9 +23,9 @@
 
 using namespace skv_test;
 using skv::DType;
-using skv::ModelConfig;
-using skv::ModelFiles;
 using skv::Tensor;
+using skv::io::ModelConfig;
+using skv::io::ModelFiles;
 
 namespace {
 
@@ -39,7 +39,7 @@ Tensor randn(std::vector<int64_t> shape, std::mt19937& rng, float mean = 0.0f) {
 }
 
 std::vector<float> values(const Tensor& t) {
-  const Tensor f = skv::ops::to_dtype(t, DType::F32);
+  const Tensor f = skv::backend::to_dtype(t, DType::F32);
   return std::vector<float>(f.as<float>(), f.as<float>() + f.numel());
 }
 
@@ -146,13 +146,13 @@ TEST_P(ConvertInit, CopiesAndGroupMeans) {
   ModelFiles f = base_model(s);
   const ModelFiles base = base_model(s);  // same seed: the untouched originals
   const size_t base_count = f.tensors.size();
-  skv::add_swiftkv_tensors(f, p.m, p.g);
+  skv::model::add_swiftkv_tensors(f, p.m, p.g);
 
   EXPECT_EQ(f.config.model_type(), "llama_swiftkv");
   EXPECT_TRUE(f.config.swiftkv);
   EXPECT_EQ(f.config.num_key_value_layers, p.m);
   EXPECT_EQ(f.config.key_value_group_size, p.g);
-  expect_values_near(f.get(skv::swiftkv_norm_name()), values(base.get(layer(p.m, "input_layernorm.weight"))), 0,
+  expect_values_near(f.get(skv::model::swiftkv_norm_name()), values(base.get(layer(p.m, "input_layernorm.weight"))), 0,
                      "norm_swiftkv");
 
   std::vector<const char*> kinds = {"weight"};
@@ -162,12 +162,12 @@ TEST_P(ConvertInit, CopiesAndGroupMeans) {
     for (const char* kind : kinds) {
       const std::string k = kind;
       const bool later = i >= p.m, leader = later && (i - p.m) % p.g == 0;
-      ASSERT_EQ(f.find(skv::swiftkv_tensor_name(i, "q", kind)) != nullptr, later) << i << " " << k;
-      ASSERT_EQ(f.find(skv::swiftkv_tensor_name(i, "k", kind)) != nullptr, leader) << i << " " << k;
-      ASSERT_EQ(f.find(skv::swiftkv_tensor_name(i, "v", kind)) != nullptr, leader) << i << " " << k;
+      ASSERT_EQ(f.find(skv::model::swiftkv_tensor_name(i, "q", kind)) != nullptr, later) << i << " " << k;
+      ASSERT_EQ(f.find(skv::model::swiftkv_tensor_name(i, "k", kind)) != nullptr, leader) << i << " " << k;
+      ASSERT_EQ(f.find(skv::model::swiftkv_tensor_name(i, "v", kind)) != nullptr, leader) << i << " " << k;
       if (!later) continue;
       ++added;
-      expect_values_near(f.get(skv::swiftkv_tensor_name(i, "q", kind)),
+      expect_values_near(f.get(skv::model::swiftkv_tensor_name(i, "q", kind)),
                          values(base.get(layer(i, "self_attn.q_proj." + k))), 0, "q_proj_swiftkv." + k);
       if (!leader) continue;
       added += 2;
@@ -178,7 +178,7 @@ TEST_P(ConvertInit, CopiesAndGroupMeans) {
           for (size_t e = 0; e < mean.size(); ++e) mean[e] += other[e];
         }
         for (float& x : mean) x /= static_cast<float>(p.g);
-        expect_values_near(f.get(skv::swiftkv_tensor_name(i, proj, kind)), mean, 1e-6f,
+        expect_values_near(f.get(skv::model::swiftkv_tensor_name(i, proj, kind)), mean, 1e-6f,
                            std::string(proj) + "_proj_swiftkv." + k + " of layer " + std::to_string(i));
       }
     }
@@ -199,8 +199,8 @@ INSTANTIATE_TEST_SUITE_P(Cases, ConvertInit,
 
 TEST(ConvertInit, RefusesSwiftKVInput) {
   ModelFiles f = base_model(Shape{});
-  skv::add_swiftkv_tensors(f, 3, 1);
-  EXPECT_SKV_ERROR(skv::add_swiftkv_tensors(f, 3, 1), "already a SwiftKV model");
+  skv::model::add_swiftkv_tensors(f, 3, 1);
+  EXPECT_SKV_ERROR(skv::model::add_swiftkv_tensors(f, 3, 1), "already a SwiftKV model");
 }
 
 TEST(ConvertInit, QuantisedGroupMeanIsF32) {
@@ -209,10 +209,10 @@ TEST(ConvertInit, QuantisedGroupMeanIsF32) {
   for (int64_t i = 0; i < s.layers; ++i)
     for (const char* proj : {"k", "v"}) {
       Tensor& t = f.tensors[layer(i, std::string("self_attn.") + proj + "_proj.weight")];
-      t = skv::ops::to_dtype(t, DType::BF16);
+      t = skv::backend::to_dtype(t, DType::BF16);
     }
-  skv::add_swiftkv_tensors(f, 2, 2);
-  const Tensor& k = f.get(skv::swiftkv_tensor_name(2, "k", "weight"));
+  skv::model::add_swiftkv_tensors(f, 2, 2);
+  const Tensor& k = f.get(skv::model::swiftkv_tensor_name(2, "k", "weight"));
   EXPECT_EQ(k.dtype, DType::F32);
   const std::vector<float> a = values(f.get(layer(2, "self_attn.k_proj.weight")));
   const std::vector<float> b = values(f.get(layer(3, "self_attn.k_proj.weight")));
@@ -225,31 +225,31 @@ TEST(ConvertInit, QuantisedGroupMeanIsF32) {
 // Settings
 
 TEST(ConvertSettings, FractionToLayers) {
-  EXPECT_EQ(skv::num_key_value_layers_for_fraction(32, 0.5), 16);
-  EXPECT_EQ(skv::num_key_value_layers_for_fraction(32, 0.25), 24);
-  EXPECT_EQ(skv::num_key_value_layers_for_fraction(32, 0.625), 12);
-  EXPECT_EQ(skv::num_key_value_layers_for_fraction(30, 0.5), 15);
-  EXPECT_SKV_ERROR(skv::num_key_value_layers_for_fraction(32, 0.0), "strictly between 0 and 1");
-  EXPECT_SKV_ERROR(skv::num_key_value_layers_for_fraction(32, 1.0), "strictly between 0 and 1");
-  EXPECT_SKV_ERROR(skv::num_key_value_layers_for_fraction(32, -0.5), "strictly between 0 and 1");
-  EXPECT_SKV_ERROR(skv::num_key_value_layers_for_fraction(32, std::nan("")), "strictly between 0 and 1");
+  EXPECT_EQ(skv::model::num_key_value_layers_for_fraction(32, 0.5), 16);
+  EXPECT_EQ(skv::model::num_key_value_layers_for_fraction(32, 0.25), 24);
+  EXPECT_EQ(skv::model::num_key_value_layers_for_fraction(32, 0.625), 12);
+  EXPECT_EQ(skv::model::num_key_value_layers_for_fraction(30, 0.5), 15);
+  EXPECT_SKV_ERROR(skv::model::num_key_value_layers_for_fraction(32, 0.0), "strictly between 0 and 1");
+  EXPECT_SKV_ERROR(skv::model::num_key_value_layers_for_fraction(32, 1.0), "strictly between 0 and 1");
+  EXPECT_SKV_ERROR(skv::model::num_key_value_layers_for_fraction(32, -0.5), "strictly between 0 and 1");
+  EXPECT_SKV_ERROR(skv::model::num_key_value_layers_for_fraction(32, std::nan("")), "strictly between 0 and 1");
   // Rounds to all layers skipped (M = 0) or none (M = L).
-  EXPECT_SKV_ERROR(skv::num_key_value_layers_for_fraction(4, 0.95), "num_key_value_layers = 0");
-  EXPECT_SKV_ERROR(skv::num_key_value_layers_for_fraction(4, 0.05), "num_key_value_layers = 4");
+  EXPECT_SKV_ERROR(skv::model::num_key_value_layers_for_fraction(4, 0.95), "num_key_value_layers = 0");
+  EXPECT_SKV_ERROR(skv::model::num_key_value_layers_for_fraction(4, 0.05), "num_key_value_layers = 4");
 }
 
 TEST(ConvertSettings, Checks) {
-  EXPECT_NO_THROW(skv::check_swiftkv_settings(32, 16, 4));
-  EXPECT_NO_THROW(skv::check_swiftkv_settings(32, 31, 1));
-  EXPECT_SKV_ERROR(skv::check_swiftkv_settings(32, 32, 1), "num_key_value_layers must be in [1, 31]");
-  EXPECT_SKV_ERROR(skv::check_swiftkv_settings(32, 0, 1), "num_key_value_layers must be in [1, 31]");
-  EXPECT_SKV_ERROR(skv::check_swiftkv_settings(32, 16, 0), "key_value_group_size must be at least 1");
-  EXPECT_SKV_ERROR(skv::check_swiftkv_settings(32, 16, 3), "key_value_group_size 3 must divide the 16 layers");
-  EXPECT_SKV_ERROR(skv::check_swiftkv_settings(1, 1, 1), "at least 2 layers");
+  EXPECT_NO_THROW(skv::model::check_swiftkv_settings(32, 16, 4));
+  EXPECT_NO_THROW(skv::model::check_swiftkv_settings(32, 31, 1));
+  EXPECT_SKV_ERROR(skv::model::check_swiftkv_settings(32, 32, 1), "num_key_value_layers must be in [1, 31]");
+  EXPECT_SKV_ERROR(skv::model::check_swiftkv_settings(32, 0, 1), "num_key_value_layers must be in [1, 31]");
+  EXPECT_SKV_ERROR(skv::model::check_swiftkv_settings(32, 16, 0), "key_value_group_size must be at least 1");
+  EXPECT_SKV_ERROR(skv::model::check_swiftkv_settings(32, 16, 3), "key_value_group_size 3 must divide the 16 layers");
+  EXPECT_SKV_ERROR(skv::model::check_swiftkv_settings(1, 1, 1), "at least 2 layers");
   ModelFiles f = base_model(Shape{});
-  EXPECT_SKV_ERROR(skv::add_swiftkv_tensors(f, 6, 1), "num_key_value_layers");
+  EXPECT_SKV_ERROR(skv::model::add_swiftkv_tensors(f, 6, 1), "num_key_value_layers");
   EXPECT_FALSE(f.config.swiftkv_checkpoint);  // a refused conversion leaves the model alone
-  EXPECT_EQ(f.find(skv::swiftkv_norm_name()), nullptr);
+  EXPECT_EQ(f.find(skv::model::swiftkv_norm_name()), nullptr);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ TEST(ConvertConfigJson, SynthesisedRoundTrips) {
   plain.key_value_group_size = 1;
   cases.push_back(plain);
   // Every architecture's SwiftKV variant, with its own fields (window, explicit head_dim).
-  for (const skv::ArchInfo& a : skv::all_archs()) {
+  for (const skv::model::ArchInfo& a : skv::model::all_archs()) {
     ModelConfig v = swiftkv_config();
     v.arch = a.id;
     v.attention_bias = a.implicit_qkv_bias;
@@ -313,19 +313,19 @@ TEST(ConvertConfigJson, SynthesisedRoundTrips) {
     cases.push_back(v);
   }
   ModelConfig no_window = swiftkv_config();
-  no_window.arch = skv::Arch::Mistral;
+  no_window.arch = skv::model::Arch::Mistral;
   cases.push_back(no_window);  // written as "sliding_window": null, not left to the 4096 default
   for (const ModelConfig& c : cases) {
     SCOPED_TRACE(c.model_type() + " rope " + c.rope_scaling.type);
-    const std::string text = skv::config_to_json_text(c);
-    expect_same_config(skv::config_from_json_text(text, "written"), c);
+    const std::string text = skv::io::config_to_json_text(c);
+    expect_same_config(skv::io::config_from_json_text(text, "written"), c);
     const nlohmann::json j = nlohmann::json::parse(text);
     EXPECT_EQ(j["torch_dtype"], c.torch_dtype);
     EXPECT_TRUE(j.contains("rope_theta"));
     EXPECT_TRUE(j.contains("rope_scaling"));  // transformers 4.x style
     EXPECT_FALSE(j.contains("rope_parameters"));
   }
-  const nlohmann::json j = nlohmann::json::parse(skv::config_to_json_text(swiftkv_config()));
+  const nlohmann::json j = nlohmann::json::parse(skv::io::config_to_json_text(swiftkv_config()));
   EXPECT_EQ(j["architectures"], nlohmann::json::array({"LlamaSwiftKVForCausalLM"}));
   EXPECT_EQ(j["model_type"], "llama_swiftkv");
   EXPECT_EQ(j["swiftkv"], true);
@@ -336,7 +336,7 @@ TEST(ConvertConfigJson, SynthesisedRoundTrips) {
   EXPECT_EQ(j["tie_word_embeddings"], true);
   EXPECT_EQ(j["bos_token_id"], 1);
   EXPECT_EQ(j["eos_token_id"], 2);
-  const nlohmann::json l3 = nlohmann::json::parse(skv::config_to_json_text(cases[1]));
+  const nlohmann::json l3 = nlohmann::json::parse(skv::io::config_to_json_text(cases[1]));
   EXPECT_EQ(l3["rope_scaling"]["rope_type"], "llama3");
   EXPECT_EQ(l3["rope_scaling"]["original_max_position_embeddings"], 8192);
   EXPECT_EQ(l3["eos_token_id"], nlohmann::json::array({128001, 128008, 128009}));
@@ -358,14 +358,14 @@ TEST(ConvertConfigJson, FromOriginalKeepsUnknownFields) {
     "dtype": "float32", "use_sliding_window": false, "max_window_layers": 28, "bos_token_id": 1,
     "eos_token_id": 2})";
   for (const std::string& original : {v4, v5_qwen2}) {
-    ModelConfig c = skv::config_from_json_text(original, "original");
+    ModelConfig c = skv::io::config_from_json_text(original, "original");
     c.swiftkv_checkpoint = true;  // what add_swiftkv_tensors does
     c.swiftkv = true;
     c.num_key_value_layers = 2;
     c.key_value_group_size = 2;
     c.torch_dtype = "float16";  // --dtype f16
-    const std::string text = skv::config_to_json_text(c, original);
-    expect_same_config(skv::config_from_json_text(text, "written"), c);
+    const std::string text = skv::io::config_to_json_text(c, original);
+    expect_same_config(skv::io::config_from_json_text(text, "written"), c);
     const nlohmann::json in = nlohmann::json::parse(original), out = nlohmann::json::parse(text);
     for (const auto& [key, value] : in.items()) {
       if (key != "architectures" && key != "model_type" && key != "torch_dtype" && key != "dtype") {
@@ -382,17 +382,17 @@ TEST(ConvertConfigJson, FromOriginalKeepsUnknownFields) {
     }
   }
   // A qwen2 base's implicit biases are stated in its qwen2_swiftkv config.
-  ModelConfig q = skv::config_from_json_text(v5_qwen2, "original");
+  ModelConfig q = skv::io::config_from_json_text(v5_qwen2, "original");
   EXPECT_TRUE(q.attention_bias);
   q.swiftkv_checkpoint = true;
   q.swiftkv = true;
   q.num_key_value_layers = 2;
-  EXPECT_EQ(nlohmann::json::parse(skv::config_to_json_text(q, v5_qwen2))["attention_bias"], true);
-  EXPECT_SKV_ERROR(skv::config_to_json_text(q, "[1, 2]"), "not a JSON object");
+  EXPECT_EQ(nlohmann::json::parse(skv::io::config_to_json_text(q, v5_qwen2))["attention_bias"], true);
+  EXPECT_SKV_ERROR(skv::io::config_to_json_text(q, "[1, 2]"), "not a JSON object");
 }
 
 TEST(ConvertConfigJson, GenerationConfig) {
-  const nlohmann::json g = nlohmann::json::parse(skv::generation_config_to_json_text(swiftkv_config()));
+  const nlohmann::json g = nlohmann::json::parse(skv::io::generation_config_to_json_text(swiftkv_config()));
   EXPECT_EQ(g, (nlohmann::json{{"bos_token_id", 1}, {"eos_token_id", 2}}));
 }
 
@@ -417,23 +417,23 @@ TEST(ConvertRopeUnpermute, InvertsLlamaCppPermutation) {
   for (auto [n_head, head_dim, cols] :
        std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 2, 3}, {4, 8, 5}, {3, 64, 2}, {9, 6, 1}}) {
     const Tensor hf = randn({n_head * head_dim, cols}, rng);
-    const Tensor back = skv::unpermute_rope_rows(llamacpp_permute(hf, n_head), n_head);
+    const Tensor back = skv::io::unpermute_rope_rows(llamacpp_permute(hf, n_head), n_head);
     expect_values_near(back, values(hf), 0, "weight");
     const Tensor bias = randn({n_head * head_dim}, rng);
-    expect_values_near(skv::unpermute_rope_rows(llamacpp_permute(bias, n_head), n_head), values(bias), 0, "bias");
+    expect_values_near(skv::io::unpermute_rope_rows(llamacpp_permute(bias, n_head), n_head), values(bias), 0, "bias");
   }
   // Row moves work in any plain dtype.
   const Tensor hf = randn({16, 3}, rng);
-  const Tensor bf = skv::ops::to_dtype(llamacpp_permute(hf, 2), DType::BF16);
-  const Tensor back = skv::unpermute_rope_rows(bf, 2);
+  const Tensor bf = skv::backend::to_dtype(llamacpp_permute(hf, 2), DType::BF16);
+  const Tensor back = skv::io::unpermute_rope_rows(bf, 2);
   EXPECT_EQ(back.dtype, DType::BF16);
-  expect_values_near(back, values(skv::ops::to_dtype(hf, DType::BF16)), 0, "bf16");
+  expect_values_near(back, values(skv::backend::to_dtype(hf, DType::BF16)), 0, "bf16");
   // The spec's row formula: HF row h*D + half*(D/2) + j = GGUF row h*D + 2*j + half.
   Tensor gguf = Tensor::empty(DType::F32, {8, 1});
   for (int i = 0; i < 8; ++i) gguf.as<float>()[i] = static_cast<float>(i);
-  EXPECT_EQ(values(skv::unpermute_rope_rows(gguf, 2)), (std::vector<float>{0, 2, 1, 3, 4, 6, 5, 7}));
-  EXPECT_SKV_ERROR(skv::unpermute_rope_rows(gguf, 3), "do not split into 3 heads");
-  EXPECT_SKV_ERROR(skv::unpermute_rope_rows(Tensor::empty(DType::F32, {6, 1}), 2), "heads of even size");
+  EXPECT_EQ(values(skv::io::unpermute_rope_rows(gguf, 2)), (std::vector<float>{0, 2, 1, 3, 4, 6, 5, 7}));
+  EXPECT_SKV_ERROR(skv::io::unpermute_rope_rows(gguf, 3), "do not split into 3 heads");
+  EXPECT_SKV_ERROR(skv::io::unpermute_rope_rows(Tensor::empty(DType::F32, {6, 1}), 2), "heads of even size");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -442,7 +442,7 @@ TEST(ConvertRopeUnpermute, InvertsLlamaCppPermutation) {
 void write_hf_model(const fs::path& dir, const ModelFiles& f, const std::string& config_text) {
   fs::create_directories(dir);
   write_file((dir / "config.json").string(), config_text);
-  skv::write_safetensors((dir / "model.safetensors").string(), f.tensors);
+  skv::io::write_safetensors((dir / "model.safetensors").string(), f.tensors);
   write_file((dir / "tokenizer.json").string(), std::string("{\"stub\": 1}"));
   write_file((dir / "generation_config.json").string(), std::string("{\"bos_token_id\": 1}"));
   write_file((dir / "unrelated.txt").string(), std::string("not copied"));
@@ -465,12 +465,12 @@ TEST(ConvertHfExport, HfDirectoryRoundTrip) {
   s.tied = true;
   const fs::path src = tmp.path / "base", out = tmp.path / "out";
   write_hf_model(src, base_model(s), tiny_config(true));
-  ModelFiles f = skv::open_model_files(src.string());
-  EXPECT_EQ(skv::default_export_dtype(f), DType::F32);
-  skv::add_swiftkv_tensors(f, 2, 2);
-  skv::HfExportOptions opt;
+  ModelFiles f = skv::io::open_model_files(src.string());
+  EXPECT_EQ(skv::io::default_export_dtype(f), DType::F32);
+  skv::model::add_swiftkv_tensors(f, 2, 2);
+  skv::io::HfExportOptions opt;
   opt.dtype = DType::BF16;
-  const skv::HfExportResult r = skv::export_hf_directory(f, out.string(), opt);
+  const skv::io::HfExportResult r = skv::io::export_hf_directory(f, out.string(), opt);
   EXPECT_EQ(r.num_tensors, static_cast<int64_t>(f.tensors.size()));
   EXPECT_GT(r.bytes_written, 0u);
   EXPECT_TRUE(fs::exists(out / "tokenizer.json"));
@@ -479,7 +479,7 @@ TEST(ConvertHfExport, HfDirectoryRoundTrip) {
   for (const auto& e : fs::directory_iterator(tmp.path))  // no temporary directory left next to it
     EXPECT_TRUE(e.path() == src || e.path() == out) << e.path();
 
-  const ModelFiles back = skv::open_model_files(out.string());
+  const ModelFiles back = skv::io::open_model_files(out.string());
   ModelConfig want = f.config;
   want.torch_dtype = "bfloat16";
   expect_same_config(back.config, want);
@@ -489,11 +489,11 @@ TEST(ConvertHfExport, HfDirectoryRoundTrip) {
     const Tensor& b = back.get(name);
     EXPECT_EQ(b.dtype, DType::BF16) << name;
     EXPECT_EQ(b.shape, t.shape) << name;
-    expect_values_near(b, values(skv::ops::to_dtype(t, DType::BF16)), 0, name);
+    expect_values_near(b, values(skv::backend::to_dtype(t, DType::BF16)), 0, name);
   }
   // The output is refused as input to another conversion.
-  ModelFiles again = skv::open_model_files(out.string());
-  EXPECT_SKV_ERROR(skv::add_swiftkv_tensors(again, 2, 1), "already a SwiftKV model");
+  ModelFiles again = skv::io::open_model_files(out.string());
+  EXPECT_SKV_ERROR(skv::model::add_swiftkv_tensors(again, 2, 1), "already a SwiftKV model");
 }
 
 TEST(ConvertHfExport, TiedLmHeadIsNotWritten) {
@@ -502,10 +502,10 @@ TEST(ConvertHfExport, TiedLmHeadIsNotWritten) {
   ModelFiles f = base_model(s);
   f.config.tie_word_embeddings = true;  // an HF file that stores the tied head anyway
   f.path = (tmp.path / "nowhere.gguf").string();
-  f.format = skv::ModelFormat::GGUF;
-  skv::add_swiftkv_tensors(f, 3, 1);
-  skv::export_hf_directory(f, (tmp.path / "out").string(), {});
-  const ModelFiles back = skv::open_model_files((tmp.path / "out").string());
+  f.format = skv::io::ModelFormat::GGUF;
+  skv::model::add_swiftkv_tensors(f, 3, 1);
+  skv::io::export_hf_directory(f, (tmp.path / "out").string(), {});
+  const ModelFiles back = skv::io::open_model_files((tmp.path / "out").string());
   EXPECT_EQ(back.find("lm_head.weight"), nullptr);
   EXPECT_EQ(back.tensors.size(), f.tensors.size() - 1);
 }
@@ -514,55 +514,55 @@ TEST(ConvertHfExport, DefaultDtype) {
   TempDir tmp;
   Shape s;
   ModelFiles f = base_model(s);
-  for (auto& [name, t] : f.tensors) t = skv::ops::to_dtype(t, DType::BF16);
+  for (auto& [name, t] : f.tensors) t = skv::backend::to_dtype(t, DType::BF16);
   write_hf_model(tmp.path / "bf16", f, tiny_config(false));
-  EXPECT_EQ(skv::default_export_dtype(skv::open_model_files((tmp.path / "bf16").string())), DType::BF16);
+  EXPECT_EQ(skv::io::default_export_dtype(skv::io::open_model_files((tmp.path / "bf16").string())), DType::BF16);
   // Mixed tensor dtypes: the config's torch_dtype decides.
-  f.tensors["model.norm.weight"] = skv::ops::to_dtype(f.tensors["model.norm.weight"], DType::F32);
+  f.tensors["model.norm.weight"] = skv::backend::to_dtype(f.tensors["model.norm.weight"], DType::F32);
   std::string cfg = tiny_config(false);
   cfg.replace(cfg.find("\"float32\""), 9, "\"float16\"");
   write_hf_model(tmp.path / "mixed", f, cfg);
-  EXPECT_EQ(skv::default_export_dtype(skv::open_model_files((tmp.path / "mixed").string())), DType::F16);
-  EXPECT_EQ(skv::parse_export_dtype("bf16"), DType::BF16);
-  EXPECT_EQ(skv::parse_export_dtype("float16"), DType::F16);
-  EXPECT_SKV_ERROR(skv::parse_export_dtype("q4_1"), "unknown dtype 'q4_1'");
+  EXPECT_EQ(skv::io::default_export_dtype(skv::io::open_model_files((tmp.path / "mixed").string())), DType::F16);
+  EXPECT_EQ(skv::io::parse_export_dtype("bf16"), DType::BF16);
+  EXPECT_EQ(skv::io::parse_export_dtype("float16"), DType::F16);
+  EXPECT_SKV_ERROR(skv::io::parse_export_dtype("q4_1"), "unknown dtype 'q4_1'");
 }
 
 TEST(ConvertHfExport, OutputDirectoryRules) {
   TempDir tmp;
   const fs::path src = tmp.path / "base", out = tmp.path / "out";
   write_hf_model(src, base_model(Shape{}), tiny_config(false));
-  ModelFiles f = skv::open_model_files(src.string());
-  skv::add_swiftkv_tensors(f, 3, 1);
+  ModelFiles f = skv::io::open_model_files(src.string());
+  skv::model::add_swiftkv_tensors(f, 3, 1);
 
   fs::create_directories(out);  // an empty directory is fine
-  skv::export_hf_directory(f, out.string() + "/", {});
+  skv::io::export_hf_directory(f, out.string() + "/", {});
   EXPECT_TRUE(fs::exists(out / "model.safetensors"));
   // Non-empty: refused without replace_existing, and left untouched.
   write_file((out / "marker").string(), std::string("x"));
-  EXPECT_SKV_ERROR(skv::export_hf_directory(f, out.string(), {}), "is not empty (pass --force to replace it)");
+  EXPECT_SKV_ERROR(skv::io::export_hf_directory(f, out.string(), {}), "is not empty (pass --force to replace it)");
   EXPECT_TRUE(fs::exists(out / "marker"));
-  skv::HfExportOptions force;
+  skv::io::HfExportOptions force;
   force.replace_existing = true;
-  skv::export_hf_directory(f, out.string(), force);
+  skv::io::export_hf_directory(f, out.string(), force);
   EXPECT_FALSE(fs::exists(out / "marker"));
   EXPECT_TRUE(fs::exists(out / "config.json"));
   // --force only ever replaces a model directory.
   const fs::path other = tmp.path / "other";
   fs::create_directories(other);
   write_file((other / "notes.txt").string(), std::string("keep me"));
-  EXPECT_SKV_ERROR(skv::export_hf_directory(f, other.string(), force), "not a model directory");
+  EXPECT_SKV_ERROR(skv::io::export_hf_directory(f, other.string(), force), "not a model directory");
   EXPECT_TRUE(fs::exists(other / "notes.txt"));
   // Never over the input, never into a missing parent or over a file.
-  EXPECT_SKV_ERROR(skv::export_hf_directory(f, src.string(), force), "holds the input model");
-  EXPECT_SKV_ERROR(skv::export_hf_directory(f, tmp.path.string(), force), "holds the input model");
-  EXPECT_SKV_ERROR(skv::export_hf_directory(f, (tmp.path / "a" / "b").string(), {}), "does not exist");
-  EXPECT_SKV_ERROR(skv::export_hf_directory(f, (other / "notes.txt").string(), force), "is not a directory");
+  EXPECT_SKV_ERROR(skv::io::export_hf_directory(f, src.string(), force), "holds the input model");
+  EXPECT_SKV_ERROR(skv::io::export_hf_directory(f, tmp.path.string(), force), "holds the input model");
+  EXPECT_SKV_ERROR(skv::io::export_hf_directory(f, (tmp.path / "a" / "b").string(), {}), "does not exist");
+  EXPECT_SKV_ERROR(skv::io::export_hf_directory(f, (other / "notes.txt").string(), force), "is not a directory");
   // A failure part-way leaves neither the output nor a temporary directory behind.
   ModelFiles bad = f;
   bad.tensors["bad.weight"] = Tensor::empty(DType::Q8_0, {1, 32});  // cannot be converted
   bad.tensors["bad.weight"].data = nullptr;
-  EXPECT_THROW(skv::export_hf_directory(bad, (tmp.path / "failed").string(), {}), std::exception);
+  EXPECT_THROW(skv::io::export_hf_directory(bad, (tmp.path / "failed").string(), {}), std::exception);
   EXPECT_FALSE(fs::exists(tmp.path / "failed"));
   for (const auto& e : fs::directory_iterator(tmp.path))
     EXPECT_NE(e.path().filename().string().front(), '.') << "left behind: " << e.path();
@@ -634,17 +634,17 @@ TEST(ConvertHfExport, GgufToHfDirectory) {
     TempDir tmp;
     std::vector<float> q0;
     tiny_gguf(q0, pre, add_bos_key).write(tmp.file("m.gguf"));
-    ModelFiles f = skv::open_model_files(tmp.file("m.gguf"));
+    ModelFiles f = skv::io::open_model_files(tmp.file("m.gguf"));
     ASSERT_TRUE(f.rope_interleaved);
-    EXPECT_EQ(skv::default_export_dtype(f), DType::F32);
-    skv::HfExportOptions opt;
-    opt.extra_files = skv::hf_tokenizer_files_from_gguf(*f.gguf);
-    opt.extra_files["generation_config.json"] = skv::generation_config_to_json_text(f.config);
-    skv::add_swiftkv_tensors(f, 1, 1);
+    EXPECT_EQ(skv::io::default_export_dtype(f), DType::F32);
+    skv::io::HfExportOptions opt;
+    opt.extra_files = skv::tokenizer::hf_tokenizer_files_from_gguf(*f.gguf);
+    opt.extra_files["generation_config.json"] = skv::io::generation_config_to_json_text(f.config);
+    skv::model::add_swiftkv_tensors(f, 1, 1);
     const fs::path out = tmp.path / "out";
-    skv::export_hf_directory(f, out.string(), opt);
+    skv::io::export_hf_directory(f, out.string(), opt);
 
-    const ModelFiles back = skv::open_model_files(out.string());
+    const ModelFiles back = skv::io::open_model_files(out.string());
     EXPECT_FALSE(back.rope_interleaved);
     EXPECT_EQ(back.config.model_type(), "llama_swiftkv");
     EXPECT_TRUE(back.config.tie_word_embeddings);
@@ -659,17 +659,17 @@ TEST(ConvertHfExport, GgufToHfDirectory) {
               ASSERT_EQ(got[(h * 4 + half * 2 + j) * 8 + c], q0[(h * 4 + 2 * j + half) * 8 + c]) << name;
     }
     // Layer 1's SwiftKV copies are un-permuted like the originals.
-    expect_values_near(back.get(skv::swiftkv_tensor_name(1, "q", "weight")),
+    expect_values_near(back.get(skv::model::swiftkv_tensor_name(1, "q", "weight")),
                        values(back.get("model.layers.1.self_attn.q_proj.weight")), 0, "q_proj_swiftkv");
-    expect_values_near(back.get(skv::swiftkv_tensor_name(1, "k", "weight")),
+    expect_values_near(back.get(skv::model::swiftkv_tensor_name(1, "k", "weight")),
                        values(back.get("model.layers.1.self_attn.k_proj.weight")), 0, "k_proj_swiftkv");
     // Tensors rope does not touch are copied exactly.
     expect_values_near(back.get("model.layers.1.self_attn.v_proj.weight"),
                        values(f.gguf->tensor("blk.1.attn_v.weight")), 0, "v_proj");
 
     // The written tokenizer encodes like the GGUF one.
-    const auto from_gguf = skv::Tokenizer::from_gguf(*f.gguf);
-    const auto from_json = skv::Tokenizer::from_path(out.string());
+    const auto from_gguf = skv::tokenizer::Tokenizer::from_gguf(*f.gguf);
+    const auto from_json = skv::tokenizer::Tokenizer::from_path(out.string());
     for (const std::string text : {"ab", "abc ab", " a a  b", "<s>ab</s>", "c<tool>a", "12 a1b2", "", "</s>"}) {
       EXPECT_EQ(from_json->encode(text), from_gguf->encode(text)) << text;
       EXPECT_EQ(from_json->encode(text, false, false), from_gguf->encode(text, false, false)) << text;
@@ -695,15 +695,15 @@ TEST(ConvertTokenizerExport, RefusesNonBpeGguf) {
   spm.kv_str("general.architecture", "llama").kv_str("tokenizer.ggml.model", "llama");
   spm.kv_strs("tokenizer.ggml.tokens", {"a"});
   spm.write(tmp.file("spm.gguf"));
-  skv::GGUFFile file(tmp.file("spm.gguf"));
-  EXPECT_SKV_ERROR(skv::hf_tokenizer_files_from_gguf(file), "tokenizer.ggml.model 'llama' is not supported");
+  skv::io::GGUFFile file(tmp.file("spm.gguf"));
+  EXPECT_SKV_ERROR(skv::tokenizer::hf_tokenizer_files_from_gguf(file), "tokenizer.ggml.model 'llama' is not supported");
   GGUFBuilder pre;
   pre.kv_str("tokenizer.ggml.model", "gpt2")
       .kv_str("tokenizer.ggml.pre", "qwen9")
       .kv_strs("tokenizer.ggml.tokens", {"a"});
   pre.write(tmp.file("pre.gguf"));
-  skv::GGUFFile pre_file(tmp.file("pre.gguf"));
-  EXPECT_SKV_ERROR(skv::hf_tokenizer_files_from_gguf(pre_file), "unsupported tokenizer.ggml.pre 'qwen9'");
+  skv::io::GGUFFile pre_file(tmp.file("pre.gguf"));
+  EXPECT_SKV_ERROR(skv::tokenizer::hf_tokenizer_files_from_gguf(pre_file), "unsupported tokenizer.ggml.pre 'qwen9'");
 }
 
 }  // namespace

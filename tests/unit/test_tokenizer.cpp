@@ -19,7 +19,7 @@
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using skv::Tokenizer;
+using skv::tokenizer::Tokenizer;
 using Ids = std::vector<int32_t>;
 
 namespace {
@@ -179,14 +179,14 @@ TEST(Tokenizer, DecodeKeepsPartialUtf8) {
   auto tok = Tokenizer::from_path(fixture("gpt2_style.json"));
   // 😀 is four byte-level tokens: F0 9F 98 80. Half of it decodes to the raw bytes.
   EXPECT_EQ(tok->decode({173, 254}), "\xF0\x9F");
-  EXPECT_FALSE(skv::utf8::is_valid(tok->decode({173, 254})));
+  EXPECT_FALSE(skv::tokenizer::utf8::is_valid(tok->decode({173, 254})));
 }
 
 TEST(StreamDecoder, HoldsSplitCharacterUntilComplete) {
   auto tok = Tokenizer::from_path(fixture("gpt2_style.json"));
   // "😀👍🏽 é": every emoji is split over several byte tokens (HF ids).
   const Ids ids = {173, 254, 247, 223, 173, 254, 240, 236, 173, 254, 238, 122, 221, 128, 103};
-  skv::StreamDecoder dec(*tok);
+  skv::tokenizer::StreamDecoder dec(*tok);
   std::vector<std::string> parts;
   for (int32_t id : ids) parts.push_back(dec.push(id));
   EXPECT_EQ(parts[0], "");
@@ -197,7 +197,7 @@ TEST(StreamDecoder, HoldsSplitCharacterUntilComplete) {
   EXPECT_EQ(parts[14], "é");
   std::string all;
   for (const auto& p : parts) {
-    EXPECT_TRUE(skv::utf8::is_valid(p));
+    EXPECT_TRUE(skv::tokenizer::utf8::is_valid(p));
     all += p;
   }
   EXPECT_EQ(all + dec.flush(), "😀👍🏽 é");
@@ -205,7 +205,7 @@ TEST(StreamDecoder, HoldsSplitCharacterUntilComplete) {
 
 TEST(StreamDecoder, FlushReplacesIncompleteAndSkipsSpecial) {
   auto tok = Tokenizer::from_path(fixture("gpt2_style.json"));
-  skv::StreamDecoder dec(*tok);
+  skv::tokenizer::StreamDecoder dec(*tok);
   EXPECT_EQ(dec.push(65), "a");
   EXPECT_EQ(dec.push(173), "");  // lead byte of a 4-byte character
   EXPECT_EQ(dec.push(0), "");    // <|endoftext|> is special: skipped by default
@@ -215,7 +215,7 @@ TEST(StreamDecoder, FlushReplacesIncompleteAndSkipsSpecial) {
   const auto bad = tok->token_id("Ģ");  // byte-level spelling of 0x80 (a lone continuation byte)
   ASSERT_TRUE(bad.has_value());
   EXPECT_EQ(dec.push(*bad), "\xEF\xBF\xBD");
-  skv::StreamDecoder keep(*tok, false);
+  skv::tokenizer::StreamDecoder keep(*tok, false);
   EXPECT_EQ(keep.push(0), "<|endoftext|>");
 }
 

@@ -59,7 +59,7 @@ class TempDir {
 
 class TrainData : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { tok_ = Tokenizer::from_path(kModel).release(); }
+  static void SetUpTestSuite() { tok_ = tokenizer::Tokenizer::from_path(kModel).release(); }
   static void TearDownTestSuite() { delete tok_; }
   LoadOptions options() const {
     LoadOptions o;
@@ -77,9 +77,9 @@ class TrainData : public ::testing::Test {
       for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
     }
   }
-  static Tokenizer* tok_;
+  static tokenizer::Tokenizer* tok_;
 };
-Tokenizer* TrainData::tok_ = nullptr;
+tokenizer::Tokenizer* TrainData::tok_ = nullptr;
 
 TEST_F(TrainData, ReadsEveryFormat) {
   ASSERT_FALSE(tok_->adds_bos());
@@ -107,7 +107,7 @@ TEST_F(TrainData, ReadsEveryFormat) {
   EXPECT_EQ(docs[1].source, jsonl + ":1");
 
   // Chat: the template's own rendering, no generation prompt, no EOS appended.
-  const std::string rendered = apply_chat_template_json(read(kTemplate), messages, false, "<s>", "</s>");
+  const std::string rendered = tokenizer::apply_chat_template_json(read(kTemplate), messages, false, "<s>", "</s>");
   EXPECT_TRUE(rendered.ends_with("<|im_start|>assistant\nhello<|im_end|>\n")) << rendered;
   EXPECT_EQ(docs[2].ids, tok_->encode(rendered, false, true));
   EXPECT_EQ(docs[2].source, jsonl + ":3");  // the blank line 2 is skipped but counted

@@ -85,9 +85,9 @@ void report(const char* name, double worst) { std::printf("[   fd     ] %-28s ma
 
 // Runs a test body at a given thread count and restores the previous one.
 struct ThreadCount {
-  int saved = cpu::num_threads();
-  explicit ThreadCount(int n) { cpu::set_num_threads(n); }
-  ~ThreadCount() { cpu::set_num_threads(saved); }
+  int saved = backend::cpu::num_threads();
+  explicit ThreadCount(int n) { backend::cpu::set_num_threads(n); }
+  ~ThreadCount() { backend::cpu::set_num_threads(saved); }
 };
 
 // ---- naive references (double)
@@ -381,14 +381,14 @@ TEST(TrainRope, ForwardMatchesInferenceRope) {
       const int64_t heads = 3;
       const std::vector<int32_t> pos = {0, 1, 2, 17, 511, 2047, 4095, 8191, 100000};
       const int64_t n = static_cast<int64_t>(pos.size());
-      ops::Rope rp;
+      backend::Rope rp;
       rp.head_dim = D;
       rp.interleaved = interleaved;
       rp.inv_freq = inv_freqs(D, 100000.0);
       const Vec x = rounded(randv(n * heads * D, rng));
       Tensor t = Tensor::empty(DType::F32, {n, heads * D});
       std::copy(x.begin(), x.end(), t.as<float>());
-      ops::rope(t, heads, ops::host_i32(pos.data(), n), rp);
+      backend::rope(t, heads, backend::host_i32(pos.data(), n), rp);
       VecF xf = to_f(x);
       rope_forward<float>(xf.data(), n, heads, D, pos.data(), rp.inv_freq.data(), interleaved);
       Vec xd = x;

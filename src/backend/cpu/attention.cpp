@@ -20,7 +20,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
                int64_t num_kv_heads, float scale, Tensor& out, int64_t window) {
@@ -128,4 +128,4 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
   }
 }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

@@ -7,7 +7,7 @@
 #include "backend/cpu/quant.h"
 #include "core/error.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 namespace {
 
@@ -61,4 +61,4 @@ Tensor to_dtype(const Tensor& t, DType to) {
   return out;
 }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

@@ -2,7 +2,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/cpu_ops.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 namespace {
 
 class CpuBackend final : public Backend {
@@ -16,7 +16,7 @@ class CpuBackend final : public Backend {
   }
   void add_inplace(Tensor& y, const Tensor& x) override { cpu::add_inplace(y, x); }
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override { cpu::silu_mul(gate, up, out); }
-  void rope(Tensor& x, int64_t heads, const Tensor& positions, const ops::Rope& rope) override {
+  void rope(Tensor& x, int64_t heads, const Tensor& positions, const backend::Rope& rope) override {
     cpu::rope(x, heads, positions.as<int32_t>(), rope);
   }
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
@@ -35,4 +35,4 @@ Backend& host_backend() {
   return b;
 }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

@@ -8,7 +8,7 @@
 #include "backend/ops.h"
 #include "core/tensor.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 // ---- linear (linear.cpp)
 // y[n, ldy] = x[n, in] w[out, in]^T + bias. The front picks the path by n; the two paths are
@@ -24,7 +24,7 @@ void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out);
 void copy_cols(const Tensor& src, int64_t col0, Tensor& dst);
 void add_inplace(Tensor& y, const Tensor& x);
 void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
-void rope(Tensor& x, int64_t heads, const int32_t* positions, const ops::Rope& rope);
+void rope(Tensor& x, int64_t heads, const int32_t* positions, const backend::Rope& rope);
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
                int64_t num_kv_heads, float scale, Tensor& out, int64_t window);
 void log_softmax_rows(Tensor& x);
@@ -36,4 +36,4 @@ const float* as_f32(const Tensor& t, std::vector<float>& buf);
 // Row-by-row conversion of any dtype to F32 / F16 / BF16 (convert.cpp).
 Tensor to_dtype(const Tensor& t, DType to);
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

@@ -8,7 +8,7 @@
 #include "backend/cpu/kernels.h"
 #include "core/error.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 namespace {
 
@@ -97,4 +97,4 @@ void set_isa(Isa isa) {
   g_active.store(table_for(isa), std::memory_order_release);
 }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

@@ -7,7 +7,7 @@
 #include "backend/cpu/kernels.h"
 #include "core/error.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out) {
   const Kernels& k = kernels();
@@ -113,9 +113,9 @@ void softmax_impl(Tensor& x) {
 void log_softmax_rows(Tensor& x) { softmax_impl<true>(x); }
 void softmax_rows(Tensor& x) { softmax_impl<false>(x); }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) {
   const int64_t n = dst.rows(), w = dst.cols(), sw = src.cols();
@@ -124,4 +124,4 @@ void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) {
   for (int64_t r = 0; r < n; ++r) std::memcpy(d + r * w, s + r * sw, static_cast<size_t>(w) * sizeof(float));
 }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

@@ -15,7 +15,7 @@
 
 #include "backend/cpu/quant.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 enum class Isa : uint8_t { Generic, AVX2, AVX512 };
 
@@ -85,4 +85,4 @@ const Kernels& kernels();  // the active table (initialised on first use)
 const Kernels* generic_kernels();
 const Kernels* avx2_kernels();
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

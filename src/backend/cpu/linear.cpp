@@ -25,7 +25,7 @@
 #include "backend/cpu/kernels.h"
 #include "core/error.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 namespace {
 
@@ -230,4 +230,4 @@ const float* as_f32(const Tensor& t, std::vector<float>& buf) {
   return buf.data();
 }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

@@ -6,7 +6,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
   const Kernels& k = kernels();
@@ -25,4 +25,4 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
   }
 }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

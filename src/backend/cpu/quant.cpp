@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstring>
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 namespace {
 
@@ -176,4 +176,4 @@ void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n) {
   }
 }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

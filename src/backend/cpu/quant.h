@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 constexpr int QK = 32;  // elements per block for Q8_0 / Q4_0 / Q4_1
 
@@ -37,4 +37,4 @@ void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n);
 void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n);
 void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n);
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

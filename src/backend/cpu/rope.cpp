@@ -7,9 +7,9 @@
 
 #include "backend/cpu/cpu_ops.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
-void rope(Tensor& x, int64_t heads, const int32_t* positions, const ops::Rope& rp) {
+void rope(Tensor& x, int64_t heads, const int32_t* positions, const backend::Rope& rp) {
   const int64_t n = x.rows(), D = rp.head_dim, half = D / 2;
   const int64_t row = x.cols();
   float* xp = x.as<float>();
@@ -52,4 +52,4 @@ void rope(Tensor& x, int64_t heads, const int32_t* positions, const ops::Rope& r
   }
 }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

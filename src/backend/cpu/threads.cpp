@@ -6,7 +6,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 namespace {
 
@@ -45,4 +45,4 @@ int threads_for(double work, double min_work_per_thread) {
   return by_work < nt ? static_cast<int>(by_work) : nt;
 }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu

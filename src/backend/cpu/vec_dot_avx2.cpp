@@ -14,7 +14,7 @@
 
 #include "backend/cpu/kernels.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 namespace {
 
@@ -509,13 +509,13 @@ const Kernels kAvx2 = {
 
 const Kernels* avx2_kernels() { return &kAvx2; }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu
 
 #else  // not x86
 
 #include "backend/cpu/kernels.h"
-namespace skv::cpu {
+namespace skv::backend::cpu {
 const Kernels* avx2_kernels() { return nullptr; }
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu
 
 #endif

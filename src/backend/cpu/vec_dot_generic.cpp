@@ -6,7 +6,7 @@
 
 #include "backend/cpu/kernels.h"
 
-namespace skv::cpu {
+namespace skv::backend::cpu {
 
 namespace {
 
@@ -191,4 +191,4 @@ const Kernels kGeneric = {
 
 const Kernels* generic_kernels() { return &kGeneric; }
 
-}  // namespace skv::cpu
+}  // namespace skv::backend::cpu
