@@ -181,17 +181,24 @@ void rope(Tensor& x, int64_t heads, const Tensor& positions, const Rope& rope) {
   backend_for(x.device).rope(x, heads, positions, rope);
 }
 
-void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
-               int64_t num_kv_heads, float scale, Tensor& out, int64_t window) {
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
+               int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads, float scale, Tensor& out,
+               int64_t window) {
   const char* op = "attention";
   check_tensor(op, "q", q);
-  check_tensor(op, "k_cache", k_cache);
-  check_tensor(op, "v_cache", v_cache);
+  check_tensor(op, "k_pool", k_cache);
+  check_tensor(op, "v_pool", v_cache);
   check_tensor(op, "out", out);
   need_f32(op, "q", q);
-  need_f32(op, "k_cache", k_cache);
-  need_f32(op, "v_cache", v_cache);
+  need_f32(op, "k_pool", k_cache);
+  need_f32(op, "v_pool", v_cache);
   need_f32(op, "out", out);
+  if (block_size <= 0 || k_cache.rows() % block_size != 0)
+    fail_internal(op, ": pool of ", k_cache.rows(), " rows does not split into blocks of ", block_size);
+  if (block_table.dtype != DType::I32 || block_table.numel() * block_size < n_past + q.rows())
+    fail_internal(op, ": block table (", dtype_name(block_table.dtype), ", ", block_table.numel(),
+                  " blocks) does not cover ", n_past + q.rows(), " positions of blocks of ", block_size);
+  same_device(op, "block_table", block_table, q.device);
   if (num_heads <= 0 || num_kv_heads <= 0 || num_heads % num_kv_heads != 0)
     fail_internal(op, ": num_heads ", num_heads, " must be a positive multiple of num_kv_heads ", num_kv_heads);
   if (q.cols() % num_heads != 0) fail_internal(op, ": q ", q.shape_str(), " does not split into ", num_heads, " heads");
@@ -201,8 +208,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
                   " x ", D, " columns");
   if (k_cache.rows() != v_cache.rows())
     fail_internal(op, ": k_cache ", k_cache.shape_str(), " and v_cache ", v_cache.shape_str(), " differ");
-  if (n_past < 0 || n_past + q.rows() > k_cache.rows())
-    fail_resource(op, ": positions up to ", n_past + q.rows(), " exceed the cache capacity ", k_cache.rows());
+  if (n_past < 0) fail_internal(op, ": n_past ", n_past, " is negative");
   if (out.rows() != q.rows() || out.cols() != q.cols())
     fail_internal(op, ": out ", out.shape_str(), " does not match q ", q.shape_str());
   if (overlaps(q, out)) fail_internal(op, ": out must not alias q");
@@ -210,7 +216,19 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
   same_device(op, "v_cache", v_cache, q.device);
   same_device(op, "out", out, q.device);
   if (window < 0) fail_internal(op, ": sliding window ", window, " must be positive (0: none)");
-  backend_for(q.device).attention(q, k_cache, v_cache, n_past, num_heads, num_kv_heads, scale, out, window);
+  backend_for(q.device).attention(q, k_cache, v_cache, block_table, block_size, n_past, num_heads, num_kv_heads, scale,
+                                  out, window);
+}
+
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
+               int64_t num_kv_heads, float scale, Tensor& out, int64_t window) {
+  if (n_past < 0 || n_past + q.rows() > k_cache.rows())
+    fail_resource("attention: positions up to ", n_past + q.rows(), " exceed the cache capacity ", k_cache.rows());
+  static const int32_t kBlock0 = 0;
+  const Tensor host_table = host_i32(&kBlock0, 1);
+  const Tensor table = q.device.is_host() ? host_table : clone(host_table, q.device);
+  attention(q, k_cache, v_cache, table, std::max<int64_t>(1, k_cache.rows()), n_past, num_heads, num_kv_heads, scale,
+            out, window);
 }
 
 double attention_keys(int64_t n_past, int64_t n, int64_t window) {

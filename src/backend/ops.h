@@ -41,12 +41,17 @@ struct Rope {
 // positions: I32 [n].
 void rope(Tensor& x, int64_t heads, const Tensor& positions, const Rope& rope);
 
-// Causal attention of n new query rows against a KV cache.
-// q: [n, H * D]; k_cache / v_cache: the layer's cache, [capacity, KV * D] F32, holding
-// positions 0 .. n_past + n - 1 (the new rows already written). Query row i sits at
-// position p = n_past + i and attends to positions 0 .. p, or with a sliding window W > 0
-// (Mistral) only to p - W < j <= p; masked keys are skipped, not computed.
-// H % KV == 0 (GQA / MQA). out: [n, H * D].
+// Causal attention of n new query rows of one sequence against its paged KV cache.
+// q: [n, H * D]. k_pool / v_pool: one cache layer's pool, [slots, KV * D] F32; the sequence's
+// position j lives in pool row block_table[j / block_size] * block_size + j % block_size, and
+// positions 0 .. n_past + n - 1 are written (the new rows included). block_table: I32 [blocks]
+// covering those positions. Query row i sits at position p = n_past + i and attends to
+// positions 0 .. p, or with a sliding window W > 0 (Mistral) only to p - W < j <= p; masked
+// keys are skipped, not computed. H % KV == 0 (GQA / MQA). out: [n, H * D].
+void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const Tensor& block_table,
+               int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads, float scale, Tensor& out,
+               int64_t window = 0);
+// The same over a contiguous cache ([capacity, KV * D], position j in row j): one block.
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
                int64_t num_kv_heads, float scale, Tensor& out, int64_t window = 0);
 

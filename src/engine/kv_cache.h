@@ -26,7 +26,7 @@ struct KVCache {
   Tensor v_rows(int64_t layer, int64_t pos, int64_t n);
   size_t bytes() const;
   // The view a forward pass reads and writes (valid while this cache lives, unmoved).
-  model::SeqKV view() const { return {k.data(), v.data(), num_layers(), capacity}; }
+  model::SeqKV view() const { return {k.data(), v.data(), num_layers(), capacity, &kBlock0, 1}; }
   operator model::SeqKV() const { return view(); }  // NOLINT(google-explicit-constructor)
 
   // Copies positions [0, p) of every layer from `src` (same layer count and row width), so a
@@ -38,6 +38,7 @@ struct KVCache {
   KVCache slice(int64_t pos, int64_t n);
 
  private:
+  static constexpr int32_t kBlock0 = 0;  // the whole cache is block 0 of its own pool
   KVCache() = default;
 };
 

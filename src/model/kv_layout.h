@@ -38,13 +38,22 @@ struct KVSpec {
   size_t bytes_per_token() const { return static_cast<size_t>(layers) * row * sizeof(float) * 2; }
 };
 
-// One sequence's cache as lent to a forward pass: per cache layer a [capacity, row] tensor of
-// keys and one of values. Non-owning: the engine's storage outlives the call.
+// One sequence's cache as lent to a forward pass, paged: per cache layer a pool of
+// [slots, row] keys and one of values shared by every sequence, and this sequence's block
+// table: its position p lives in pool row blocks[p / block_size] * block_size + p % block_size.
+// A contiguous cache is one block as large as the cache. Non-owning: the engine's storage (and
+// the table) outlive the call.
 struct SeqKV {
   const Tensor* k = nullptr;
   const Tensor* v = nullptr;
   int64_t layers = 0;
-  int64_t capacity = 0;
+  int64_t block_size = 0;
+  const int32_t* blocks = nullptr;  // host memory
+  int64_t num_blocks = 0;
+
+  int64_t capacity() const { return block_size * num_blocks; }
+  // Pool row of position p (p < capacity()).
+  int64_t slot(int64_t p) const { return static_cast<int64_t>(blocks[p / block_size]) * block_size + p % block_size; }
 };
 
 }  // namespace skv::model

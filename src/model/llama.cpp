@@ -1,5 +1,6 @@
 #include "model/llama.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
@@ -150,6 +151,25 @@ void count_linear(FlopCount& f, int64_t n, const Tensor& w) {
   f.linear += 2.0 * static_cast<double>(n) * static_cast<double>(w.numel());
 }
 
+bool in_one_block(const ForwardContext::Span& sp) {
+  const int64_t bs = sp.kv->block_size;
+  return sp.n_past / bs == (sp.n_past + sp.n - 1) / bs;
+}
+
+// Rows k / v (positions n_past .. n_past + n - 1 of the span's sequence) into the sequence's
+// pages of cache layer ci, one copy per block touched.
+void store_kv(const ForwardContext::Span& sp, int64_t ci, const Tensor& k, const Tensor& v) {
+  const int64_t bs = sp.kv->block_size;
+  for (int64_t p = sp.n_past; p < sp.n_past + sp.n;) {
+    const int64_t run = std::min(sp.n_past + sp.n, (p / bs + 1) * bs) - p;
+    const int64_t slot = sp.kv->slot(p);
+    Tensor kd = sp.kv->k[ci].row_block(slot, run), vd = sp.kv->v[ci].row_block(slot, run);
+    backend::copy(k.row_block(p - sp.n_past, run), kd);
+    backend::copy(v.row_block(p - sp.n_past, run), vd);
+    p += run;
+  }
+}
+
 }  // namespace
 
 // One decoder layer over the rows of x (positions pos), which belong to the sequences of
@@ -170,31 +190,28 @@ void LlamaModel::layer(ForwardContext& ctx, int64_t l, Tensor& x, const std::vec
   if (lw.q_norm.defined()) head_norm(q, c.num_heads, lw.q_norm, eps);
   backend::rope(q, c.num_heads, pos, rope_);
   if (lw.wk.defined()) {
-    // One sequence's new K/V rows go straight from the projection into its cache; several
-    // sequences' are computed as one block and then copied into each cache.
-    const bool direct = spans.size() == 1;
-    Tensor k = direct ? spans[0].kv->k[ci].row_block(spans[0].n_past, n) : ctx.take(ctx.k_, n, kv_dim);
-    Tensor v = direct ? spans[0].kv->v[ci].row_block(spans[0].n_past, n) : ctx.take(ctx.v_, n, kv_dim);
+    // One sequence whose new positions sit in one block of its cache gets its K/V rows straight
+    // from the projection (a contiguous cache is one block); otherwise the rows are computed as
+    // one block and copied into each sequence's pages.
+    const bool direct = spans.size() == 1 && in_one_block(spans[0]);
+    const int64_t slot0 = direct ? spans[0].kv->slot(spans[0].n_past) : 0;
+    Tensor k = direct ? spans[0].kv->k[ci].row_block(slot0, n) : ctx.take(ctx.k_, n, kv_dim);
+    Tensor v = direct ? spans[0].kv->v[ci].row_block(slot0, n) : ctx.take(ctx.v_, n, kv_dim);
     backend::linear(xn, lw.wk, lw.bk.defined() ? &lw.bk : nullptr, k);
     backend::linear(xn, lw.wv, lw.bv.defined() ? &lw.bv : nullptr, v);
     count_linear(flops, n, lw.wk);
     count_linear(flops, n, lw.wv);
     if (lw.k_norm.defined()) head_norm(k, c.num_kv_heads, lw.k_norm, eps);
     backend::rope(k, c.num_kv_heads, pos, rope_);
-    if (!direct) {
-      for (const Span& sp : spans) {
-        Tensor kc = sp.kv->k[ci].row_block(sp.n_past, sp.n), vc = sp.kv->v[ci].row_block(sp.n_past, sp.n);
-        backend::copy(k.row_block(sp.row0, sp.n), kc);
-        backend::copy(v.row_block(sp.row0, sp.n), vc);
-      }
-    }
+    if (!direct)
+      for (const Span& sp : spans) store_kv(sp, ci, k.row_block(sp.row0, sp.n), v.row_block(sp.row0, sp.n));
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   Tensor attn = ctx.take(ctx.attn_, n, q_dim);
   for (const Span& sp : spans) {
     Tensor out = attn.row_block(sp.row0, sp.n);
-    backend::attention(q.row_block(sp.row0, sp.n), sp.kv->k[ci], sp.kv->v[ci], sp.n_past, c.num_heads, c.num_kv_heads,
-                       scale, out, c.sliding_window);
+    backend::attention(q.row_block(sp.row0, sp.n), sp.kv->k[ci], sp.kv->v[ci], sp.table, sp.kv->block_size, sp.n_past,
+                       c.num_heads, c.num_kv_heads, scale, out, c.sliding_window);
     // QK^T and PV are 2 * H * D FLOPs per visible key each.
     flops.attention += 4.0 * c.num_heads * c.head_dim * backend::attention_keys(sp.n_past, sp.n, c.sliding_window);
   }
@@ -229,17 +246,22 @@ void LlamaModel::swiftkv_kv(ForwardContext& ctx, const Tensor& x, const std::vec
   backend::linear(h, w_.kv_swiftkv, w_.kv_swiftkv_bias.defined() ? &w_.kv_swiftkv_bias : nullptr, kv);
   count_linear(ctx.flops_, n, w_.kv_swiftkv);
   const int64_t groups = width / (2 * kv_dim);
+  const bool direct = spans.size() == 1 && in_one_block(spans[0]);
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t ci = layout_.first_skip + g;
-    for (const Span& sp : spans) {
-      Tensor k = sp.kv->k[ci].row_block(sp.n_past, sp.n), v = sp.kv->v[ci].row_block(sp.n_past, sp.n);
-      const Tensor src = kv.row_block(sp.row0, sp.n);
-      backend::copy_cols(src, 2 * g * kv_dim, k);
-      backend::copy_cols(src, 2 * g * kv_dim + kv_dim, v);
-      if (!w_.k_norm_swiftkv.empty())
-        head_norm(k, c.num_kv_heads, w_.k_norm_swiftkv[g], static_cast<float>(c.rms_norm_eps));
-      backend::rope(k, c.num_kv_heads, pos.row_block(sp.row0, sp.n), rope_);
-    }
+    // Straight into one block of the cache when the rows fit one (as in layer()), else through
+    // staging rows copied into the pages.
+    Tensor k = direct ? spans[0].kv->k[ci].row_block(spans[0].kv->slot(spans[0].n_past), n)
+                      : ctx.take(ctx.k_, n, kv_dim);
+    Tensor v = direct ? spans[0].kv->v[ci].row_block(spans[0].kv->slot(spans[0].n_past), n)
+                      : ctx.take(ctx.v_, n, kv_dim);
+    backend::copy_cols(kv, 2 * g * kv_dim, k);
+    backend::copy_cols(kv, 2 * g * kv_dim + kv_dim, v);
+    if (!w_.k_norm_swiftkv.empty())
+      head_norm(k, c.num_kv_heads, w_.k_norm_swiftkv[g], static_cast<float>(c.rms_norm_eps));
+    backend::rope(k, c.num_kv_heads, pos, rope_);
+    if (!direct)
+      for (const Span& sp : spans) store_kv(sp, ci, k.row_block(sp.row0, sp.n), v.row_block(sp.row0, sp.n));
   }
 }
 
@@ -273,16 +295,25 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
     if (ch.kv.layers != layout_.cache_layers())
       fail_internal("forward: KV cache has ", ch.kv.layers, " layers, this model's path needs ",
                     layout_.cache_layers());
-    if (ch.n_past < 0 || ch.n_past + ch.n > ch.kv.capacity)
-      fail_resource("sequence of ", ch.n_past + ch.n, " tokens exceeds the context size ", ch.kv.capacity);
+    if (ch.kv.block_size <= 0 || !ch.kv.blocks) fail_internal("forward: sequence ", i, " has no block table");
+    if (ch.n_past < 0 || ch.n_past + ch.n > ch.kv.capacity())
+      fail_resource("sequence of ", ch.n_past + ch.n, " tokens exceeds the context size ", ch.kv.capacity());
     for (int64_t j = 0; j < ch.n; ++j)
       if (ch.ids[j] < 0 || ch.ids[j] >= c.vocab_size)
         fail("token id ", ch.ids[j], " is out of range for vocabulary size ", c.vocab_size);
-    for (size_t j = 0; j < i; ++j)
-      if (chunks[j].kv.k == ch.kv.k)
-        fail_internal("forward: sequences ", j, " and ", i, " share one KV cache; each needs its own");
     total += ch.n;
   }
+  // Chunks may share blocks they only read (a cached prefix), never one they write: the rows
+  // of one block written by two chunks would depend on their order.
+  auto& written = ctx.written_;
+  written.clear();
+  for (const SeqChunk& ch : chunks) {
+    const int64_t bs = ch.kv.block_size;
+    for (int64_t b = ch.n_past / bs; b <= (ch.n_past + ch.n - 1) / bs; ++b) written.emplace_back(ch.kv.k, ch.kv.blocks[b]);
+  }
+  std::sort(written.begin(), written.end());
+  if (std::adjacent_find(written.begin(), written.end()) != written.end())
+    fail_internal("forward: two sequences of one step write the same KV block");
 
   // The row block: every chunk's rows in order, each with its own position.
   const int64_t d = c.hidden_size;
@@ -290,14 +321,23 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
   spans.clear();
   ctx.ids_.clear();
   ctx.pos_.clear();
+  ctx.tables_.clear();
   for (const SeqChunk& ch : chunks) {
     const int64_t row0 = spans.empty() ? 0 : spans.back().row0 + spans.back().n;
-    spans.push_back({&ch.kv, row0, ch.n, ch.n_past});
+    spans.push_back({&ch.kv, row0, ch.n, ch.n_past, Tensor()});
     ctx.ids_.insert(ctx.ids_.end(), ch.ids, ch.ids + ch.n);
     for (int64_t j = 0; j < ch.n; ++j) ctx.pos_.push_back(static_cast<int32_t>(ch.n_past + j));
+    const int64_t nb = (ch.n_past + ch.n + ch.kv.block_size - 1) / ch.kv.block_size;
+    ctx.tables_.insert(ctx.tables_.end(), ch.kv.blocks, ch.kv.blocks + nb);
   }
   const Tensor ids = ctx.stage_i32(ctx.ids_, ctx.ids_dev_);
   const Tensor pos = ctx.stage_i32(ctx.pos_, ctx.pos_dev_);
+  const Tensor tables = ctx.stage_i32(ctx.tables_, ctx.tables_dev_);
+  for (int64_t off = 0; Span& sp : spans) {
+    const int64_t nb = (sp.n_past + sp.n + sp.kv->block_size - 1) / sp.kv->block_size;
+    sp.table = tables.row_block(off, nb);
+    off += nb;
+  }
   Tensor x = ctx.take(ctx.x_, total, d);
   backend::embedding(w_.embed, ids, x);
   for (int64_t l = 0; l < layout_.first_skip; ++l) layer(ctx, l, x, spans, pos);
@@ -316,12 +356,15 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
     ch.logits = Tensor();
     if (ch.which == Logits::None) continue;
     const int64_t first = ch.which == Logits::All ? 0 : ch.n - 1;
-    out_spans.push_back({&ch.kv, out_rows, ch.n - first, ch.n_past + first});
+    out_spans.push_back({&ch.kv, out_rows, ch.n - first, ch.n_past + first, spans[i].table});
     ctx.out_pos_.insert(ctx.out_pos_.end(), ctx.pos_.begin() + spans[i].row0 + first,
                         ctx.pos_.begin() + spans[i].row0 + ch.n);
     out_chunk.push_back(i);
     out_rows += ch.n - first;
   }
+  ctx.rows_count_.early += total;
+  if (layout_.active()) ctx.rows_count_.late += out_rows;
+  ctx.rows_count_.head += out_rows;
   if (out_rows == 0) return;
   Tensor rows = x;
   if (out_rows < total) {

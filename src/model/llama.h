@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/ops.h"
@@ -27,6 +28,13 @@ struct ModelOptions {
 struct FlopCount {
   double linear = 0, attention = 0;
   double total() const { return linear + attention; }
+};
+
+// Rows a context has sent through the model, by how far they went.
+struct RowCount {
+  int64_t early = 0;  // through layers 0 .. M - 1 (every row; M = L without SwiftKV)
+  int64_t late = 0;   // through layers M .. L - 1 (SwiftKV: only rows whose logits are read)
+  int64_t head = 0;   // through the final norm and LM head
 };
 
 enum class Logits { None, Last, All };
@@ -52,13 +60,15 @@ class ForwardContext {
  public:
   explicit ForwardContext(const LlamaModel& model);
   const FlopCount& flops() const { return flops_; }
-
- private:
-  friend class LlamaModel;
+  const RowCount& rows() const { return rows_count_; }
   struct Span {  // rows [row0, row0 + n) of the row block: one sequence, at positions n_past ...
     const SeqKV* kv;
     int64_t row0, n, n_past;
+    Tensor table;  // the blocks holding positions 0 .. n_past + n - 1, I32 on the model's device
   };
+
+ private:
+  friend class LlamaModel;
   // An [rows, cols] view of `buf`, reallocated on the model's device only when too small.
   Tensor take(Tensor& buf, int64_t rows, int64_t cols, DType dtype = DType::F32);
   // Host ids / positions as an I32 [n, 1] tensor on the model's device: the staging vector
@@ -67,9 +77,11 @@ class ForwardContext {
 
   Device device_;
   FlopCount flops_;
+  RowCount rows_count_;
   Tensor x_, xn_, q_, attn_, proj_, gate_, up_, k_, v_, h_, kv_, rows_, logits_;
-  Tensor ids_dev_, pos_dev_, out_pos_dev_;  // device copies of the staging below (non-host devices)
-  std::vector<int32_t> ids_, pos_, out_pos_;
+  Tensor ids_dev_, pos_dev_, out_pos_dev_, tables_dev_;  // device copies of the staging below (non-host devices)
+  std::vector<int32_t> ids_, pos_, out_pos_, tables_;
+  std::vector<std::pair<const Tensor*, int32_t>> written_;  // (pool, block) a step writes: one writer each
   std::vector<Span> spans_, out_spans_;
   std::vector<size_t> out_chunk_;
   std::vector<SeqChunk> one_;

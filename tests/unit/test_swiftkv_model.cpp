@@ -19,78 +19,10 @@ using skv::DType;
 using skv::Tensor;
 using skv::model::Logits;
 
-Tensor randn(skv::Shape shape, std::mt19937& rng, float stddev, float mean = 0.0f) {
-  Tensor t = Tensor::empty(DType::F32, shape);
-  std::normal_distribution<float> dist(mean, stddev);
-  for (int64_t i = 0; i < t.numel(); ++i) t.as<float>()[i] = dist(rng);
-  return t;
-}
-
-struct Shape {
-  int64_t layers = 5, heads = 4, kv_heads = 2, head_dim = 8, hidden = 32, ffn = 48, vocab = 64;
-  bool tied = false, bias = false;
-  skv::model::Arch arch = skv::model::Arch::Llama;
-  int64_t window = 0;  // Mistral's sliding window
-};
-
-skv::io::ModelFiles base_model(const Shape& s, uint32_t seed) {
-  std::mt19937 rng(seed);
-  skv::io::ModelFiles f;
-  f.path = "<memory>";
-  skv::io::ModelConfig& c = f.config;
-  c.vocab_size = s.vocab;
-  c.hidden_size = s.hidden;
-  c.intermediate_size = s.ffn;
-  c.num_layers = s.layers;
-  c.num_heads = s.heads;
-  c.num_kv_heads = s.kv_heads;
-  c.head_dim = s.head_dim;
-  c.tie_word_embeddings = s.tied;
-  c.arch = s.arch;
-  c.attention_bias = s.bias || c.arch_info().implicit_qkv_bias;
-  c.sliding_window = s.window;
-  c.max_position_embeddings = 256;
-  const int64_t d = s.hidden, qd = s.heads * s.head_dim, kvd = s.kv_heads * s.head_dim;
-  f.tensors["model.embed_tokens.weight"] = randn({s.vocab, d}, rng, 0.3f);
-  f.tensors["model.norm.weight"] = randn({d}, rng, 0.1f, 1.0f);
-  if (!s.tied) f.tensors["lm_head.weight"] = randn({s.vocab, d}, rng, 0.3f);
-  for (int64_t i = 0; i < s.layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    f.tensors[p + "input_layernorm.weight"] = randn({d}, rng, 0.1f, 1.0f);
-    f.tensors[p + "post_attention_layernorm.weight"] = randn({d}, rng, 0.1f, 1.0f);
-    f.tensors[p + "self_attn.q_proj.weight"] = randn({qd, d}, rng, 0.15f);
-    f.tensors[p + "self_attn.k_proj.weight"] = randn({kvd, d}, rng, 0.15f);
-    f.tensors[p + "self_attn.v_proj.weight"] = randn({kvd, d}, rng, 0.1f);
-    f.tensors[p + "self_attn.o_proj.weight"] = randn({d, qd}, rng, 0.1f);
-    if (c.attention_bias) {
-      f.tensors[p + "self_attn.q_proj.bias"] = randn({qd}, rng, 0.1f);
-      f.tensors[p + "self_attn.k_proj.bias"] = randn({kvd}, rng, 0.1f);
-      f.tensors[p + "self_attn.v_proj.bias"] = randn({kvd}, rng, 0.1f);
-      if (c.o_proj_bias()) f.tensors[p + "self_attn.o_proj.bias"] = randn({d}, rng, 0.1f);
-    }
-    if (c.qk_norm()) {
-      f.tensors[p + "self_attn.q_norm.weight"] = randn({s.head_dim}, rng, 0.1f, 1.0f);
-      f.tensors[p + "self_attn.k_norm.weight"] = randn({s.head_dim}, rng, 0.1f, 1.0f);
-    }
-    f.tensors[p + "mlp.gate_proj.weight"] = randn({s.ffn, d}, rng, 0.1f);
-    f.tensors[p + "mlp.up_proj.weight"] = randn({s.ffn, d}, rng, 0.1f);
-    f.tensors[p + "mlp.down_proj.weight"] = randn({d, s.ffn}, rng, 0.1f);
-  }
-  return f;
-}
-
-// A SwiftKV model whose SwiftKV tensors are random (not the conversion's copies), so the
-// SwiftKV and teacher paths really differ.
-skv::io::ModelFiles swiftkv_model(const Shape& s, int64_t m, int64_t g, uint32_t seed) {
-  skv::io::ModelFiles f = base_model(s, seed);
-  skv::model::add_swiftkv_tensors(f, m, g);
-  std::mt19937 rng(seed + 1000);
-  for (auto& [name, t] : f.tensors)
-    if (name.find("swiftkv") != std::string::npos)
-      t = randn(t.shape, rng, name.find("norm") != std::string::npos ? 0.1f : 0.15f,
-                name.find("norm") != std::string::npos ? 1.0f : 0.0f);
-  return f;
-}
+using skv::testing::base_model;
+using skv::testing::randn;
+using skv::testing::swiftkv_model;
+using Shape = skv::testing::TinyShape;
 
 using skv::testing::random_ids;
 
@@ -363,7 +295,7 @@ INSTANTIATE_TEST_SUITE_P(Models, ForwardBatch,
                                            BatchCase{"swiftkv_g2", 1, 2}),
                          [](const ::testing::TestParamInfo<BatchCase>& info) { return std::string(info.param.name); });
 
-TEST(ForwardBatch, RejectsSharedCachesAndOverflow) {
+TEST(ForwardBatch, RejectsTwoWritersOfOneBlockAndOverflow) {
   const Shape s;
   skv::model::LlamaModel model(base_model(s, 2));
   const std::vector<int32_t> ids = random_ids(8, s.vocab, 3);
@@ -374,9 +306,9 @@ TEST(ForwardBatch, RejectsSharedCachesAndOverflow) {
                                               {.kv = a.view(), .ids = ids.data(), .n = 2, .n_past = 2}};
   try {
     model.forward_batch(ctx, shared);
-    FAIL() << "two chunks on one cache were accepted";
+    FAIL() << "two chunks writing one block were accepted";
   } catch (const skv::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("share one KV cache"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("write the same KV block"), std::string::npos) << e.what();
   }
   std::vector<skv::model::SeqChunk> overflow = {{.kv = a.view(), .ids = ids.data(), .n = 2, .n_past = 0},
                                                 {.kv = b.view(), .ids = ids.data(), .n = 4, .n_past = 6}};

@@ -4,13 +4,24 @@
 // from memory once per group rather than once per head.
 //
 // Tasks are (query row, KV head): causal rows get longer with i, so they are handed out
-// dynamically, longest first. When there are too few tasks to feed the threads (decode:
-// one row, a few KV heads) and the context is long, the keys are also split into ranges
+// dynamically, longest first. A row with a long context also has its keys split into ranges
 // whose partial results (max, sum, unnormalised output) are merged exactly afterwards
-// (flash-decoding).
+// (flash-decoding), so that a decode step (one row, a few KV heads) feeds every thread.
 //
 // A sliding window (Mistral) only moves where each row's key range starts: the masked keys
 // before it are never read.
+//
+// The cache is paged (engine/kv_pool.h): a row's keys are blocks scattered over the pool. Each
+// block is one kernel call, and the partial results of successive blocks are merged with the
+// same exact (max, sum) rescaling as the key splits; a contiguous cache is one block.
+//
+// Batch invariance: a row's result depends only on its query, its keys, their logical
+// positions, the block size and the thread setting, never on which other rows share the call
+// or where the blocks sit in the pool. So a sequence computes the same logits alone, batched
+// with others, chunked differently, or with its prefix taken from the prefix cache. That is
+// why runs are cut at logical block boundaries (physically adjacent blocks are not merged into
+// one call) and why a row's key split depends on its own length and num_threads(), not on how
+// many rows or threads this call has.
 #include <omp.h>
 
 #include <algorithm>
@@ -21,52 +32,111 @@
 #include "backend/cpu/kernels.h"
 
 namespace skv::backend::cpu {
+namespace {
 
-void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
-               int64_t num_kv_heads, float scale, Tensor& out, int64_t window) {
+// Attention of G query heads over logical keys [b, e) of a paged cache, written as the kernel
+// writes one range: unnormalised o, running max m and sum l.
+struct PagedRange {
+  const Kernels& k;
+  const float* kp;
+  const float* vp;
+  int64_t kv_stride, D;
+  const int32_t* table;
+  int64_t block_size;
+  float scale;
+
+  void operator()(const float* q, int64_t q_stride, int64_t G, int64_t col, int64_t b, int64_t e, float* o,
+                  int64_t o_stride, float* m, float* l, float* scratch) const {
+    bool first = true;
+    while (b < e) {
+      const int64_t blk = b / block_size;
+      const int64_t end = std::min(e, (blk + 1) * block_size);
+      const int64_t row0 = static_cast<int64_t>(table[blk]) * block_size + b % block_size;
+      const float* kr = kp + row0 * kv_stride + col;
+      const float* vr = vp + row0 * kv_stride + col;
+      if (first) {
+        k.attn(q, q_stride, G, kr, vr, kv_stride, end - b, D, scale, o, o_stride, m, l);
+        first = false;
+      } else {
+        float* so = scratch;
+        float* sm = scratch + G * D;
+        float* sl = sm + G;
+        k.attn(q, q_stride, G, kr, vr, kv_stride, end - b, D, scale, so, D, sm, sl);
+        for (int64_t g = 0; g < G; ++g) {
+          const float M = std::max(m[g], sm[g]);
+          const float a = std::exp(m[g] - M), c = std::exp(sm[g] - M);
+          float* og = o + g * o_stride;
+          const float* sg = so + g * D;
+          for (int64_t d = 0; d < D; ++d) og[d] = og[d] * a + sg[d] * c;
+          l[g] = l[g] * a + sl[g] * c;
+          m[g] = M;
+        }
+      }
+      b = end;
+    }
+  }
+};
+
+// Per-thread merge scratch for one group, only grown (a warm decode step allocates nothing).
+float* range_scratch(int64_t G, int64_t D) {
+  thread_local std::vector<float> buf;
+  const size_t need = static_cast<size_t>(G * D + 2 * G);
+  if (buf.size() < need) buf.resize(need);
+  return buf.data();
+}
+
+}  // namespace
+
+void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const int32_t* block_table,
+               int64_t num_blocks, int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads,
+               float scale, Tensor& out, int64_t window) {
+  (void)num_blocks;  // the front checked that the table covers every position read
   const Kernels& k = kernels();
   const int64_t n = q.rows();
   const int64_t D = q.cols() / num_heads;
   const int64_t G = num_heads / num_kv_heads;
-  const int64_t kv_stride = k_cache.cols();
   const float* qp = q.as<float>();
-  const float* kp = k_cache.as<float>();
-  const float* vp = v_cache.as<float>();
   float* op = out.as<float>();
   const int64_t q_stride = q.cols(), o_stride = out.cols();
+  const PagedRange range{k, k_pool.as<float>(), v_pool.as<float>(), k_pool.cols(), D, block_table, block_size, scale};
   // Head groups per task (a group larger than the kernel's limit is cut in equal pieces).
   const int64_t gparts = (G + kAttnMaxGroup - 1) / kAttnMaxGroup;
   const int64_t gsz = (G + gparts - 1) / gparts;
-  const int64_t tasks = n * num_kv_heads * gparts;
+  const int64_t per_row = num_kv_heads * gparts;  // tasks of one row
   // Query row i sees keys first_key(i) .. n_past + i.
   auto first_key = [&](int64_t i) { return window > 0 ? std::max<int64_t>(0, n_past + i + 1 - window) : 0; };
+  auto keys_of = [&](int64_t i) { return n_past + i + 1 - first_key(i); };
+  // Key splits of a row of T keys: enough pieces for every thread to have work when the row is
+  // alone, none for short rows (a function of T and the thread setting only; see the top).
+  const int threads = num_threads();
+  auto splits_of = [&](int64_t T) -> int64_t {
+    if (threads <= 1 || T < 512) return 1;
+    return std::max<int64_t>(1, std::min<int64_t>((4 * threads + per_row - 1) / per_row, T / 256));
+  };
   double keys = 0;
-  for (int64_t i = 0; i < n; ++i) keys += static_cast<double>(n_past + i + 1 - first_key(i));
+  for (int64_t i = 0; i < n; ++i) keys += static_cast<double>(keys_of(i));
   const double work = static_cast<double>(num_heads) * D * keys;
   const int nt = threads_for(work, 32.0 * 1024);
-  const int64_t t_max = window > 0 ? std::min(n_past + n, window) : n_past + n;
-  int64_t splits = 1;
-  if (nt > 1 && tasks < 4 * nt && t_max >= 512) splits = std::min<int64_t>((4 * nt + tasks - 1) / tasks, t_max / 256);
 
-  auto task_geometry = [&](int64_t t, int64_t& i, int64_t& kvh, int64_t& g0, int64_t& gs) {
-    i = t / (num_kv_heads * gparts);
-    const int64_t rem = t % (num_kv_heads * gparts);
-    kvh = rem / gparts;
-    g0 = (rem % gparts) * gsz;
+  auto task_geometry = [&](int64_t t, int64_t& kvh, int64_t& g0, int64_t& gs) {
+    kvh = t / gparts;
+    g0 = (t % gparts) * gsz;
     gs = std::min(gsz, G - g0);
   };
 
-  if (splits == 1) {
+  if (splits_of(keys_of(n - 1)) == 1) {  // the longest row is not split: no row is
+    const int64_t tasks = n * per_row;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
     for (int64_t r = 0; r < tasks; ++r) {
-      int64_t i, kvh, g0, gs;
-      task_geometry(tasks - 1 - r, i, kvh, g0, gs);  // longest rows first
+      const int64_t t = tasks - 1 - r;  // longest rows first
+      const int64_t i = t / per_row;
+      int64_t kvh, g0, gs;
+      task_geometry(t % per_row, kvh, g0, gs);
       const int64_t h0 = kvh * G + g0;
       float m[kAttnMaxGroup], l[kAttnMaxGroup];
       float* o = op + i * o_stride + h0 * D;
-      const int64_t j0 = first_key(i);
-      k.attn(qp + i * q_stride + h0 * D, D, gs, kp + j0 * kv_stride + kvh * D, vp + j0 * kv_stride + kvh * D, kv_stride,
-             n_past + i + 1 - j0, D, scale, o, D, m, l);
+      range(qp + i * q_stride + h0 * D, D, gs, kvh * D, first_key(i), n_past + i + 1, o, D, m, l,
+            range_scratch(gsz, D));
       for (int64_t g = 0; g < gs; ++g) {
         const float inv = l[g] > 0.0f ? 1.0f / l[g] : 0.0f;
         for (int64_t d = 0; d < D; ++d) o[g * D + d] *= inv;
@@ -75,46 +145,60 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
     return;
   }
 
-  // Split keys: partial (o, m, l) per (task, split), merged per task afterwards.
+  // Split keys: partial (o, m, l) per (row, task, split), merged per (row, task) afterwards.
   // Kept per calling thread and only grown: a decode step must not allocate once warm.
   // The workers below use these through plain pointers (their own thread_local would be empty).
+  thread_local std::vector<int64_t> t_first;  // first item of each row; items = (task, split)
   thread_local std::vector<float> t_po, t_pm, t_pl;
-  const size_t partials = static_cast<size_t>(tasks * splits * gsz);
+  if (static_cast<int64_t>(t_first.size()) < n + 1) t_first.resize(n + 1);
+  int64_t* first = t_first.data();
+  first[0] = 0;
+  for (int64_t i = 0; i < n; ++i) first[i + 1] = first[i] + per_row * splits_of(keys_of(i));
+  const int64_t items = first[n];
+  const size_t partials = static_cast<size_t>(items * gsz);
   if (t_po.size() < partials * D) t_po.resize(partials * D);
   if (t_pm.size() < partials) t_pm.resize(partials), t_pl.resize(partials);
   float* po = t_po.data();
   float* pm = t_pm.data();
   float* pl = t_pl.data();
+  auto row_of = [&](int64_t item) {
+    return static_cast<int64_t>(std::upper_bound(first, first + n + 1, item) - first) - 1;
+  };
 #pragma omp parallel num_threads(nt)
   {
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t r = 0; r < tasks * splits; ++r) {
-      const int64_t t = r / splits, c = r % splits;
-      int64_t i, kvh, g0, gs;
-      task_geometry(t, i, kvh, g0, gs);
-      const int64_t j0 = first_key(i), T = n_past + i + 1 - j0;
+    for (int64_t r = 0; r < items; ++r) {
+      const int64_t i = row_of(r);
+      const int64_t splits = (first[i + 1] - first[i]) / per_row;
+      const int64_t t = (r - first[i]) / splits, c = (r - first[i]) % splits;
+      int64_t kvh, g0, gs;
+      task_geometry(t, kvh, g0, gs);
+      const int64_t j0 = first_key(i), T = keys_of(i);
       const int64_t b = j0 + T * c / splits, e = j0 + T * (c + 1) / splits;
       const int64_t h0 = kvh * G + g0;
-      const size_t slot = static_cast<size_t>(t * splits + c) * gsz;
+      const size_t slot = static_cast<size_t>(r) * gsz;
       if (e <= b) {  // empty range (tiny T): contributes nothing
         for (int64_t g = 0; g < gs; ++g) pm[slot + g] = -INFINITY, pl[slot + g] = 0.0f;
         continue;
       }
-      k.attn(qp + i * q_stride + h0 * D, D, gs, kp + b * kv_stride + kvh * D, vp + b * kv_stride + kvh * D, kv_stride,
-             e - b, D, scale, po + slot * D, D, pm + slot, pl + slot);
+      range(qp + i * q_stride + h0 * D, D, gs, kvh * D, b, e, po + slot * D, D, pm + slot, pl + slot,
+            range_scratch(gsz, D));
     }
 #pragma omp for schedule(static)
-    for (int64_t t = 0; t < tasks; ++t) {
-      int64_t i, kvh, g0, gs;
-      task_geometry(t, i, kvh, g0, gs);
+    for (int64_t rt = 0; rt < n * per_row; ++rt) {
+      const int64_t i = rt / per_row, t = rt % per_row;
+      const int64_t splits = (first[i + 1] - first[i]) / per_row;
+      const int64_t base = first[i] + t * splits;
+      int64_t kvh, g0, gs;
+      task_geometry(t, kvh, g0, gs);
       float* o = op + i * o_stride + (kvh * G + g0) * D;
       for (int64_t g = 0; g < gs; ++g) {
         float M = -INFINITY;
-        for (int64_t c = 0; c < splits; ++c) M = std::max(M, pm[(t * splits + c) * gsz + g]);
+        for (int64_t c = 0; c < splits; ++c) M = std::max(M, pm[(base + c) * gsz + g]);
         float L = 0.0f;
         for (int64_t d = 0; d < D; ++d) o[g * D + d] = 0.0f;
         for (int64_t c = 0; c < splits; ++c) {
-          const size_t slot = static_cast<size_t>(t * splits + c) * gsz + g;
+          const size_t slot = static_cast<size_t>(base + c) * gsz + g;
           if (pl[slot] == 0.0f) continue;
           const float w = std::exp(pm[slot] - M);
           L += pl[slot] * w;

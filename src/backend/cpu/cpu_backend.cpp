@@ -19,9 +19,11 @@ class CpuBackend final : public Backend {
   void rope(Tensor& x, int64_t heads, const Tensor& positions, const backend::Rope& rope) override {
     cpu::rope(x, heads, positions.as<int32_t>(), rope);
   }
-  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
-                 int64_t num_kv_heads, float scale, Tensor& out, int64_t window) override {
-    cpu::attention(q, k_cache, v_cache, n_past, num_heads, num_kv_heads, scale, out, window);
+  void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const Tensor& block_table,
+                 int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads, float scale, Tensor& out,
+                 int64_t window) override {
+    cpu::attention(q, k_pool, v_pool, block_table.as<int32_t>(), block_table.numel(), block_size, n_past, num_heads,
+                   num_kv_heads, scale, out, window);
   }
   void log_softmax_rows(Tensor& x) override { cpu::log_softmax_rows(x); }
   void softmax_rows(Tensor& x) override { cpu::softmax_rows(x); }

@@ -25,8 +25,9 @@ void copy_cols(const Tensor& src, int64_t col0, Tensor& dst);
 void add_inplace(Tensor& y, const Tensor& x);
 void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
 void rope(Tensor& x, int64_t heads, const int32_t* positions, const backend::Rope& rope);
-void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
-               int64_t num_kv_heads, float scale, Tensor& out, int64_t window);
+void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const int32_t* block_table,
+               int64_t num_blocks, int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads,
+               float scale, Tensor& out, int64_t window);
 void log_softmax_rows(Tensor& x);
 void softmax_rows(Tensor& x);
 

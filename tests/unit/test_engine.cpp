@@ -1,0 +1,498 @@
+// The engine core: block accounting and the prefix cache, paged attention, and the engine's
+// promises — batching, chunking, preemption and the prefix cache never change a request's
+// tokens or log-probs; SwiftKV sends only logit rows through the later layers.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "backend/ops.h"
+#include "core/error.h"
+#include "engine/block_manager.h"
+#include "engine/engine.h"
+#include "engine/kv_cache.h"
+#include "engine/kv_pool.h"
+#include "model/llama.h"
+#include "model_test_util.h"
+
+namespace {
+
+using skv::DType;
+using skv::Tensor;
+using skv::engine::BlockManager;
+using skv::engine::BlockTable;
+using skv::engine::Engine;
+using skv::engine::EngineOptions;
+using skv::engine::Event;
+using skv::engine::Request;
+using skv::testing::random_ids;
+
+std::vector<int32_t> seq(int64_t n, int32_t start) {
+  std::vector<int32_t> v(n);
+  for (int64_t i = 0; i < n; ++i) v[i] = start + static_cast<int32_t>(i);
+  return v;
+}
+
+// ---- block manager
+
+TEST(BlockManager, AllocateGrowRelease) {
+  BlockManager bm(8, 4, false);
+  BlockTable t;
+  ASSERT_TRUE(bm.allocate(t, seq(10, 0), 100));
+  EXPECT_EQ(t.blocks.size(), 3u);  // 10 positions
+  EXPECT_EQ(t.cached_tokens, 0);
+  EXPECT_EQ(bm.num_free(), 5);
+  ASSERT_TRUE(bm.grow(t, 13));
+  EXPECT_EQ(t.blocks.size(), 4u);
+  EXPECT_FALSE(bm.grow(t, 100));  // would need 25 blocks: refused, nothing taken
+  EXPECT_EQ(t.blocks.size(), 4u);
+  EXPECT_EQ(bm.num_free(), 4);
+  BlockTable u;
+  EXPECT_FALSE(bm.allocate(u, seq(20, 0), 100));  // 5 blocks, 4 free
+  EXPECT_TRUE(u.blocks.empty());
+  EXPECT_EQ(bm.num_free(), 4);
+  ASSERT_TRUE(bm.allocate(u, seq(20, 0), 8));  // a chunk of 8 positions: 2 blocks
+  EXPECT_EQ(u.blocks.size(), 2u);
+  bm.release(t);
+  bm.release(u);
+  EXPECT_EQ(bm.num_free(), 8);
+  std::vector<int32_t> all;
+  BlockTable w;
+  ASSERT_TRUE(bm.allocate(w, seq(32, 0), 32));
+  all = w.blocks;
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, seq(8, 0));  // every block exactly once
+}
+
+TEST(BlockManager, PrefixCacheHitsFullBlocksAndNeverTheLastToken) {
+  BlockManager bm(16, 4, true);
+  const std::vector<int32_t> a = random_ids(10, 1000, 1);
+  BlockTable t;
+  ASSERT_TRUE(bm.allocate(t, a, 100));
+  bm.commit(t, a, 10);  // blocks 0 and 1 are full and named
+  bm.release(t);
+  EXPECT_EQ(bm.num_free(), 16);
+
+  // Same first 9 tokens, different 10th and more: both full blocks hit.
+  std::vector<int32_t> b(a.begin(), a.begin() + 9);
+  b.push_back(7);
+  b.push_back(8);
+  BlockTable u;
+  ASSERT_TRUE(bm.allocate(u, b, 100));
+  EXPECT_EQ(u.cached_tokens, 8);
+  EXPECT_EQ(u.blocks.size(), 3u);
+  bm.release(u);
+
+  // A prompt of exactly 8 tokens: block 1 holds its last token, which must run.
+  BlockTable v;
+  ASSERT_TRUE(bm.allocate(v, std::vector<int32_t>(a.begin(), a.begin() + 8), 100));
+  EXPECT_EQ(v.cached_tokens, 4);
+  bm.release(v);
+
+  // One changed token in block 0 changes every later name: no hit at all.
+  std::vector<int32_t> c = a;
+  c[1] += 1;
+  BlockTable w;
+  ASSERT_TRUE(bm.allocate(w, c, 100));
+  EXPECT_EQ(w.cached_tokens, 0);
+  bm.release(w);
+
+  // Prefix caching off: nothing is ever found.
+  BlockManager off(16, 4, false);
+  BlockTable x;
+  ASSERT_TRUE(off.allocate(x, a, 100));
+  off.commit(x, a, 10);
+  off.release(x);
+  ASSERT_TRUE(off.allocate(x, a, 100));
+  EXPECT_EQ(x.cached_tokens, 0);
+}
+
+TEST(BlockManager, SharedBlocksAreCountedAndEvictedLeastRecentlyFreedFirst) {
+  BlockManager bm(6, 2, true);
+  const std::vector<int32_t> a = {1, 2, 3, 4, 5};
+  BlockTable t, u;
+  ASSERT_TRUE(bm.allocate(t, a, 100));
+  bm.commit(t, a, 5);
+  ASSERT_TRUE(bm.allocate(u, a, 100));  // shares blocks 0, 1 with t
+  EXPECT_EQ(u.cached_tokens, 4);
+  EXPECT_EQ(bm.num_free(), 2);  // 3 for t, 1 more for u's last token
+  bm.release(t);
+  EXPECT_EQ(bm.num_free(), 3);  // the shared blocks are still u's
+  bm.release(u);
+  EXPECT_EQ(bm.num_free(), 6);
+  // Fill the pool with other contents: the named blocks are evicted and their names dropped.
+  const std::vector<int32_t> other = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9};
+  BlockTable w;
+  ASSERT_TRUE(bm.allocate(w, other, 100));
+  EXPECT_EQ(bm.num_free(), 0);
+  bm.release(w);
+  BlockTable x;
+  ASSERT_TRUE(bm.allocate(x, a, 100));
+  EXPECT_EQ(x.cached_tokens, 0);
+}
+
+TEST(KVPool, ParseBytes) {
+  EXPECT_EQ(skv::engine::parse_bytes("2GiB"), int64_t{2} << 30);
+  EXPECT_EQ(skv::engine::parse_bytes("512MiB"), int64_t{512} << 20);
+  EXPECT_EQ(skv::engine::parse_bytes("1.5G"), 1500000000);
+  EXPECT_EQ(skv::engine::parse_bytes("3000000"), 3000000);
+  EXPECT_EQ(skv::engine::parse_bytes("4kb"), 4000);
+  for (const char* bad : {"", "GiB", "2 GiB", "-1", "1.2.3G", "2XB", "0"})
+    EXPECT_THROW(skv::engine::parse_bytes(bad), skv::InputError) << bad;
+}
+
+// ---- paged attention
+
+TEST(PagedAttention, MatchesContiguousOverOddBlockSizesAndLengths) {
+  std::mt19937 rng(5);
+  const int64_t H = 6, KV = 2, D = 16;
+  for (int64_t bs : {1, 3, 5, 16}) {
+    for (int64_t total : {1, 7, 40, 129}) {
+      for (int64_t window : {0, 9}) {
+        const int64_t n = std::min<int64_t>(total, 5), n_past = total - n;
+        const int64_t blocks = (total + bs - 1) / bs, pool_blocks = blocks + 3;
+        Tensor kc = skv::testing::randn({total, KV * D}, rng, 1.0f), vc = skv::testing::randn({total, KV * D}, rng, 1.0f);
+        Tensor q = skv::testing::randn({n, H * D}, rng, 1.0f);
+        // Scatter the contiguous cache over a shuffled table.
+        std::vector<int32_t> table(pool_blocks);
+        for (int64_t i = 0; i < pool_blocks; ++i) table[i] = static_cast<int32_t>(i);
+        std::shuffle(table.begin(), table.end(), rng);
+        table.resize(blocks);
+        Tensor kp = Tensor::zeros(DType::F32, {pool_blocks * bs, KV * D}), vp = Tensor::zeros(DType::F32, {pool_blocks * bs, KV * D});
+        for (int64_t p = 0; p < total; ++p) {
+          const int64_t slot = table[p / bs] * bs + p % bs;
+          std::copy(kc.as<float>() + p * KV * D, kc.as<float>() + (p + 1) * KV * D, kp.as<float>() + slot * KV * D);
+          std::copy(vc.as<float>() + p * KV * D, vc.as<float>() + (p + 1) * KV * D, vp.as<float>() + slot * KV * D);
+        }
+        Tensor want = Tensor::empty(DType::F32, {n, H * D}), got = Tensor::empty(DType::F32, {n, H * D});
+        skv::backend::attention(q, kc, vc, n_past, H, KV, 0.25f, want, window);
+        const Tensor tt = skv::backend::host_i32(table.data(), blocks);
+        skv::backend::attention(q, kp, vp, tt, bs, n_past, H, KV, 0.25f, got, window);
+        float err = 0;
+        for (int64_t i = 0; i < got.numel(); ++i)
+          err = std::max(err, std::fabs(got.as<float>()[i] - want.as<float>()[i]));
+        EXPECT_LT(err, 2e-6f) << "bs " << bs << " total " << total << " window " << window;
+
+        // Batch invariance: each row alone gives the same bits as in the block of n rows.
+        for (int64_t i = 0; i < n; ++i) {
+          Tensor one = Tensor::empty(DType::F32, {1, H * D});
+          skv::backend::attention(q.row_block(i, 1), kp, vp, tt, bs, n_past + i, H, KV, 0.25f, one, window);
+          EXPECT_TRUE(std::equal(one.as<float>(), one.as<float>() + H * D, got.as<float>() + i * H * D))
+              << "row " << i << " bs " << bs << " total " << total;
+        }
+      }
+    }
+  }
+}
+
+// ---- the engine
+
+struct Output {
+  std::vector<int32_t> tokens;
+  std::vector<float> logprobs;
+  std::string finish;
+  int64_t cached = 0;
+};
+using Outputs = std::map<std::pair<uint64_t, int>, Output>;
+
+void collect(const std::vector<Event>& events, Outputs& out) {
+  for (const Event& e : events) {
+    Output& o = out[{e.request, e.index}];
+    o.tokens.insert(o.tokens.end(), e.tokens.begin(), e.tokens.end());
+    for (const auto& lp : e.logprobs) o.logprobs.push_back(lp.logprob);
+    if (e.finished) {
+      o.finish = e.finish_reason;
+      o.cached = e.usage.cached_tokens;
+    }
+  }
+}
+
+Outputs run(Engine& engine) {
+  Outputs out;
+  for (int guard = 0; engine.has_work(); ++guard) {
+    if (guard > 100000) ADD_FAILURE() << "engine does not finish";
+    collect(engine.step(), out);
+  }
+  return out;
+}
+
+struct Model {
+  skv::model::LlamaModel model;
+  explicit Model(skv::io::ModelFiles f) : model(std::move(f)) {}
+};
+
+skv::io::ModelFiles quantised(bool swiftkv, int64_t max_len = 256) {
+  skv::testing::TinyShape s;
+  s.layers = 4;
+  s.hidden = 64;
+  s.heads = 4;
+  s.kv_heads = 2;
+  s.head_dim = 16;
+  s.ffn = 96;
+  s.vocab = 96;
+  skv::io::ModelFiles f = swiftkv ? skv::testing::swiftkv_model(s, 2, 1, 11) : skv::testing::base_model(s, 11);
+  f.config.max_position_embeddings = max_len;
+  skv::testing::quantize_projections_q8_0(f);
+  return f;
+}
+
+std::vector<Request> requests(int count, int64_t vocab, uint32_t seed, bool sampled) {
+  std::mt19937 rng(seed);
+  std::vector<Request> rs;
+  const std::vector<int32_t> shared = random_ids(24, vocab, seed + 99);  // a common system prompt
+  for (int i = 0; i < count; ++i) {
+    Request r;
+    const int64_t len = 3 + static_cast<int64_t>(rng() % 60);
+    r.prompt = random_ids(len, vocab, seed + i);
+    if (i % 3 == 0) r.prompt.insert(r.prompt.begin(), shared.begin(), shared.end());
+    r.max_tokens = 4 + static_cast<int64_t>(rng() % 12);
+    r.ignore_eos = true;
+    r.logprobs = 2;
+    if (sampled) {
+      r.sampling.temperature = 0.9f;
+      r.sampling.top_p = 0.95f;
+      r.sampling.seed = 1000 + i;
+      r.sampling.has_seed = true;
+    } else {
+      r.sampling.temperature = 0.0f;
+    }
+    rs.push_back(r);
+  }
+  return rs;
+}
+
+// Every request alone on a fresh engine, in order. Attention's partial sums follow the blocks,
+// so results are invariant for one block size, which the comparison must share.
+std::vector<Output> alone(const skv::model::LlamaModel& m, const std::vector<Request>& rs, int64_t block_size = 16) {
+  std::vector<Output> out;
+  for (const Request& r : rs) {
+    EngineOptions o;
+    o.num_kv_blocks = 256 / block_size;
+    o.block_size = block_size;
+    o.enable_prefix_caching = false;
+    Engine e(m, nullptr, o);
+    e.add(r);
+    Outputs got = run(e);
+    EXPECT_EQ(got.size(), 1u);
+    out.push_back(got.begin()->second);
+  }
+  return out;
+}
+
+void expect_same(const std::vector<Output>& want, const Outputs& got, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  size_t i = 0;
+  for (const auto& [key, o] : got) {
+    EXPECT_EQ(o.tokens, want[i].tokens) << what << ": request " << i;
+    EXPECT_EQ(o.logprobs, want[i].logprobs) << what << ": request " << i;  // bit for bit
+    EXPECT_EQ(o.finish, "length") << what;
+    ++i;
+  }
+}
+
+class EngineBatching : public ::testing::TestWithParam<bool> {};
+
+TEST_P(EngineBatching, ConcurrentRequestsEqualEachAlone) {
+  Model m(quantised(GetParam()));
+  for (bool sampled : {false, true}) {
+    const std::vector<Request> rs = requests(16, m.model.config().vocab_size, 3, sampled);
+    const std::vector<Output> want = alone(m.model, rs);
+    for (int64_t budget : {7, 64, 512}) {
+      for (bool prefix : {true, false}) {
+        EngineOptions o;
+        o.num_kv_blocks = 512;
+        o.block_size = 16;
+        o.max_num_batched_tokens = budget;
+        o.enable_prefix_caching = prefix;
+        Engine e(m.model, nullptr, o);
+        for (const Request& r : rs) e.add(r);
+        const Outputs got = run(e);
+        expect_same(want, got,
+                    std::string(sampled ? "sampled" : "greedy") + " budget " + std::to_string(budget) +
+                        (prefix ? " prefix cache" : " no prefix cache"));
+        if (prefix) {
+          int64_t cached = 0;
+          for (const auto& [k, out] : got) cached += out.cached;
+          EXPECT_GT(cached, 0) << "the shared system prompt was never found in the cache";
+        }
+        EXPECT_EQ(e.blocks().num_free(), 512) << "blocks leaked";
+      }
+    }
+  }
+}
+
+TEST_P(EngineBatching, PreemptionWithSmallPoolCompletesEveryRequestUnchanged) {
+  Model m(quantised(GetParam()));
+  std::vector<Request> rs = requests(32, m.model.config().vocab_size, 8, false);
+  for (Request& r : rs) r.max_tokens = 24;
+  const std::vector<Output> want = alone(m.model, rs, 4);
+  EngineOptions o;
+  o.num_kv_blocks = 64;
+  o.block_size = 4;  // 256 positions for 32 requests of up to 111: they cannot all stay
+  o.max_num_batched_tokens = 128;
+  Engine e(m.model, nullptr, o);
+  for (const Request& r : rs) e.add(r);
+  const Outputs got = run(e);
+  expect_same(want, got, "preemption");
+  EXPECT_GT(e.counters().preemptions, 0);
+  EXPECT_EQ(e.blocks().num_free(), 64);
+}
+
+INSTANTIATE_TEST_SUITE_P(BaseAndSwiftKV, EngineBatching, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "SwiftKV" : "Base"; });
+
+TEST(Engine, SwiftKVMixedStepSendsOnlyLogitRowsThroughLaterLayers) {
+  Model m(quantised(true, 1024));
+  ASSERT_TRUE(m.model.swiftkv_active());
+  EngineOptions o;
+  o.num_kv_blocks = 128;
+  o.max_num_batched_tokens = 520;
+  Engine e(m.model, nullptr, o);
+  const int64_t vocab = m.model.config().vocab_size;
+  for (int i = 0; i < 8; ++i) {
+    Request r;
+    r.prompt = random_ids(5, vocab, 50 + i);
+    r.max_tokens = 50;
+    r.ignore_eos = true;
+    r.sampling.temperature = 0;
+    e.add(r);
+  }
+  e.step();  // the 8 prompts
+  const int64_t free_before = e.blocks().num_free();
+  Request long_req;
+  long_req.prompt = random_ids(512, vocab, 7);
+  long_req.max_tokens = 4;
+  long_req.sampling.temperature = 0;
+  e.add(long_req);
+  const auto before = e.counters();
+  e.step();  // 8 decodes + the whole 512-token prompt, which completes
+  const auto after = e.counters();
+  EXPECT_EQ(after.early_rows - before.early_rows, 520);
+  EXPECT_EQ(after.late_rows - before.late_rows, 9);
+  EXPECT_EQ(after.prompt_rows - before.prompt_rows, 512);
+  EXPECT_EQ(after.decode_rows - before.decode_rows, 8);
+  // Cache: the long prompt holds what it would hold alone (32 blocks of 16), the decodes
+  // stayed inside their first block.
+  EXPECT_EQ(free_before - e.blocks().num_free(), 32);
+  Engine lone(m.model, nullptr, o);
+  lone.add(long_req);
+  lone.step();
+  EXPECT_EQ(o.num_kv_blocks - lone.blocks().num_free(), 32);
+}
+
+TEST(Engine, PromptLogprobsAreTheFullForwardOnSwiftKV) {
+  Model m(quantised(true));
+  const std::vector<int32_t> ids = random_ids(40, m.model.config().vocab_size, 4);
+  EngineOptions o;
+  o.num_kv_blocks = 64;
+  o.max_num_batched_tokens = 16;  // chunked
+  Engine e(m.model, nullptr, o);
+  Request r;
+  r.prompt = ids;
+  r.max_tokens = 0;
+  r.prompt_logprobs = 3;
+  e.add(r);
+  std::vector<skv::engine::TokenLogprob> got;
+  while (e.has_work())
+    for (const Event& ev : e.step()) got.insert(got.end(), ev.prompt_logprobs.begin(), ev.prompt_logprobs.end());
+  ASSERT_EQ(got.size(), ids.size() - 1);
+  // Reference: every position through every layer in one forward (Logits::All).
+  skv::model::ForwardContext ctx(m.model);
+  skv::engine::KVCache cache = skv::engine::make_cache(m.model, 64);
+  Tensor logits = m.model.forward(ctx, cache, ids.data(), 40, 0, skv::model::Logits::All);
+  skv::backend::log_softmax_rows(logits);
+  const int64_t vocab = m.model.config().vocab_size;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].id, ids[i + 1]);
+    EXPECT_NEAR(got[i].logprob, logits.as<float>()[i * vocab + ids[i + 1]], 2e-5) << i;
+    ASSERT_EQ(got[i].top.size(), 3u);
+    EXPECT_GE(got[i].top[0].second, got[i].top[1].second);
+  }
+}
+
+TEST(Engine, SamplesOfOneRequestShareThePromptAndDiffer) {
+  Model m(quantised(false));
+  EngineOptions o;
+  o.num_kv_blocks = 64;
+  Engine e(m.model, nullptr, o);
+  Request r;
+  r.prompt = random_ids(50, m.model.config().vocab_size, 2);
+  r.n = 3;
+  r.max_tokens = 10;
+  r.ignore_eos = true;
+  r.sampling.temperature = 1.0f;
+  r.sampling.seed = 5;
+  r.sampling.has_seed = true;
+  e.add(r);
+  const Outputs got = run(e);
+  ASSERT_EQ(got.size(), 3u);
+  std::vector<std::vector<int32_t>> outs;
+  for (const auto& [k, o2] : got) {
+    outs.push_back(o2.tokens);
+    if (k.second > 0) EXPECT_EQ(o2.cached, 48) << "sample " << k.second << " recomputed the prompt";
+  }
+  EXPECT_TRUE(outs[0] != outs[1] || outs[1] != outs[2]);
+}
+
+TEST(Engine, AbortFreesBlocks) {
+  Model m(quantised(false));
+  EngineOptions o;
+  o.num_kv_blocks = 32;
+  Engine e(m.model, nullptr, o);
+  Request r;
+  r.prompt = random_ids(30, m.model.config().vocab_size, 2);
+  r.max_tokens = 100;
+  r.ignore_eos = true;
+  const auto id = e.add(r);
+  Outputs got;
+  collect(e.step(), got);
+  collect(e.step(), got);
+  EXPECT_LT(e.blocks().num_free(), 32);
+  e.abort(id);
+  while (e.has_work()) collect(e.step(), got);
+  EXPECT_EQ(got.begin()->second.finish, "abort");
+  EXPECT_EQ(got.begin()->second.tokens.size(), 2u);
+  EXPECT_EQ(e.blocks().num_free(), 32);
+}
+
+TEST(Engine, RejectsBadRequestsWithClearErrors) {
+  Model m(quantised(false, 64));
+  EngineOptions o;
+  o.num_kv_blocks = 32;
+  Engine e(m.model, nullptr, o);
+  EXPECT_EQ(e.max_model_len(), 64);
+  Request r;
+  EXPECT_THROW(e.add(r), skv::InputError);  // empty prompt
+  r.prompt = {1, 2, 500};
+  EXPECT_THROW(e.add(r), skv::InputError);  // id out of range
+  r.prompt = random_ids(64, 96, 1);
+  try {
+    e.add(r);
+    ADD_FAILURE() << "a prompt at the model length was accepted";
+  } catch (const skv::InputError& err) {
+    EXPECT_NE(std::string(err.what()).find("model length"), std::string::npos) << err.what();
+  }
+  r.prompt = {1, 2};
+  r.n = 0;
+  EXPECT_THROW(e.add(r), skv::InputError);
+  r.n = 1;
+  r.logprobs = 21;
+  EXPECT_THROW(e.add(r), skv::InputError);
+  r.logprobs = -1;
+  r.stop = {"x"};
+  EXPECT_THROW(e.add(r), skv::InputError);  // stop strings without a tokenizer
+  EXPECT_FALSE(e.has_work());
+  // A model length the pool cannot hold.
+  EngineOptions big = o;
+  big.max_model_len = 10000;
+  EXPECT_THROW(Engine(m.model, nullptr, big), skv::ResourceError);
+  // The default model length shrinks to what the pool holds.
+  EngineOptions tiny = o;
+  tiny.num_kv_blocks = 2;
+  Engine small(m.model, nullptr, tiny);
+  EXPECT_EQ(small.max_model_len(), 32);
+}
+
+}  // namespace
