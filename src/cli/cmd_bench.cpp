@@ -10,6 +10,7 @@
 #include "cli/bench_util.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "engine/kv_cache.h"
 #include "core/error.h"
 
 namespace skv::cli {

@@ -39,7 +39,7 @@ int cmd_chat(int argc, char** argv) {
   std::vector<tokenizer::ChatMessage> messages;
   if (auto sys = args.opt("--system")) messages.push_back({"system", *sys});
   const size_t base = messages.size();
-  engine::Session session(*m.model, m.context_size, m.batch_size);
+  engine::Session session(*m.model, m.context_size, m.batch_size, &tok);
   const bool tty = isatty(0);
   std::string line;
   while (true) {
@@ -60,7 +60,7 @@ int cmd_chat(int argc, char** argv) {
       messages.pop_back();
       continue;
     }
-    engine::GenerationResult r = session.generate(prompt, opts, &tok, [](const std::string& s) {
+    engine::GenerationResult r = session.generate(prompt, opts, [](const std::string& s) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);
     });

@@ -56,8 +56,8 @@ int cmd_generate(int argc, char** argv) {
   }
   if (prompt.empty()) fail("the prompt is empty");
   const bool json = args.flag("--json");
-  engine::Session session(*m.model, m.context_size, m.batch_size);
-  engine::GenerationResult r = session.generate(prompt, opts, m.tokenizer.get(), [&](const std::string& s) {
+  engine::Session session(*m.model, m.context_size, m.batch_size, m.tokenizer.get());
+  engine::GenerationResult r = session.generate(prompt, opts, [&](const std::string& s) {
     if (!json) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);

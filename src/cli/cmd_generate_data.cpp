@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -52,10 +53,8 @@ constexpr const char* kGenerateDataHelp =
     "      --repetition-penalty R  --presence-penalty P  --frequency-penalty F\n"
     "      --stop STR (repeatable)  --stop-token-ids LIST\n"
     "  -t, --threads N           CPU threads (default: all cores)\n"
-    "  -c, --ctx-size N          context size (default min(4096, model max)); longer prompts are an error\n"
-    "  -b, --batch-size N        prompt tokens per forward pass (default 512)\n"
     "\n"
-    "Progress (answers done/total, generated tokens/s, ETA) goes to stderr.\n";
+    "Answers are generated concurrently on the engine core (continuous batching):\n";
 
 struct Prompt {
   Json messages;      // the conversation before the answer
@@ -172,10 +171,12 @@ int cmd_generate_data(int argc, char** argv) {
   static char no_swiftkv[] = "--no-swiftkv";
   argv_teacher.push_back(no_swiftkv);
   Args args(static_cast<int>(argv_teacher.size()), argv_teacher.data(),
-            join({kModelFlags, kSamplingFlags, {"--prompts", "--out", "--samples-per-prompt", "--system"}}),
-            join({kSamplingBoolFlags, kModelBoolFlags, {"--help", "--resume"}}), kAliases);
+            join({kModelFlags, kSamplingFlags, kEngineFlags, {"--prompts", "--out", "--samples-per-prompt", "--system"}}),
+            join({kSamplingBoolFlags, kModelBoolFlags, kEngineBoolFlags, {"--help", "--resume"}}), kAliases);
   if (args.flag("--help")) {
     std::fputs(kGenerateDataHelp, stdout);
+    std::fputs(kEngineHelp, stdout);
+    std::fputs("\nProgress (answers done/total, generated tokens/s, ETA) goes to stderr.\n", stdout);
     return 0;
   }
   if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
@@ -194,6 +195,7 @@ int cmd_generate_data(int argc, char** argv) {
   const int64_t per_prompt = args.integer("--samples-per-prompt", 1);
   if (per_prompt < 1) fail("--samples-per-prompt must be at least 1, got ", per_prompt);
   const uint64_t seed = opts.sampling.has_seed ? opts.sampling.seed : 0;
+  const engine::EngineOptions eopts = engine_options(args);
 
   const std::vector<Prompt> prompts = read_prompts(prompts_path, args.opt("--system"));
   const int64_t total = static_cast<int64_t>(prompts.size()) * per_prompt;
@@ -231,11 +233,14 @@ int cmd_generate_data(int argc, char** argv) {
     } catch (const Error& e) {
       fail_like(e, p.where, ": chat template: ", e.what());
     }
-    if (static_cast<int64_t>(ids.size()) >= m.context_size)
-      fail_resource(p.where, ": the prompt has ", ids.size(), " tokens, no room left in the context size ",
-                    m.context_size, " (raise --ctx-size)");
     prompt_ids.push_back(std::move(ids));
   }
+  engine::Engine eng(*m.model, &tok, eopts);
+  for (size_t p = 0; p < prompt_ids.size(); ++p)
+    if (static_cast<int64_t>(prompt_ids[p].size()) >= eng.max_model_len())
+      fail_resource(prompts[p].where, ": the prompt has ", prompt_ids[p].size(),
+                    " tokens, no room left in the model length ", eng.max_model_len(), " (raise --max-model-len)");
+  std::fprintf(stderr, "generate-data: %s\n", eng.describe().c_str());
 
   FILE* out = std::fopen(out_path.c_str(), "ab");
   if (!out) fail("cannot write --out file ", out_path);
@@ -243,25 +248,44 @@ int cmd_generate_data(int argc, char** argv) {
   Progress progress("generate-data", "answers", total, done_before);
   progress.rate_in("tokens");
   int64_t truncated = 0;
+  // Every answer is a request of its own with its own seed, all answered concurrently; they are
+  // written in order as soon as all before them are done, so --resume finds a clean prefix.
+  // Quantised weights compute each row alone, so an answer does not depend on what else shares
+  // its steps (float weights through sgemm may differ in the last bits, and at near-ties).
+  std::map<engine::RequestId, int64_t> answer_of;
+  std::map<int64_t, std::pair<std::string, std::string>> finished;  // answer -> (text, finish reason)
+  std::map<int64_t, std::string> text;
+  std::map<int64_t, int64_t> tokens;
   for (int64_t a = done_before; a < total; ++a) {
-    const int64_t p = a / per_prompt;
     engine::GenerationOptions o = opts;
     o.sampling.seed = train::splitmix64(seed ^ train::splitmix64(static_cast<uint64_t>(a)));
     o.sampling.has_seed = true;
-    // A fresh cache per answer: reusing the previous prompt's prefix would compute this prompt
-    // in other batch shapes than a resumed run does, and the floats (so the samples) could differ.
-    const int64_t ctx = std::min<int64_t>(m.context_size, prompt_ids[p].size() + o.max_tokens);
-    engine::Session session(*m.model, ctx, m.batch_size);
-    engine::GenerationResult r = session.generate(prompt_ids[p], o, &tok);
-    truncated += r.finish_reason == "length";
-    Json line;
-    line["messages"] = prompts[p].messages;
-    line["messages"].push_back({{"role", "assistant"}, {"content", r.text}});
-    line["finish_reason"] = r.finish_reason;
-    const std::string s = line.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-    if (std::fwrite(s.data(), 1, s.size(), out) != s.size() || std::fflush(out) != 0)
-      fail("error writing --out file ", out_path);
-    progress.advance(1, "", static_cast<int64_t>(r.tokens.size()));
+    answer_of[eng.add(engine::make_request(prompt_ids[a / per_prompt], o))] = a;
+  }
+  int64_t next = done_before;
+  while (eng.has_work()) {
+    for (const engine::Event& e : eng.step()) {
+      const int64_t a = answer_of.at(e.request);
+      text[a] += e.text;
+      tokens[a] += static_cast<int64_t>(e.tokens.size());
+      if (e.finished) finished[a] = {std::move(text[a]), e.finish_reason};
+    }
+    for (auto it = finished.find(next); it != finished.end(); it = finished.find(next)) {
+      const int64_t p = next / per_prompt;
+      truncated += it->second.second == "length";
+      Json line;
+      line["messages"] = prompts[p].messages;
+      line["messages"].push_back({{"role", "assistant"}, {"content", it->second.first}});
+      line["finish_reason"] = it->second.second;
+      const std::string s = line.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+      if (std::fwrite(s.data(), 1, s.size(), out) != s.size() || std::fflush(out) != 0)
+        fail("error writing --out file ", out_path);
+      progress.advance(1, "", tokens[next]);
+      finished.erase(it);
+      text.erase(next);
+      tokens.erase(next);
+      ++next;
+    }
   }
   if (std::fclose(out_closer.release()) != 0) fail("error writing --out file ", out_path);
   const double secs = progress.seconds();

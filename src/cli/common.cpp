@@ -103,6 +103,43 @@ engine::GenerationOptions generation_options(const Args& args, double default_te
   return o;
 }
 
+const std::set<std::string> kEngineFlags = {"--max-num-seqs", "--max-num-batched-tokens", "--block-size",
+                                            "--kv-cache-memory-bytes"};
+const char* const kEngineHelp =
+    "  -c, --max-model-len N     longest sequence, prompt + answer (default: the model's, capped by the KV cache)\n"
+    "      --max-num-seqs N      sequences running at once (default 64)\n"
+    "      --max-num-batched-tokens N  rows per engine step: decodes plus prompt chunks (default 512)\n"
+    "      --block-size N        KV cache block, in positions (default 16)\n"
+    "      --kv-cache-memory-bytes B  KV cache size, e.g. 2GiB (default: half of MemAvailable after the\n"
+    "                            weights, at most 4 GiB)\n"
+    "      --no-enable-prefix-caching  recompute shared prompt prefixes instead of reusing their blocks\n";
+const std::set<std::string> kEngineBoolFlags = {"--enable-prefix-caching", "--no-enable-prefix-caching"};
+
+engine::EngineOptions engine_options(const Args& args) {
+  engine::EngineOptions o;
+  o.max_num_seqs = args.integer("--max-num-seqs", o.max_num_seqs);
+  if (o.max_num_seqs <= 0) fail("--max-num-seqs must be positive, got ", o.max_num_seqs);
+  o.max_num_batched_tokens = args.integer("--max-num-batched-tokens", o.max_num_batched_tokens);
+  if (o.max_num_batched_tokens <= 0) fail("--max-num-batched-tokens must be positive, got ", o.max_num_batched_tokens);
+  o.block_size = args.integer("--block-size", o.block_size);
+  if (o.block_size <= 0 || o.block_size > 1024) fail("--block-size must be in 1..1024, got ", o.block_size);
+  if (auto b = args.opt("--kv-cache-memory-bytes")) {
+    try {
+      o.kv.memory_bytes = engine::parse_bytes(*b);
+    } catch (const Error& e) {
+      fail("--kv-cache-memory-bytes: ", e.what());
+    }
+  }
+  if (args.flag("--enable-prefix-caching") && args.flag("--no-enable-prefix-caching"))
+    fail("give at most one of --enable-prefix-caching and --no-enable-prefix-caching");
+  o.enable_prefix_caching = !args.flag("--no-enable-prefix-caching");
+  if (args.has("--ctx-size")) {
+    o.max_model_len = args.integer("--ctx-size", 0);
+    if (o.max_model_len <= 0) fail("--max-model-len must be positive, got ", o.max_model_len);
+  }
+  return o;
+}
+
 std::string shared_data_dir() {
   if (const char* env = std::getenv("SKV_DATA"); env && *env) return env;
   namespace fs = std::filesystem;

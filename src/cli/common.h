@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/args.h"
+#include "engine/engine.h"
 #include "engine/session.h"
 #include "model/llama.h"
 #include "tokenizer/tokenizer.h"
@@ -40,6 +41,16 @@ LoadedModel load_model(const Args& args, bool need_tokenizer);
 void log_swiftkv_path(const model::LlamaModel& model);
 
 engine::GenerationOptions generation_options(const Args& args, double default_temperature);
+
+// The engine core's flags (vLLM's names): --max-num-seqs, --max-num-batched-tokens, --block-size,
+// --kv-cache-memory-bytes (2GiB-style values); bool: --enable-prefix-caching (the default),
+// --no-enable-prefix-caching.
+extern const std::set<std::string> kEngineFlags;
+extern const char* const kEngineHelp;  // their --help lines
+extern const std::set<std::string> kEngineBoolFlags;
+// EngineOptions from those flags; --ctx-size / --max-model-len, when given, is the model length
+// (otherwise the model's, capped by what the KV pool holds).
+engine::EngineOptions engine_options(const Args& args);
 
 // The shared evaluation data sets: $SKV_DATA, else ../shared/data beside the source tree that
 // holds this binary's build directory, else ../shared/data from the working directory. Returns

@@ -111,9 +111,10 @@ RequestId Engine::add(Request r) {
   for (const std::string& s : r.stop)
     if (s.empty()) fail("a stop string is empty");
   const int64_t plen = static_cast<int64_t>(r.prompt.size());
-  if (plen >= max_model_len_)
-    fail("the prompt has ", plen, " tokens; the model length is ", max_model_len_,
-         " (--max-model-len), which must leave room for at least one generated token");
+  const bool score_only = r.max_tokens == 0 && r.prompt_logprobs >= 0;
+  if (score_only ? plen > max_model_len_ : plen >= max_model_len_)
+    fail("the prompt has ", plen, " tokens; the model length is ", max_model_len_, " (--max-model-len)",
+         score_only ? "" : ", which must leave room for at least one generated token");
   if (r.max_tokens == 0 && r.prompt_logprobs < 0) fail("max_tokens must be at least 1 (or ask for prompt log-probs)");
   if (r.min_tokens > 0 && r.max_tokens >= 0 && r.min_tokens > r.max_tokens)
     fail("min_tokens ", r.min_tokens, " exceeds max_tokens ", r.max_tokens);

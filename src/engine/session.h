@@ -1,13 +1,15 @@
 #pragma once
-// One sequence and its KV cache. Successive calls reuse the longest common prefix of the
-// tokens already in the cache (multi-turn chat re-sends the whole conversation, and only
-// the new turn is computed).
+// One conversation at a time on the engine core: a thin synchronous client for commands that
+// run one sequence (generate, chat, score). Successive calls share their common prefix through
+// the engine's prefix cache (multi-turn chat re-sends the whole conversation, and only the new
+// turn is computed).
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "engine/kv_cache.h"
+#include "engine/engine.h"
 #include "engine/sampler.h"
 #include "model/llama.h"
 #include "tokenizer/tokenizer.h"
@@ -32,30 +34,27 @@ struct GenerationResult {
   double prefill_flops = 0;  // executed by the prompt's forward passes (LlamaModel::flops)
 };
 
+// The request a GenerationOptions describes.
+Request make_request(const std::vector<int32_t>& prompt, const GenerationOptions& opts);
+
 class Session {
  public:
-  Session(const model::LlamaModel& model, int64_t context_size, int64_t batch_size = 512);
+  // context_size: the longest sequence (the KV pool holds exactly one); batch_size: prompt
+  // tokens per step. `tok` (may be null) detokenises and matches stop strings.
+  Session(const model::LlamaModel& model, int64_t context_size, int64_t batch_size = 512,
+          const tokenizer::Tokenizer* tok = nullptr);
 
-  // Feeds `ids` after the cached prefix they share and returns the last position's logits
-  // (on the model's device, valid until the next call).
-  Tensor prefill(const std::vector<int32_t>& ids);
   GenerationResult generate(const std::vector<int32_t>& prompt, const GenerationOptions& opts,
-                            const tokenizer::Tokenizer* tok,
                             const std::function<void(const std::string&)>& on_text = {});
   // Natural-log probability of ids[i] given ids[0..i) for i >= 1 (entry 0 is NaN); runs every
   // position through every layer.
   std::vector<double> score(const std::vector<int32_t>& ids);
 
-  int64_t context_size() const { return cache_.capacity; }
-  const std::vector<int32_t>& cached_tokens() const { return tokens_; }
+  int64_t context_size() const { return engine_->max_model_len(); }
+  Engine& engine() { return *engine_; }
 
  private:
-  const model::LlamaModel& model_;
-  model::ForwardContext ctx_;
-  KVCache cache_;
-  int64_t batch_size_;
-  std::vector<int32_t> tokens_;  // what the cache holds, position by position
-  int64_t last_prefill_computed_ = 0;
+  std::unique_ptr<Engine> engine_;
 };
 
 }  // namespace skv::engine

@@ -112,7 +112,7 @@ def error_cases(tmp: str, model: str, smol: str | None) -> None:
          r"no chat template")
     if smol:
         case("prompt_too_long", ["--model", smol, "--prompts", good, "--out", os.path.join(tmp, "fresh.jsonl"),
-                                 "-c", "8"], r"good\.txt:1: the prompt has \d+ tokens.*context size 8",
+                                 "-c", "8"], r"good\.txt:1: the prompt has \d+ tokens.*model length 8",
              exit_code=3)  # the context is full: a resource, not bad input
 
 

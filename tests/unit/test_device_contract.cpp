@@ -69,7 +69,7 @@ class DeviceContract : public ::testing::TestWithParam<Case> {
 
 TEST_P(DeviceContract, ScoreAndGenerateMatchTheHost) {
   const std::vector<int32_t> ids = random_ids(45, host_->config().vocab_size, 3);
-  engine::Session hs(*host_, 64, 16), ds(*dev_, 64, 16);  // batch 16: chunked prefill
+  engine::Session hs(*host_, 64, 16, tok_.get()), ds(*dev_, 64, 16, tok_.get());  // batch 16: chunked prefill
   const std::vector<double> a = hs.score(ids), b = ds.score(ids);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 1; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << i;
@@ -79,7 +79,7 @@ TEST_P(DeviceContract, ScoreAndGenerateMatchTheHost) {
   opts.max_tokens = 12;
   opts.ignore_eos = true;
   const std::vector<int32_t> prompt(ids.begin(), ids.begin() + 20);
-  const engine::GenerationResult g1 = hs.generate(prompt, opts, tok_.get()), g2 = ds.generate(prompt, opts, tok_.get());
+  const engine::GenerationResult g1 = hs.generate(prompt, opts), g2 = ds.generate(prompt, opts);
   EXPECT_EQ(g1.tokens, g2.tokens);
   EXPECT_EQ(g1.text, g2.text);
 }

@@ -117,12 +117,11 @@ TEST_F(EvalLm, IsGreedyFollowsTheArgmax) {
     std::vector<int32_t> ids = ctx;
     ids.insert(ids.end(), cont.begin(), cont.end());
     engine::Session s(*model_, 64, 512);
-    Tensor logits = s.prefill(ids);
-    const float* row = logits.as<float>();
-    int32_t best = 0;
-    for (int32_t v = 1; v < model_->config().vocab_size; ++v)
-      if (row[v] > row[best]) best = v;
-    cont.push_back(best);
+    engine::GenerationOptions greedy;
+    greedy.sampling.temperature = 0;  // argmax, ties to the lowest id
+    greedy.max_tokens = 1;
+    greedy.ignore_eos = true;
+    cont.push_back(s.generate(ids, greedy).tokens.at(0));
   }
   EXPECT_TRUE(lm.loglikelihood(ctx, cont).is_greedy);
   std::vector<int32_t> other = cont;
