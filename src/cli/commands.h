@@ -14,5 +14,6 @@ int cmd_convert(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_generate_data(int argc, char** argv);
 int cmd_distill(int argc, char** argv);
+int cmd_run_batch(int argc, char** argv);
 
 }  // namespace skv::cli

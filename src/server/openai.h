@@ -1,0 +1,64 @@
+#pragma once
+// The OpenAI API as vLLM serves it, on the engine core: request bodies of /v1/completions and
+// /v1/chat/completions become engine requests, and their results become response bodies. Used
+// by `swiftkv run-batch` (vLLM's offline batch format) and by the server. Bad requests throw
+// skv::InputError naming the field (a 400 response).
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/request.h"
+#include "tokenizer/tokenizer.h"
+
+namespace skv::server {
+
+using Json = nlohmann::ordered_json;
+
+struct ApiContext {
+  const tokenizer::Tokenizer* tok = nullptr;
+  std::string model_name;     // what responses say; requests may name it or omit it
+  std::string chat_template;  // the model's, or --chat-template's
+  std::vector<int32_t> extra_stop_ids;  // end-of-turn tokens of chat models
+  int64_t max_model_len = 0;
+};
+
+enum class Endpoint { Completions, ChatCompletions };
+
+// One OpenAI request: one engine request per prompt (each with `n` samples).
+struct ApiRequest {
+  Endpoint endpoint = Endpoint::Completions;
+  std::vector<engine::Request> prompts;
+  int n = 1;
+  bool echo = false;      // completions: prompt text (and log-probs) before the answer
+  int logprobs = -1;      // completions: top alternatives per token; chat: top_logprobs (0 with logprobs: true)
+  bool stream = false;
+  bool include_usage = false;
+  std::string model;
+};
+
+// Result of one engine request (one prompt) as the engine's events built it: one entry per sample.
+struct SampleResult {
+  std::vector<int32_t> tokens;
+  std::string text;
+  std::vector<engine::TokenLogprob> logprobs;
+  std::string finish_reason;
+};
+struct PromptResult {
+  std::vector<int32_t> prompt;
+  std::vector<engine::TokenLogprob> prompt_logprobs;
+  std::vector<SampleResult> samples;
+  int64_t cached_tokens = 0;
+};
+
+ApiRequest parse_request(Endpoint endpoint, const Json& body, const ApiContext& ctx);
+// The non-streaming response body (`id` e.g. "cmpl-..." / "chatcmpl-...", `created` in seconds).
+Json response_body(const ApiRequest& req, const std::vector<PromptResult>& results, const ApiContext& ctx,
+                   const std::string& id, int64_t created);
+// vLLM's error body: {"object": "error", "message", "type", "param", "code"}.
+Json error_body(const std::string& message, int code);
+
+// "/v1/completions" | "/v1/chat/completions"; throws InputError otherwise.
+Endpoint endpoint_from_url(const std::string& url);
+
+}  // namespace skv::server
