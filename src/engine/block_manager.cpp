@@ -64,14 +64,15 @@ int32_t BlockManager::take_free() {
   return b;
 }
 
-bool BlockManager::allocate(BlockTable& t, const std::vector<int32_t>& tokens, int64_t max_new, bool use_cache) {
+bool BlockManager::allocate(BlockTable& t, const std::vector<int32_t>& tokens, int64_t max_new, bool use_cache,
+                            int64_t max_cached) {
   if (!t.blocks.empty()) fail_internal("KV blocks: sequence allocated twice");
   const int64_t ntok = static_cast<int64_t>(tokens.size());
   std::vector<int32_t> hit;
   std::vector<uint64_t> hit_hashes;
   if (prefix_caching_ && use_cache) {
     // Full blocks strictly before the last token: its logits have to be computed.
-    const int64_t full = std::max<int64_t>(0, (ntok - 1) / block_size_);
+    const int64_t full = std::max<int64_t>(0, std::min(ntok - 1, max_cached) / block_size_);
     uint64_t h = 0;
     for (int64_t i = 0; i < full; ++i) {
       h = chain(h, tokens.data() + i * block_size_);

@@ -10,6 +10,7 @@
 // same prefix takes it back instead of recomputing it, until the block is evicted to hold new
 // contents (least recently freed first).
 #include <cstdint>
+#include <limits>
 #include <unordered_map>
 #include <vector>
 
@@ -37,7 +38,9 @@ class BlockManager {
   // computed), then fresh blocks for up to `max_new` more positions (all of tokens at most).
   // Returns false, changing nothing, when the free blocks do not suffice. t.cached_tokens says
   // how many positions need no computing; t.blocks covers the rest that was granted.
-  bool allocate(BlockTable& t, const std::vector<int32_t>& tokens, int64_t max_new, bool use_cache = true);
+  // At most max_cached positions come from the cache.
+  bool allocate(BlockTable& t, const std::vector<int32_t>& tokens, int64_t max_new, bool use_cache = true,
+                int64_t max_cached = std::numeric_limits<int64_t>::max());
   // Grows an allocated table to cover positions [0, n); false (nothing changed) when out of blocks.
   bool grow(BlockTable& t, int64_t n);
   // Blocks grow() would need.

@@ -23,7 +23,8 @@ struct Engine::Seq {
   StopStringMatcher stops;
   std::unique_ptr<tokenizer::StreamDecoder> decoder;
   Seq* parent = nullptr;  // sample 0 of the request, whose prompt blocks samples 1.. reuse
-  bool echo = false;      // prompt log-probs: every prompt row runs every layer, none from the cache
+  bool echo = false;      // prompt log-probs: rows from logprobs_from - 1 on run every layer, none from the cache
+  int64_t logprobs_from = 1;
   bool prompt_reported = false;
   std::vector<TokenLogprob> prompt_logprobs;
   int64_t cached_tokens = 0;  // at first admission
@@ -116,6 +117,8 @@ RequestId Engine::add(Request r) {
     fail("the prompt has ", plen, " tokens; the model length is ", max_model_len_, " (--max-model-len)",
          score_only ? "" : ", which must leave room for at least one generated token");
   if (r.max_tokens == 0 && r.prompt_logprobs < 0) fail("max_tokens must be at least 1 (or ask for prompt log-probs)");
+  if (r.prompt_logprobs >= 0 && (r.prompt_logprobs_from < 1 || r.prompt_logprobs_from >= static_cast<int64_t>(r.prompt.size())))
+    fail("prompt log-probs from position ", r.prompt_logprobs_from, " of a ", r.prompt.size(), "-token prompt");
   if (r.min_tokens > 0 && r.max_tokens >= 0 && r.min_tokens > r.max_tokens)
     fail("min_tokens ", r.min_tokens, " exceeds max_tokens ", r.max_tokens);
 
@@ -135,6 +138,7 @@ RequestId Engine::add(Request r) {
     s->max_len = r.max_tokens < 0 ? max_model_len_ : std::min(max_model_len_, plen + std::max<int64_t>(r.max_tokens, 0));
     if (r.max_tokens == 0) s->max_len = plen;  // prompt log-probs only
     s->echo = r.prompt_logprobs >= 0;
+    s->logprobs_from = std::max<int64_t>(1, r.prompt_logprobs_from);
     s->parent = i > 0 && opts_.enable_prefix_caching && !s->echo ? parent : nullptr;
     if (r.detokenize && tok_) s->decoder = std::make_unique<tokenizer::StreamDecoder>(*tok_);
     s->timing.arrival = t;
@@ -151,6 +155,7 @@ void Engine::abort(RequestId id) { aborted_.push_back(id); }
 
 void Engine::preempt(Seq* s) {
   blocks_.release(s->table);
+  if (!s->prompt_reported) s->prompt_logprobs.clear();  // recomputed on readmission
   s->computed = 0;
   ++counters_.preemptions;
   waiting_.push_front(s);
@@ -198,7 +203,9 @@ void Engine::schedule(std::vector<Scheduled>& out) {
                                 std::find(waiting_.begin(), waiting_.end(), s->parent) != waiting_.end();
       if (parent_alive) break;
     }
-    if (!blocks_.allocate(s->table, s->tokens, budget, !s->echo)) break;
+    // A prompt whose log-probs are wanted from position f must compute row f - 1 and on.
+    const int64_t max_cached = s->echo ? s->logprobs_from - 1 : std::numeric_limits<int64_t>::max();
+    if (!blocks_.allocate(s->table, s->tokens, budget, true, max_cached)) break;
     if (!s->admitted) {
       s->cached_tokens = s->table.cached_tokens;
       s->admitted = true;
@@ -292,13 +299,21 @@ std::vector<Event> Engine::step() {
     const bool completes = s.computed + sc.n == static_cast<int64_t>(s.tokens.size());
     const bool in_prompt = s.computed < s.prompt_len;
     model::Logits which = model::Logits::None;
-    if (s.echo && in_prompt) which = model::Logits::All;
-    else if (completes) which = model::Logits::Last;
+    int64_t from = 0;
+    // Row p predicts position p + 1: prompt log-probs need rows logprobs_from - 1 .. prompt_len - 2.
+    const int64_t first_row = s.logprobs_from - 1;
+    if (s.echo && in_prompt && s.computed + sc.n > first_row) {
+      which = model::Logits::All;
+      from = std::max<int64_t>(0, first_row - s.computed);
+    } else if (completes) {
+      which = model::Logits::Last;
+    }
     chunks_.push_back({.kv = pool_.view(s.table.blocks),
                        .ids = s.tokens.data() + s.computed,
                        .n = sc.n,
                        .n_past = s.computed,
-                       .which = which});
+                       .which = which,
+                       .logits_from = from});
     if (in_prompt) counters_.prompt_rows += sc.n;
     else counters_.decode_rows += sc.n;
   }
@@ -317,12 +332,12 @@ std::vector<Event> Engine::step() {
     if (ch.which == model::Logits::None) continue;
     const Tensor host = backend::to_host(ch.logits);
     const float* rows = host.as<float>();
-    const int64_t nrows = ch.which == model::Logits::All ? n : 1;
+    const int64_t nrows = ch.which == model::Logits::All ? n - ch.logits_from : 1;
     if (ch.which == model::Logits::All) {
-      // Row i predicts position start + i + 1.
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t next = start + i + 1;
-        if (next < s.prompt_len)
+      // Row i predicts position start + logits_from + i + 1.
+      for (int64_t i = 0; i < nrows; ++i) {
+        const int64_t next = start + ch.logits_from + i + 1;
+        if (next >= s.logprobs_from && next < s.prompt_len)
           s.prompt_logprobs.push_back(logprob_of(rows + i * vocab, s.tokens[next], s.req.prompt_logprobs));
       }
     }

@@ -22,6 +22,9 @@ struct Request {
   std::vector<int32_t> stop_token_ids;
   int logprobs = -1;         // >= 0: log-prob of each sampled token and this many top alternatives (<= 20)
   int prompt_logprobs = -1;  // >= 0: the same for each prompt token after the first (exact on SwiftKV)
+  // Prompt log-probs only for positions >= this (>= 1): a scorer of (context, continuation)
+  // asks from the continuation on, so the context may come from the prefix cache.
+  int64_t prompt_logprobs_from = 1;
   int n = 1;                 // samples of this prompt; they share its cached blocks
   bool detokenize = true;    // text deltas (needs a tokenizer)
 };
@@ -47,7 +50,7 @@ struct Event {
   std::vector<int32_t> tokens;    // new tokens
   std::string text;               // new text (held back while it may start a stop string)
   std::vector<TokenLogprob> logprobs;         // one per new token (when asked)
-  std::vector<TokenLogprob> prompt_logprobs;  // with the first event (when asked): positions 1 ..
+  std::vector<TokenLogprob> prompt_logprobs;  // with the first event (when asked): positions from ..
   bool finished = false;
   std::string finish_reason;  // "stop", "length" or "abort"
   std::string error;          // set when the request could not run (finish_reason "abort")

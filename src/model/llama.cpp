@@ -355,7 +355,8 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
     SeqChunk& ch = chunks[i];
     ch.logits = Tensor();
     if (ch.which == Logits::None) continue;
-    const int64_t first = ch.which == Logits::All ? 0 : ch.n - 1;
+    if (ch.logits_from < 0 || ch.logits_from >= ch.n) fail_internal("forward: logits_from ", ch.logits_from, " of ", ch.n);
+    const int64_t first = ch.which == Logits::All ? ch.logits_from : ch.n - 1;
     out_spans.push_back({&ch.kv, out_rows, ch.n - first, ch.n_past + first, spans[i].table});
     ctx.out_pos_.insert(ctx.out_pos_.end(), ctx.pos_.begin() + spans[i].row0 + first,
                         ctx.pos_.begin() + spans[i].row0 + ch.n);

@@ -47,7 +47,8 @@ struct SeqChunk {
   int64_t n = 0;
   int64_t n_past = 0;
   Logits which = Logits::None;
-  Tensor logits{};  // out: [1, vocab] for Last, [n, vocab] for All, undefined for None
+  int64_t logits_from = 0;  // All: logits for rows logits_from .. n - 1 only
+  Tensor logits{};          // out: [1, vocab] for Last, [n - logits_from, vocab] for All, undefined for None
 };
 
 class LlamaModel;

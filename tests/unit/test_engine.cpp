@@ -412,6 +412,59 @@ TEST(Engine, PromptLogprobsAreTheFullForwardOnSwiftKV) {
   }
 }
 
+TEST(Engine, ContinuationLogprobsReuseTheCachedContext) {
+  Model m(quantised(true));
+  const int64_t vocab = m.model.config().vocab_size;
+  const std::vector<int32_t> context = random_ids(40, vocab, 9);
+  EngineOptions o;
+  o.num_kv_blocks = 64;
+  o.max_num_batched_tokens = 24;
+  Engine e(m.model, nullptr, o);
+  std::vector<std::vector<int32_t>> seqs;
+  for (int c = 0; c < 3; ++c) {
+    std::vector<int32_t> ids = context;
+    const std::vector<int32_t> cont = random_ids(5 + c, vocab, 20 + c);
+    ids.insert(ids.end(), cont.begin(), cont.end());
+    seqs.push_back(ids);
+  }
+  std::map<uint64_t, size_t> which;
+  std::map<size_t, std::vector<skv::engine::TokenLogprob>> got;
+  std::map<size_t, int64_t> cached;
+  for (size_t c = 0; c < seqs.size(); ++c) {
+    Request r;
+    r.prompt = seqs[c];
+    r.max_tokens = 0;
+    r.prompt_logprobs = 0;
+    r.prompt_logprobs_from = 40;
+    which[e.add(r)] = c;
+    if (c == 0) {  // let the first one fill the cache
+      while (e.has_work())
+        for (const Event& ev : e.step()) {
+          got[0].insert(got[0].end(), ev.prompt_logprobs.begin(), ev.prompt_logprobs.end());
+          if (ev.finished) cached[0] = ev.usage.cached_tokens;
+        }
+    }
+  }
+  while (e.has_work())
+    for (const Event& ev : e.step()) {
+      const size_t c = which.at(ev.request);
+      got[c].insert(got[c].end(), ev.prompt_logprobs.begin(), ev.prompt_logprobs.end());
+      if (ev.finished) cached[c] = ev.usage.cached_tokens;
+    }
+  EXPECT_EQ(cached[0], 0);
+  for (size_t c = 0; c < seqs.size(); ++c) {
+    if (c > 0) EXPECT_EQ(cached[c], 32) << "the shared context was recomputed";
+    ASSERT_EQ(got[c].size(), seqs[c].size() - 40);
+    skv::model::ForwardContext ctx(m.model);
+    skv::engine::KVCache cache = skv::engine::make_cache(m.model, 64);
+    Tensor logits = m.model.forward(ctx, cache, seqs[c].data(), static_cast<int64_t>(seqs[c].size()), 0,
+                                    skv::model::Logits::All);
+    skv::backend::log_softmax_rows(logits);
+    for (size_t i = 0; i < got[c].size(); ++i)
+      EXPECT_NEAR(got[c][i].logprob, logits.as<float>()[(39 + i) * vocab + seqs[c][40 + i]], 2e-5) << c << " " << i;
+  }
+}
+
 TEST(Engine, SamplesOfOneRequestShareThePromptAndDiffer) {
   Model m(quantised(false));
   EngineOptions o;
