@@ -96,7 +96,7 @@ EngineCounters Engine::counters() const {
   return c;
 }
 
-RequestId Engine::add(Request r) {
+void Engine::validate(const Request& r) const {
   const int64_t vocab = model_.config().vocab_size;
   if (r.prompt.empty()) fail("the prompt is empty");
   for (int32_t id : r.prompt)
@@ -121,8 +121,13 @@ RequestId Engine::add(Request r) {
     fail("prompt log-probs from position ", r.prompt_logprobs_from, " of a ", r.prompt.size(), "-token prompt");
   if (r.min_tokens > 0 && r.max_tokens >= 0 && r.min_tokens > r.max_tokens)
     fail("min_tokens ", r.min_tokens, " exceeds max_tokens ", r.max_tokens);
+}
 
-  const RequestId id = next_id_++;
+RequestId Engine::add(Request r, RequestId id) {
+  validate(r);
+  const int64_t plen = static_cast<int64_t>(r.prompt.size());
+  if (id == 0) id = next_id_++;
+  next_id_ = std::max(next_id_, id + 1);
   const double t = now();
   Seq* parent = nullptr;
   for (int i = 0; i < r.n; ++i) {

@@ -56,9 +56,11 @@ class Engine {
   Engine(const model::LlamaModel& model, const tokenizer::Tokenizer* tok, EngineOptions opts = {});
   ~Engine();
 
-  // Queues a request. Throws InputError for an invalid one (bad ids, parameters, a prompt at or
-  // beyond the model length) and ResourceError for one that can never fit the KV pool.
-  RequestId add(Request r);
+  // Throws InputError for an invalid request (bad ids, parameters, a prompt at or beyond the
+  // model length). Reads only what is fixed at construction, so any thread may call it.
+  void validate(const Request& r) const;
+  // Queues a request (validated first) under `id`, or under the next free id when id is 0.
+  RequestId add(Request r, RequestId id = 0);
   // Stops a request at the next step: its blocks are freed and it finishes with "abort".
   void abort(RequestId id);
   bool has_work() const { return !running_.empty() || !waiting_.empty() || !aborted_.empty(); }

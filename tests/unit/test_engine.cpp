@@ -7,11 +7,15 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <atomic>
+#include <mutex>
+#include <thread>
 
 #include "backend/ops.h"
 #include "core/error.h"
 #include "engine/block_manager.h"
 #include "engine/engine.h"
+#include "engine/engine_loop.h"
 #include "engine/kv_cache.h"
 #include "engine/kv_pool.h"
 #include "model/llama.h"
@@ -546,6 +550,55 @@ TEST(Engine, RejectsBadRequestsWithClearErrors) {
   tiny.num_kv_blocks = 2;
   Engine small(m.model, nullptr, tiny);
   EXPECT_EQ(small.max_model_len(), 32);
+}
+
+TEST(EngineLoop, ManyThreadsSubmitAndAbortWhileTheLoopRuns) {
+  Model m(quantised(false));
+  const std::vector<Request> rs = requests(24, m.model.config().vocab_size, 12, false);
+  const std::vector<Output> want = alone(m.model, rs);
+  EngineOptions o;
+  o.num_kv_blocks = 256;
+  o.max_num_batched_tokens = 48;
+  Engine e(m.model, nullptr, o);
+  std::mutex mu;
+  std::map<size_t, Output> got;
+  {
+    skv::engine::EngineLoop loop(e);
+    EXPECT_THROW(loop.submit(Request{}, {}), skv::InputError);  // refused on the caller's thread
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (size_t i = t; i < rs.size(); i += 4) {
+          loop.submit(rs[i], [&, i](const Event& ev) {
+            std::lock_guard<std::mutex> lock(mu);
+            Output& out = got[i];
+            out.tokens.insert(out.tokens.end(), ev.tokens.begin(), ev.tokens.end());
+            for (const auto& lp : ev.logprobs) out.logprobs.push_back(lp.logprob);
+            if (ev.finished) out.finish = ev.finish_reason;
+          });
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    // One more that is aborted from another thread while it runs.
+    Request endless = rs[0];
+    endless.max_tokens = 200;
+    std::atomic<bool> aborted{false};
+    const auto id = loop.submit(endless, [&](const Event& ev) {
+      if (ev.finished) aborted = ev.finish_reason == "abort";
+    });
+    std::thread([&] { loop.abort(id); }).join();
+    loop.drain_and_stop(120);
+    EXPECT_TRUE(aborted);
+    EXPECT_THROW(loop.submit(rs[0], {}), skv::ResourceError);  // shutting down
+  }
+  ASSERT_EQ(got.size(), rs.size());
+  for (size_t i = 0; i < rs.size(); ++i) {
+    EXPECT_EQ(got[i].tokens, want[i].tokens) << i;
+    EXPECT_EQ(got[i].logprobs, want[i].logprobs) << i;
+    EXPECT_EQ(got[i].finish, "length") << i;
+  }
+  EXPECT_EQ(e.blocks().num_free(), 256);
 }
 
 }  // namespace
