@@ -29,6 +29,8 @@ class Backend {
   virtual void softmax_rows(Tensor& x) = 0;
   // dst[r, :] = src[r, col0 : col0 + dst.cols()] (F32).
   virtual void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) = 0;
+  // dst = src (F32) rounded to dst's dtype (backend::store_rows).
+  virtual void store_rows(const Tensor& src, Tensor& dst) = 0;
 };
 
 // Makes `backend` the implementation for tensors on `device` (it must outlive their use). The

@@ -65,14 +65,16 @@ int cmd_info(int argc, char** argv) {
   }
   for (const auto& [dt, e] : by_dtype) j["dtypes"][dt] = {{"tensors", e.first}, {"bytes", e.second}};
   std::string sized_by;
-  const int64_t blocks =
-      engine::kv_pool_blocks(eo.kv, model->kv_bytes_per_token(), eo.block_size, model->weight_bytes(), &sized_by);
+  const model::KVSpec spec = model->kv_spec();
+  const size_t per_token = engine::kv_bytes_per_token(spec.layers, spec.row, eo.kv_dtype);
+  const int64_t blocks = engine::kv_pool_blocks(eo.kv, per_token, eo.block_size, model->weight_bytes(), &sized_by);
   const int64_t capacity = blocks * eo.block_size;
   j["kv_cache_pool"] = {{"blocks", blocks},
                         {"block_size", eo.block_size},
                         {"capacity_tokens", capacity},
-                        {"bytes", static_cast<int64_t>(capacity * model->kv_bytes_per_token())},
-                        {"dtype", "f32"},
+                        {"bytes_per_token", per_token},
+                        {"bytes", static_cast<int64_t>(capacity * per_token)},
+                        {"dtype", dtype_name(eo.kv_dtype)},
                         {"sized_by", sized_by}};
   if (args.flag("--json")) {
     std::cout << j.dump(2) << "\n";
@@ -104,9 +106,9 @@ int cmd_info(int argc, char** argv) {
   } else {
     std::printf("KV cache:      %.1f KiB per token (F32)\n", model->kv_bytes_per_token() / 1024.0);
   }
-  std::printf("KV pool:       %lld blocks of %lld tokens = %lld tokens, %.1f MiB (%s)\n", (long long)blocks,
-              (long long)eo.block_size, (long long)capacity, capacity * model->kv_bytes_per_token() / 1048576.0,
-              sized_by.c_str());
+  std::printf("KV pool:       %s, %zu bytes per token: %lld blocks of %lld tokens = %lld tokens, %.1f MiB (%s)\n",
+              dtype_name(eo.kv_dtype), per_token, (long long)blocks, (long long)eo.block_size, (long long)capacity,
+              capacity * per_token / 1048576.0, sized_by.c_str());
   return 0;
 }
 

@@ -40,11 +40,17 @@ namespace {
 
 int64_t pool_blocks(const model::LlamaModel& model, const EngineOptions& o, std::string& how) {
   if (o.block_size <= 0) fail("--block-size must be positive, got ", o.block_size);
+  const io::ModelConfig& c = model.config();
+  if (c.head_dim % dtype_block_size(o.kv_dtype) != 0)
+    fail("--kv-cache-dtype ", dtype_name(o.kv_dtype), " needs a head dim that is a multiple of ",
+         dtype_block_size(o.kv_dtype), "; this model's is ", c.head_dim);
   if (o.num_kv_blocks > 0) {
     how = "fixed";
     return o.num_kv_blocks;
   }
-  return kv_pool_blocks(o.kv, model.kv_bytes_per_token(), o.block_size, model.weight_bytes(), &how);
+  const model::KVSpec spec = model.kv_spec();
+  return kv_pool_blocks(o.kv, engine::kv_bytes_per_token(spec.layers, spec.row, o.kv_dtype), o.block_size,
+                        model.weight_bytes(), &how);
 }
 
 }  // namespace
@@ -54,7 +60,7 @@ Engine::Engine(const model::LlamaModel& model, const tokenizer::Tokenizer* tok, 
       tok_(tok),
       opts_(opts),
       ctx_(model),
-      pool_(model.kv_spec(), pool_blocks(model, opts, sizing_), opts.block_size),
+      pool_(model.kv_spec(), pool_blocks(model, opts, sizing_), opts.block_size, opts.kv_dtype),
       blocks_(pool_.num_blocks, opts.block_size, opts.enable_prefix_caching),
       t0_(std::chrono::steady_clock::now()) {
   if (opts_.max_num_seqs <= 0) fail("--max-num-seqs must be positive, got ", opts_.max_num_seqs);
@@ -79,7 +85,8 @@ double Engine::now() const { return std::chrono::duration<double>(std::chrono::s
 std::string Engine::describe() const {
   std::ostringstream s;
   s << "KV cache: " << pool_.num_blocks << " blocks of " << pool_.block_size << " tokens, "
-    << model_.kv_bytes_per_token() << " bytes per token (" << pool_.num_layers() << " cache layers, f32), "
+    << kv_bytes_per_token() << " bytes per token (" << pool_.num_layers() << " cache layers, "
+    << dtype_name(pool_.dtype) << "), "
     << pool_.capacity_tokens() << " tokens, " << pool_.bytes() / (1 << 20) << " MiB (" << sizing_
     << "); max model len " << max_model_len_ << ", max num seqs " << opts_.max_num_seqs
     << ", max num batched tokens " << opts_.max_num_batched_tokens << ", prefix caching "

@@ -37,6 +37,7 @@ struct EngineOptions {
   int64_t block_size = 16;               // --block-size
   bool enable_prefix_caching = true;     // --enable-prefix-caching / --no-enable-prefix-caching
   KVPoolSizing kv;                       // --kv-cache-memory-bytes, else a share of MemAvailable
+  DType kv_dtype = DType::F32;           // --kv-cache-dtype
   int64_t num_kv_blocks = 0;             // > 0: exactly this many blocks (tests)
 };
 
@@ -71,6 +72,7 @@ class Engine {
   int64_t num_running() const { return static_cast<int64_t>(running_.size()); }
   int64_t num_waiting() const { return static_cast<int64_t>(waiting_.size()); }
   const KVPool& pool() const { return pool_; }
+  size_t kv_bytes_per_token() const { return engine::kv_bytes_per_token(pool_.num_layers(), pool_.row, pool_.dtype); }
   const BlockManager& blocks() const { return blocks_; }
   EngineCounters counters() const;
   const model::FlopCount& flops() const { return ctx_.flops(); }

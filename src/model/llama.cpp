@@ -151,21 +151,23 @@ void count_linear(FlopCount& f, int64_t n, const Tensor& w) {
   f.linear += 2.0 * static_cast<double>(n) * static_cast<double>(w.numel());
 }
 
+// Whether the span's new rows can be written by the projection itself: an F32 cache whose
+// new positions sit in one block.
 bool in_one_block(const ForwardContext::Span& sp) {
   const int64_t bs = sp.kv->block_size;
-  return sp.n_past / bs == (sp.n_past + sp.n - 1) / bs;
+  return sp.kv->k[0].dtype == DType::F32 && sp.n_past / bs == (sp.n_past + sp.n - 1) / bs;
 }
 
 // Rows k / v (positions n_past .. n_past + n - 1 of the span's sequence) into the sequence's
-// pages of cache layer ci, one copy per block touched.
+// pages of cache layer ci, one copy per block touched, rounded to the cache's dtype.
 void store_kv(const ForwardContext::Span& sp, int64_t ci, const Tensor& k, const Tensor& v) {
   const int64_t bs = sp.kv->block_size;
   for (int64_t p = sp.n_past; p < sp.n_past + sp.n;) {
     const int64_t run = std::min(sp.n_past + sp.n, (p / bs + 1) * bs) - p;
     const int64_t slot = sp.kv->slot(p);
     Tensor kd = sp.kv->k[ci].row_block(slot, run), vd = sp.kv->v[ci].row_block(slot, run);
-    backend::copy(k.row_block(p - sp.n_past, run), kd);
-    backend::copy(v.row_block(p - sp.n_past, run), vd);
+    backend::store_rows(k.row_block(p - sp.n_past, run), kd);
+    backend::store_rows(v.row_block(p - sp.n_past, run), vd);
     p += run;
   }
 }

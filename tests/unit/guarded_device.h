@@ -88,6 +88,10 @@ class GuardedDevice final : public DeviceMemory, public backend::Backend {
     Open o(*this);
     host().softmax_rows(x);
   }
+  void store_rows(const Tensor& src, Tensor& dst) override {
+    Open o(*this);
+    host().store_rows(src, dst);
+  }
   void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) override {
     Open o(*this);
     host().copy_cols(src, col0, dst);

@@ -34,13 +34,25 @@
 namespace skv::backend::cpu {
 namespace {
 
+// Per-thread float copies of one block's keys and values of one KV head, for compressed
+// caches; only grown (a warm decode step allocates nothing).
+float* tile_scratch(int64_t floats) {
+  thread_local std::vector<float> buf;
+  if (static_cast<int64_t>(buf.size()) < floats) buf.resize(static_cast<size_t>(floats));
+  return buf.data();
+}
+
 // Attention of G query heads over logical keys [b, e) of a paged cache, written as the kernel
-// writes one range: unnormalised o, running max m and sum l.
+// writes one range: unnormalised o, running max m and sum l. A compressed cache (F16, BF16,
+// Q8_0, MXFP8) is read one block at a time: the block's rows of this KV head are converted
+// into a small float tile that stays in L1 for the kernel, never the whole cache.
 struct PagedRange {
   const Kernels& k;
-  const float* kp;
-  const float* vp;
-  int64_t kv_stride, D;
+  DType dtype;
+  const uint8_t* kb;  // pools, as bytes
+  const uint8_t* vb;
+  size_t row_bytes;
+  int64_t kv_stride, D;  // F32 pools: floats per pool row
   const int32_t* table;
   int64_t block_size;
   float scale;
@@ -52,16 +64,31 @@ struct PagedRange {
       const int64_t blk = b / block_size;
       const int64_t end = std::min(e, (blk + 1) * block_size);
       const int64_t row0 = static_cast<int64_t>(table[blk]) * block_size + b % block_size;
-      const float* kr = kp + row0 * kv_stride + col;
-      const float* vr = vp + row0 * kv_stride + col;
+      const int64_t len = end - b;
+      const float* kr;
+      const float* vr;
+      int64_t stride = kv_stride;
+      if (dtype == DType::F32) {
+        kr = reinterpret_cast<const float*>(kb) + row0 * kv_stride + col;
+        vr = reinterpret_cast<const float*>(vb) + row0 * kv_stride + col;
+      } else {
+        float* tile = tile_scratch(2 * len * D);
+        for (int64_t t = 0; t < len; ++t) {
+          kv_row_to_f32(dtype, kb + (row0 + t) * row_bytes, col, D, tile + t * D);
+          kv_row_to_f32(dtype, vb + (row0 + t) * row_bytes, col, D, tile + (len + t) * D);
+        }
+        kr = tile;
+        vr = tile + len * D;
+        stride = D;
+      }
       if (first) {
-        k.attn(q, q_stride, G, kr, vr, kv_stride, end - b, D, scale, o, o_stride, m, l);
+        k.attn(q, q_stride, G, kr, vr, stride, len, D, scale, o, o_stride, m, l);
         first = false;
       } else {
         float* so = scratch;
         float* sm = scratch + G * D;
         float* sl = sm + G;
-        k.attn(q, q_stride, G, kr, vr, kv_stride, end - b, D, scale, so, D, sm, sl);
+        k.attn(q, q_stride, G, kr, vr, stride, len, D, scale, so, D, sm, sl);
         for (int64_t g = 0; g < G; ++g) {
           const float M = std::max(m[g], sm[g]);
           const float a = std::exp(m[g] - M), c = std::exp(sm[g] - M);
@@ -98,7 +125,16 @@ void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, cons
   const float* qp = q.as<float>();
   float* op = out.as<float>();
   const int64_t q_stride = q.cols(), o_stride = out.cols();
-  const PagedRange range{k, k_pool.as<float>(), v_pool.as<float>(), k_pool.cols(), D, block_table, block_size, scale};
+  const PagedRange range{k,
+                         k_pool.dtype,
+                         static_cast<const uint8_t*>(k_pool.data),
+                         static_cast<const uint8_t*>(v_pool.data),
+                         k_pool.row_bytes(),
+                         k_pool.cols(),
+                         D,
+                         block_table,
+                         block_size,
+                         scale};
   // Head groups per task (a group larger than the kernel's limit is cut in equal pieces).
   const int64_t gparts = (G + kAttnMaxGroup - 1) / kAttnMaxGroup;
   const int64_t gsz = (G + gparts - 1) / gparts;

@@ -28,6 +28,7 @@ class CpuBackend final : public Backend {
   void log_softmax_rows(Tensor& x) override { cpu::log_softmax_rows(x); }
   void softmax_rows(Tensor& x) override { cpu::softmax_rows(x); }
   void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) override { cpu::copy_cols(src, col0, dst); }
+  void store_rows(const Tensor& src, Tensor& dst) override { cpu::store_rows(src, dst); }
 };
 
 }  // namespace
