@@ -11,14 +11,13 @@
 //
 // A sliding window (Mistral) only moves where each row's key range starts: the masked keys
 // before it are never read.
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/thread_pool.h"
 
 namespace skv::backend::cpu {
 
@@ -57,8 +56,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
   };
 
   if (splits == 1) {
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
-    for (int64_t r = 0; r < tasks; ++r) {
+    parallel_for(tasks, nt, [&](int64_t r) {
       int64_t i, kvh, g0, gs;
       task_geometry(tasks - 1 - r, i, kvh, g0, gs);  // longest rows first
       const int64_t h0 = kvh * G + g0;
@@ -71,7 +69,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
         const float inv = l[g] > 0.0f ? 1.0f / l[g] : 0.0f;
         for (int64_t d = 0; d < D; ++d) o[g * D + d] *= inv;
       }
-    }
+    });
     return;
   }
 
@@ -85,45 +83,42 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, in
   float* po = t_po.data();
   float* pm = t_pm.data();
   float* pl = t_pl.data();
-#pragma omp parallel num_threads(nt)
-  {
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t r = 0; r < tasks * splits; ++r) {
-      const int64_t t = r / splits, c = r % splits;
-      int64_t i, kvh, g0, gs;
-      task_geometry(t, i, kvh, g0, gs);
-      const int64_t j0 = first_key(i), T = n_past + i + 1 - j0;
-      const int64_t b = j0 + T * c / splits, e = j0 + T * (c + 1) / splits;
-      const int64_t h0 = kvh * G + g0;
-      const size_t slot = static_cast<size_t>(t * splits + c) * gsz;
-      if (e <= b) {  // empty range (tiny T): contributes nothing
-        for (int64_t g = 0; g < gs; ++g) pm[slot + g] = -INFINITY, pl[slot + g] = 0.0f;
-        continue;
-      }
-      k.attn(qp + i * q_stride + h0 * D, D, gs, kp + b * kv_stride + kvh * D, vp + b * kv_stride + kvh * D, kv_stride,
-             e - b, D, scale, po + slot * D, D, pm + slot, pl + slot);
+  parallel_for(tasks * splits, nt, [&](int64_t r) {
+    const int64_t t = r / splits, c = r % splits;
+    int64_t i, kvh, g0, gs;
+    task_geometry(t, i, kvh, g0, gs);
+    const int64_t j0 = first_key(i), T = n_past + i + 1 - j0;
+    const int64_t b = j0 + T * c / splits, e = j0 + T * (c + 1) / splits;
+    const int64_t h0 = kvh * G + g0;
+    const size_t slot = static_cast<size_t>(t * splits + c) * gsz;
+    if (e <= b) {  // empty range (tiny T): contributes nothing
+      for (int64_t g = 0; g < gs; ++g) pm[slot + g] = -INFINITY, pl[slot + g] = 0.0f;
+      return;
     }
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < tasks; ++t) {
-      int64_t i, kvh, g0, gs;
-      task_geometry(t, i, kvh, g0, gs);
-      float* o = op + i * o_stride + (kvh * G + g0) * D;
-      for (int64_t g = 0; g < gs; ++g) {
-        float M = -INFINITY;
-        for (int64_t c = 0; c < splits; ++c) M = std::max(M, pm[(t * splits + c) * gsz + g]);
-        float L = 0.0f;
-        for (int64_t d = 0; d < D; ++d) o[g * D + d] = 0.0f;
-        for (int64_t c = 0; c < splits; ++c) {
-          const size_t slot = static_cast<size_t>(t * splits + c) * gsz + g;
-          if (pl[slot] == 0.0f) continue;
-          const float w = std::exp(pm[slot] - M);
-          L += pl[slot] * w;
-          const float* src = po + slot * D;
-          for (int64_t d = 0; d < D; ++d) o[g * D + d] += w * src[d];
-        }
-        const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-        for (int64_t d = 0; d < D; ++d) o[g * D + d] *= inv;
+    k.attn(qp + i * q_stride + h0 * D, D, gs, kp + b * kv_stride + kvh * D, vp + b * kv_stride + kvh * D, kv_stride,
+           e - b, D, scale, po + slot * D, D, pm + slot, pl + slot);
+  });
+  // Keys are split only when there are fewer than 4 tasks per thread, so the merge is a few
+  // heads' worth of D-vectors: cheaper on this thread than another parallel call.
+  for (int64_t t = 0; t < tasks; ++t) {
+    int64_t i, kvh, g0, gs;
+    task_geometry(t, i, kvh, g0, gs);
+    float* o = op + i * o_stride + (kvh * G + g0) * D;
+    for (int64_t g = 0; g < gs; ++g) {
+      float M = -INFINITY;
+      for (int64_t c = 0; c < splits; ++c) M = std::max(M, pm[(t * splits + c) * gsz + g]);
+      float L = 0.0f;
+      for (int64_t d = 0; d < D; ++d) o[g * D + d] = 0.0f;
+      for (int64_t c = 0; c < splits; ++c) {
+        const size_t slot = static_cast<size_t>(t * splits + c) * gsz + g;
+        if (pl[slot] == 0.0f) continue;
+        const float w = std::exp(pm[slot] - M);
+        L += pl[slot] * w;
+        const float* src = po + slot * D;
+        for (int64_t d = 0; d < D; ++d) o[g * D + d] += w * src[d];
       }
+      const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+      for (int64_t d = 0; d < D; ++d) o[g * D + d] *= inv;
     }
   }
 }
