@@ -22,14 +22,13 @@
 // why runs are cut at logical block boundaries (physically adjacent blocks are not merged into
 // one call) and why a row's key split depends on its own length and num_threads(), not on how
 // many rows or threads this call has.
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/thread_pool.h"
 
 namespace skv::backend::cpu {
 namespace {
@@ -162,8 +161,7 @@ void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, cons
 
   if (splits_of(keys_of(n - 1)) == 1) {  // the longest row is not split: no row is
     const int64_t tasks = n * per_row;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
-    for (int64_t r = 0; r < tasks; ++r) {
+    parallel_for(tasks, nt, [&](int64_t r) {
       const int64_t t = tasks - 1 - r;  // longest rows first
       const int64_t i = t / per_row;
       int64_t kvh, g0, gs;
@@ -177,7 +175,7 @@ void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, cons
         const float inv = l[g] > 0.0f ? 1.0f / l[g] : 0.0f;
         for (int64_t d = 0; d < D; ++d) o[g * D + d] *= inv;
       }
-    }
+    });
     return;
   }
 
@@ -200,52 +198,48 @@ void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, cons
   auto row_of = [&](int64_t item) {
     return static_cast<int64_t>(std::upper_bound(first, first + n + 1, item) - first) - 1;
   };
-#pragma omp parallel num_threads(nt)
-  {
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t r = 0; r < items; ++r) {
-      const int64_t i = row_of(r);
-      const int64_t splits = (first[i + 1] - first[i]) / per_row;
-      const int64_t t = (r - first[i]) / splits, c = (r - first[i]) % splits;
-      int64_t kvh, g0, gs;
-      task_geometry(t, kvh, g0, gs);
-      const int64_t j0 = first_key(i), T = keys_of(i);
-      const int64_t b = j0 + T * c / splits, e = j0 + T * (c + 1) / splits;
-      const int64_t h0 = kvh * G + g0;
-      const size_t slot = static_cast<size_t>(r) * gsz;
-      if (e <= b) {  // empty range (tiny T): contributes nothing
-        for (int64_t g = 0; g < gs; ++g) pm[slot + g] = -INFINITY, pl[slot + g] = 0.0f;
-        continue;
-      }
-      range(qp + i * q_stride + h0 * D, D, gs, kvh * D, b, e, po + slot * D, D, pm + slot, pl + slot,
-            range_scratch(gsz, D));
+  parallel_for(items, nt, [&](int64_t r) {
+    const int64_t i = row_of(r);
+    const int64_t splits = (first[i + 1] - first[i]) / per_row;
+    const int64_t t = (r - first[i]) / splits, c = (r - first[i]) % splits;
+    int64_t kvh, g0, gs;
+    task_geometry(t, kvh, g0, gs);
+    const int64_t j0 = first_key(i), T = keys_of(i);
+    const int64_t b = j0 + T * c / splits, e = j0 + T * (c + 1) / splits;
+    const int64_t h0 = kvh * G + g0;
+    const size_t slot = static_cast<size_t>(r) * gsz;
+    if (e <= b) {  // empty range (tiny T): contributes nothing
+      for (int64_t g = 0; g < gs; ++g) pm[slot + g] = -INFINITY, pl[slot + g] = 0.0f;
+      return;
     }
-#pragma omp for schedule(static)
-    for (int64_t rt = 0; rt < n * per_row; ++rt) {
-      const int64_t i = rt / per_row, t = rt % per_row;
-      const int64_t splits = (first[i + 1] - first[i]) / per_row;
-      const int64_t base = first[i] + t * splits;
-      int64_t kvh, g0, gs;
-      task_geometry(t, kvh, g0, gs);
-      float* o = op + i * o_stride + (kvh * G + g0) * D;
-      for (int64_t g = 0; g < gs; ++g) {
-        float M = -INFINITY;
-        for (int64_t c = 0; c < splits; ++c) M = std::max(M, pm[(base + c) * gsz + g]);
-        float L = 0.0f;
-        for (int64_t d = 0; d < D; ++d) o[g * D + d] = 0.0f;
-        for (int64_t c = 0; c < splits; ++c) {
-          const size_t slot = static_cast<size_t>(base + c) * gsz + g;
-          if (pl[slot] == 0.0f) continue;
-          const float w = std::exp(pm[slot] - M);
-          L += pl[slot] * w;
-          const float* src = po + slot * D;
-          for (int64_t d = 0; d < D; ++d) o[g * D + d] += w * src[d];
-        }
-        const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-        for (int64_t d = 0; d < D; ++d) o[g * D + d] *= inv;
+    range(qp + i * q_stride + h0 * D, D, gs, kvh * D, b, e, po + slot * D, D, pm + slot, pl + slot,
+          range_scratch(gsz, D));
+  });
+  // The merge: a few D-vectors per (row, task); parallel only when prefill rows were split.
+  parallel_for(n * per_row, n * per_row >= 64 ? nt : 1, [&](int64_t rt) {
+    const int64_t i = rt / per_row, t = rt % per_row;
+    const int64_t splits = (first[i + 1] - first[i]) / per_row;
+    const int64_t base = first[i] + t * splits;
+    int64_t kvh, g0, gs;
+    task_geometry(t, kvh, g0, gs);
+    float* o = op + i * o_stride + (kvh * G + g0) * D;
+    for (int64_t g = 0; g < gs; ++g) {
+      float M = -INFINITY;
+      for (int64_t c = 0; c < splits; ++c) M = std::max(M, pm[(base + c) * gsz + g]);
+      float L = 0.0f;
+      for (int64_t d = 0; d < D; ++d) o[g * D + d] = 0.0f;
+      for (int64_t c = 0; c < splits; ++c) {
+        const size_t slot = static_cast<size_t>(base + c) * gsz + g;
+        if (pl[slot] == 0.0f) continue;
+        const float w = std::exp(pm[slot] - M);
+        L += pl[slot] * w;
+        const float* src = po + slot * D;
+        for (int64_t d = 0; d < D; ++d) o[g * D + d] += w * src[d];
       }
+      const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+      for (int64_t d = 0; d < D; ++d) o[g * D + d] *= inv;
     }
-  }
+  });
 }
 
 }  // namespace skv::backend::cpu

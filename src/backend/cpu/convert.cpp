@@ -6,6 +6,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/quant.h"
+#include "backend/cpu/thread_pool.h"
 #include "core/error.h"
 
 namespace skv::backend::cpu {
@@ -92,11 +93,10 @@ Tensor to_dtype(const Tensor& t, DType to) {
     return out;
   }
   const int nt = threads_for(static_cast<double>(t.numel()), 1 << 16);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    std::vector<float> buf(static_cast<size_t>(cols));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
+  parallel_for_ranges(rows, grain_for(rows, nt), nt, [&](int64_t r0, int64_t r1) {
+    thread_local std::vector<float> buf;
+    buf.resize(static_cast<size_t>(cols));
+    for (int64_t r = r0; r < r1; ++r) {
       row_to_f32(t.dtype, t.row_ptr(r), buf.data(), cols);
       uint8_t* dst = static_cast<uint8_t*>(out.data) + r * out.row_bytes();
       if (to == DType::F32) {
@@ -106,7 +106,7 @@ Tensor to_dtype(const Tensor& t, DType to) {
         for (int64_t i = 0; i < cols; ++i) d16[i] = to == DType::F16 ? fp32_to_fp16(buf[i]) : fp32_to_bf16(buf[i]);
       }
     }
-  }
+  });
   return out;
 }
 

@@ -4,7 +4,7 @@
 //
 // The tables hold only "leaf" kernels working on raw rows. The drivers (linear.cpp,
 // attention.cpp, ...) are compiled for baseline x86-64 and own the threading, so every
-// decision about parallelism lives in one place and the SIMD files stay free of OpenMP.
+// decision about parallelism lives in one place and the SIMD files stay free of threading.
 //
 // Rule for *_avx2.cpp / *_avx512.cpp files: they must not instantiate any inline function
 // or template shared with baseline code (std::min, std::vector, ...), because the linker may
