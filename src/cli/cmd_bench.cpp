@@ -11,8 +11,8 @@
 #include "cli/bench_util.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "engine/engine.h"
 #include "core/error.h"
+#include "engine/engine.h"
 
 namespace skv::cli {
 
@@ -75,8 +75,7 @@ int cmd_bench(int argc, char** argv) {
   const int64_t longest =
       std::max(*std::max_element(prompts.begin(), prompts.end()), *std::max_element(gens.begin(), gens.end()));
   const std::vector<int32_t> ids = random_prompt(longest + 1, vocab);
-  const std::vector<int64_t> parallel =
-      args.has("--parallel") ? lengths("--parallel", "1") : std::vector<int64_t>{};
+  const std::vector<int64_t> parallel = args.has("--parallel") ? lengths("--parallel", "1") : std::vector<int64_t>{};
   for (int64_t b : parallel)
     if (b < 1) fail("--parallel: sequence counts must be >= 1");
   int64_t most = 1;
@@ -160,8 +159,8 @@ int cmd_bench(int argc, char** argv) {
           pp.push_back(a);
           tg.push_back(d);
         }
-        for (const auto& [test, samples] : {std::pair{"pp" + std::to_string(p) + suffix, pp},
-                                            std::pair{"tg" + std::to_string(g) + suffix, tg}}) {
+        for (const auto& [test, samples] :
+             {std::pair{"pp" + std::to_string(p) + suffix, pp}, std::pair{"tg" + std::to_string(g) + suffix, tg}}) {
           const Stat s = stats(samples);
           if (args.flag("--json")) {
             results.push_back({{"test", test},

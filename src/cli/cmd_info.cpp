@@ -5,14 +5,14 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "engine/kv_pool.h"
 #include "core/error.h"
+#include "engine/kv_pool.h"
 
 namespace skv::cli {
 
 int cmd_info(int argc, char** argv) {
-  Args args(argc, argv, join({{"--model"}, kEngineFlags}), join({kModelBoolFlags, kEngineBoolFlags, {"--help", "--json"}}),
-            kAliases);
+  Args args(argc, argv, join({{"--model"}, kEngineFlags}),
+            join({kModelBoolFlags, kEngineBoolFlags, {"--help", "--json"}}), kAliases);
   if (args.flag("--help")) {
     std::puts(
         "usage: swiftkv info --model PATH [--json] [--no-swiftkv] [--block-size N] [--kv-cache-memory-bytes B]\n"

@@ -7,7 +7,9 @@
 
 namespace skv::engine {
 
-EngineLoop::EngineLoop(Engine& engine) : engine_(engine) { thread_ = std::thread([this] { run(); }); }
+EngineLoop::EngineLoop(Engine& engine) : engine_(engine) {
+  thread_ = std::thread([this] { run(); });
+}
 
 EngineLoop::~EngineLoop() { drain_and_stop(0); }
 

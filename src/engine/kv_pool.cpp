@@ -59,8 +59,7 @@ int64_t kv_pool_blocks(const KVPoolSizing& sizing, size_t bytes_per_token, int64
     const double after = std::max(0.0, static_cast<double>(avail) - static_cast<double>(weight_bytes));
     budget = std::min(sizing.available_fraction * after, static_cast<double>(sizing.max_default_bytes));
     why << sizing.available_fraction << " of MemAvailable " << avail / (1 << 20) << " MiB after "
-        << weight_bytes / (1 << 20) << " MiB of weights, capped at " << sizing.max_default_bytes / (1 << 20)
-        << " MiB";
+        << weight_bytes / (1 << 20) << " MiB of weights, capped at " << sizing.max_default_bytes / (1 << 20) << " MiB";
   }
   const int64_t blocks = static_cast<int64_t>(std::floor(budget / per_block));
   if (blocks < 1)
@@ -77,15 +76,24 @@ int64_t parse_bytes(const std::string& s) {
   std::string unit = s.substr(i);
   for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   double mult = 0;
-  if (unit.empty() || unit == "b") mult = 1;
-  else if (unit == "k" || unit == "kb") mult = 1e3;
-  else if (unit == "m" || unit == "mb") mult = 1e6;
-  else if (unit == "g" || unit == "gb") mult = 1e9;
-  else if (unit == "t" || unit == "tb") mult = 1e12;
-  else if (unit == "ki" || unit == "kib") mult = 1024.0;
-  else if (unit == "mi" || unit == "mib") mult = 1024.0 * 1024;
-  else if (unit == "gi" || unit == "gib") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "ti" || unit == "tib") mult = 1024.0 * 1024 * 1024 * 1024;
+  if (unit.empty() || unit == "b")
+    mult = 1;
+  else if (unit == "k" || unit == "kb")
+    mult = 1e3;
+  else if (unit == "m" || unit == "mb")
+    mult = 1e6;
+  else if (unit == "g" || unit == "gb")
+    mult = 1e9;
+  else if (unit == "t" || unit == "tb")
+    mult = 1e12;
+  else if (unit == "ki" || unit == "kib")
+    mult = 1024.0;
+  else if (unit == "mi" || unit == "mib")
+    mult = 1024.0 * 1024;
+  else if (unit == "gi" || unit == "gib")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "ti" || unit == "tib")
+    mult = 1024.0 * 1024 * 1024 * 1024;
   double v = 0;
   bool ok = !num.empty() && mult > 0 && num.find('.') == num.rfind('.');
   if (ok) {

@@ -253,10 +253,10 @@ void LlamaModel::swiftkv_kv(ForwardContext& ctx, const Tensor& x, const std::vec
     const int64_t ci = layout_.first_skip + g;
     // Straight into one block of the cache when the rows fit one (as in layer()), else through
     // staging rows copied into the pages.
-    Tensor k = direct ? spans[0].kv->k[ci].row_block(spans[0].kv->slot(spans[0].n_past), n)
-                      : ctx.take(ctx.k_, n, kv_dim);
-    Tensor v = direct ? spans[0].kv->v[ci].row_block(spans[0].kv->slot(spans[0].n_past), n)
-                      : ctx.take(ctx.v_, n, kv_dim);
+    Tensor k =
+        direct ? spans[0].kv->k[ci].row_block(spans[0].kv->slot(spans[0].n_past), n) : ctx.take(ctx.k_, n, kv_dim);
+    Tensor v =
+        direct ? spans[0].kv->v[ci].row_block(spans[0].kv->slot(spans[0].n_past), n) : ctx.take(ctx.v_, n, kv_dim);
     backend::copy_cols(kv, 2 * g * kv_dim, k);
     backend::copy_cols(kv, 2 * g * kv_dim + kv_dim, v);
     if (!w_.k_norm_swiftkv.empty())
@@ -311,7 +311,8 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
   written.clear();
   for (const SeqChunk& ch : chunks) {
     const int64_t bs = ch.kv.block_size;
-    for (int64_t b = ch.n_past / bs; b <= (ch.n_past + ch.n - 1) / bs; ++b) written.emplace_back(ch.kv.k, ch.kv.blocks[b]);
+    for (int64_t b = ch.n_past / bs; b <= (ch.n_past + ch.n - 1) / bs; ++b)
+      written.emplace_back(ch.kv.k, ch.kv.blocks[b]);
   }
   std::sort(written.begin(), written.end());
   if (std::adjacent_find(written.begin(), written.end()) != written.end())
@@ -335,7 +336,7 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
   const Tensor ids = ctx.stage_i32(ctx.ids_, ctx.ids_dev_);
   const Tensor pos = ctx.stage_i32(ctx.pos_, ctx.pos_dev_);
   const Tensor tables = ctx.stage_i32(ctx.tables_, ctx.tables_dev_);
-  for (int64_t off = 0; Span& sp : spans) {
+  for (int64_t off = 0; Span & sp : spans) {
     const int64_t nb = (sp.n_past + sp.n + sp.kv->block_size - 1) / sp.kv->block_size;
     sp.table = tables.row_block(off, nb);
     off += nb;
@@ -357,7 +358,8 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
     SeqChunk& ch = chunks[i];
     ch.logits = Tensor();
     if (ch.which == Logits::None) continue;
-    if (ch.logits_from < 0 || ch.logits_from >= ch.n) fail_internal("forward: logits_from ", ch.logits_from, " of ", ch.n);
+    if (ch.logits_from < 0 || ch.logits_from >= ch.n)
+      fail_internal("forward: logits_from ", ch.logits_from, " of ", ch.n);
     const int64_t first = ch.which == Logits::All ? ch.logits_from : ch.n - 1;
     out_spans.push_back({&ch.kv, out_rows, ch.n - first, ch.n_past + first, spans[i].table});
     ctx.out_pos_.insert(ctx.out_pos_.end(), ctx.pos_.begin() + spans[i].row0 + first,

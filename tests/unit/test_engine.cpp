@@ -4,11 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
-#include <random>
-#include <atomic>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "backend/ops.h"
@@ -157,14 +157,16 @@ TEST(PagedAttention, MatchesContiguousOverOddBlockSizesAndLengths) {
       for (int64_t window : {0, 9}) {
         const int64_t n = std::min<int64_t>(total, 5), n_past = total - n;
         const int64_t blocks = (total + bs - 1) / bs, pool_blocks = blocks + 3;
-        Tensor kc = skv::testing::randn({total, KV * D}, rng, 1.0f), vc = skv::testing::randn({total, KV * D}, rng, 1.0f);
+        Tensor kc = skv::testing::randn({total, KV * D}, rng, 1.0f),
+               vc = skv::testing::randn({total, KV * D}, rng, 1.0f);
         Tensor q = skv::testing::randn({n, H * D}, rng, 1.0f);
         // Scatter the contiguous cache over a shuffled table.
         std::vector<int32_t> table(pool_blocks);
         for (int64_t i = 0; i < pool_blocks; ++i) table[i] = static_cast<int32_t>(i);
         std::shuffle(table.begin(), table.end(), rng);
         table.resize(blocks);
-        Tensor kp = Tensor::zeros(DType::F32, {pool_blocks * bs, KV * D}), vp = Tensor::zeros(DType::F32, {pool_blocks * bs, KV * D});
+        Tensor kp = Tensor::zeros(DType::F32, {pool_blocks * bs, KV * D}),
+               vp = Tensor::zeros(DType::F32, {pool_blocks * bs, KV * D});
         for (int64_t p = 0; p < total; ++p) {
           const int64_t slot = table[p / bs] * bs + p % bs;
           std::copy(kc.as<float>() + p * KV * D, kc.as<float>() + (p + 1) * KV * D, kp.as<float>() + slot * KV * D);
@@ -512,8 +514,8 @@ TEST(Engine, ContinuationLogprobsReuseTheCachedContext) {
     ASSERT_EQ(got[c].size(), seqs[c].size() - 40);
     skv::model::ForwardContext ctx(m.model);
     skv::engine::KVCache cache = skv::engine::make_cache(m.model, 64);
-    Tensor logits = m.model.forward(ctx, cache, seqs[c].data(), static_cast<int64_t>(seqs[c].size()), 0,
-                                    skv::model::Logits::All);
+    Tensor logits =
+        m.model.forward(ctx, cache, seqs[c].data(), static_cast<int64_t>(seqs[c].size()), 0, skv::model::Logits::All);
     skv::backend::log_softmax_rows(logits);
     for (size_t i = 0; i < got[c].size(); ++i)
       EXPECT_NEAR(got[c][i].logprob, logits.as<float>()[(39 + i) * vocab + seqs[c][40 + i]], 2e-5) << c << " " << i;

@@ -191,8 +191,8 @@ uint8_t fp32_to_e4m3(float f) {
   const uint8_t sign = std::signbit(f) ? 0x80 : 0;
   const float a = std::fabs(f);
   if (std::isnan(f)) return sign | 0x7F;
-  if (a >= 448.0f) return sign | 0x7E;  // saturate: E4M3 has no infinity
-  if (a < 0.015625f) {                  // below 2^-6: subnormals, steps of 2^-9
+  if (a >= 448.0f) return sign | 0x7E;                           // saturate: E4M3 has no infinity
+  if (a < 0.015625f) {                                           // below 2^-6: subnormals, steps of 2^-9
     const int q = static_cast<int>(std::nearbyint(a * 512.0f));  // 8 rounds up to the smallest normal
     return sign | static_cast<uint8_t>(q);
   }
