@@ -187,7 +187,7 @@ void rope(Tensor& x, int64_t heads, const Tensor& positions, const Rope& rope) {
 
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads, float scale, Tensor& out,
-               int64_t window) {
+               int64_t window, int64_t split_from) {
   const char* op = "attention";
   check_tensor(op, "q", q);
   check_tensor(op, "k_pool", k_cache);
@@ -224,7 +224,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
   same_device(op, "out", out, q.device);
   if (window < 0) fail_internal(op, ": sliding window ", window, " must be positive (0: none)");
   backend_for(q.device).attention(q, k_cache, v_cache, block_table, block_size, n_past, num_heads, num_kv_heads, scale,
-                                  out, window);
+                                  out, window, split_from);
 }
 
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,

@@ -50,9 +50,12 @@ void rope(Tensor& x, int64_t heads, const Tensor& positions, const Rope& rope);
 // covering those positions. Query row i sits at position p = n_past + i and attends to
 // positions 0 .. p, or with a sliding window W > 0 (Mistral) only to p - W < j <= p; masked
 // keys are skipped, not computed. H % KV == 0 (GQA / MQA). out: [n, H * D].
+// Rows at positions >= split_from with long contexts may have their keys split over threads
+// (merged exactly, in another order): the engine passes the prompt length, so decode rows use
+// every thread while a row's bits never depend on what else shares the call.
 void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const Tensor& block_table,
                int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads, float scale, Tensor& out,
-               int64_t window = 0);
+               int64_t window = 0, int64_t split_from = 0);
 // The same over a contiguous cache ([capacity, KV * D], position j in row j): one block.
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
                int64_t num_kv_heads, float scale, Tensor& out, int64_t window = 0);

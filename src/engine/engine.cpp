@@ -324,7 +324,8 @@ std::vector<Event> Engine::step() {
                        .n = sc.n,
                        .n_past = s.computed,
                        .which = which,
-                       .logits_from = from});
+                       .logits_from = from,
+                       .split_from = s.prompt_len});
     if (in_prompt)
       counters_.prompt_rows += sc.n;
     else

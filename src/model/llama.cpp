@@ -213,7 +213,7 @@ void LlamaModel::layer(ForwardContext& ctx, int64_t l, Tensor& x, const std::vec
   for (const Span& sp : spans) {
     Tensor out = attn.row_block(sp.row0, sp.n);
     backend::attention(q.row_block(sp.row0, sp.n), sp.kv->k[ci], sp.kv->v[ci], sp.table, sp.kv->block_size, sp.n_past,
-                       c.num_heads, c.num_kv_heads, scale, out, c.sliding_window);
+                       c.num_heads, c.num_kv_heads, scale, out, c.sliding_window, sp.split_from);
     // QK^T and PV are 2 * H * D FLOPs per visible key each.
     flops.attention += 4.0 * c.num_heads * c.head_dim * backend::attention_keys(sp.n_past, sp.n, c.sliding_window);
   }
@@ -327,7 +327,7 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
   ctx.tables_.clear();
   for (const SeqChunk& ch : chunks) {
     const int64_t row0 = spans.empty() ? 0 : spans.back().row0 + spans.back().n;
-    spans.push_back({&ch.kv, row0, ch.n, ch.n_past, Tensor()});
+    spans.push_back({&ch.kv, row0, ch.n, ch.n_past, Tensor(), ch.split_from});
     ctx.ids_.insert(ctx.ids_.end(), ch.ids, ch.ids + ch.n);
     for (int64_t j = 0; j < ch.n; ++j) ctx.pos_.push_back(static_cast<int32_t>(ch.n_past + j));
     const int64_t nb = (ch.n_past + ch.n + ch.kv.block_size - 1) / ch.kv.block_size;
@@ -361,7 +361,7 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
     if (ch.logits_from < 0 || ch.logits_from >= ch.n)
       fail_internal("forward: logits_from ", ch.logits_from, " of ", ch.n);
     const int64_t first = ch.which == Logits::All ? ch.logits_from : ch.n - 1;
-    out_spans.push_back({&ch.kv, out_rows, ch.n - first, ch.n_past + first, spans[i].table});
+    out_spans.push_back({&ch.kv, out_rows, ch.n - first, ch.n_past + first, spans[i].table, ch.split_from});
     ctx.out_pos_.insert(ctx.out_pos_.end(), ctx.pos_.begin() + spans[i].row0 + first,
                         ctx.pos_.begin() + spans[i].row0 + ch.n);
     out_chunk.push_back(i);

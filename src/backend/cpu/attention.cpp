@@ -11,17 +11,15 @@
 // A sliding window (Mistral) only moves where each row's key range starts: the masked keys
 // before it are never read.
 //
-// The cache is paged (engine/kv_pool.h): a row's keys are blocks scattered over the pool. Each
-// block is one kernel call, and the partial results of successive blocks are merged with the
-// same exact (max, sum) rescaling as the key splits; a contiguous cache is one block.
+// The cache is paged (engine/kv_pool.h): a row's keys are blocks scattered over the pool, fed
+// to the kernel one tile at a time (PagedRange), with the same bits as a contiguous cache.
 //
-// Batch invariance: a row's result depends only on its query, its keys, their logical
-// positions, the block size and the thread setting, never on which other rows share the call
-// or where the blocks sit in the pool. So a sequence computes the same logits alone, batched
-// with others, chunked differently, or with its prefix taken from the prefix cache. That is
-// why runs are cut at logical block boundaries (physically adjacent blocks are not merged into
-// one call) and why a row's key split depends on its own length and num_threads(), not on how
-// many rows or threads this call has.
+// Batch invariance: a row's result depends only on its query, its keys, their positions and
+// the thread setting, never on which other rows share the call, how the prompt was chunked,
+// the block size or where the blocks sit in the pool. So a sequence computes the same logits
+// alone, batched with others, chunked differently, or with its prefix from the prefix cache.
+// That is why a row's key split depends on its own position and length (split_from,
+// num_threads()) and not on how many rows or threads this call has.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -33,18 +31,22 @@
 namespace skv::backend::cpu {
 namespace {
 
-// Per-thread float copies of one block's keys and values of one KV head, for compressed
-// caches; only grown (a warm decode step allocates nothing).
+// Per-thread float copies of one tile of keys and values of one KV head, for tiles that cross
+// blocks not adjacent in the pool and for compressed caches; only grown (a warm decode step
+// allocates nothing).
 float* tile_scratch(int64_t floats) {
   thread_local std::vector<float> buf;
   if (static_cast<int64_t>(buf.size()) < floats) buf.resize(static_cast<size_t>(floats));
   return buf.data();
 }
 
-// Attention of G query heads over logical keys [b, e) of a paged cache, written as the kernel
-// writes one range: unnormalised o, running max m and sum l. A compressed cache (F16, BF16,
-// Q8_0, MXFP8) is read one block at a time: the block's rows of this KV head are converted
-// into a small float tile that stays in L1 for the kernel, never the whole cache.
+// Attention of G query heads over logical keys [b, e) of a paged cache, as the kernel computes
+// one contiguous range: the keys go to the kernel one tile of kAttnTile at a time, counted from
+// b, each call continuing the last one's (m, l, o), so the bits are those of a contiguous cache
+// whatever the block size and wherever the blocks sit. A tile whose keys are adjacent in the
+// pool is read in place; one that crosses into a block elsewhere is gathered first, and a
+// compressed cache (F16, BF16, Q8_0, MXFP8) has its tile converted into floats that stay in L1,
+// never the whole cache.
 struct PagedRange {
   const Kernels& k;
   DType dtype;
@@ -56,66 +58,47 @@ struct PagedRange {
   int64_t block_size;
   float scale;
 
+  int64_t slot(int64_t p) const { return static_cast<int64_t>(table[p / block_size]) * block_size + p % block_size; }
+  // Whether positions [p, p + len) sit in consecutive pool rows (every block after the first
+  // follows the one before it).
+  bool adjacent(int64_t p, int64_t len) const {
+    for (int64_t b = p / block_size; b < (p + len - 1) / block_size; ++b)
+      if (table[b + 1] != table[b] + 1) return false;
+    return true;
+  }
+
   void operator()(const float* q, int64_t q_stride, int64_t G, int64_t col, int64_t b, int64_t e, float* o,
-                  int64_t o_stride, float* m, float* l, float* scratch) const {
-    bool first = true;
-    while (b < e) {
-      const int64_t blk = b / block_size;
-      const int64_t end = std::min(e, (blk + 1) * block_size);
-      const int64_t row0 = static_cast<int64_t>(table[blk]) * block_size + b % block_size;
-      const int64_t len = end - b;
+                  int64_t o_stride, float* m, float* l) const {
+    for (int64_t t0 = b; t0 < e; t0 += kAttnTile) {
+      const int64_t len = std::min(kAttnTile, e - t0);
+      const int64_t row0 = slot(t0);
       const float* kr;
       const float* vr;
       int64_t stride = kv_stride;
-      if (dtype == DType::F32) {
+      if (dtype == DType::F32 && adjacent(t0, len)) {
         kr = reinterpret_cast<const float*>(kb) + row0 * kv_stride + col;
         vr = reinterpret_cast<const float*>(vb) + row0 * kv_stride + col;
       } else {
         float* tile = tile_scratch(2 * len * D);
         for (int64_t t = 0; t < len; ++t) {
-          kv_row_to_f32(dtype, kb + (row0 + t) * row_bytes, col, D, tile + t * D);
-          kv_row_to_f32(dtype, vb + (row0 + t) * row_bytes, col, D, tile + (len + t) * D);
+          const int64_t r = slot(t0 + t);
+          kv_row_to_f32(dtype, kb + r * row_bytes, col, D, tile + t * D);
+          kv_row_to_f32(dtype, vb + r * row_bytes, col, D, tile + (len + t) * D);
         }
         kr = tile;
         vr = tile + len * D;
         stride = D;
       }
-      if (first) {
-        k.attn(q, q_stride, G, kr, vr, stride, len, D, scale, o, o_stride, m, l);
-        first = false;
-      } else {
-        float* so = scratch;
-        float* sm = scratch + G * D;
-        float* sl = sm + G;
-        k.attn(q, q_stride, G, kr, vr, stride, len, D, scale, so, D, sm, sl);
-        for (int64_t g = 0; g < G; ++g) {
-          const float M = std::max(m[g], sm[g]);
-          const float a = std::exp(m[g] - M), c = std::exp(sm[g] - M);
-          float* og = o + g * o_stride;
-          const float* sg = so + g * D;
-          for (int64_t d = 0; d < D; ++d) og[d] = og[d] * a + sg[d] * c;
-          l[g] = l[g] * a + sl[g] * c;
-          m[g] = M;
-        }
-      }
-      b = end;
+      k.attn(q, q_stride, G, kr, vr, stride, len, D, scale, o, o_stride, m, l, t0 == b);
     }
   }
 };
-
-// Per-thread merge scratch for one group, only grown (a warm decode step allocates nothing).
-float* range_scratch(int64_t G, int64_t D) {
-  thread_local std::vector<float> buf;
-  const size_t need = static_cast<size_t>(G * D + 2 * G);
-  if (buf.size() < need) buf.resize(need);
-  return buf.data();
-}
 
 }  // namespace
 
 void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const int32_t* block_table,
                int64_t num_blocks, int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads,
-               float scale, Tensor& out, int64_t window) {
+               float scale, Tensor& out, int64_t window, int64_t split_from) {
   (void)num_blocks;  // the front checked that the table covers every position read
   const Kernels& k = kernels();
   const int64_t n = q.rows();
@@ -141,11 +124,13 @@ void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, cons
   // Query row i sees keys first_key(i) .. n_past + i.
   auto first_key = [&](int64_t i) { return window > 0 ? std::max<int64_t>(0, n_past + i + 1 - window) : 0; };
   auto keys_of = [&](int64_t i) { return n_past + i + 1 - first_key(i); };
-  // Key splits of a row of T keys: enough pieces for every thread to have work when the row is
-  // alone, none for short rows (a function of T and the thread setting only; see the top).
+  // Key splits of row i: enough pieces for every thread to have work when the row is alone,
+  // none for short rows or rows before split_from (a function of the row's position and length
+  // and the thread setting only; see the top).
   const int threads = num_threads();
-  auto splits_of = [&](int64_t T) -> int64_t {
-    if (threads <= 1 || T < 512) return 1;
+  auto splits_of = [&](int64_t i) -> int64_t {
+    const int64_t T = keys_of(i);
+    if (threads <= 1 || T < 512 || n_past + i < split_from) return 1;
     return std::max<int64_t>(1, std::min<int64_t>((4 * threads + per_row - 1) / per_row, T / 256));
   };
   double keys = 0;
@@ -159,7 +144,7 @@ void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, cons
     gs = std::min(gsz, G - g0);
   };
 
-  if (splits_of(keys_of(n - 1)) == 1) {  // the longest row is not split: no row is
+  if (splits_of(n - 1) == 1) {  // the last row is not split: no row is
     const int64_t tasks = n * per_row;
     parallel_for(tasks, nt, [&](int64_t r) {
       const int64_t t = tasks - 1 - r;  // longest rows first
@@ -169,8 +154,7 @@ void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, cons
       const int64_t h0 = kvh * G + g0;
       float m[kAttnMaxGroup], l[kAttnMaxGroup];
       float* o = op + i * o_stride + h0 * D;
-      range(qp + i * q_stride + h0 * D, D, gs, kvh * D, first_key(i), n_past + i + 1, o, D, m, l,
-            range_scratch(gsz, D));
+      range(qp + i * q_stride + h0 * D, D, gs, kvh * D, first_key(i), n_past + i + 1, o, D, m, l);
       for (int64_t g = 0; g < gs; ++g) {
         const float inv = l[g] > 0.0f ? 1.0f / l[g] : 0.0f;
         for (int64_t d = 0; d < D; ++d) o[g * D + d] *= inv;
@@ -187,7 +171,7 @@ void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, cons
   if (static_cast<int64_t>(t_first.size()) < n + 1) t_first.resize(n + 1);
   int64_t* first = t_first.data();
   first[0] = 0;
-  for (int64_t i = 0; i < n; ++i) first[i + 1] = first[i] + per_row * splits_of(keys_of(i));
+  for (int64_t i = 0; i < n; ++i) first[i + 1] = first[i] + per_row * splits_of(i);
   const int64_t items = first[n];
   const size_t partials = static_cast<size_t>(items * gsz);
   if (t_po.size() < partials * D) t_po.resize(partials * D);
@@ -212,8 +196,7 @@ void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, cons
       for (int64_t g = 0; g < gs; ++g) pm[slot + g] = -INFINITY, pl[slot + g] = 0.0f;
       return;
     }
-    range(qp + i * q_stride + h0 * D, D, gs, kvh * D, b, e, po + slot * D, D, pm + slot, pl + slot,
-          range_scratch(gsz, D));
+    range(qp + i * q_stride + h0 * D, D, gs, kvh * D, b, e, po + slot * D, D, pm + slot, pl + slot);
   });
   // The merge: a few D-vectors per (row, task); parallel only when prefill rows were split.
   parallel_for(n * per_row, n * per_row >= 64 ? nt : 1, [&](int64_t rt) {

@@ -31,7 +31,7 @@ void rope(Tensor& x, int64_t heads, const int32_t* positions, const backend::Rop
 void kv_row_to_f32(DType t, const uint8_t* row, int64_t col, int64_t n, float* out);
 void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const int32_t* block_table,
                int64_t num_blocks, int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads,
-               float scale, Tensor& out, int64_t window);
+               float scale, Tensor& out, int64_t window, int64_t split_from);
 void log_softmax_rows(Tensor& x);
 void softmax_rows(Tensor& x);
 

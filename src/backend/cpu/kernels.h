@@ -61,9 +61,14 @@ using ToFloatFn = void (*)(const void* src, float* dst, int64_t k);
 // running max m[g], the sum l[g] = sum_t exp(s_t - m[g]) and the unnormalised accumulator
 // o[g * o_stride + d] = sum_t exp(s_t - m[g]) v_t[d], where s_t = scale * q_g . k_t; the
 // caller divides by l (or merges several key ranges first). G <= kAttnMaxGroup, T >= 1.
+// Keys are taken in tiles of kAttnTile from the first, each tile updating (m, l, o) online.
+// With init false, (m, l, o) hold the state a previous call left and this call continues it
+// exactly as if its keys had followed in the same call, so a paged cache fed one tile per call
+// gives the same bits as a contiguous one (backend/cpu/attention.cpp).
 constexpr int64_t kAttnMaxGroup = 16;
+constexpr int64_t kAttnTile = 64;
 using AttnFn = void (*)(const float* q, int64_t q_stride, int64_t G, const float* k, const float* v, int64_t kv_stride,
-                        int64_t T, int64_t D, float scale, float* o, int64_t o_stride, float* m, float* l);
+                        int64_t T, int64_t D, float scale, float* o, int64_t o_stride, float* m, float* l, bool init);
 
 struct Kernels {
   Isa isa;
