@@ -20,6 +20,7 @@ RequestId EngineLoop::submit(Request r, Sink sink) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!accepting_) fail_resource("the engine is shutting down");
     queued_.emplace_back(id, std::move(r));
+    ++inflight_;
     pending_sinks_.emplace_back(id, std::move(sink));  // the loop thread moves it into sinks_
   }
   cv_.notify_one();
@@ -49,12 +50,21 @@ void EngineLoop::drain_and_stop(double seconds) {
   if (thread_.joinable()) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     std::unique_lock<std::mutex> lock(mu_);
-    idle_cv_.wait_until(lock, deadline, [&] { return stats_.running + stats_.waiting == 0 && queued_.empty(); });
+    idle_cv_.wait_until(lock, deadline, [&] { return inflight_ == 0; });
     stop_ = true;
     lock.unlock();
     cv_.notify_one();
     thread_.join();
   }
+}
+
+void EngineLoop::retire(int64_t n) {
+  if (n == 0) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inflight_ -= n;
+  }
+  idle_cv_.notify_all();
 }
 
 void EngineLoop::run() {
@@ -85,6 +95,7 @@ void EngineLoop::run() {
         e.error = err.what();
         if (auto it = sinks_.find(id); it != sinks_.end()) it->second(e);
         sinks_.erase(id);
+        retire(1);
       }
     }
     adds.clear();
@@ -127,6 +138,7 @@ void EngineLoop::run() {
         engine_.step();  // frees the aborted requests' blocks
       } catch (const Error&) {
       }
+      retire(static_cast<int64_t>(open.size()));
       open.clear();
       sinks_.clear();
       events.clear();
@@ -137,6 +149,7 @@ void EngineLoop::run() {
       if (e.finished && --open[e.request] <= 0) {
         open.erase(e.request);
         sinks_.erase(e.request);
+        retire(1);
       }
     }
     {

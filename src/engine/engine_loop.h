@@ -47,6 +47,7 @@ class EngineLoop {
 
  private:
   void run();
+  void retire(int64_t n);  // n requests delivered their last event
 
   Engine& engine_;
   std::atomic<RequestId> next_id_{1};
@@ -57,6 +58,7 @@ class EngineLoop {
   std::vector<RequestId> aborts_;
   std::unordered_map<RequestId, Sink> sinks_;  // loop thread only (plus the destructor after join)
   bool accepting_ = true;
+  int64_t inflight_ = 0;  // submitted requests whose last event has not been delivered (under mu_)
   std::atomic<bool> stop_{false};
   LoopStats stats_;  // under mu_, refreshed after each step
   std::thread thread_;
