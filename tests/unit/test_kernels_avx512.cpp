@@ -110,7 +110,7 @@ void check_gemv(bool unit) {
   if (isa_supported(Isa::AVX2)) tables.push_back(avx2_kernels());
   for (int64_t nb : {1, 2, 3, 17, 18, 48})
     for (int64_t rows : {1, 3, 4, 5, 9})
-      for (int64_t na : {1, 2, 3, 5}) {
+      for (int64_t na : {1, 2, 3, 4, 5, 7}) {
         if (unit && nb > 18) continue;
         SCOPED_TRACE(testing::Message() << F::kName << (unit ? " unit scales" : "") << " nb=" << nb << " rows=" << rows
                                         << " na=" << na);

@@ -13,8 +13,9 @@
 // and |w| = 128 for w = -128 is right as an unsigned byte.
 //
 // Two blocks share one 512-bit register, each block's int32 lanes are scaled in float by
-// d_w d_a and summed into float accumulators; the offset term m_w s_a of the 4-bit formats
-// rides along in a 128-bit lane pair.
+// d_w d_a and summed into float accumulators; the offset term m_w s_a of the 4-bit formats is
+// accumulated apart. Tiles are 4 weight rows x up to 4 activation rows (prefill) or x 1
+// (decode).
 //
 // Float weights: BF16 is widened to F32 by a shift and multiplied with FMA, so activations keep
 // F32 precision. vdpbf16ps would round the activations to bf16 too (relative error 2^-9 per
@@ -187,28 +188,44 @@ inline __m512i scale_index() {
   return _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2);
 }
 
-// R weight rows x NA activation rows over nb blocks. An odd last block is paired with itself
-// and the activation scales of the copy zeroed, so the copy adds exactly nothing.
+// R weight rows x NA activation rows (NA <= 4) over nb blocks. Per block pair the weight's d
+// and the activation's d are spread over their blocks' lanes once per row / activation row,
+// so a (row, activation) pair costs vpdpbusd, a convert, a multiply of the two spreads and an
+// FMA. The offsets m_w s_a of all NA activation rows accumulate in one 8-lane register per
+// weight row ([s b, s b+1] of activation a in lanes 2a, 2a + 1). An odd last block is paired
+// with itself and the activation's scales of the copy zeroed, so the copy adds exactly nothing.
 template <class F, int R, int NA>
 inline void qtile(const uint8_t* w, size_t ws, const BlockQ8A* act, int64_t as, int64_t nb, float* y, int64_t ldy) {
+  static_assert(NA >= 1 && NA <= 4);
   using Block = typename F::Block;
   const __m512i idx = scale_index<F>();
   __m512 acc[R][NA];
-  __m128 off[R][NA];
-  for (int r = 0; r < R; ++r)
-    for (int a = 0; a < NA; ++a) acc[r][a] = _mm512_setzero_ps(), off[r][a] = _mm_setzero_ps();
+  __m256 off[R];
+  for (int r = 0; r < R; ++r) {
+    off[r] = _mm256_setzero_ps();
+    for (int a = 0; a < NA; ++a) acc[r][a] = _mm512_setzero_ps();
+  }
   const Block* wr[R];
   for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const Block*>(w + r * ws);
   for (int64_t b = 0; b < nb; b += 2) {
     const bool pair = b + 1 < nb;
     const int64_t b1 = pair ? b + 1 : b;
     __m512i ya[NA];
+    __m512 da[NA];
     __m128 ds[NA];
     for (int a = 0; a < NA; ++a) {
       const BlockQ8A* ab = act + a * as;
       ya[a] = act_pair<F>(ab[b], ab[b1]);
       ds[a] = act_ds(ab[b], ab[b1]);
       if (!pair) ds[a] = _mm_movelh_ps(ds[a], _mm_setzero_ps());
+      if constexpr (NA > 1) da[a] = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(ds[a]));
+    }
+    __m256 sa = _mm256_setzero_ps();  // [s b, s b+1] per activation row
+    if constexpr (!F::kSigned && NA > 1) {
+      constexpr int kOdd = _MM_SHUFFLE(3, 1, 3, 1);
+      const __m128 s01 = _mm_shuffle_ps(ds[0], ds[NA > 1 ? 1 : 0], kOdd);
+      const __m128 s23 = NA > 2 ? _mm_shuffle_ps(ds[NA > 2 ? 2 : 0], ds[NA > 3 ? 3 : 0], kOdd) : s01;
+      sa = _mm256_insertf128_ps(_mm256_castps128_ps256(s01), s23, 1);
     }
     for (int r = 0; r < R; ++r) {
       __m512i wv = weight_pair<F>(wr[r][b], wr[r][b1]);
@@ -218,26 +235,50 @@ inline void qtile(const uint8_t* w, size_t ws, const BlockQ8A* act, int64_t as, 
         neg = _mm512_movepi8_mask(wv);
         wv = _mm512_abs_epi8(wv);
       }
-      for (int a = 0; a < NA; ++a) {
-        __m512i yv = ya[a];
+      if constexpr (NA == 1) {
+        // One activation row: multiplying the raw scales first ([d_w d_a, m_w s_a] per block)
+        // and spreading the product saves a spread and the offset shuffles.
+        __m512i yv = ya[0];
         if constexpr (F::kSigned) yv = _mm512_mask_sub_epi8(yv, neg, _mm512_setzero_si512(), yv);
         const __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, yv);
-        const __m128 prod = _mm_mul_ps(dm, ds[a]);  // [d_w d_a, m_w s_a] x 2 blocks
+        const __m128 prod = _mm_mul_ps(dm, ds[0]);
         const __m512 sc = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(prod));
-        acc[r][a] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), sc, acc[r][a]);
-        if constexpr (!F::kSigned) off[r][a] = _mm_add_ps(off[r][a], prod);
+        acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), sc, acc[r][0]);
+        if constexpr (!F::kSigned) off[r] = _mm256_add_ps(off[r], _mm256_castps128_ps256(prod));
+      } else {
+        const __m512 dw = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(dm));
+        if constexpr (!F::kSigned) {
+          const __m128 m = _mm_shuffle_ps(dm, dm, _MM_SHUFFLE(3, 1, 3, 1));  // [m b, m b+1] x 2
+          off[r] = _mm256_fmadd_ps(_mm256_insertf128_ps(_mm256_castps128_ps256(m), m, 1), sa, off[r]);
+        }
+        for (int a = 0; a < NA; ++a) {
+          __m512i yv = ya[a];
+          if constexpr (F::kSigned) yv = _mm512_mask_sub_epi8(yv, neg, _mm512_setzero_si512(), yv);
+          const __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, yv);
+          acc[r][a] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, da[a]), acc[r][a]);
+        }
       }
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int a = 0; a < NA; ++a) {
-      float s = hsum(acc[r][a]);
-      if constexpr (!F::kSigned) {
-        const __m128 o = off[r][a];
-        s += _mm_cvtss_f32(_mm_movehdup_ps(o)) + _mm_cvtss_f32(_mm_shuffle_ps(o, o, _MM_SHUFFLE(3, 3, 3, 3)));
-      }
-      y[a * ldy + r] = s;
+  for (int r = 0; r < R; ++r) {
+    alignas(32) float o[8];
+    _mm256_store_ps(o, off[r]);
+    if constexpr (NA == 1) {
+      y[r] = hsum(acc[r][0]) + (o[1] + o[3]);
+    } else {
+      for (int a = 0; a < NA; ++a) y[a * ldy + r] = hsum(acc[r][a]) + (o[2 * a] + o[2 * a + 1]);
     }
+  }
+}
+
+// Tiles of 4 weight rows (measured against 2 and 3 for 4 activation rows: 4 x 4 is the
+// fastest that fits the 32 registers) and the remaining rows one at a time.
+template <class F, int NA>
+inline void qrows(const uint8_t* w, size_t ws, int64_t rows, const BlockQ8A* act, int64_t as, int64_t nb, float* y,
+                  int64_t ldy) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) qtile<F, 4, NA>(w + r * ws, ws, act, as, nb, y + r, ldy);
+  for (; r < rows; ++r) qtile<F, 1, NA>(w + r * ws, ws, act, as, nb, y + r, ldy);
 }
 
 template <class F>
@@ -246,19 +287,16 @@ void gemv_q(const void* w, size_t w_stride, int64_t rows, const BlockQ8A* act, i
   const int64_t nb = k / QK;
   const uint8_t* wb = static_cast<const uint8_t*>(w);
   int64_t a = 0;
-  for (; a + 2 <= na; a += 2) {  // pairs of activation rows: 4 x 2 tiles
-    const BlockQ8A* ap = act + a * act_stride;
-    float* yp = y + a * ldy;
-    int64_t r = 0;
-    for (; r + 4 <= rows; r += 4) qtile<F, 4, 2>(wb + r * w_stride, w_stride, ap, act_stride, nb, yp + r, ldy);
-    for (; r < rows; ++r) qtile<F, 1, 2>(wb + r * w_stride, w_stride, ap, act_stride, nb, yp + r, ldy);
-  }
-  if (a < na) {  // one activation row: 4 x 1 tiles
-    const BlockQ8A* ap = act + a * act_stride;
-    float* yp = y + a * ldy;
-    int64_t r = 0;
-    for (; r + 4 <= rows; r += 4) qtile<F, 4, 1>(wb + r * w_stride, w_stride, ap, act_stride, nb, yp + r, ldy);
-    for (; r < rows; ++r) qtile<F, 1, 1>(wb + r * w_stride, w_stride, ap, act_stride, nb, yp + r, ldy);
+  for (; a + 4 <= na; a += 4) qrows<F, 4>(wb, w_stride, rows, act + a * act_stride, act_stride, nb, y + a * ldy, ldy);
+  switch (na - a) {
+    case 3:
+      return qrows<F, 3>(wb, w_stride, rows, act + a * act_stride, act_stride, nb, y + a * ldy, ldy);
+    case 2:
+      return qrows<F, 2>(wb, w_stride, rows, act + a * act_stride, act_stride, nb, y + a * ldy, ldy);
+    case 1:
+      return qrows<F, 1>(wb, w_stride, rows, act + a * act_stride, act_stride, nb, y + a * ldy, ldy);
+    default:
+      return;
   }
 }
 
