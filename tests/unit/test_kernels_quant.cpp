@@ -10,6 +10,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/quant.h"
+#include "kernel_test_util.h"
 
 using namespace skv::backend::cpu;
 
@@ -41,17 +42,6 @@ double round_ref(float f, int mant, int emin, double max_finite) {
   if (q > max_finite) q = INFINITY;
   return f < 0 ? -q : q;
 }
-
-std::vector<Isa> isas() {
-  std::vector<Isa> v{Isa::Generic};
-  if (isa_supported(Isa::AVX2)) v.push_back(Isa::AVX2);
-  return v;
-}
-
-struct IsaRestore {
-  Isa saved = active_isa();
-  ~IsaRestore() { set_isa(saved); }
-};
 
 }  // namespace
 
@@ -351,8 +341,8 @@ TEST(IsaKernels, ToFloatMatchesReference) {
       for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(got[j], want[j], 1e-6f * (1.0f + std::fabs(want[j])));
     }
   }
-  // Odd lengths for the plain formats (tails).
-  for (int64_t n : {1, 7, 9, 33}) {
+  // Odd lengths for the plain formats (tails of the 8- and 16-lane loops).
+  for (int64_t n : {1, 7, 9, 15, 17, 31, 33}) {
     std::vector<uint16_t> h(n);
     std::vector<float> got(n);
     for (int64_t j = 0; j < n; ++j) h[j] = static_cast<uint16_t>(0x3c00 + 37 * j);
@@ -421,7 +411,13 @@ TEST(Dispatch, ParseAndSelect) {
     set_isa(Isa::AVX2);
     EXPECT_EQ(active_isa(), Isa::AVX2);
   }
-  if (!isa_supported(Isa::AVX512)) {
+  if (isa_supported(Isa::AVX512)) {
+    set_isa(Isa::AVX512);
+    EXPECT_EQ(active_isa(), Isa::AVX512);
+    EXPECT_EQ(detected_isa(), Isa::AVX512);
+    EXPECT_EQ(isa_missing(Isa::AVX512), nullptr);
+  } else {
     EXPECT_ANY_THROW(set_isa(Isa::AVX512));
+    EXPECT_NE(isa_missing(Isa::AVX512), nullptr);
   }
 }

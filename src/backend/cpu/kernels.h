@@ -21,10 +21,12 @@ enum class Isa : uint8_t { Generic, AVX2, AVX512 };
 
 const char* isa_name(Isa isa);
 bool isa_supported(Isa isa);  // by this CPU (and OS state saving)
-Isa detected_isa();           // best ISA the CPU supports
+// The first feature `isa` needs that this CPU or build lacks ("avx512_vnni", ...), for
+// messages; nullptr when supported. AVX512 means F, BW, VL, DQ and VNNI (see dispatch.cpp).
+const char* isa_missing(Isa isa);
+Isa detected_isa();  // best ISA the CPU supports
 Isa active_isa();
-// Selects the kernel table. Throws skv::Error when the CPU cannot run `isa`. AVX512 has no
-// kernels of its own yet: selecting it uses the AVX2 table.
+// Selects the kernel table. Throws skv::Error when the CPU cannot run `isa`.
 void set_isa(Isa isa);
 // Parses "generic" | "avx2" | "avx512" (case-insensitive); throws skv::Error otherwise.
 Isa parse_isa(const char* name);
@@ -86,8 +88,9 @@ struct Kernels {
 
 const Kernels& kernels();  // the active table (initialised on first use)
 
-// Tables. The AVX2 one exists only on x86-64 builds; nullptr elsewhere.
+// Tables. The AVX2 and AVX-512 ones exist only on x86-64 builds; nullptr elsewhere.
 const Kernels* generic_kernels();
 const Kernels* avx2_kernels();
+const Kernels* avx512_kernels();
 
 }  // namespace skv::backend::cpu
