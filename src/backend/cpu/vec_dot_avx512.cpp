@@ -218,10 +218,10 @@ inline void qtile(const uint8_t* w, size_t ws, const BlockQ8A* act, int64_t as, 
       ya[a] = act_pair<F>(ab[b], ab[b1]);
       ds[a] = act_ds(ab[b], ab[b1]);
       if (!pair) ds[a] = _mm_movelh_ps(ds[a], _mm_setzero_ps());
-      if constexpr (NA > 1) da[a] = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(ds[a]));
+      da[a] = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(ds[a]));
     }
     __m256 sa = _mm256_setzero_ps();  // [s b, s b+1] per activation row
-    if constexpr (!F::kSigned && NA > 1) {
+    if constexpr (!F::kSigned) {
       constexpr int kOdd = _MM_SHUFFLE(3, 1, 3, 1);
       const __m128 s01 = _mm_shuffle_ps(ds[0], ds[NA > 1 ? 1 : 0], kOdd);
       const __m128 s23 = NA > 2 ? _mm_shuffle_ps(ds[NA > 2 ? 2 : 0], ds[NA > 3 ? 3 : 0], kOdd) : s01;
@@ -235,17 +235,9 @@ inline void qtile(const uint8_t* w, size_t ws, const BlockQ8A* act, int64_t as, 
         neg = _mm512_movepi8_mask(wv);
         wv = _mm512_abs_epi8(wv);
       }
-      if constexpr (NA == 1) {
-        // One activation row: multiplying the raw scales first ([d_w d_a, m_w s_a] per block)
-        // and spreading the product saves a spread and the offset shuffles.
-        __m512i yv = ya[0];
-        if constexpr (F::kSigned) yv = _mm512_mask_sub_epi8(yv, neg, _mm512_setzero_si512(), yv);
-        const __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, yv);
-        const __m128 prod = _mm_mul_ps(dm, ds[0]);
-        const __m512 sc = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(prod));
-        acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), sc, acc[r][0]);
-        if constexpr (!F::kSigned) off[r] = _mm256_add_ps(off[r], _mm256_castps128_ps256(prod));
-      } else {
+      {
+        // The same operations for every (weight row, activation row) pair whatever R and NA
+        // are, so an output never depends on how many rows share the call (docs/engine.md).
         const __m512 dw = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(dm));
         if constexpr (!F::kSigned) {
           const __m128 m = _mm_shuffle_ps(dm, dm, _MM_SHUFFLE(3, 1, 3, 1));  // [m b, m b+1] x 2
@@ -263,9 +255,7 @@ inline void qtile(const uint8_t* w, size_t ws, const BlockQ8A* act, int64_t as, 
   for (int r = 0; r < R; ++r) {
     alignas(32) float o[8];
     _mm256_store_ps(o, off[r]);
-    if constexpr (NA == 1) {
-      y[r] = hsum(acc[r][0]) + (o[1] + o[3]);
-    } else {
+    {
       for (int a = 0; a < NA; ++a) y[a * ldy + r] = hsum(acc[r][a]) + (o[2 * a] + o[2 * a + 1]);
     }
   }
@@ -550,10 +540,10 @@ inline void attn_tile(const float* q, const float* kt0, const float* vt0, int64_
 }
 
 void attn(const float* q, int64_t q_stride, int64_t G, const float* k, const float* v, int64_t kv_stride, int64_t T,
-          int64_t D, float scale, float* o, int64_t o_stride, float* m, float* l) {
-  constexpr int64_t kTile = 64;  // 64 keys x D = 64: 16 KiB of K (and of V) reused from L1 by all G queries
+          int64_t D, float scale, float* o, int64_t o_stride, float* m, float* l, bool init) {
+  constexpr int64_t kTile = kAttnTile;  // 64 keys x D = 64: 16 KiB of K (and of V) reused from L1 by all G queries
   alignas(64) float s[kTile];
-  for (int64_t g = 0; g < G; ++g) {
+  for (int64_t g = 0; g < G && init; ++g) {
     m[g] = -INFINITY;
     l[g] = 0.0f;
     for (int64_t d = 0; d < D; ++d) o[g * o_stride + d] = 0.0f;
