@@ -101,9 +101,13 @@ TEST_F(EvalLm, LoglikelihoodsMatchScore) {
       EXPECT_EQ(got[j].tokens, static_cast<int64_t>(cont.size()));
       EXPECT_LT(got[j].loglik, 0);
     }
-    // The same request again reuses the cache and gives the same numbers.
+    // The same request again takes its context from the prefix cache and gives the same numbers
+    // up to float rounding (its rows run in GEMM blocks of another size).
     std::vector<LoglikResult> again = lm.loglikelihoods(context, conts);
-    for (size_t j = 0; j < conts.size(); ++j) EXPECT_DOUBLE_EQ(again[j].loglik, got[j].loglik);
+    for (size_t j = 0; j < conts.size(); ++j) {
+      EXPECT_NEAR(again[j].loglik, got[j].loglik, 1e-4);
+      EXPECT_EQ(again[j].is_greedy, got[j].is_greedy);
+    }
   }
 }
 
