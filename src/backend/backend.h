@@ -24,11 +24,13 @@ class Backend {
   // window > 0: a key at position j is visible to a query at i when i - window < j <= i.
   virtual void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const Tensor& block_table,
                          int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads, float scale,
-                         Tensor& out, int64_t window) = 0;
+                         Tensor& out, int64_t window, int64_t split_from) = 0;
   virtual void log_softmax_rows(Tensor& x) = 0;
   virtual void softmax_rows(Tensor& x) = 0;
   // dst[r, :] = src[r, col0 : col0 + dst.cols()] (F32).
   virtual void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) = 0;
+  // dst = src (F32) rounded to dst's dtype (backend::store_rows).
+  virtual void store_rows(const Tensor& src, Tensor& dst) = 0;
 };
 
 // Makes `backend` the implementation for tensors on `device` (it must outlive their use). The

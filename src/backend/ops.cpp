@@ -13,6 +13,10 @@ namespace skv::backend {
 
 namespace {
 
+bool is_kv_dtype(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::MXFP8;
+}
+
 void need_host(const char* op, const char* name, const Tensor& t) {
   if (!t.device.is_host())
     fail_internal(op, ": tensor '", name, "' must be in host memory, it is on ", device_name(t.device));
@@ -183,16 +187,17 @@ void rope(Tensor& x, int64_t heads, const Tensor& positions, const Rope& rope) {
 
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads, float scale, Tensor& out,
-               int64_t window) {
+               int64_t window, int64_t split_from) {
   const char* op = "attention";
   check_tensor(op, "q", q);
   check_tensor(op, "k_pool", k_cache);
   check_tensor(op, "v_pool", v_cache);
   check_tensor(op, "out", out);
   need_f32(op, "q", q);
-  need_f32(op, "k_pool", k_cache);
-  need_f32(op, "v_pool", v_cache);
   need_f32(op, "out", out);
+  if (!is_kv_dtype(k_cache.dtype) || k_cache.dtype != v_cache.dtype)
+    fail_internal(op, ": pools of ", dtype_name(k_cache.dtype), " / ", dtype_name(v_cache.dtype),
+                  " (want one of F32, F16, BF16, Q8_0, MXFP8 for both)");
   if (block_size <= 0 || k_cache.rows() % block_size != 0)
     fail_internal(op, ": pool of ", k_cache.rows(), " rows does not split into blocks of ", block_size);
   if (block_table.dtype != DType::I32 || block_table.numel() * block_size < n_past + q.rows())
@@ -203,6 +208,8 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
     fail_internal(op, ": num_heads ", num_heads, " must be a positive multiple of num_kv_heads ", num_kv_heads);
   if (q.cols() % num_heads != 0) fail_internal(op, ": q ", q.shape_str(), " does not split into ", num_heads, " heads");
   const int64_t D = q.cols() / num_heads;
+  if (D % dtype_block_size(k_cache.dtype) != 0)
+    fail_internal(op, ": head_dim ", D, " is not a multiple of the ", dtype_name(k_cache.dtype), " block");
   if (k_cache.cols() != num_kv_heads * D || v_cache.cols() != num_kv_heads * D)
     fail_internal(op, ": caches ", k_cache.shape_str(), " / ", v_cache.shape_str(), " should have ", num_kv_heads,
                   " x ", D, " columns");
@@ -217,7 +224,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
   same_device(op, "out", out, q.device);
   if (window < 0) fail_internal(op, ": sliding window ", window, " must be positive (0: none)");
   backend_for(q.device).attention(q, k_cache, v_cache, block_table, block_size, n_past, num_heads, num_kv_heads, scale,
-                                  out, window);
+                                  out, window, split_from);
 }
 
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
@@ -282,6 +289,18 @@ void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) {
                   dst.shape_str());
   same_device(op, "dst", dst, src.device);
   backend_for(src.device).copy_cols(src, col0, dst);
+}
+
+void store_rows(const Tensor& src, Tensor& dst) {
+  const char* op = "store_rows";
+  check_tensor(op, "src", src);
+  check_tensor(op, "dst", dst);
+  need_f32(op, "src", src);
+  if (!is_kv_dtype(dst.dtype)) fail_internal(op, ": cannot store rows as ", dtype_name(dst.dtype));
+  if (src.rows() != dst.rows() || src.cols() != dst.cols())
+    fail_internal(op, ": ", src.shape_str(), " into ", dst.shape_str());
+  same_device(op, "dst", dst, src.device);
+  backend_for(src.device).store_rows(src, dst);
 }
 
 void zero(Tensor& t) {

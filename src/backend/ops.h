@@ -44,13 +44,18 @@ void rope(Tensor& x, int64_t heads, const Tensor& positions, const Rope& rope);
 // Causal attention of n new query rows of one sequence against its paged KV cache.
 // q: [n, H * D]. k_pool / v_pool: one cache layer's pool, [slots, KV * D] F32; the sequence's
 // position j lives in pool row block_table[j / block_size] * block_size + j % block_size, and
-// positions 0 .. n_past + n - 1 are written (the new rows included). block_table: I32 [blocks]
+// positions 0 .. n_past + n - 1 are written (the new rows included). The pools may be F32, F16,
+// BF16, Q8_0 or MXFP8 (a compressed cache, read block by block; head_dim a multiple of 32 for
+// the block formats). block_table: I32 [blocks]
 // covering those positions. Query row i sits at position p = n_past + i and attends to
 // positions 0 .. p, or with a sliding window W > 0 (Mistral) only to p - W < j <= p; masked
 // keys are skipped, not computed. H % KV == 0 (GQA / MQA). out: [n, H * D].
+// Rows at positions >= split_from with long contexts may have their keys split over threads
+// (merged exactly, in another order): the engine passes the prompt length, so decode rows use
+// every thread while a row's bits never depend on what else shares the call.
 void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const Tensor& block_table,
                int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads, float scale, Tensor& out,
-               int64_t window = 0);
+               int64_t window = 0, int64_t split_from = 0);
 // The same over a contiguous cache ([capacity, KV * D], position j in row j): one block.
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t num_heads,
                int64_t num_kv_heads, float scale, Tensor& out, int64_t window = 0);
@@ -72,6 +77,9 @@ void copy(const Tensor& src, Tensor& dst);
 // dst[r, :] = src[r, col0 : col0 + dst.cols()] for F32 tensors on one device.
 void copy_cols(const Tensor& src, int64_t col0, Tensor& dst);
 void zero(Tensor& t);
+// dst = src rounded to dst's dtype, row by row: F32 rows [n, cols] into F32, F16, BF16, Q8_0 or
+// MXFP8 rows (KV cache pages) on the same device.
+void store_rows(const Tensor& src, Tensor& dst);
 // A host tensor with t's values: t itself when it is on the host, else a new host copy.
 Tensor to_host(const Tensor& t);
 // A new tensor on `device` holding t's values.

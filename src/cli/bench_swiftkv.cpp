@@ -12,7 +12,7 @@
 #include "backend/ops.h"
 #include "cli/bench_util.h"
 #include "core/error.h"
-#include "engine/kv_cache.h"
+#include "engine/engine.h"
 #include "model/llama.h"
 #include "model/swiftkv.h"
 
@@ -81,8 +81,8 @@ int bench_swiftkv_compare(const Args& args) {
                   " positions");
   const std::vector<int32_t> ids = random_prompt(max_p + n_gen, c.vocab_size);
 
-  // One timed request per (variant, prompt): prefill in -b chunks (logits for the last token
-  // only, as generation does), then n_gen greedy decode steps on the same cache.
+  // One timed request per (variant, prompt) on the engine core: prefill in -b chunks (logits for
+  // the last token only, as generation does), then n_gen greedy decode steps on the same cache.
   struct Sample {
     std::vector<double> prefill_s, decode_tps;
     double flops = 0;
@@ -91,22 +91,30 @@ int bench_swiftkv_compare(const Args& args) {
   auto run = [&](size_t vi, size_t pi, bool record) {
     model::LlamaModel& model = *variants[vi].model;
     const int64_t p = prompts[pi];
-    engine::KVCache cache = engine::make_cache(model, p + n_gen + 1);
-    model::ForwardContext ctx(model);
-    double t0 = now_seconds();
-    Tensor logits;
-    for (int64_t s = 0; s < p; s += batch) {
-      const int64_t n = std::min<int64_t>(batch, p - s);
-      logits = model.forward(ctx, cache, ids.data() + s, n, s, s + n == p ? model::Logits::Last : model::Logits::None);
-    }
-    const double prefill = now_seconds() - t0;
-    const double flops = ctx.flops().total();
-    t0 = now_seconds();
-    for (int64_t i = 0; i < n_gen; ++i) {
-      const Tensor host = backend::to_host(logits);
-      const float* l = host.as<float>();
-      int32_t tok = static_cast<int32_t>(std::max_element(l, l + c.vocab_size) - l);
-      logits = model.forward(ctx, cache, &tok, 1, p + i, model::Logits::Last);
+    engine::EngineOptions eo;
+    eo.max_num_seqs = 1;
+    eo.max_num_batched_tokens = batch;
+    eo.enable_prefix_caching = false;
+    eo.num_kv_blocks = (p + n_gen + 1 + eo.block_size - 1) / eo.block_size;
+    eo.max_model_len = eo.num_kv_blocks * eo.block_size;
+    engine::Engine eng(model, nullptr, eo);
+    engine::Request r;
+    r.prompt.assign(ids.begin(), ids.begin() + p);
+    r.max_tokens = n_gen + 1;  // the prompt's token, then one per decode step
+    r.ignore_eos = true;
+    r.sampling.temperature = 0;
+    r.detokenize = false;
+    double t0 = now_seconds(), prefill = 0, flops = 0;
+    eng.add(r);
+    bool first = true;
+    while (eng.has_work()) {
+      eng.step();
+      if (first && eng.counters().prompt_rows >= p) {  // the prompt's last step drew the first token
+        first = false;
+        prefill = now_seconds() - t0;
+        flops = eng.flops().total();
+        t0 = now_seconds();
+      }
     }
     const double decode = now_seconds() - t0;
     if (!record) return;

@@ -3,6 +3,7 @@
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "backend/cpu/threads.h"
 #include "backend/ops.h"
@@ -10,8 +11,8 @@
 #include "cli/bench_util.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "engine/kv_cache.h"
 #include "core/error.h"
+#include "engine/engine.h"
 
 namespace skv::cli {
 
@@ -22,6 +23,12 @@ static const char* kBenchHelp =
 
 llama-bench semantics: ppN = one prompt of N tokens from an empty cache, tgN = N tokens decoded
 one at a time from an empty cache; each repeated -r times after a warm-up. -p and -n take lists.
+Everything runs through the engine core (one sequence, prefix caching off).
+
+--parallel B1,B2,... (llama-batched-bench's -npl): B sequences at once, each a prompt of -p
+tokens then -n generated tokens, on the engine with continuous batching; reports the prompt
+throughput (all B prompts) and the aggregate decode throughput (B x (n - 1) tokens over the
+decode steps), per B.
 
 --swiftkv-compare runs the same prompts through the baseline (the teacher path of the same
 weights) and SwiftKV variants, interleaved: for a base model, one variant per fraction of layers
@@ -34,7 +41,8 @@ of -n tokens generated after that prompt.
 int cmd_bench(int argc, char** argv) {
   Args args(
       argc, argv,
-      join({kModelFlags, {"--n-prompt", "--n-gen", "--repetitions", "--swiftkv-fractions", "--key-value-group-size"}}),
+      join({kModelFlags,
+            {"--n-prompt", "--n-gen", "--repetitions", "--swiftkv-fractions", "--key-value-group-size", "--parallel"}}),
       join({kModelBoolFlags, {"--help", "--json", "--swiftkv-compare"}}),
       {{"-m", "--model"},
        {"-t", "--threads"},
@@ -66,23 +74,43 @@ int cmd_bench(int argc, char** argv) {
   const int64_t vocab = model.config().vocab_size;
   const int64_t longest =
       std::max(*std::max_element(prompts.begin(), prompts.end()), *std::max_element(gens.begin(), gens.end()));
-  const std::vector<int32_t> ids = random_prompt(longest, vocab);
-  engine::KVCache cache = engine::make_cache(model, longest + 1);
-  model::ForwardContext ctx(model);
+  const std::vector<int32_t> ids = random_prompt(longest + 1, vocab);
+  const std::vector<int64_t> parallel = args.has("--parallel") ? lengths("--parallel", "1") : std::vector<int64_t>{};
+  for (int64_t b : parallel)
+    if (b < 1) fail("--parallel: sequence counts must be >= 1");
+  int64_t most = 1;
+  for (int64_t b : parallel) most = std::max(most, b);
+  engine::EngineOptions eo;
+  eo.max_num_seqs = most;
+  eo.max_num_batched_tokens = m.batch_size;
+  eo.enable_prefix_caching = false;  // every run computes its prompt
+  eo.num_kv_blocks = most * ((longest + 1 + eo.block_size - 1) / eo.block_size + 1);
+  engine::Engine eng(model, nullptr, eo);
+  auto request = [&](const std::vector<int32_t>& prompt, int64_t max_tokens) {
+    engine::Request r;
+    r.prompt = prompt;
+    r.max_tokens = max_tokens;
+    r.ignore_eos = true;
+    r.sampling.temperature = 0;
+    r.detokenize = false;
+    return r;
+  };
+  auto drain = [&] {
+    while (eng.has_work()) eng.step();
+  };
 
   auto run_pp = [&](int64_t n_prompt) {
     double t0 = now_seconds();
-    for (int64_t s = 0; s < n_prompt; s += m.batch_size)
-      model.forward(ctx, cache, ids.data() + s, std::min<int64_t>(m.batch_size, n_prompt - s), s, model::Logits::Last);
+    eng.add(request({ids.begin(), ids.begin() + n_prompt}, 1));
+    drain();
     return n_prompt / (now_seconds() - t0);
   };
+  // n_gen forward passes: the one-token prompt, then n_gen - 1 decodes (the last token drawn
+  // needs none), as llama-bench's tgN.
   auto run_tg = [&](int64_t n_gen) {
-    int32_t tok = ids[0];
     double t0 = now_seconds();
-    for (int64_t i = 0; i < n_gen; ++i) {
-      const Tensor logits = backend::to_host(model.forward(ctx, cache, &tok, 1, i, model::Logits::Last));
-      tok = static_cast<int32_t>(std::max_element(logits.as<float>(), logits.as<float>() + vocab) - logits.as<float>());
-    }
+    eng.add(request({ids[0]}, n_gen));
+    drain();
     return n_gen / (now_seconds() - t0);
   };
 
@@ -102,6 +130,55 @@ int cmd_bench(int argc, char** argv) {
     if (p > 0) tests.emplace_back("pp" + std::to_string(p), [&run_pp, p] { return run_pp(p); });
   for (int64_t g : gens)
     if (g > 0) tests.emplace_back("tg" + std::to_string(g), [&run_tg, g] { return run_tg(g); });
+  // --parallel: B prompts, then their decodes together. Returns {prompt t/s, decode t/s}.
+  auto run_parallel = [&](int64_t b, int64_t p, int64_t n) {
+    const double t0 = now_seconds();
+    for (int64_t i = 0; i < b; ++i) {
+      std::vector<int32_t> prompt = random_prompt(std::max<int64_t>(p, 1), vocab, 1000 + i);
+      eng.add(request(prompt, n));
+    }
+    std::set<engine::RequestId> started;  // the decode phase begins when every prompt has its first token
+    double t1 = 0;
+    while (eng.has_work()) {
+      for (const engine::Event& e : eng.step())
+        if (!e.tokens.empty() && started.insert(e.request).second && static_cast<int64_t>(started.size()) == b)
+          t1 = now_seconds();
+    }
+    const double t2 = now_seconds();
+    return std::pair<double, double>{b * std::max<int64_t>(p, 1) / (t1 - t0), b * (n - 1) / (t2 - t1)};
+  };
+  for (int64_t b : parallel) {
+    for (int64_t p : prompts) {
+      for (int64_t g : gens) {
+        if (g < 2) fail("--parallel needs -n >= 2");
+        const std::string suffix = " x" + std::to_string(b);
+        run_parallel(b, p, g);  // warm-up
+        std::vector<double> pp, tg;
+        for (int64_t r = 0; r < reps; ++r) {
+          const auto [a, d] = run_parallel(b, p, g);
+          pp.push_back(a);
+          tg.push_back(d);
+        }
+        for (const auto& [test, samples] :
+             {std::pair{"pp" + std::to_string(p) + suffix, pp}, std::pair{"tg" + std::to_string(g) + suffix, tg}}) {
+          const Stat s = stats(samples);
+          if (args.flag("--json")) {
+            results.push_back({{"test", test},
+                               {"parallel", b},
+                               {"tokens_per_second", s.mean},
+                               {"stddev", s.sd},
+                               {"samples", samples},
+                               {"threads", backend::cpu::num_threads()}});
+          } else {
+            std::printf(fmt, name.c_str(), model.weight_bytes() / 1048576.0, model.parameter_count() / 1e6, "CPU",
+                        backend::cpu::num_threads(), test.c_str(), s.mean, s.sd);
+            std::fflush(stdout);
+          }
+        }
+      }
+    }
+  }
+  if (!parallel.empty()) tests.clear();
   for (const auto& [test, run] : tests) {
     run();  // warm-up
     std::vector<double> samples;

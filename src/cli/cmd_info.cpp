@@ -6,17 +6,21 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/error.h"
+#include "engine/kv_pool.h"
 
 namespace skv::cli {
 
 int cmd_info(int argc, char** argv) {
-  Args args(argc, argv, {"--model"}, join({kModelBoolFlags, {"--help", "--json"}}), kAliases);
+  Args args(argc, argv, join({{"--model"}, kEngineFlags}),
+            join({kModelBoolFlags, kEngineBoolFlags, {"--help", "--json"}}), kAliases);
   if (args.flag("--help")) {
     std::puts(
-        "usage: swiftkv info --model PATH [--json] [--no-swiftkv]\n"
-        "weights and parameters count what the chosen path loads (SwiftKV drops the later layers' teacher q/k/v)");
+        "usage: swiftkv info --model PATH [--json] [--no-swiftkv] [--block-size N] [--kv-cache-memory-bytes B]\n"
+        "weights and parameters count what the chosen path loads (SwiftKV drops the later layers' teacher q/k/v);\n"
+        "the KV cache pool is what the engine (run-batch, generate-data) would allocate with these flags");
     return 0;
   }
+  const engine::EngineOptions eo = engine_options(args);
   auto model =
       model::LlamaModel::load(args.required("--model"), model::ModelOptions{.swiftkv = !args.flag("--no-swiftkv")});
   const io::ModelConfig& c = model->config();
@@ -60,6 +64,18 @@ int cmd_info(int argc, char** argv) {
                     {"kv_cache_layers", skv.cache_layers()}};
   }
   for (const auto& [dt, e] : by_dtype) j["dtypes"][dt] = {{"tensors", e.first}, {"bytes", e.second}};
+  std::string sized_by;
+  const model::KVSpec spec = model->kv_spec();
+  const size_t per_token = engine::kv_bytes_per_token(spec.layers, spec.row, eo.kv_dtype);
+  const int64_t blocks = engine::kv_pool_blocks(eo.kv, per_token, eo.block_size, model->weight_bytes(), &sized_by);
+  const int64_t capacity = blocks * eo.block_size;
+  j["kv_cache_pool"] = {{"blocks", blocks},
+                        {"block_size", eo.block_size},
+                        {"capacity_tokens", capacity},
+                        {"bytes_per_token", per_token},
+                        {"bytes", static_cast<int64_t>(capacity * per_token)},
+                        {"dtype", dtype_name(eo.kv_dtype)},
+                        {"sized_by", sized_by}};
   if (args.flag("--json")) {
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -90,6 +106,9 @@ int cmd_info(int argc, char** argv) {
   } else {
     std::printf("KV cache:      %.1f KiB per token (F32)\n", model->kv_bytes_per_token() / 1024.0);
   }
+  std::printf("KV pool:       %s, %zu bytes per token: %lld blocks of %lld tokens = %lld tokens, %.1f MiB (%s)\n",
+              dtype_name(eo.kv_dtype), per_token, (long long)blocks, (long long)eo.block_size, (long long)capacity,
+              capacity * per_token / 1048576.0, sized_by.c_str());
   return 0;
 }
 

@@ -5,13 +5,13 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <ctime>
-#include <random>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -89,9 +89,10 @@ int cmd_run_batch(int argc, char** argv) {
   std::map<std::string, std::string> aliases = kAliases;
   aliases["-i"] = "--input-file";
   aliases["-o"] = "--output-file";
-  Args args(argc, argv,
-            join({kModelFlags, kEngineFlags, {"--input-file", "--output-file", "--served-model-name", "--chat-template"}}),
-            join({kModelBoolFlags, kEngineBoolFlags, {"--help", "--resume"}}), aliases);
+  Args args(
+      argc, argv,
+      join({kModelFlags, kEngineFlags, {"--input-file", "--output-file", "--served-model-name", "--chat-template"}}),
+      join({kModelBoolFlags, kEngineBoolFlags, {"--help", "--resume"}}), aliases);
   if (args.flag("--help")) {
     std::fputs(kRunBatchHelp, stdout);
     std::fputs(kEngineHelp, stdout);
@@ -143,7 +144,8 @@ int cmd_run_batch(int argc, char** argv) {
   server::ApiContext ctx;
   ctx.tok = &tok;
   ctx.model_name = args.str("--served-model-name", std::filesystem::path(args.required("--model")).filename().string());
-  ctx.chat_template = args.has("--chat-template") ? io::read_file(args.required("--chat-template")) : tok.chat_template();
+  ctx.chat_template =
+      args.has("--chat-template") ? io::read_file(args.required("--chat-template")) : tok.chat_template();
   ctx.max_model_len = eng.max_model_len();
   // Chat models end a turn with their own token, which need not be the tokenizer's EOS.
   for (const char* t : {"<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"})
@@ -190,7 +192,8 @@ int cmd_run_batch(int argc, char** argv) {
         continue;
       }
       if (!cid) fail("line ", line, ": 'custom_id' (a string) is required");
-      if (!seen_ids.insert(custom_id).second) fail("line ", line, ": custom_id ", quote_bounded(custom_id, 60), " repeats an earlier line");
+      if (!seen_ids.insert(custom_id).second)
+        fail("line ", line, ": custom_id ", quote_bounded(custom_id, 60), " repeats an earlier line");
       if (j.value("method", "") != "POST") fail("line ", line, ": 'method' must be \"POST\"");
       if (!j.contains("url") || !j["url"].is_string()) fail("line ", line, ": 'url' (a string) is required");
       const server::Endpoint ep = server::endpoint_from_url(j["url"].get<std::string>());
@@ -216,7 +219,8 @@ int cmd_run_batch(int argc, char** argv) {
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::Internal) throw;
       const std::string msg = e.what();
-      write(error_record(cid, line, 400, msg.rfind("line ", 0) == 0 ? msg : "line " + std::to_string(line) + ": " + msg));
+      write(
+          error_record(cid, line, 400, msg.rfind("line ", 0) == 0 ? msg : "line " + std::to_string(line) + ": " + msg));
       ++errors;
     }
   }
@@ -241,7 +245,8 @@ int cmd_run_batch(int argc, char** argv) {
       if (!p->failure.empty()) {
         write(error_record(&p->custom_id, p->line, 500, p->failure));
       } else {
-        const std::string id = (p->api.endpoint == server::Endpoint::Completions ? "cmpl-" : "chatcmpl-") + random_hex(32);
+        const std::string id =
+            (p->api.endpoint == server::Endpoint::Completions ? "cmpl-" : "chatcmpl-") + random_hex(32);
         write(record(&p->custom_id, 200, server::response_body(p->api, p->results, ctx, id, created), nullptr));
       }
       int64_t toks = 0;

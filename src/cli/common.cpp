@@ -104,7 +104,7 @@ engine::GenerationOptions generation_options(const Args& args, double default_te
 }
 
 const std::set<std::string> kEngineFlags = {"--max-num-seqs", "--max-num-batched-tokens", "--block-size",
-                                            "--kv-cache-memory-bytes"};
+                                            "--kv-cache-memory-bytes", "--kv-cache-dtype"};
 const char* const kEngineHelp =
     "  -c, --max-model-len N     longest sequence, prompt + answer (default: the model's, capped by the KV cache)\n"
     "      --max-num-seqs N      sequences running at once (default 64)\n"
@@ -112,6 +112,8 @@ const char* const kEngineHelp =
     "      --block-size N        KV cache block, in positions (default 16)\n"
     "      --kv-cache-memory-bytes B  KV cache size, e.g. 2GiB (default: half of MemAvailable after the\n"
     "                            weights, at most 4 GiB)\n"
+    "      --kv-cache-dtype T    auto (= f32), f32, f16, bf16, q8_0 (8-bit, a scale per 32 values) or fp8\n"
+    "                            (MXFP8: E4M3 values with a power-of-two scale per 32)\n"
     "      --no-enable-prefix-caching  recompute shared prompt prefixes instead of reusing their blocks\n";
 const std::set<std::string> kEngineBoolFlags = {"--enable-prefix-caching", "--no-enable-prefix-caching"};
 
@@ -130,6 +132,7 @@ engine::EngineOptions engine_options(const Args& args) {
       fail("--kv-cache-memory-bytes: ", e.what());
     }
   }
+  if (auto t = args.opt("--kv-cache-dtype")) o.kv_dtype = engine::parse_kv_dtype(*t);
   if (args.flag("--enable-prefix-caching") && args.flag("--no-enable-prefix-caching"))
     fail("give at most one of --enable-prefix-caching and --no-enable-prefix-caching");
   o.enable_prefix_caching = !args.flag("--no-enable-prefix-caching");

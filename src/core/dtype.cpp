@@ -9,6 +9,7 @@ int64_t dtype_block_size(DType t) {
     case DType::Q8_0:
     case DType::Q4_0:
     case DType::Q4_1:
+    case DType::MXFP8:
       return 32;
     default:
       return 1;
@@ -29,6 +30,8 @@ size_t dtype_block_bytes(DType t) {
       return 18;  // fp16 scale + 16 bytes of nibbles
     case DType::Q4_1:
       return 20;  // fp16 scale + fp16 min + 16 bytes of nibbles
+    case DType::MXFP8:
+      return 33;  // E8M0 scale + 32 E4M3
   }
   return 0;
 }
@@ -55,6 +58,8 @@ const char* dtype_name(DType t) {
       return "Q4_1";
     case DType::I32:
       return "I32";
+    case DType::MXFP8:
+      return "MXFP8";
   }
   return "?";
 }

@@ -7,7 +7,9 @@ namespace skv {
 
 // Element / block formats. The quantised layouts are bit-compatible with ggml's so GGUF
 // tensors can be used in place (see src/backend/cpu/quant.h for the block structs).
-enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, I32 };
+// MXFP8 (OCP Microscaling, E4M3 elements) is a KV cache format: 32 FP8 E4M3 values sharing
+// one power-of-two E8M0 scale.
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, I32, MXFP8 };
 
 // Elements per block (1 for plain types) and bytes per block.
 int64_t dtype_block_size(DType t);

@@ -59,7 +59,7 @@ class BlockManager {
     int32_t refs = 0;
     bool named = false;
     uint64_t hash = 0;
-    std::vector<int32_t> tokens;  // the block's ids, to verify a hash hit
+    std::vector<int32_t> tokens;   // the block's ids, to verify a hash hit
     int32_t prev = -1, next = -1;  // free-list links (least recently freed at the head)
     bool on_free_list = false;
   };

@@ -13,7 +13,7 @@ namespace skv::engine {
 struct Engine::Seq {
   RequestId id = 0;
   int index = 0;
-  Request req;  // shared settings (the prompt lives in `tokens`)
+  Request req;                  // shared settings (the prompt lives in `tokens`)
   std::vector<int32_t> tokens;  // prompt, then generated ids
   int64_t prompt_len = 0;
   int64_t computed = 0;  // positions whose K/V are in the cache
@@ -40,11 +40,17 @@ namespace {
 
 int64_t pool_blocks(const model::LlamaModel& model, const EngineOptions& o, std::string& how) {
   if (o.block_size <= 0) fail("--block-size must be positive, got ", o.block_size);
+  const io::ModelConfig& c = model.config();
+  if (c.head_dim % dtype_block_size(o.kv_dtype) != 0)
+    fail("--kv-cache-dtype ", dtype_name(o.kv_dtype), " needs a head dim that is a multiple of ",
+         dtype_block_size(o.kv_dtype), "; this model's is ", c.head_dim);
   if (o.num_kv_blocks > 0) {
     how = "fixed";
     return o.num_kv_blocks;
   }
-  return kv_pool_blocks(o.kv, model.kv_bytes_per_token(), o.block_size, model.weight_bytes(), &how);
+  const model::KVSpec spec = model.kv_spec();
+  return kv_pool_blocks(o.kv, engine::kv_bytes_per_token(spec.layers, spec.row, o.kv_dtype), o.block_size,
+                        model.weight_bytes(), &how);
 }
 
 }  // namespace
@@ -54,7 +60,7 @@ Engine::Engine(const model::LlamaModel& model, const tokenizer::Tokenizer* tok, 
       tok_(tok),
       opts_(opts),
       ctx_(model),
-      pool_(model.kv_spec(), pool_blocks(model, opts, sizing_), opts.block_size),
+      pool_(model.kv_spec(), pool_blocks(model, opts, sizing_), opts.block_size, opts.kv_dtype),
       blocks_(pool_.num_blocks, opts.block_size, opts.enable_prefix_caching),
       t0_(std::chrono::steady_clock::now()) {
   if (opts_.max_num_seqs <= 0) fail("--max-num-seqs must be positive, got ", opts_.max_num_seqs);
@@ -63,8 +69,8 @@ Engine::Engine(const model::LlamaModel& model, const tokenizer::Tokenizer* tok, 
   if (opts_.max_model_len < 0) fail("--max-model-len must be positive, got ", opts_.max_model_len);
   const int64_t capacity = pool_.capacity_tokens();
   if (opts_.max_model_len > capacity)
-    fail_resource("--max-model-len ", opts_.max_model_len, " does not fit the KV cache (", capacity,
-                  " tokens in ", pool_.num_blocks, " blocks); lower it or raise --kv-cache-memory-bytes");
+    fail_resource("--max-model-len ", opts_.max_model_len, " does not fit the KV cache (", capacity, " tokens in ",
+                  pool_.num_blocks, " blocks); lower it or raise --kv-cache-memory-bytes");
   max_model_len_ = opts_.max_model_len > 0 ? opts_.max_model_len
                                            : std::min<int64_t>(model.config().max_position_embeddings, capacity);
   for (int64_t e : model.config().eos_token_ids) stop_ids_.push_back(static_cast<int32_t>(e));
@@ -78,12 +84,11 @@ double Engine::now() const { return std::chrono::duration<double>(std::chrono::s
 
 std::string Engine::describe() const {
   std::ostringstream s;
-  s << "KV cache: " << pool_.num_blocks << " blocks of " << pool_.block_size << " tokens, "
-    << model_.kv_bytes_per_token() << " bytes per token (" << pool_.num_layers() << " cache layers, f32), "
-    << pool_.capacity_tokens() << " tokens, " << pool_.bytes() / (1 << 20) << " MiB (" << sizing_
-    << "); max model len " << max_model_len_ << ", max num seqs " << opts_.max_num_seqs
-    << ", max num batched tokens " << opts_.max_num_batched_tokens << ", prefix caching "
-    << (blocks_.prefix_caching() ? "on" : "off");
+  s << "KV cache: " << pool_.num_blocks << " blocks of " << pool_.block_size << " tokens, " << kv_bytes_per_token()
+    << " bytes per token (" << pool_.num_layers() << " cache layers, " << dtype_name(pool_.dtype) << "), "
+    << pool_.capacity_tokens() << " tokens, " << pool_.bytes() / (1 << 20) << " MiB (" << sizing_ << "); max model len "
+    << max_model_len_ << ", max num seqs " << opts_.max_num_seqs << ", max num batched tokens "
+    << opts_.max_num_batched_tokens << ", prefix caching " << (blocks_.prefix_caching() ? "on" : "off");
   return s.str();
 }
 
@@ -96,7 +101,7 @@ EngineCounters Engine::counters() const {
   return c;
 }
 
-RequestId Engine::add(Request r) {
+void Engine::validate(const Request& r) const {
   const int64_t vocab = model_.config().vocab_size;
   if (r.prompt.empty()) fail("the prompt is empty");
   for (int32_t id : r.prompt)
@@ -117,12 +122,18 @@ RequestId Engine::add(Request r) {
     fail("the prompt has ", plen, " tokens; the model length is ", max_model_len_, " (--max-model-len)",
          score_only ? "" : ", which must leave room for at least one generated token");
   if (r.max_tokens == 0 && r.prompt_logprobs < 0) fail("max_tokens must be at least 1 (or ask for prompt log-probs)");
-  if (r.prompt_logprobs >= 0 && (r.prompt_logprobs_from < 1 || r.prompt_logprobs_from >= static_cast<int64_t>(r.prompt.size())))
+  if (r.prompt_logprobs >= 0 &&
+      (r.prompt_logprobs_from < 1 || r.prompt_logprobs_from >= static_cast<int64_t>(r.prompt.size())))
     fail("prompt log-probs from position ", r.prompt_logprobs_from, " of a ", r.prompt.size(), "-token prompt");
   if (r.min_tokens > 0 && r.max_tokens >= 0 && r.min_tokens > r.max_tokens)
     fail("min_tokens ", r.min_tokens, " exceeds max_tokens ", r.max_tokens);
+}
 
-  const RequestId id = next_id_++;
+RequestId Engine::add(Request r, RequestId id) {
+  validate(r);
+  const int64_t plen = static_cast<int64_t>(r.prompt.size());
+  if (id == 0) id = next_id_++;
+  next_id_ = std::max(next_id_, id + 1);
   const double t = now();
   Seq* parent = nullptr;
   for (int i = 0; i < r.n; ++i) {
@@ -135,7 +146,8 @@ RequestId Engine::add(Request r) {
     s->index = i;
     s->tokens = r.prompt;
     s->prompt_len = plen;
-    s->max_len = r.max_tokens < 0 ? max_model_len_ : std::min(max_model_len_, plen + std::max<int64_t>(r.max_tokens, 0));
+    s->max_len =
+        r.max_tokens < 0 ? max_model_len_ : std::min(max_model_len_, plen + std::max<int64_t>(r.max_tokens, 0));
     if (r.max_tokens == 0) s->max_len = plen;  // prompt log-probs only
     s->echo = r.prompt_logprobs >= 0;
     s->logprobs_from = std::max<int64_t>(1, r.prompt_logprobs_from);
@@ -235,9 +247,8 @@ TokenLogprob Engine::logprob_of(const float* logits, int32_t id, int top) {
   if (top > 0) {
     std::vector<int32_t> idx(vocab);
     for (int64_t j = 0; j < vocab; ++j) idx[j] = static_cast<int32_t>(j);
-    std::partial_sort(idx.begin(), idx.begin() + std::min<int64_t>(top, vocab), idx.end(), [&](int32_t a, int32_t b) {
-      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-    });
+    std::partial_sort(idx.begin(), idx.begin() + std::min<int64_t>(top, vocab), idx.end(),
+                      [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
     for (int64_t j = 0; j < std::min<int64_t>(top, vocab); ++j) t.top.emplace_back(idx[j], logits[idx[j]] - lse);
   }
   return t;
@@ -313,9 +324,12 @@ std::vector<Event> Engine::step() {
                        .n = sc.n,
                        .n_past = s.computed,
                        .which = which,
-                       .logits_from = from});
-    if (in_prompt) counters_.prompt_rows += sc.n;
-    else counters_.decode_rows += sc.n;
+                       .logits_from = from,
+                       .split_from = s.prompt_len});
+    if (in_prompt)
+      counters_.prompt_rows += sc.n;
+    else
+      counters_.decode_rows += sc.n;
   }
   model_.forward_batch(ctx_, chunks_);
 
@@ -357,11 +371,13 @@ std::vector<Event> Engine::step() {
       sample_into(s, rows + (nrows - 1) * vocab, ev);
       const int32_t id = s.tokens.back();
       const bool eos = !s.req.ignore_eos && std::find(stop_ids_.begin(), stop_ids_.end(), id) != stop_ids_.end();
-      const bool stop_id = std::find(s.req.stop_token_ids.begin(), s.req.stop_token_ids.end(), id) !=
-                           s.req.stop_token_ids.end();
+      const bool stop_id =
+          std::find(s.req.stop_token_ids.begin(), s.req.stop_token_ids.end(), id) != s.req.stop_token_ids.end();
       if (s.decoder && !eos && !stop_id) ev.text = s.stops.push(s.decoder->push(id));
-      if (eos || stop_id || s.stops.stopped()) reason = "stop";
-      else if (static_cast<int64_t>(s.tokens.size()) >= s.max_len) reason = "length";
+      if (eos || stop_id || s.stops.stopped())
+        reason = "stop";
+      else if (static_cast<int64_t>(s.tokens.size()) >= s.max_len)
+        reason = "length";
     }
     if (reason.empty()) {
       events.push_back(std::move(ev));

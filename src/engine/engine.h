@@ -37,6 +37,7 @@ struct EngineOptions {
   int64_t block_size = 16;               // --block-size
   bool enable_prefix_caching = true;     // --enable-prefix-caching / --no-enable-prefix-caching
   KVPoolSizing kv;                       // --kv-cache-memory-bytes, else a share of MemAvailable
+  DType kv_dtype = DType::F32;           // --kv-cache-dtype
   int64_t num_kv_blocks = 0;             // > 0: exactly this many blocks (tests)
 };
 
@@ -56,9 +57,11 @@ class Engine {
   Engine(const model::LlamaModel& model, const tokenizer::Tokenizer* tok, EngineOptions opts = {});
   ~Engine();
 
-  // Queues a request. Throws InputError for an invalid one (bad ids, parameters, a prompt at or
-  // beyond the model length) and ResourceError for one that can never fit the KV pool.
-  RequestId add(Request r);
+  // Throws InputError for an invalid request (bad ids, parameters, a prompt at or beyond the
+  // model length). Reads only what is fixed at construction, so any thread may call it.
+  void validate(const Request& r) const;
+  // Queues a request (validated first) under `id`, or under the next free id when id is 0.
+  RequestId add(Request r, RequestId id = 0);
   // Stops a request at the next step: its blocks are freed and it finishes with "abort".
   void abort(RequestId id);
   bool has_work() const { return !running_.empty() || !waiting_.empty() || !aborted_.empty(); }
@@ -69,6 +72,7 @@ class Engine {
   int64_t num_running() const { return static_cast<int64_t>(running_.size()); }
   int64_t num_waiting() const { return static_cast<int64_t>(waiting_.size()); }
   const KVPool& pool() const { return pool_; }
+  size_t kv_bytes_per_token() const { return engine::kv_bytes_per_token(pool_.num_layers(), pool_.row, pool_.dtype); }
   const BlockManager& blocks() const { return blocks_; }
   EngineCounters counters() const;
   const model::FlopCount& flops() const { return ctx_.flops(); }

@@ -9,17 +9,31 @@
 
 namespace skv::engine {
 
-KVPool::KVPool(const model::KVSpec& spec, int64_t blocks, int64_t bs) : num_blocks(blocks), block_size(bs), row(spec.row) {
+KVPool::KVPool(const model::KVSpec& spec, int64_t blocks, int64_t bs, DType dt)
+    : num_blocks(blocks), block_size(bs), row(spec.row), dtype(dt) {
   if (blocks <= 0) fail_resource("the KV cache pool needs at least one block");
   if (bs <= 0) fail("--block-size must be positive, got ", bs);
   for (int64_t l = 0; l < spec.layers; ++l) {
-    k.push_back(Tensor::empty(DType::F32, {blocks * bs, row}, spec.device));
-    v.push_back(Tensor::empty(DType::F32, {blocks * bs, row}, spec.device));
+    k.push_back(Tensor::empty(dtype, {blocks * bs, row}, spec.device));
+    v.push_back(Tensor::empty(dtype, {blocks * bs, row}, spec.device));
   }
 }
 
 size_t KVPool::bytes() const {
-  return static_cast<size_t>(capacity_tokens()) * static_cast<size_t>(row) * sizeof(float) * 2 * k.size();
+  return static_cast<size_t>(capacity_tokens()) * kv_bytes_per_token(num_layers(), row, dtype);
+}
+
+size_t kv_bytes_per_token(int64_t layers, int64_t row, DType dtype) {
+  return static_cast<size_t>(layers) * dtype_row_bytes(dtype, row) * 2;
+}
+
+DType parse_kv_dtype(const std::string& name) {
+  if (name == "auto" || name == "f32" || name == "float32") return DType::F32;
+  if (name == "f16" || name == "float16" || name == "half") return DType::F16;
+  if (name == "bf16" || name == "bfloat16") return DType::BF16;
+  if (name == "q8_0") return DType::Q8_0;
+  if (name == "fp8" || name == "fp8_e4m3" || name == "mxfp8") return DType::MXFP8;
+  fail("--kv-cache-dtype ", quote_bounded(name, 40), " is not one of auto, f32, f16, bf16, q8_0, fp8");
 }
 
 int64_t mem_available_bytes() {
@@ -45,8 +59,7 @@ int64_t kv_pool_blocks(const KVPoolSizing& sizing, size_t bytes_per_token, int64
     const double after = std::max(0.0, static_cast<double>(avail) - static_cast<double>(weight_bytes));
     budget = std::min(sizing.available_fraction * after, static_cast<double>(sizing.max_default_bytes));
     why << sizing.available_fraction << " of MemAvailable " << avail / (1 << 20) << " MiB after "
-        << weight_bytes / (1 << 20) << " MiB of weights, capped at " << sizing.max_default_bytes / (1 << 20)
-        << " MiB";
+        << weight_bytes / (1 << 20) << " MiB of weights, capped at " << sizing.max_default_bytes / (1 << 20) << " MiB";
   }
   const int64_t blocks = static_cast<int64_t>(std::floor(budget / per_block));
   if (blocks < 1)
@@ -63,15 +76,24 @@ int64_t parse_bytes(const std::string& s) {
   std::string unit = s.substr(i);
   for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   double mult = 0;
-  if (unit.empty() || unit == "b") mult = 1;
-  else if (unit == "k" || unit == "kb") mult = 1e3;
-  else if (unit == "m" || unit == "mb") mult = 1e6;
-  else if (unit == "g" || unit == "gb") mult = 1e9;
-  else if (unit == "t" || unit == "tb") mult = 1e12;
-  else if (unit == "ki" || unit == "kib") mult = 1024.0;
-  else if (unit == "mi" || unit == "mib") mult = 1024.0 * 1024;
-  else if (unit == "gi" || unit == "gib") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "ti" || unit == "tib") mult = 1024.0 * 1024 * 1024 * 1024;
+  if (unit.empty() || unit == "b")
+    mult = 1;
+  else if (unit == "k" || unit == "kb")
+    mult = 1e3;
+  else if (unit == "m" || unit == "mb")
+    mult = 1e6;
+  else if (unit == "g" || unit == "gb")
+    mult = 1e9;
+  else if (unit == "t" || unit == "tb")
+    mult = 1e12;
+  else if (unit == "ki" || unit == "kib")
+    mult = 1024.0;
+  else if (unit == "mi" || unit == "mib")
+    mult = 1024.0 * 1024;
+  else if (unit == "gi" || unit == "gib")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "ti" || unit == "tib")
+    mult = 1024.0 * 1024 * 1024 * 1024;
   double v = 0;
   bool ok = !num.empty() && mult > 0 && num.find('.') == num.rfind('.');
   if (ok) {

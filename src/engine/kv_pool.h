@@ -16,10 +16,11 @@ namespace skv::engine {
 struct KVPool {
   int64_t num_blocks = 0;
   int64_t block_size = 0;
-  int64_t row = 0;  // floats per position per cache layer
+  int64_t row = 0;  // values per position per cache layer
+  DType dtype = DType::F32;
   std::vector<Tensor> k, v;
 
-  KVPool(const model::KVSpec& spec, int64_t num_blocks, int64_t block_size);
+  KVPool(const model::KVSpec& spec, int64_t num_blocks, int64_t block_size, DType dtype = DType::F32);
   int64_t num_layers() const { return static_cast<int64_t>(k.size()); }
   int64_t capacity_tokens() const { return num_blocks * block_size; }
   size_t bytes() const;
@@ -29,6 +30,12 @@ struct KVPool {
     return {k.data(), v.data(), num_layers(), block_size, table.data(), static_cast<int64_t>(table.size())};
   }
 };
+
+// --kv-cache-dtype: auto | f32 (F32), f16, bf16, q8_0 (Q8_0), fp8 (MXFP8: E4M3 with a
+// power-of-two scale per 32 values); throws InputError naming the value otherwise.
+DType parse_kv_dtype(const std::string& name);
+// Bytes per position of a cache of `layers` layers of `row` values (keys and values) in dtype.
+size_t kv_bytes_per_token(int64_t layers, int64_t row, DType dtype);
 
 // How the pool is sized (vLLM's --kv-cache-memory-bytes, else a share of available memory).
 struct KVPoolSizing {

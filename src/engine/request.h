@@ -25,8 +25,8 @@ struct Request {
   // Prompt log-probs only for positions >= this (>= 1): a scorer of (context, continuation)
   // asks from the continuation on, so the context may come from the prefix cache.
   int64_t prompt_logprobs_from = 1;
-  int n = 1;                 // samples of this prompt; they share its cached blocks
-  bool detokenize = true;    // text deltas (needs a tokenizer)
+  int n = 1;               // samples of this prompt; they share its cached blocks
+  bool detokenize = true;  // text deltas (needs a tokenizer)
 };
 
 struct TokenLogprob {
@@ -46,9 +46,9 @@ struct Timing {
 
 struct Event {
   RequestId request = 0;
-  int index = 0;                  // which of the request's n samples
-  std::vector<int32_t> tokens;    // new tokens
-  std::string text;               // new text (held back while it may start a stop string)
+  int index = 0;                              // which of the request's n samples
+  std::vector<int32_t> tokens;                // new tokens
+  std::string text;                           // new text (held back while it may start a stop string)
   std::vector<TokenLogprob> logprobs;         // one per new token (when asked)
   std::vector<TokenLogprob> prompt_logprobs;  // with the first event (when asked): positions from ..
   bool finished = false;

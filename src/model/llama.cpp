@@ -151,21 +151,23 @@ void count_linear(FlopCount& f, int64_t n, const Tensor& w) {
   f.linear += 2.0 * static_cast<double>(n) * static_cast<double>(w.numel());
 }
 
+// Whether the span's new rows can be written by the projection itself: an F32 cache whose
+// new positions sit in one block.
 bool in_one_block(const ForwardContext::Span& sp) {
   const int64_t bs = sp.kv->block_size;
-  return sp.n_past / bs == (sp.n_past + sp.n - 1) / bs;
+  return sp.kv->k[0].dtype == DType::F32 && sp.n_past / bs == (sp.n_past + sp.n - 1) / bs;
 }
 
 // Rows k / v (positions n_past .. n_past + n - 1 of the span's sequence) into the sequence's
-// pages of cache layer ci, one copy per block touched.
+// pages of cache layer ci, one copy per block touched, rounded to the cache's dtype.
 void store_kv(const ForwardContext::Span& sp, int64_t ci, const Tensor& k, const Tensor& v) {
   const int64_t bs = sp.kv->block_size;
   for (int64_t p = sp.n_past; p < sp.n_past + sp.n;) {
     const int64_t run = std::min(sp.n_past + sp.n, (p / bs + 1) * bs) - p;
     const int64_t slot = sp.kv->slot(p);
     Tensor kd = sp.kv->k[ci].row_block(slot, run), vd = sp.kv->v[ci].row_block(slot, run);
-    backend::copy(k.row_block(p - sp.n_past, run), kd);
-    backend::copy(v.row_block(p - sp.n_past, run), vd);
+    backend::store_rows(k.row_block(p - sp.n_past, run), kd);
+    backend::store_rows(v.row_block(p - sp.n_past, run), vd);
     p += run;
   }
 }
@@ -211,7 +213,7 @@ void LlamaModel::layer(ForwardContext& ctx, int64_t l, Tensor& x, const std::vec
   for (const Span& sp : spans) {
     Tensor out = attn.row_block(sp.row0, sp.n);
     backend::attention(q.row_block(sp.row0, sp.n), sp.kv->k[ci], sp.kv->v[ci], sp.table, sp.kv->block_size, sp.n_past,
-                       c.num_heads, c.num_kv_heads, scale, out, c.sliding_window);
+                       c.num_heads, c.num_kv_heads, scale, out, c.sliding_window, sp.split_from);
     // QK^T and PV are 2 * H * D FLOPs per visible key each.
     flops.attention += 4.0 * c.num_heads * c.head_dim * backend::attention_keys(sp.n_past, sp.n, c.sliding_window);
   }
@@ -251,10 +253,10 @@ void LlamaModel::swiftkv_kv(ForwardContext& ctx, const Tensor& x, const std::vec
     const int64_t ci = layout_.first_skip + g;
     // Straight into one block of the cache when the rows fit one (as in layer()), else through
     // staging rows copied into the pages.
-    Tensor k = direct ? spans[0].kv->k[ci].row_block(spans[0].kv->slot(spans[0].n_past), n)
-                      : ctx.take(ctx.k_, n, kv_dim);
-    Tensor v = direct ? spans[0].kv->v[ci].row_block(spans[0].kv->slot(spans[0].n_past), n)
-                      : ctx.take(ctx.v_, n, kv_dim);
+    Tensor k =
+        direct ? spans[0].kv->k[ci].row_block(spans[0].kv->slot(spans[0].n_past), n) : ctx.take(ctx.k_, n, kv_dim);
+    Tensor v =
+        direct ? spans[0].kv->v[ci].row_block(spans[0].kv->slot(spans[0].n_past), n) : ctx.take(ctx.v_, n, kv_dim);
     backend::copy_cols(kv, 2 * g * kv_dim, k);
     backend::copy_cols(kv, 2 * g * kv_dim + kv_dim, v);
     if (!w_.k_norm_swiftkv.empty())
@@ -309,7 +311,8 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
   written.clear();
   for (const SeqChunk& ch : chunks) {
     const int64_t bs = ch.kv.block_size;
-    for (int64_t b = ch.n_past / bs; b <= (ch.n_past + ch.n - 1) / bs; ++b) written.emplace_back(ch.kv.k, ch.kv.blocks[b]);
+    for (int64_t b = ch.n_past / bs; b <= (ch.n_past + ch.n - 1) / bs; ++b)
+      written.emplace_back(ch.kv.k, ch.kv.blocks[b]);
   }
   std::sort(written.begin(), written.end());
   if (std::adjacent_find(written.begin(), written.end()) != written.end())
@@ -324,7 +327,7 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
   ctx.tables_.clear();
   for (const SeqChunk& ch : chunks) {
     const int64_t row0 = spans.empty() ? 0 : spans.back().row0 + spans.back().n;
-    spans.push_back({&ch.kv, row0, ch.n, ch.n_past, Tensor()});
+    spans.push_back({&ch.kv, row0, ch.n, ch.n_past, Tensor(), ch.split_from});
     ctx.ids_.insert(ctx.ids_.end(), ch.ids, ch.ids + ch.n);
     for (int64_t j = 0; j < ch.n; ++j) ctx.pos_.push_back(static_cast<int32_t>(ch.n_past + j));
     const int64_t nb = (ch.n_past + ch.n + ch.kv.block_size - 1) / ch.kv.block_size;
@@ -333,7 +336,7 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
   const Tensor ids = ctx.stage_i32(ctx.ids_, ctx.ids_dev_);
   const Tensor pos = ctx.stage_i32(ctx.pos_, ctx.pos_dev_);
   const Tensor tables = ctx.stage_i32(ctx.tables_, ctx.tables_dev_);
-  for (int64_t off = 0; Span& sp : spans) {
+  for (int64_t off = 0; Span & sp : spans) {
     const int64_t nb = (sp.n_past + sp.n + sp.kv->block_size - 1) / sp.kv->block_size;
     sp.table = tables.row_block(off, nb);
     off += nb;
@@ -355,9 +358,10 @@ void LlamaModel::forward_batch(ForwardContext& ctx, std::vector<SeqChunk>& chunk
     SeqChunk& ch = chunks[i];
     ch.logits = Tensor();
     if (ch.which == Logits::None) continue;
-    if (ch.logits_from < 0 || ch.logits_from >= ch.n) fail_internal("forward: logits_from ", ch.logits_from, " of ", ch.n);
+    if (ch.logits_from < 0 || ch.logits_from >= ch.n)
+      fail_internal("forward: logits_from ", ch.logits_from, " of ", ch.n);
     const int64_t first = ch.which == Logits::All ? ch.logits_from : ch.n - 1;
-    out_spans.push_back({&ch.kv, out_rows, ch.n - first, ch.n_past + first, spans[i].table});
+    out_spans.push_back({&ch.kv, out_rows, ch.n - first, ch.n_past + first, spans[i].table, ch.split_from});
     ctx.out_pos_.insert(ctx.out_pos_.end(), ctx.pos_.begin() + spans[i].row0 + first,
                         ctx.pos_.begin() + spans[i].row0 + ch.n);
     out_chunk.push_back(i);

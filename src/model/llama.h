@@ -4,6 +4,7 @@
 // built only from the device-agnostic ops. The model is const after load; everything a forward
 // pass mutates lives in a ForwardContext, so one loaded model serves many threads or requests.
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,6 +49,9 @@ struct SeqChunk {
   int64_t n_past = 0;
   Logits which = Logits::None;
   int64_t logits_from = 0;  // All: logits for rows logits_from .. n - 1 only
+  // Rows at positions >= split_from may split their keys over threads (backend::attention);
+  // the engine passes the prompt length, so generated tokens' rows use every thread.
+  int64_t split_from = std::numeric_limits<int64_t>::max();
   Tensor logits{};          // out: [1, vocab] for Last, [n - logits_from, vocab] for All, undefined for None
 };
 
@@ -66,6 +70,7 @@ class ForwardContext {
     const SeqKV* kv;
     int64_t row0, n, n_past;
     Tensor table;  // the blocks holding positions 0 .. n_past + n - 1, I32 on the model's device
+    int64_t split_from;
   };
 
  private:

@@ -171,9 +171,12 @@ ApiRequest parse_request(Endpoint endpoint, const Json& body, const ApiContext& 
       prompts.push_back(id_list(*p, "prompt", vocab));
     } else if (p->is_array() && !p->empty()) {
       for (const Json& x : *p) {
-        if (x.is_string()) prompts.push_back(encode(x.get<std::string>()));
-        else if (x.is_array()) prompts.push_back(id_list(x, "prompt", vocab));
-        else fail("'prompt' must be a string, a list of token ids, or a list of either");
+        if (x.is_string())
+          prompts.push_back(encode(x.get<std::string>()));
+        else if (x.is_array())
+          prompts.push_back(id_list(x, "prompt", vocab));
+        else
+          fail("'prompt' must be a string, a list of token ids, or a list of either");
       }
     } else {
       fail("'prompt' must be a string, a list of token ids, or a list of either");
@@ -191,8 +194,7 @@ ApiRequest parse_request(Endpoint endpoint, const Json& body, const ApiContext& 
     if (ctx.chat_template.empty()) fail("the model has no chat template (serve it with --chat-template FILE)");
     Json rendered = Json::array();
     for (const Json& m : *msgs) {
-      if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
-        fail("each message needs a 'role' string");
+      if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) fail("each message needs a 'role' string");
       Json out = m;
       const Json* c = field(m, "content");
       if (c && c->is_array()) {  // a list of parts: the text parts, joined
@@ -215,11 +217,14 @@ ApiRequest parse_request(Endpoint endpoint, const Json& body, const ApiContext& 
     const std::string text = tokenizer::apply_chat_template_json(
         ctx.chat_template, rendered, add_generation_prompt, tok_str(ctx.tok->bos_id()), tok_str(ctx.tok->eos_id()));
     prompts.push_back(ctx.tok->encode(text, false, true));
-    if (boolean(body, "logprobs", false)) a.logprobs = static_cast<int>(integer(body, "top_logprobs", 0, 0, 20));
-    else if (field(body, "top_logprobs")) fail("'top_logprobs' needs 'logprobs': true");
+    if (boolean(body, "logprobs", false))
+      a.logprobs = static_cast<int>(integer(body, "top_logprobs", 0, 0, 20));
+    else if (field(body, "top_logprobs"))
+      fail("'top_logprobs' needs 'logprobs': true");
     const int64_t def = -1;  // until the model length
     base.max_tokens = integer(body, "max_completion_tokens", def, 0, std::numeric_limits<int32_t>::max());
-    if (field(body, "max_tokens")) base.max_tokens = integer(body, "max_tokens", def, 0, std::numeric_limits<int32_t>::max());
+    if (field(body, "max_tokens"))
+      base.max_tokens = integer(body, "max_tokens", def, 0, std::numeric_limits<int32_t>::max());
   }
   base.logprobs = a.logprobs;
   if (a.echo) base.prompt_logprobs = a.logprobs >= 0 ? a.logprobs : -1;
@@ -275,7 +280,8 @@ Json response_body(const ApiRequest& req, const std::vector<PromptResult>& resul
           }
           for (size_t k = 0; k < s.tokens.size(); ++k)
             add(s.tokens[k], k < s.logprobs.size() ? &s.logprobs[k] : nullptr);
-          c["logprobs"] = {{"text_offset", offsets}, {"token_logprobs", lps}, {"tokens", tokens}, {"top_logprobs", tops}};
+          c["logprobs"] = {
+              {"text_offset", offsets}, {"token_logprobs", lps}, {"tokens", tokens}, {"top_logprobs", tops}};
         } else {
           c["logprobs"] = nullptr;
         }

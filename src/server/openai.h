@@ -17,8 +17,8 @@ using Json = nlohmann::ordered_json;
 
 struct ApiContext {
   const tokenizer::Tokenizer* tok = nullptr;
-  std::string model_name;     // what responses say; requests may name it or omit it
-  std::string chat_template;  // the model's, or --chat-template's
+  std::string model_name;               // what responses say; requests may name it or omit it
+  std::string chat_template;            // the model's, or --chat-template's
   std::vector<int32_t> extra_stop_ids;  // end-of-turn tokens of chat models
   int64_t max_model_len = 0;
 };
@@ -30,8 +30,8 @@ struct ApiRequest {
   Endpoint endpoint = Endpoint::Completions;
   std::vector<engine::Request> prompts;
   int n = 1;
-  bool echo = false;      // completions: prompt text (and log-probs) before the answer
-  int logprobs = -1;      // completions: top alternatives per token; chat: top_logprobs (0 with logprobs: true)
+  bool echo = false;  // completions: prompt text (and log-probs) before the answer
+  int logprobs = -1;  // completions: top alternatives per token; chat: top_logprobs (0 with logprobs: true)
   bool stream = false;
   bool include_usage = false;
   std::string model;

@@ -63,6 +63,8 @@ def error_cases(tmp: str) -> None:
     case("tiny_kv_cache", base + ["--kv-cache-memory-bytes", "1KiB"], r"no room for a KV cache block", exit_code=3)
     case("max_model_len_beyond_cache", base + ["--kv-cache-memory-bytes", "1MiB", "--max-model-len", "100000"],
          r"does not fit the KV cache", exit_code=3)
+    case("bad_kv_dtype", base + ["--kv-cache-dtype", "int3"], r"--kv-cache-dtype 'int3' is not one of")
+    case("kv_dtype_needs_head_dim", base + ["--kv-cache-dtype", "q8_0"], r"head dim that is a multiple of 32")
     case("both_prefix_flags", base + ["--enable-prefix-caching", "--no-enable-prefix-caching"], r"at most one of")
     case("positional", base + ["extra"], r"unexpected argument")
 
@@ -170,6 +172,14 @@ def functional(tmp: str, model: str) -> None:
     one = answers(check_records("batch_one_at_a_time_records", out1, want)) if p.returncode == 0 else {}
     checks.record("batch_independent_of_concurrency", [] if one == first else
                   [f"differs: {sorted(k for k in first if first.get(k) != one.get(k))}"])
+
+    # A compressed cache serves every request too (its answers may differ slightly).
+    out8 = os.path.join(tmp, "res8.jsonl")
+    p = checks.run(common + ["-o", out8, "--kv-cache-dtype", "fp8"])
+    if p.returncode == 0:
+        check_records("batch_fp8_cache_records", out8, want)
+    else:
+        checks.record("batch_fp8_cache_records", [f"exit {p.returncode}"], p.stderr.strip()[-400:])
 
     # Interrupted after three records and part of a fourth, then resumed.
     with open(out, encoding="utf-8") as f:

@@ -76,9 +76,10 @@ class GuardedDevice final : public DeviceMemory, public backend::Backend {
   }
   void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const Tensor& block_table,
                  int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads, float scale, Tensor& out,
-                 int64_t window) override {
+                 int64_t window, int64_t split_from) override {
     Open o(*this);
-    host().attention(q, k_pool, v_pool, block_table, block_size, n_past, num_heads, num_kv_heads, scale, out, window);
+    host().attention(q, k_pool, v_pool, block_table, block_size, n_past, num_heads, num_kv_heads, scale, out, window,
+                     split_from);
   }
   void log_softmax_rows(Tensor& x) override {
     Open o(*this);
@@ -87,6 +88,10 @@ class GuardedDevice final : public DeviceMemory, public backend::Backend {
   void softmax_rows(Tensor& x) override {
     Open o(*this);
     host().softmax_rows(x);
+  }
+  void store_rows(const Tensor& src, Tensor& dst) override {
+    Open o(*this);
+    host().store_rows(src, dst);
   }
   void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) override {
     Open o(*this);

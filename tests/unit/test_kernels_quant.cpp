@@ -10,6 +10,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/quant.h"
+#include "kernel_test_util.h"
 
 using namespace skv::backend::cpu;
 
@@ -41,17 +42,6 @@ double round_ref(float f, int mant, int emin, double max_finite) {
   if (q > max_finite) q = INFINITY;
   return f < 0 ? -q : q;
 }
-
-std::vector<Isa> isas() {
-  std::vector<Isa> v{Isa::Generic};
-  if (isa_supported(Isa::AVX2)) v.push_back(Isa::AVX2);
-  return v;
-}
-
-struct IsaRestore {
-  Isa saved = active_isa();
-  ~IsaRestore() { set_isa(saved); }
-};
 
 }  // namespace
 
@@ -124,6 +114,58 @@ TEST(Fp16, RoundToNearestEvenAgainstReference) {
       ASSERT_EQ(got, want) << "f=" << g << " bits=" << std::hex << bits(g);
     }
   }
+}
+
+TEST(E4m3, EveryCodeRoundTrips) {
+  for (int c = 0; c < 256; ++c) {
+    if ((c & 0x7F) == 0x7F) {  // NaN
+      EXPECT_TRUE(std::isnan(e4m3_to_fp32(static_cast<uint8_t>(c))));
+      continue;
+    }
+    EXPECT_EQ(fp32_to_e4m3(e4m3_to_fp32(static_cast<uint8_t>(c))), c) << c;
+  }
+  EXPECT_EQ(e4m3_to_fp32(0x7E), 448.0f);
+  EXPECT_EQ(e4m3_to_fp32(0x01), std::ldexp(1.0f, -9));
+  EXPECT_EQ(e4m3_to_fp32(0x08), std::ldexp(1.0f, -6));
+}
+
+TEST(E4m3, RoundToNearestEvenAgainstReferenceAndSaturates) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> exp(-12.0f, 9.5f);
+  for (int i = 0; i < 200000; ++i) {
+    const float f = (rng() & 1 ? -1.0f : 1.0f) * std::exp2(exp(rng));
+    double want = round_ref(f, 3, -6, 448.0);
+    if (std::isinf(want)) want = f < 0 ? -448.0 : 448.0;  // E4M3 has no infinity: saturate
+    ASSERT_EQ(static_cast<double>(e4m3_to_fp32(fp32_to_e4m3(f))), want) << f;
+  }
+  EXPECT_EQ(e4m3_to_fp32(fp32_to_e4m3(1e9f)), 448.0f);
+  EXPECT_EQ(e4m3_to_fp32(fp32_to_e4m3(-1e9f)), -448.0f);
+}
+
+TEST(Mxfp8, ScaleIsTheSmallestPowerOfTwoThatKeepsEveryValue) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(32 * 40), y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = nd(rng) * std::exp2(static_cast<float>(static_cast<int>(i / 32) - 20));
+  std::vector<BlockMXFP8> b(40);
+  quantize_row_mxfp8(x.data(), b.data(), static_cast<int64_t>(x.size()));
+  dequantize_row_mxfp8(b.data(), y.data(), static_cast<int64_t>(x.size()));
+  for (int k = 0; k < 40; ++k) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[k * 32 + j]));
+    const int s = static_cast<int>(b[k].e) - 127;
+    EXPECT_LE(amax, std::ldexp(448.0f, s)) << k;      // nothing clips
+    EXPECT_GT(amax, std::ldexp(448.0f, s - 1)) << k;  // and no smaller scale would do
+    for (int j = 0; j < 32; ++j) {
+      const double want = round_ref(std::ldexp(x[k * 32 + j], -s), 3, -6, 448.0);
+      EXPECT_EQ(static_cast<double>(y[k * 32 + j]), std::ldexp(want, s)) << k << " " << j;
+    }
+  }
+  std::vector<float> zeros(32, 0.0f), back(32, 1.0f);
+  BlockMXFP8 z;
+  quantize_row_mxfp8(zeros.data(), &z, 32);
+  dequantize_row_mxfp8(&z, back.data(), 32);
+  for (float v : back) EXPECT_EQ(v, 0.0f);
 }
 
 TEST(Bf16, RoundToNearestEven) {
@@ -299,8 +341,8 @@ TEST(IsaKernels, ToFloatMatchesReference) {
       for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(got[j], want[j], 1e-6f * (1.0f + std::fabs(want[j])));
     }
   }
-  // Odd lengths for the plain formats (tails).
-  for (int64_t n : {1, 7, 9, 33}) {
+  // Odd lengths for the plain formats (tails of the 8- and 16-lane loops).
+  for (int64_t n : {1, 7, 9, 15, 17, 31, 33}) {
     std::vector<uint16_t> h(n);
     std::vector<float> got(n);
     for (int64_t j = 0; j < n; ++j) h[j] = static_cast<uint16_t>(0x3c00 + 37 * j);
@@ -369,7 +411,13 @@ TEST(Dispatch, ParseAndSelect) {
     set_isa(Isa::AVX2);
     EXPECT_EQ(active_isa(), Isa::AVX2);
   }
-  if (!isa_supported(Isa::AVX512)) {
+  if (isa_supported(Isa::AVX512)) {
+    set_isa(Isa::AVX512);
+    EXPECT_EQ(active_isa(), Isa::AVX512);
+    EXPECT_EQ(detected_isa(), Isa::AVX512);
+    EXPECT_EQ(isa_missing(Isa::AVX512), nullptr);
+  } else {
     EXPECT_ANY_THROW(set_isa(Isa::AVX512));
+    EXPECT_NE(isa_missing(Isa::AVX512), nullptr);
   }
 }

@@ -1,6 +1,6 @@
 // Op parity, in the spirit of llama.cpp's test-backend-ops: every op of backend/ops.h on random
 // inputs of odd sizes, run by every backend variant this machine has (the CPU backend with its
-// generic and AVX2 kernels, and the guarded test device), each against a plain double-precision
+// generic, AVX2 and AVX-512 kernels, and the guarded test device), each against a plain double-precision
 // reference written here, with a normalised error bound: NMSE = sum (y - ref)^2 / sum ref^2.
 // A new backend (CUDA) joins by adding a variant.
 #include <gtest/gtest.h>
@@ -116,6 +116,15 @@ void check(const std::string& what, const Vec& ref, double bound, const std::vec
     EXPECT_LE(e, bound) << what << " on " << v.name;
     std::printf("  %-44s %-16s nmse %.2e (bound %.0e)\n", what.c_str(), v.name.c_str(), e, bound);
   }
+}
+
+// The variants a CPU cannot run are left out of every test below; this one says which.
+TEST(OpParity, Avx512Variant) {
+  if (const char* missing = backend::cpu::isa_missing(backend::cpu::Isa::AVX512))
+    GTEST_SKIP() << "variant cpu-avx512 not run: this CPU (or build) lacks " << missing;
+  bool found = false;
+  for (const Variant& v : variants()) found = found || v.name == "cpu-avx512";
+  EXPECT_TRUE(found);
 }
 
 TEST(OpParity, Linear) {

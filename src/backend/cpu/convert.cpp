@@ -4,7 +4,9 @@
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/kernels.h"
 #include "backend/cpu/quant.h"
+#include "backend/cpu/thread_pool.h"
 #include "core/error.h"
 
 namespace skv::backend::cpu {
@@ -28,12 +30,60 @@ void row_to_f32(DType t, const uint8_t* src, float* dst, int64_t k) {
       return dequantize_row_q4_0(reinterpret_cast<const BlockQ4_0*>(src), dst, k);
     case DType::Q4_1:
       return dequantize_row_q4_1(reinterpret_cast<const BlockQ4_1*>(src), dst, k);
+    case DType::MXFP8:
+      return dequantize_row_mxfp8(reinterpret_cast<const BlockMXFP8*>(src), dst, k);
     default:
       fail_internal("cannot convert a ", dtype_name(t), " tensor");
   }
 }
 
 }  // namespace
+
+void kv_row_to_f32(DType t, const uint8_t* row, int64_t col, int64_t n, float* out) {
+  const Kernels& k = kernels();
+  switch (t) {
+    case DType::F32:
+      std::memcpy(out, reinterpret_cast<const float*>(row) + col, sizeof(float) * n);
+      return;
+    case DType::F16:
+      return k.to_float_f16(reinterpret_cast<const uint16_t*>(row) + col, out, n);
+    case DType::BF16:
+      return k.to_float_bf16(reinterpret_cast<const uint16_t*>(row) + col, out, n);
+    case DType::Q8_0:
+      return k.to_float_q8_0(reinterpret_cast<const BlockQ8_0*>(row) + col / QK, out, n);
+    case DType::MXFP8:
+      return dequantize_row_mxfp8(reinterpret_cast<const BlockMXFP8*>(row) + col / QK, out, n);
+    default:
+      fail_internal("KV cache: unsupported dtype ", dtype_name(t));
+  }
+}
+
+void store_rows(const Tensor& src, Tensor& dst) {
+  const int64_t n = src.rows(), cols = src.cols();
+  for (int64_t r = 0; r < n; ++r) {
+    const float* s = src.as<float>() + r * cols;
+    uint8_t* d = static_cast<uint8_t*>(dst.data) + r * dst.row_bytes();
+    switch (dst.dtype) {
+      case DType::F32:
+        std::memcpy(d, s, sizeof(float) * cols);
+        break;
+      case DType::F16:
+        for (int64_t i = 0; i < cols; ++i) reinterpret_cast<uint16_t*>(d)[i] = fp32_to_fp16(s[i]);
+        break;
+      case DType::BF16:
+        for (int64_t i = 0; i < cols; ++i) reinterpret_cast<uint16_t*>(d)[i] = fp32_to_bf16(s[i]);
+        break;
+      case DType::Q8_0:
+        quantize_row_q8_0(s, reinterpret_cast<BlockQ8_0*>(d), cols);
+        break;
+      case DType::MXFP8:
+        quantize_row_mxfp8(s, reinterpret_cast<BlockMXFP8*>(d), cols);
+        break;
+      default:
+        fail_internal("store_rows: unsupported dtype ", dtype_name(dst.dtype));
+    }
+  }
+}
 
 Tensor to_dtype(const Tensor& t, DType to) {
   Tensor out = Tensor::empty(to, t.shape);
@@ -43,11 +93,10 @@ Tensor to_dtype(const Tensor& t, DType to) {
     return out;
   }
   const int nt = threads_for(static_cast<double>(t.numel()), 1 << 16);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    std::vector<float> buf(static_cast<size_t>(cols));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
+  parallel_for_ranges(rows, grain_for(rows, nt), nt, [&](int64_t r0, int64_t r1) {
+    thread_local std::vector<float> buf;
+    buf.resize(static_cast<size_t>(cols));
+    for (int64_t r = r0; r < r1; ++r) {
       row_to_f32(t.dtype, t.row_ptr(r), buf.data(), cols);
       uint8_t* dst = static_cast<uint8_t*>(out.data) + r * out.row_bytes();
       if (to == DType::F32) {
@@ -57,7 +106,7 @@ Tensor to_dtype(const Tensor& t, DType to) {
         for (int64_t i = 0; i < cols; ++i) d16[i] = to == DType::F16 ? fp32_to_fp16(buf[i]) : fp32_to_bf16(buf[i]);
       }
     }
-  }
+  });
   return out;
 }
 

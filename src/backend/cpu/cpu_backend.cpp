@@ -21,13 +21,14 @@ class CpuBackend final : public Backend {
   }
   void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const Tensor& block_table,
                  int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads, float scale, Tensor& out,
-                 int64_t window) override {
+                 int64_t window, int64_t split_from) override {
     cpu::attention(q, k_pool, v_pool, block_table.as<int32_t>(), block_table.numel(), block_size, n_past, num_heads,
-                   num_kv_heads, scale, out, window);
+                   num_kv_heads, scale, out, window, split_from);
   }
   void log_softmax_rows(Tensor& x) override { cpu::log_softmax_rows(x); }
   void softmax_rows(Tensor& x) override { cpu::softmax_rows(x); }
   void copy_cols(const Tensor& src, int64_t col0, Tensor& dst) override { cpu::copy_cols(src, col0, dst); }
+  void store_rows(const Tensor& src, Tensor& dst) override { cpu::store_rows(src, dst); }
 };
 
 }  // namespace

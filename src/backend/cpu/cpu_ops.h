@@ -22,12 +22,16 @@ int64_t linear_gemv_max_rows(DType t);
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
 void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out);
 void copy_cols(const Tensor& src, int64_t col0, Tensor& dst);
+void store_rows(const Tensor& src, Tensor& dst);
 void add_inplace(Tensor& y, const Tensor& x);
 void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
 void rope(Tensor& x, int64_t heads, const int32_t* positions, const backend::Rope& rope);
+// One row of a KV pool (any KV dtype), columns [col, col + n), as floats; col and n are
+// multiples of the dtype's block.
+void kv_row_to_f32(DType t, const uint8_t* row, int64_t col, int64_t n, float* out);
 void attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const int32_t* block_table,
                int64_t num_blocks, int64_t block_size, int64_t n_past, int64_t num_heads, int64_t num_kv_heads,
-               float scale, Tensor& out, int64_t window);
+               float scale, Tensor& out, int64_t window, int64_t split_from);
 void log_softmax_rows(Tensor& x);
 void softmax_rows(Tensor& x);
 

@@ -1,4 +1,15 @@
 // Runtime ISA selection: the best table the CPU supports, capped by SKV_CPU_ISA.
+//
+// Levels are whole tables. AVX512 needs AVX-512 F/BW/VL/DQ and VNNI: its integer kernels are
+// built on vpdpbusd, so a CPU with AVX-512F but no VNNI (Skylake-SP/X; VNNI arrived with
+// Cascade Lake and Ice Lake) runs the AVX2 table rather than a per-kernel mix, which would
+// be a second AVX-512 table to test for a CPU generation the integer paths gain least on.
+// The table uses no AVX512-BF16 instruction (BF16 weights are widened to F32 and multiplied
+// with FMA, see vec_dot_avx512.cpp), so that feature is not required.
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
@@ -16,18 +27,56 @@ std::atomic<const Kernels*> g_active{nullptr};
 std::once_flag g_init_once;
 
 const Kernels* table_for(Isa isa) {
-  if (isa == Isa::Generic) return generic_kernels();
-  const Kernels* t = avx2_kernels();  // AVX-512 has no kernels of its own: AVX2 table
+  const Kernels* t = isa == Isa::AVX512 ? avx512_kernels() : isa == Isa::AVX2 ? avx2_kernels() : nullptr;
   return t ? t : generic_kernels();
 }
+
+#if defined(__x86_64__) || defined(__i386__)
+// CPUID feature bits, each counted only if the OS saves the register state it needs (XCR0):
+// a kernel using zmm registers on an OS that does not save them would corrupt other threads.
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false;
+};
+
+CpuFeatures probe_cpu() {
+  CpuFeatures f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = c & (1u << 27), avx = c & (1u << 28);
+  const bool fma = c & (1u << 12), f16c = c & (1u << 29);
+  if (!osxsave || !avx) return f;
+  unsigned xlo, xhi;
+  __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+  const bool os_ymm = (xlo & 0x06u) == 0x06u;  // SSE and AVX state
+  const bool os_zmm = (xlo & 0xe6u) == 0xe6u;  // plus opmask, ZMM_Hi256, Hi16_ZMM
+  if (!os_ymm || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  f.avx2 = b & (1u << 5);
+  f.fma = fma;
+  f.f16c = f16c;
+  if (os_zmm) {
+    f.avx512f = b & (1u << 16);
+    f.avx512dq = b & (1u << 17);
+    f.avx512bw = b & (1u << 30);
+    f.avx512vl = b & (1u << 31);
+    f.avx512vnni = c & (1u << 11);
+  }
+  return f;
+}
+
+const CpuFeatures& cpu() {
+  static const CpuFeatures f = probe_cpu();
+  return f;
+}
+#endif
 
 void init_from_env() {
   Isa isa = detected_isa();
   if (const char* env = std::getenv("SKV_CPU_ISA"); env && *env) {
     const Isa want = parse_isa(env);
-    if (!isa_supported(want))
-      fail("SKV_CPU_ISA=", env, ": this CPU does not support ", isa_name(want),
-           " (best available: ", isa_name(detected_isa()), ")");
+    if (const char* missing = isa_missing(want))
+      fail("SKV_CPU_ISA=", env, ": this CPU does not support ", isa_name(want), " (no ", missing,
+           "; best available: ", isa_name(detected_isa()), ")");
     isa = want;
   }
   g_active.store(table_for(isa), std::memory_order_release);
@@ -47,24 +96,35 @@ const char* isa_name(Isa isa) {
   return "?";
 }
 
-bool isa_supported(Isa isa) {
+const char* isa_missing(Isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
+  const CpuFeatures& f = cpu();
   switch (isa) {
     case Isa::Generic:
-      return true;
+      return nullptr;
     case Isa::AVX2:
-      return avx2_kernels() != nullptr && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
+      if (!avx2_kernels()) return "AVX2 kernels (not built)";
+      if (!f.avx2) return "avx2";
+      if (!f.fma) return "fma";
+      if (!f.f16c) return "f16c";
+      return nullptr;
     case Isa::AVX512:
-      return isa_supported(Isa::AVX2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+      if (const char* m = isa_missing(Isa::AVX2)) return m;
+      if (!avx512_kernels()) return "AVX-512 kernels (not built)";
+      if (!f.avx512f) return "avx512f (or OS support for zmm state)";
+      if (!f.avx512bw) return "avx512bw";
+      if (!f.avx512vl) return "avx512vl";
+      if (!f.avx512dq) return "avx512dq";
+      if (!f.avx512vnni) return "avx512_vnni";
+      return nullptr;
   }
-  return false;
+  return "an unknown ISA";
 #else
-  return isa == Isa::Generic;
+  return isa == Isa::Generic ? nullptr : "x86-64";
 #endif
 }
+
+bool isa_supported(Isa isa) { return isa_missing(isa) == nullptr; }
 
 Isa detected_isa() {
   if (isa_supported(Isa::AVX512)) return Isa::AVX512;
@@ -91,8 +151,9 @@ const Kernels& kernels() {
 Isa active_isa() { return kernels().isa; }
 
 void set_isa(Isa isa) {
-  if (!isa_supported(isa))
-    fail("CPU ISA ", isa_name(isa), " is not supported here (best available: ", isa_name(detected_isa()), ")");
+  if (const char* missing = isa_missing(isa))
+    fail("CPU ISA ", isa_name(isa), " is not supported here (no ", missing,
+         "; best available: ", isa_name(detected_isa()), ")");
   kernels();  // make sure the env initialisation does not run later and override this
   g_active.store(table_for(isa), std::memory_order_release);
 }

@@ -5,6 +5,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/thread_pool.h"
 #include "core/error.h"
 
 namespace skv::backend::cpu {
@@ -52,11 +53,7 @@ void add_inplace(Tensor& y, const Tensor& x) {
   constexpr int64_t kChunk = 16384;
   const int nt = threads_for(static_cast<double>(n), 64.0 * 1024);
   if (nt <= 1) return k.add(yp, xp, n);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t c = 0; c < (n + kChunk - 1) / kChunk; ++c) {
-    const int64_t b = c * kChunk, e = std::min(n, b + kChunk);
-    k.add(yp + b, xp + b, e - b);
-  }
+  parallel_for_ranges(n, kChunk, nt, [&](int64_t b, int64_t e) { k.add(yp + b, xp + b, e - b); });
 }
 
 void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
@@ -68,11 +65,8 @@ void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   constexpr int64_t kChunk = 8192;
   const int nt = threads_for(static_cast<double>(n), 16.0 * 1024);
   if (nt <= 1) return k.silu_mul(g, u, o, n);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t c = 0; c < (n + kChunk - 1) / kChunk; ++c) {
-    const int64_t b = c * kChunk, e = std::min(n, b + kChunk);
-    k.silu_mul(g + b, u + b, o + b, e - b);
-  }
+  // Fixed chunks (multiples of the vector width): an element never moves into a scalar tail.
+  parallel_for_ranges(n, kChunk, nt, [&](int64_t b, int64_t e) { k.silu_mul(g + b, u + b, o + b, e - b); });
 }
 
 namespace {
@@ -83,14 +77,13 @@ void softmax_impl(Tensor& x) {
   const int64_t n = x.rows(), v = x.cols();
   float* xp = x.as<float>();
   const int nt = threads_for(static_cast<double>(n) * v, 32.0 * 1024);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
+  parallel_for(n, nt, [&](int64_t i) {
     float* r = xp + i * v;
     float m = -INFINITY;
     for (int64_t j = 0; j < v; ++j) m = r[j] > m ? r[j] : m;
     if (m == -INFINITY) {  // all -inf: leave a uniform distribution's worth of nothing
       for (int64_t j = 0; j < v; ++j) r[j] = kLog ? -INFINITY : 0.0f;
-      continue;
+      return;
     }
     double sum = 0.0;
     if (kLog) {
@@ -105,7 +98,7 @@ void softmax_impl(Tensor& x) {
       const float inv = static_cast<float>(1.0 / sum);
       for (int64_t j = 0; j < v; ++j) r[j] *= inv;
     }
-  }
+  });
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 //
 // The tables hold only "leaf" kernels working on raw rows. The drivers (linear.cpp,
 // attention.cpp, ...) are compiled for baseline x86-64 and own the threading, so every
-// decision about parallelism lives in one place and the SIMD files stay free of OpenMP.
+// decision about parallelism lives in one place and the SIMD files stay free of threading.
 //
 // Rule for *_avx2.cpp / *_avx512.cpp files: they must not instantiate any inline function
 // or template shared with baseline code (std::min, std::vector, ...), because the linker may
@@ -21,10 +21,12 @@ enum class Isa : uint8_t { Generic, AVX2, AVX512 };
 
 const char* isa_name(Isa isa);
 bool isa_supported(Isa isa);  // by this CPU (and OS state saving)
-Isa detected_isa();           // best ISA the CPU supports
+// The first feature `isa` needs that this CPU or build lacks ("avx512_vnni", ...), for
+// messages; nullptr when supported. AVX512 means F, BW, VL, DQ and VNNI (see dispatch.cpp).
+const char* isa_missing(Isa isa);
+Isa detected_isa();  // best ISA the CPU supports
 Isa active_isa();
-// Selects the kernel table. Throws skv::Error when the CPU cannot run `isa`. AVX512 has no
-// kernels of its own yet: selecting it uses the AVX2 table.
+// Selects the kernel table. Throws skv::Error when the CPU cannot run `isa`.
 void set_isa(Isa isa);
 // Parses "generic" | "avx2" | "avx512" (case-insensitive); throws skv::Error otherwise.
 Isa parse_isa(const char* name);
@@ -61,9 +63,14 @@ using ToFloatFn = void (*)(const void* src, float* dst, int64_t k);
 // running max m[g], the sum l[g] = sum_t exp(s_t - m[g]) and the unnormalised accumulator
 // o[g * o_stride + d] = sum_t exp(s_t - m[g]) v_t[d], where s_t = scale * q_g . k_t; the
 // caller divides by l (or merges several key ranges first). G <= kAttnMaxGroup, T >= 1.
+// Keys are taken in tiles of kAttnTile from the first, each tile updating (m, l, o) online.
+// With init false, (m, l, o) hold the state a previous call left and this call continues it
+// exactly as if its keys had followed in the same call, so a paged cache fed one tile per call
+// gives the same bits as a contiguous one (backend/cpu/attention.cpp).
 constexpr int64_t kAttnMaxGroup = 16;
+constexpr int64_t kAttnTile = 64;
 using AttnFn = void (*)(const float* q, int64_t q_stride, int64_t G, const float* k, const float* v, int64_t kv_stride,
-                        int64_t T, int64_t D, float scale, float* o, int64_t o_stride, float* m, float* l);
+                        int64_t T, int64_t D, float scale, float* o, int64_t o_stride, float* m, float* l, bool init);
 
 struct Kernels {
   Isa isa;
@@ -81,8 +88,9 @@ struct Kernels {
 
 const Kernels& kernels();  // the active table (initialised on first use)
 
-// Tables. The AVX2 one exists only on x86-64 builds; nullptr elsewhere.
+// Tables. The AVX2 and AVX-512 ones exist only on x86-64 builds; nullptr elsewhere.
 const Kernels* generic_kernels();
 const Kernels* avx2_kernels();
+const Kernels* avx512_kernels();
 
 }  // namespace skv::backend::cpu

@@ -1,19 +1,18 @@
 // y = x w^T + b for every weight dtype.
 //
 // GEMV path: quantised weights are never expanded. The activation rows are quantised once
-// to 8 bits (BlockQ8A, in parallel) and every output is an integer dot product
-// (kernels().gemv_*, tiles of 4 weight rows x 1 activation row or 2 x 2); float weights
-// (F32 / F16 / BF16) are converted on the fly inside the dot. Each thread owns a contiguous
-// range of output rows, walked in ~32 KiB chunks so a chunk stays cached while all
-// activation rows pass. Used for quantised weights at every n (see linear_gemv_max_rows).
+// to 8 bits (BlockQ8A) and every output is an integer dot product (kernels().gemv_*, tiles of
+// 4 weight rows x 1 activation row or 2 x 2); float weights (F32 / F16 / BF16) are converted on
+// the fly inside the dot. The output rows are cut into tasks of at most ~32 KiB of weights, so
+// a task's rows stay cached while all activation rows pass; the pool's threads claim them.
+// Used for quantised weights at every n (see linear_gemv_max_rows).
 //
-// GEMM path: the weight matrix is cut into panels of P output rows (P * in floats ~ L2).
-// Each thread dequantises its panel into a thread-local buffer and runs a single-threaded
+// GEMM path: the weight matrix is cut into panels of P output rows (P * in floats ~ L2), one
+// task each. A task dequantises its panel into a thread-local buffer and runs a single-threaded
 // sgemm (y[:, panel] = x panel^T, ldc = out). F32 weights skip the copy and hand their rows
 // straight to sgemm. Used for float weights with n > 8. Nothing is kept between calls but
 // the small per-thread buffers.
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -23,6 +22,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/thread_pool.h"
 #include "core/error.h"
 
 namespace skv::backend::cpu {
@@ -88,61 +88,48 @@ void add_bias(const Problem& p, int64_t r0, int64_t r1) {
   }
 }
 
-// Splits [0, total) into `parts` ranges whose boundaries are multiples of `align`.
-inline void split_range(int64_t total, int parts, int part, int64_t align, int64_t& b, int64_t& e) {
-  const int64_t units = (total + align - 1) / align;
-  const int64_t base = units / parts, extra = units % parts;
-  const int64_t u0 = part * base + std::min<int64_t>(part, extra);
-  const int64_t u1 = u0 + base + (part < extra ? 1 : 0);
-  b = std::min(total, u0 * align);
-  e = std::min(total, u1 * align);
-}
-
 void run_gemv(const Problem& p) {
   const Kernels& k = kernels();
   const int nt = threads_for(static_cast<double>(p.n) * p.out * p.in, 64.0 * 1024);
   // Weight rows are processed in chunks of about 32 KiB so that, for many activation rows,
-  // a chunk stays in L1/L2 while every activation row streams past it.
+  // a chunk stays in L1/L2 while every activation row streams past it. A task is one chunk,
+  // or less where that would leave under ~4 tasks per thread (decode's single activation row
+  // gains nothing from chunks, and small tasks let the others take over a late thread's share).
+  // Task boundaries are multiples of 8 rows: each row meets the same kernel tile whatever the
+  // thread count.
   const int64_t chunk = std::max<int64_t>(8, static_cast<int64_t>((32 * 1024) / p.w_stride) / 8 * 8);
+  const int64_t rows = nt > 1 ? std::min(chunk, (grain_for(p.out, nt, 4) + 7) / 8 * 8) : chunk;
   if (dtype_is_quantized(p.wt)) {
     const int64_t nb = p.in / QK;
     BlockQ8A* act = t_act.get<BlockQ8A>(static_cast<size_t>(p.n * nb));
     const QGemvFn fn = p.wt == DType::Q4_1 ? k.gemv_q4_1 : p.wt == DType::Q4_0 ? k.gemv_q4_0 : k.gemv_q8_0;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < p.n; ++i) k.quantize_q8a(p.x + i * p.in, act + i * nb, p.in);
-      int64_t r0, r1;
-      split_range(p.out, omp_get_num_threads(), omp_get_thread_num(), 8, r0, r1);
-      for (int64_t c = r0; c < r1; c += chunk) {
-        const int64_t rows = std::min(chunk, r1 - c);
-        fn(p.w + c * p.w_stride, p.w_stride, rows, act, nb, p.n, p.in, p.y + c, p.ldy);
-      }
-      if (r1 > r0) add_bias(p, r0, r1);
-    }
+    // About 1/out of the work: its own parallel call only pays off for long prompts.
+    const int qt = static_cast<double>(p.n) * p.in >= 256.0 * 1024 ? nt : 1;
+    parallel_for_ranges(p.n, grain_for(p.n, qt), qt, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) k.quantize_q8a(p.x + i * p.in, act + i * nb, p.in);
+    });
+    parallel_for_ranges(p.out, rows, nt, [&](int64_t r0, int64_t r1) {
+      fn(p.w + r0 * p.w_stride, p.w_stride, r1 - r0, act, nb, p.n, p.in, p.y + r0, p.ldy);
+      add_bias(p, r0, r1);
+    });
   } else {
     const FGemvFn fn = p.wt == DType::F32 ? k.gemv_f32 : p.wt == DType::F16 ? k.gemv_f16 : k.gemv_bf16;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-      int64_t r0, r1;
-      split_range(p.out, omp_get_num_threads(), omp_get_thread_num(), 8, r0, r1);
-      for (int64_t c = r0; c < r1; c += chunk) {
-        const int64_t rows = std::min(chunk, r1 - c);
-        fn(p.w + c * p.w_stride, p.w_stride, rows, p.x, p.in, p.n, p.in, p.y + c, p.ldy);
-      }
-      if (r1 > r0) add_bias(p, r0, r1);
-    }
+    parallel_for_ranges(p.out, rows, nt, [&](int64_t r0, int64_t r1) {
+      fn(p.w + r0 * p.w_stride, p.w_stride, r1 - r0, p.x, p.in, p.n, p.in, p.y + r0, p.ldy);
+      add_bias(p, r0, r1);
+    });
   }
 }
 
 // Output rows per panel: the panel (P x in floats) should sit in L2 next to sgemm's own
-// packed blocks; the panel count is a multiple of the thread count so that static
-// scheduling balances.
+// packed blocks. With several threads there are at least 4 panels per thread, so that a
+// thread the OS holds back leaves the others panels to take over.
 int64_t panel_rows(int64_t in, int64_t out, int nt) {
   const int64_t target_bytes = 512 * 1024;
   int64_t pmax = std::max<int64_t>(16, target_bytes / (in * 4) / 16 * 16);
-  const int64_t per_thread = (out + static_cast<int64_t>(nt) * pmax - 1) / (static_cast<int64_t>(nt) * pmax);
-  const int64_t panels = std::max<int64_t>(1, per_thread * nt);
+  const int64_t per_thread = std::max<int64_t>(
+      nt > 1 ? 4 : 1, (out + static_cast<int64_t>(nt) * pmax - 1) / (static_cast<int64_t>(nt) * pmax));
+  const int64_t panels = per_thread * nt;
   int64_t P = (out + panels - 1) / panels;
   P = (P + 15) / 16 * 16;
   return std::max<int64_t>(1, std::min(P, out));
@@ -154,35 +141,26 @@ void sgemm_panel(const Problem& p, const float* wpanel, int64_t r0, int64_t rows
               static_cast<int>(p.ldy));
 }
 
+// sgemm computes each output the same way whatever the panel it belongs to (the
+// ThreadCountsAgree test checks), so the panel size may follow the thread count.
 void run_gemm(const Problem& p) {
   const double work = static_cast<double>(p.n) * p.out * p.in;
   const int nt = threads_for(work, 256.0 * 1024);
   if (p.wt == DType::F32) {
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-      int64_t r0, r1;
-      split_range(p.out, omp_get_num_threads(), omp_get_thread_num(), 16, r0, r1);
-      if (r1 > r0) {
-        sgemm_panel(p, reinterpret_cast<const float*>(p.w + r0 * p.w_stride), r0, r1 - r0);
-        add_bias(p, r0, r1);
-      }
-    }
+    parallel_for_ranges(p.out, nt > 1 ? panel_rows(p.in, p.out, nt) : p.out, nt, [&](int64_t r0, int64_t r1) {
+      sgemm_panel(p, reinterpret_cast<const float*>(p.w + r0 * p.w_stride), r0, r1 - r0);
+      add_bias(p, r0, r1);
+    });
     return;
   }
   const ToFloatFn conv = to_float_fn(kernels(), p.wt);
   const int64_t P = panel_rows(p.in, p.out, nt);
-  const int64_t panels = (p.out + P - 1) / P;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  parallel_for_ranges(p.out, P, nt, [&](int64_t r0, int64_t r1) {
     float* buf = t_panel.get<float>(static_cast<size_t>(P * p.in));
-#pragma omp for schedule(static)
-    for (int64_t pi = 0; pi < panels; ++pi) {
-      const int64_t r0 = pi * P, r1 = std::min(p.out, r0 + P);
-      for (int64_t r = r0; r < r1; ++r) conv(p.w + r * p.w_stride, buf + (r - r0) * p.in, p.in);
-      sgemm_panel(p, buf, r0, r1 - r0);
-      add_bias(p, r0, r1);
-    }
-  }
+    for (int64_t r = r0; r < r1; ++r) conv(p.w + r * p.w_stride, buf + (r - r0) * p.in, p.in);
+    sgemm_panel(p, buf, r0, r1 - r0);
+    add_bias(p, r0, r1);
+  });
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // operation, so a block quantised here is byte-identical to ggml's.
 #include "backend/cpu/quant.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -173,6 +174,74 @@ void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n) {
       const uint8_t xi1 = static_cast<uint8_t>(t1 < 15 ? t1 : 15);
       y[i].qs[j] = static_cast<uint8_t>(xi0 | (xi1 << 4));
     }
+  }
+}
+
+// ---- MXFP8
+
+float e4m3_to_fp32(uint8_t b) {
+  const float sign = (b & 0x80) ? -1.0f : 1.0f;
+  const int e = (b >> 3) & 0xF, m = b & 0x7;
+  if (e == 0xF && m == 0x7) return std::nanf("");
+  if (e == 0) return sign * std::ldexp(static_cast<float>(m), -9);  // subnormal: m * 2^-9
+  return sign * std::ldexp(1.0f + m / 8.0f, e - 7);
+}
+
+uint8_t fp32_to_e4m3(float f) {
+  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
+  const float a = std::fabs(f);
+  if (std::isnan(f)) return sign | 0x7F;
+  if (a >= 448.0f) return sign | 0x7E;                           // saturate: E4M3 has no infinity
+  if (a < 0.015625f) {                                           // below 2^-6: subnormals, steps of 2^-9
+    const int q = static_cast<int>(std::nearbyint(a * 512.0f));  // 8 rounds up to the smallest normal
+    return sign | static_cast<uint8_t>(q);
+  }
+  int e = 0;
+  std::frexp(a, &e);                                               // a = m 2^e, m in [0.5, 1)
+  int q = static_cast<int>(std::nearbyint(std::ldexp(a, 4 - e)));  // 8 .. 16: 1.mmm x 8
+  int be = e + 6;                                                  // biased exponent of 2^(e - 1)
+  if (q == 16) q = 8, ++be;
+  if (be > 15 || (be == 15 && q - 8 > 6)) return sign | 0x7E;
+  return sign | static_cast<uint8_t>(be << 3) | static_cast<uint8_t>(q - 8);
+}
+
+namespace {
+
+struct E4M3Table {
+  float v[256];
+  E4M3Table() {
+    for (int i = 0; i < 256; ++i) v[i] = e4m3_to_fp32(static_cast<uint8_t>(i));
+  }
+};
+const E4M3Table& e4m3_table() {
+  static const E4M3Table t;
+  return t;
+}
+
+}  // namespace
+
+void dequantize_row_mxfp8(const BlockMXFP8* x, float* y, int64_t n) {
+  const float* lut = e4m3_table().v;
+  for (int64_t b = 0; b < n / QK; ++b) {
+    const float d = std::ldexp(1.0f, static_cast<int>(x[b].e) - 127);
+    for (int j = 0; j < QK; ++j) y[b * QK + j] = d * lut[x[b].qs[j]];
+  }
+}
+
+void quantize_row_mxfp8(const float* x, BlockMXFP8* y, int64_t n) {
+  for (int64_t b = 0; b < n / QK; ++b) {
+    const float* xb = x + b * QK;
+    float amax = 0.0f;
+    for (int j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    // Smallest power of two 2^s with amax / 2^s <= 448, within E8M0's 2^-127 .. 2^127.
+    int s = -127;
+    if (amax > 0.0f && std::isfinite(amax)) {
+      s = static_cast<int>(std::ceil(std::log2(amax / 448.0f)));
+      if (std::ldexp(448.0f, s) < amax) ++s;  // log2 rounding
+      s = std::min(127, std::max(-127, s));
+    }
+    y[b].e = static_cast<uint8_t>(s + 127);
+    for (int j = 0; j < QK; ++j) y[b].qs[j] = fp32_to_e4m3(std::ldexp(xb[j], -s));
   }
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/thread_pool.h"
 
 namespace skv::backend::cpu {
 
@@ -16,15 +17,13 @@ void rope(Tensor& x, int64_t heads, const int32_t* positions, const backend::Rop
   const float* inv = rp.inv_freq.data();
   const float af = rp.attention_factor;
   const int nt = threads_for(static_cast<double>(n) * (heads * D + 8 * half), 16.0 * 1024);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  parallel_for_ranges(n, grain_for(n, nt), nt, [&](int64_t i0, int64_t i1) {
     // Per-thread and kept: a decode step must not allocate once warm.
     thread_local std::vector<float> cs;
     if (cs.size() < static_cast<size_t>(2 * half)) cs.resize(static_cast<size_t>(2 * half));
     float* c = cs.data();
     float* s = c + half;
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = i0; i < i1; ++i) {
       const float pos = static_cast<float>(positions[i]);
       for (int64_t j = 0; j < half; ++j) {
         const float theta = pos * inv[j];
@@ -49,7 +48,7 @@ void rope(Tensor& x, int64_t heads, const int32_t* positions, const backend::Rop
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace skv::backend::cpu

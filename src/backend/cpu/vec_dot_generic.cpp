@@ -142,10 +142,10 @@ void silu_mul(const float* g, const float* u, float* out, int64_t n) {
 }
 
 void attn(const float* q, int64_t q_stride, int64_t G, const float* k, const float* v, int64_t kv_stride, int64_t T,
-          int64_t D, float scale, float* o, int64_t o_stride, float* m, float* l) {
-  constexpr int64_t kTile = 64;
+          int64_t D, float scale, float* o, int64_t o_stride, float* m, float* l, bool init) {
+  constexpr int64_t kTile = kAttnTile;
   float s[kTile];
-  for (int64_t g = 0; g < G; ++g) {
+  for (int64_t g = 0; g < G && init; ++g) {
     m[g] = -INFINITY;
     l[g] = 0.0f;
     for (int64_t d = 0; d < D; ++d) o[g * o_stride + d] = 0.0f;
