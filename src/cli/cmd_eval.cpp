@@ -65,6 +65,7 @@ constexpr const char* kEvalHelp =
     "  --no-bos             never add the BOS token the tokenizer adds by default (lm-eval 0.4.13\n"
     "                       keeps the tokenizer's default, as we do; earlier 0.4.x added none)\n"
     "  --no-swiftkv         a SwiftKV checkpoint's teacher path\n"
+    "  --kv-cache-dtype T   the KV cache's form: auto (= f32), f32, f16, bf16, q8_0 or fp8 (MXFP8)\n"
     "  --output FILE        results JSON: per task metrics, *_stderr, n, settings, timings\n"
     "  --log-samples FILE   one JSON line per item (prompt, log-likelihoods, predictions)\n"
     "  --data-dir DIR       the shared data sets (default $SKV_DATA, else ../shared/data next to\n"
@@ -116,7 +117,7 @@ int cmd_eval(int argc, char** argv) {
   Args args(argc, argv,
             join({kModelFlags,
                   {"--tasks", "--limit", "--num-fewshot", "--output", "--log-samples", "--seed", "--batch-tokens",
-                   "--data-dir", "--label"}}),
+                   "--data-dir", "--label", "--kv-cache-dtype"}}),
             join({kModelBoolFlags, {"--help", "--chat-template", "--compare", "--paired", "--no-bos"}}), kAliases);
   if (args.flag("--help")) {
     std::fputs(kEvalHelp, stdout);
@@ -182,6 +183,7 @@ int cmd_eval(int argc, char** argv) {
   eval::EvalModelOptions lm_opts;
   lm_opts.max_length = max_length;
   lm_opts.batch_tokens = batch_tokens;
+  if (auto t = args.opt("--kv-cache-dtype")) lm_opts.kv_dtype = engine::parse_kv_dtype(*t);
   const bool chat = args.flag("--chat-template");
   lm_opts.add_bos = !args.flag("--no-bos");
   if (chat) {
@@ -239,6 +241,7 @@ int cmd_eval(int argc, char** argv) {
     cfg["num_fewshot"] = run.num_fewshot >= 0 ? nlohmann::ordered_json(run.num_fewshot) : nullptr;
     cfg["seed"] = run.seed;
     cfg["chat_template"] = chat;
+    cfg["kv_cache_dtype"] = dtype_name(lm_opts.kv_dtype);
     cfg["tokenizer_adds_bos"] = lm_opts.add_bos && m.tokenizer->adds_bos();
     cfg["max_length"] = max_length;
     cfg["batch_tokens"] = batch_tokens;

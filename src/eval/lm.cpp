@@ -64,8 +64,9 @@ engine::Engine& EvalModel::engine_for(int64_t tokens) {
   // Every request takes at least one row of a step, so this many can share one.
   e.max_num_seqs = opts_.batch_tokens;
   e.enable_prefix_caching = true;
+  e.kv_dtype = opts_.kv_dtype;
   const int64_t blocks = (positions + e.block_size - 1) / e.block_size;
-  e.kv.memory_bytes = blocks * e.block_size * static_cast<int64_t>(model_.kv_bytes_per_token());
+  e.num_kv_blocks = blocks;
   // Inputs are truncated here, so the engine's only limit is its pool.
   e.max_model_len = blocks * e.block_size;
   engine_ = std::make_unique<engine::Engine>(model_, &tok_, e);

@@ -27,6 +27,7 @@ struct EvalModelOptions {
   // sized from it too (kPoolTokensPerBatchToken), larger only for an input that needs it.
   int64_t batch_tokens = 512;
   bool add_bos = true;  // encode with the tokenizer's default special tokens
+  DType kv_dtype = DType::F32;  // --kv-cache-dtype
 };
 
 struct LoglikResult {
