@@ -84,7 +84,19 @@ int cmd_bench(int argc, char** argv) {
   eo.max_num_seqs = most;
   eo.max_num_batched_tokens = m.batch_size;
   eo.enable_prefix_caching = false;  // every run computes its prompt
-  eo.num_kv_blocks = most * ((longest + 1 + eo.block_size - 1) / eo.block_size + 1);
+  // Room for the longest test per sequence: a pp or tg run alone, or a --parallel prompt and its
+  // generation together.
+  const int64_t max_p = *std::max_element(prompts.begin(), prompts.end());
+  const int64_t max_g = *std::max_element(gens.begin(), gens.end());
+  if (!parallel.empty() && max_p + max_g > model.config().max_position_embeddings)
+    fail_resource("--parallel: prompt ", max_p, " + ", max_g, " generated tokens exceed the model's ",
+                  model.config().max_position_embeddings, " positions");
+  const int64_t per_seq = std::max(longest, parallel.empty() ? int64_t{0} : max_p + max_g) + 1;
+  eo.num_kv_blocks = most * ((per_seq + eo.block_size - 1) / eo.block_size + 1);
+  // ppN draws one token after the prompt, as llama-bench's ppN evaluates N positions: a prompt
+  // as long as the model's context (pp8192 on an 8192-position model) needs one more position
+  // in the length limit, never in the cache or the rotary table.
+  if (per_seq > model.config().max_position_embeddings) eo.max_model_len = per_seq;
   engine::Engine eng(model, nullptr, eo);
   auto request = [&](const std::vector<int32_t>& prompt, int64_t max_tokens) {
     engine::Request r;

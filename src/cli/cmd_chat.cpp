@@ -20,10 +20,11 @@ the model's own chat template; its KV cache is reused from turn to turn.
 )";
 
 int cmd_chat(int argc, char** argv) {
-  Args args(argc, argv, join({kModelFlags, kSamplingFlags, {"--system"}}),
-            join({kSamplingBoolFlags, kModelBoolFlags, {"--help"}}), kAliases);
+  Args args(argc, argv, join({kModelFlags, kSamplingFlags, kCacheFlags, {"--system"}}),
+            join({kSamplingBoolFlags, kModelBoolFlags, kEngineBoolFlags, {"--help"}}), kAliases);
   if (args.flag("--help")) {
     std::fputs(kChatHelp, stdout);
+    std::fputs(kCacheHelp, stdout);
     return 0;
   }
   engine::GenerationOptions opts = generation_options(args, 0.8);
@@ -39,7 +40,7 @@ int cmd_chat(int argc, char** argv) {
   std::vector<tokenizer::ChatMessage> messages;
   if (auto sys = args.opt("--system")) messages.push_back({"system", *sys});
   const size_t base = messages.size();
-  engine::Session session(*m.model, m.context_size, m.batch_size, &tok);
+  engine::Session session(*m.model, m.context_size, m.batch_size, &tok, engine_options(args));
   const bool tty = isatty(0);
   std::string line;
   while (true) {

@@ -28,10 +28,11 @@ static const char* kGenerateHelp = R"(usage: swiftkv generate --model PATH (--pr
 )";
 
 int cmd_generate(int argc, char** argv) {
-  Args args(argc, argv, join({kModelFlags, kSamplingFlags, {"--prompt", "--token-ids"}}),
-            join({kSamplingBoolFlags, kModelBoolFlags, {"--json", "--help", "--chat-template"}}), kAliases);
+  Args args(argc, argv, join({kModelFlags, kSamplingFlags, kCacheFlags, {"--prompt", "--token-ids"}}),
+            join({kSamplingBoolFlags, kModelBoolFlags, kEngineBoolFlags, {"--json", "--help", "--chat-template"}}), kAliases);
   if (args.flag("--help")) {
     std::fputs(kGenerateHelp, stdout);
+    std::fputs(kCacheHelp, stdout);
     return 0;
   }
   if (args.has("--prompt") == args.has("--token-ids")) fail("give exactly one of --prompt or --token-ids");
@@ -56,7 +57,7 @@ int cmd_generate(int argc, char** argv) {
   }
   if (prompt.empty()) fail("the prompt is empty");
   const bool json = args.flag("--json");
-  engine::Session session(*m.model, m.context_size, m.batch_size, m.tokenizer.get());
+  engine::Session session(*m.model, m.context_size, m.batch_size, m.tokenizer.get(), engine_options(args));
   engine::GenerationResult r = session.generate(prompt, opts, [&](const std::string& s) {
     if (!json) {
       std::fwrite(s.data(), 1, s.size(), stdout);

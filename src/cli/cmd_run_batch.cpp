@@ -262,9 +262,9 @@ int cmd_run_batch(int argc, char** argv) {
   const double secs = progress.seconds();
   std::fprintf(stderr,
                "run-batch: %lld requests in %.1f s (%.2f requests/s, %.1f generated tokens/s); %lld error records; "
-               "%lld already in the output\n",
+               "%lld already in the output; %lld preemptions\n",
                (long long)written, secs, secs > 0 ? written / secs : 0.0, secs > 0 ? progress.amount() / secs : 0.0,
-               (long long)errors, (long long)skipped);
+               (long long)errors, (long long)skipped, (long long)eng.counters().preemptions);
   return 0;
 }
 

@@ -10,13 +10,14 @@
 namespace skv::cli {
 
 int cmd_score(int argc, char** argv) {
-  Args args(argc, argv, join({kModelFlags, {"--token-ids", "--prompt"}}), join({kModelBoolFlags, {"--help"}}),
-            kAliases);
+  Args args(argc, argv, join({kModelFlags, kCacheFlags, {"--token-ids", "--prompt"}}),
+            join({kModelBoolFlags, kEngineBoolFlags, {"--help"}}), kAliases);
   if (args.flag("--help")) {
     std::puts(
         "usage: swiftkv score --model PATH (--token-ids 1,2,3 | --prompt TEXT) [-t N] [-c N] [-b N] [--no-swiftkv]\n"
         "prints {\"token_logprobs\": [null, lp1, ...]}: ln p(token_i | tokens_<i), every position\n"
         "run through every layer");
+    std::fputs(kCacheHelp, stdout);
     return 0;
   }
   if (args.has("--prompt") == args.has("--token-ids")) fail("give exactly one of --token-ids or --prompt");
@@ -28,7 +29,7 @@ int cmd_score(int argc, char** argv) {
   if (ctx > m.model->config().max_position_embeddings && !args.has("--ctx-size"))
     fail_resource("sequence has ", ids.size(), " tokens, more than the model's ",
                   m.model->config().max_position_embeddings, " positions");
-  engine::Session session(*m.model, ctx, m.batch_size);
+  engine::Session session(*m.model, ctx, m.batch_size, nullptr, engine_options(args));
   std::vector<double> lp = session.score(ids);
   nlohmann::json out = nlohmann::json::array();
   for (double v : lp) out.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v));

@@ -115,6 +115,11 @@ const char* const kEngineHelp =
     "      --kv-cache-dtype T    auto (= f32), f32, f16, bf16, q8_0 (8-bit, a scale per 32 values) or fp8\n"
     "                            (MXFP8: E4M3 values with a power-of-two scale per 32)\n"
     "      --no-enable-prefix-caching  recompute shared prompt prefixes instead of reusing their blocks\n";
+const std::set<std::string> kCacheFlags = {"--block-size", "--kv-cache-dtype"};
+const char* const kCacheHelp =
+    "      --kv-cache-dtype T    auto (= f32), f32, f16, bf16, q8_0 or fp8 (MXFP8), as for serve\n"
+    "      --block-size N        KV cache block, in positions (default 16)\n"
+    "      --no-enable-prefix-caching  recompute a repeated prefix instead of reusing its blocks\n";
 const std::set<std::string> kEngineBoolFlags = {"--enable-prefix-caching", "--no-enable-prefix-caching"};
 
 engine::EngineOptions engine_options(const Args& args) {

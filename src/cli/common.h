@@ -48,6 +48,10 @@ engine::GenerationOptions generation_options(const Args& args, double default_te
 extern const std::set<std::string> kEngineFlags;
 extern const char* const kEngineHelp;  // their --help lines
 extern const std::set<std::string> kEngineBoolFlags;
+// The cache flags a one-sequence command (generate, chat, score) takes: --block-size,
+// --kv-cache-dtype; bool: the prefix-caching pair.
+extern const std::set<std::string> kCacheFlags;
+extern const char* const kCacheHelp;
 // EngineOptions from those flags; --ctx-size / --max-model-len, when given, is the model length
 // (otherwise the model's, capped by what the KV pool holds).
 engine::EngineOptions engine_options(const Args& args);

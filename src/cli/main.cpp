@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"detokenize", skv::cli::cmd_detokenize, "token ids -> text"},
     {"chat-template", skv::cli::cmd_chat_template, "render the chat template for a list of messages"},
     {"info", skv::cli::cmd_info, "architecture, shapes, dtypes, parameter count, memory"},
+    {"perplexity", skv::cli::cmd_perplexity, "perplexity of a text; KL divergence between KV cache dtypes"},
     {"bench", skv::cli::cmd_bench, "llama-bench style pp/tg throughput"},
     {"convert", skv::cli::cmd_convert, "turn a model into a SwiftKV checkpoint"},
     {"eval", skv::cli::cmd_eval, "benchmarks (ARC, MMLU, GSM8K, ...) with lm-eval prompts and metrics"},

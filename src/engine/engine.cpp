@@ -121,6 +121,7 @@ void Engine::validate(const Request& r) const {
   if (score_only ? plen > max_model_len_ : plen >= max_model_len_)
     fail("the prompt has ", plen, " tokens; the model length is ", max_model_len_, " (--max-model-len)",
          score_only ? "" : ", which must leave room for at least one generated token");
+  if (r.prompt_logits && r.prompt_logprobs < 0) fail("a prompt-logits callback needs prompt log-probs");
   if (r.max_tokens == 0 && r.prompt_logprobs < 0) fail("max_tokens must be at least 1 (or ask for prompt log-probs)");
   if (r.prompt_logprobs >= 0 &&
       (r.prompt_logprobs_from < 1 || r.prompt_logprobs_from >= static_cast<int64_t>(r.prompt.size())))
@@ -351,8 +352,10 @@ std::vector<Event> Engine::step() {
       // Row i predicts position start + logits_from + i + 1.
       for (int64_t i = 0; i < nrows; ++i) {
         const int64_t next = start + ch.logits_from + i + 1;
-        if (next >= s.logprobs_from && next < s.prompt_len)
+        if (next >= s.logprobs_from && next < s.prompt_len) {
           s.prompt_logprobs.push_back(logprob_of(rows + i * vocab, s.tokens[next], s.req.prompt_logprobs));
+          if (s.req.prompt_logits) s.req.prompt_logits(next, rows + i * vocab);
+        }
       }
     }
     if (s.computed < static_cast<int64_t>(s.tokens.size())) continue;  // prompt chunk, more to come

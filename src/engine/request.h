@@ -2,6 +2,7 @@
 // What a caller asks of the engine and what it hears back. One request may ask for n samples
 // of one prompt; every event names the request and which of its samples it is about.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,11 @@ struct Request {
   // Prompt log-probs only for positions >= this (>= 1): a scorer of (context, continuation)
   // asks from the continuation on, so the context may come from the prefix cache.
   int64_t prompt_logprobs_from = 1;
+  // With prompt log-probs: called on the engine's thread with the raw logits (vocab floats)
+  // that predict each prompt position >= prompt_logprobs_from, for measurements that need
+  // whole distributions (KL divergence) without the engine holding them. After a preemption a
+  // position may be reported again, with the same values.
+  std::function<void(int64_t position, const float* logits)> prompt_logits;
   int n = 1;               // samples of this prompt; they share its cached blocks
   bool detokenize = true;  // text deltas (needs a tokenizer)
 };

@@ -9,10 +9,13 @@
 namespace skv::engine {
 namespace {
 
-EngineOptions session_options(int64_t context_size, int64_t batch_size) {
+EngineOptions session_options(int64_t context_size, int64_t batch_size, const EngineOptions& base) {
   if (context_size <= 0) fail("context size must be positive, got ", context_size);
   if (batch_size <= 0) fail("batch size must be positive, got ", batch_size);
   EngineOptions o;
+  o.block_size = base.block_size;
+  o.kv_dtype = base.kv_dtype;
+  o.enable_prefix_caching = base.enable_prefix_caching;
   o.max_num_seqs = 1;
   o.max_num_batched_tokens = batch_size;
   o.max_model_len = context_size;
@@ -35,8 +38,8 @@ Request make_request(const std::vector<int32_t>& prompt, const GenerationOptions
 }
 
 Session::Session(const model::LlamaModel& model, int64_t context_size, int64_t batch_size,
-                 const tokenizer::Tokenizer* tok)
-    : engine_(std::make_unique<Engine>(model, tok, session_options(context_size, batch_size))) {}
+                 const tokenizer::Tokenizer* tok, const EngineOptions& base)
+    : engine_(std::make_unique<Engine>(model, tok, session_options(context_size, batch_size, base))) {}
 
 GenerationResult Session::generate(const std::vector<int32_t>& prompt, const GenerationOptions& opts,
                                    const std::function<void(const std::string&)>& on_text) {

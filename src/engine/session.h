@@ -40,9 +40,11 @@ Request make_request(const std::vector<int32_t>& prompt, const GenerationOptions
 class Session {
  public:
   // context_size: the longest sequence (the KV pool holds exactly one); batch_size: prompt
-  // tokens per step. `tok` (may be null) detokenises and matches stop strings.
+  // tokens per step. `tok` (may be null) detokenises and matches stop strings. From `base` the
+  // session takes the cache's form (--kv-cache-dtype, --block-size, prefix caching); it sets
+  // the sizes itself.
   Session(const model::LlamaModel& model, int64_t context_size, int64_t batch_size = 512,
-          const tokenizer::Tokenizer* tok = nullptr);
+          const tokenizer::Tokenizer* tok = nullptr, const EngineOptions& base = {});
 
   GenerationResult generate(const std::vector<int32_t>& prompt, const GenerationOptions& opts,
                             const std::function<void(const std::string&)>& on_text = {});

@@ -104,9 +104,12 @@ engine::Request sampling_fields(const Json& body, const ApiContext& ctx) {
     if (!ids->is_array()) fail("'stop_token_ids' must be a list of token ids");
     r.stop_token_ids = id_list(*ids, "stop_token_ids", vocab);
   }
-  r.stop_token_ids.insert(r.stop_token_ids.end(), ctx.extra_stop_ids.begin(), ctx.extra_stop_ids.end());
-  r.min_tokens = integer(body, "min_tokens", 0, 0, std::numeric_limits<int32_t>::max());
   r.ignore_eos = boolean(body, "ignore_eos", false);
+  // The end-of-turn tokens are EOS in all but name: ignore_eos ignores them too, as vLLM
+  // ignores every eos_token_id of the generation config.
+  if (!r.ignore_eos)
+    r.stop_token_ids.insert(r.stop_token_ids.end(), ctx.extra_stop_ids.begin(), ctx.extra_stop_ids.end());
+  r.min_tokens = integer(body, "min_tokens", 0, 0, std::numeric_limits<int32_t>::max());
   r.n = static_cast<int>(integer(body, "n", 1, 1, 128));
   r.sampling.validate();
   return r;

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import sys
 import tempfile
 
@@ -155,6 +157,12 @@ def answers(by_key: dict[str, dict]) -> dict[str, list[str]]:
     return out
 
 
+def kv_bytes_per_token(model: str) -> int:
+    """F32 KV bytes per position, from `swiftkv info --json`."""
+    p = subprocess.run([BIN, "info", "--model", model, "--json"], capture_output=True, text=True, timeout=300)
+    return int(json.loads(p.stdout)["kv_cache_bytes_per_token"])
+
+
 def functional(tmp: str, model: str) -> None:
     lines, want = batch_lines("The quick brown fox")
     req = write(os.path.join(tmp, "req.jsonl"), "\n".join(lines) + "\n")
@@ -180,6 +188,35 @@ def functional(tmp: str, model: str) -> None:
         check_records("batch_fp8_cache_records", out8, want)
     else:
         checks.record("batch_fp8_cache_records", [f"exit {p.returncode}"], p.stderr.strip()[-400:])
+
+    # An exhausted pool: 8 blocks (128 positions) for 12 requests that need 2 blocks each, so
+    # running ones are preempted and recomputed; one prompt longer than the whole pool is
+    # refused with its line number. Every other answer is the one computed alone.
+    lines = [line(f"p{i}", prompt=f"The quick brown fox, number {i}", max_tokens=20, temperature=0, ignore_eos=True)
+             for i in range(12)]
+    lines.append(line("toolong", prompt=list(range(1, 201)), max_tokens=2))
+    small_want = {f"p{i}": "ok" for i in range(12)}
+    fits = dict(small_want, toolong="ok")  # in the default pool
+    small_want["toolong"] = "400"
+    small_req = write(os.path.join(tmp, "small.jsonl"), "\n".join(lines) + "\n")
+    outs = {}
+    for name, extra in (("alone", ["--max-num-seqs", "1"]),
+                        ("exhausted", ["--kv-cache-memory-bytes", str(8 * 16 * kv_bytes_per_token(model))])):
+        o = os.path.join(tmp, f"small_{name}.jsonl")
+        p = checks.run(["--model", model, "-i", small_req, "-o", o, "-t", "2"] +
+                       (extra if name == "exhausted" else common[4:6] + extra))
+        bad = [m for m in TRACEBACK_MARKERS if m in p.stderr]
+        if p.returncode != 0 or bad:
+            checks.record(f"pool_{name}", [f"exit {p.returncode} {bad}"], p.stderr.strip()[-800:])
+            return
+        got = answers(check_records(f"pool_{name}_records", o, small_want if name == "exhausted" else fits))
+        got.pop("toolong", None)
+        outs[name] = (got, p.stderr)
+    preempted = re.search(r"(\d+) preemptions", outs["exhausted"][1])
+    checks.record("pool_exhausted_preempts", [] if preempted and int(preempted.group(1)) > 0 else
+                  [f"no preemption reported: {outs['exhausted'][1].strip()[-300:]}"])
+    checks.record("pool_exhausted_same_answers", [] if outs["exhausted"][0] == outs["alone"][0] else
+                  [f"differs: {sorted(k for k in outs['alone'][0] if outs['alone'][0][k] != outs['exhausted'][0].get(k))}"])
 
     # Interrupted after three records and part of a fourth, then resumed.
     with open(out, encoding="utf-8") as f:

@@ -18,9 +18,10 @@
 // (decode).
 //
 // Float weights: BF16 is widened to F32 by a shift and multiplied with FMA, so activations keep
-// F32 precision. vdpbf16ps would round the activations to bf16 too (relative error 2^-9 per
-// product, an NMSE near 1e-6 against the 1e-10 the op-parity test holds float weights to);
-// docs/benchmarks.md "AVX-512 kernels" has the measured comparison.
+// F32 precision. vdpbf16ps would round the activations to bf16 too: about 1.3x faster on a
+// one-row GEMV here but an NMSE of 2.7e-6 against the 1e-10 the op-parity test holds float
+// weights to, and splitting x into two bf16 halves to keep the precision was slower than
+// widening (docs/benchmarks.md, "AVX-512 kernels").
 #if defined(__x86_64__) || defined(__i386__)
 
 // GCC 12's AVX-512 headers pass an uninitialised "undefined" vector to their masked builtins
