@@ -53,17 +53,19 @@ constexpr const char* kEvalHelp =
     "  --chat-template      each prompt becomes one user turn of the model's chat template\n"
     "                       (mmlu's description a system turn) with the generation prompt;\n"
     "                       multiple-choice answers then follow without the leading space\n"
-    "  --batch-tokens B     most tokens (rows) per forward call (default 512; -b/--batch-size too).\n"
-    "                       Log-likelihood tasks score blocks of consecutive items together: each\n"
-    "                       item's context once, then all choices' tokens, up to B rows per pass\n"
-    "                       over the weights; the KV caches of one batch stay within about 16 x B\n"
-    "                       positions (more only for one request longer than that). Results do not\n"
-    "                       depend on B beyond float rounding; gsm8k generates one item at a time\n"
+    "  --batch-tokens B     most tokens (rows) per forward call (default 512; -b/--batch-size too):\n"
+    "                       the engine's --max-num-batched-tokens. Log-likelihood tasks submit\n"
+    "                       blocks of consecutive items together; the engine's prefix cache gives\n"
+    "                       an item's choices (and the next items' few-shot preamble) its context.\n"
+    "                       The KV pool holds 16 x B positions (more only for an input that needs\n"
+    "                       it). Results do not depend on B beyond float rounding; gsm8k generates\n"
+    "                       one item at a time\n"
     "  -c, --ctx-size N     lm-eval's max_length: inputs are left-truncated to it and wikitext\n"
     "                       windows are this long (default: the model's max positions)\n"
     "  --no-bos             never add the BOS token the tokenizer adds by default (lm-eval 0.4.13\n"
     "                       keeps the tokenizer's default, as we do; earlier 0.4.x added none)\n"
     "  --no-swiftkv         a SwiftKV checkpoint's teacher path\n"
+    "  --kv-cache-dtype T   the KV cache's form: auto (= f32), f32, f16, bf16, q8_0 or fp8 (MXFP8)\n"
     "  --output FILE        results JSON: per task metrics, *_stderr, n, settings, timings\n"
     "  --log-samples FILE   one JSON line per item (prompt, log-likelihoods, predictions)\n"
     "  --data-dir DIR       the shared data sets (default $SKV_DATA, else ../shared/data next to\n"
@@ -115,7 +117,7 @@ int cmd_eval(int argc, char** argv) {
   Args args(argc, argv,
             join({kModelFlags,
                   {"--tasks", "--limit", "--num-fewshot", "--output", "--log-samples", "--seed", "--batch-tokens",
-                   "--data-dir", "--label"}}),
+                   "--data-dir", "--label", "--kv-cache-dtype"}}),
             join({kModelBoolFlags, {"--help", "--chat-template", "--compare", "--paired", "--no-bos"}}), kAliases);
   if (args.flag("--help")) {
     std::fputs(kEvalHelp, stdout);
@@ -181,6 +183,7 @@ int cmd_eval(int argc, char** argv) {
   eval::EvalModelOptions lm_opts;
   lm_opts.max_length = max_length;
   lm_opts.batch_tokens = batch_tokens;
+  if (auto t = args.opt("--kv-cache-dtype")) lm_opts.kv_dtype = engine::parse_kv_dtype(*t);
   const bool chat = args.flag("--chat-template");
   lm_opts.add_bos = !args.flag("--no-bos");
   if (chat) {
@@ -238,6 +241,7 @@ int cmd_eval(int argc, char** argv) {
     cfg["num_fewshot"] = run.num_fewshot >= 0 ? nlohmann::ordered_json(run.num_fewshot) : nullptr;
     cfg["seed"] = run.seed;
     cfg["chat_template"] = chat;
+    cfg["kv_cache_dtype"] = dtype_name(lm_opts.kv_dtype);
     cfg["tokenizer_adds_bos"] = lm_opts.add_bos && m.tokenizer->adds_bos();
     cfg["max_length"] = max_length;
     cfg["batch_tokens"] = batch_tokens;

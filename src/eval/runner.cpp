@@ -101,7 +101,8 @@ TaskResult run_task(EvalModel& lm, const Task& task, const RunOptions& opts, Pro
 
   const bool scored = task.kind == TaskKind::kMultipleChoice || task.kind == TaskKind::kLoglikelihood;
   // An item's requests and an estimate of the rows they need computed: its context beyond what
-  // it shares with the item before (whose prefix cache the scorer keeps), plus every continuation.
+  // it shares with the item before (whose blocks the engine's prefix cache keeps), plus every
+  // continuation.
   struct Pending {
     int64_t item;
     Json s;
