@@ -147,9 +147,7 @@ int cmd_run_batch(int argc, char** argv) {
   ctx.chat_template =
       args.has("--chat-template") ? io::read_file(args.required("--chat-template")) : tok.chat_template();
   ctx.max_model_len = eng.max_model_len();
-  // Chat models end a turn with their own token, which need not be the tokenizer's EOS.
-  for (const char* t : {"<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"})
-    if (auto id = tok.token_id(t); id && tok.is_special(*id)) ctx.extra_stop_ids.push_back(*id);
+  ctx.extra_stop_ids = server::end_of_turn_ids(tok);
 
   FILE* out = std::fopen(out_path.c_str(), "ab");
   if (!out) fail("cannot write --output-file ", quote_bounded(out_path));

@@ -16,5 +16,6 @@ int cmd_generate_data(int argc, char** argv);
 int cmd_distill(int argc, char** argv);
 int cmd_run_batch(int argc, char** argv);
 int cmd_perplexity(int argc, char** argv);
+int cmd_serve(int argc, char** argv);
 
 }  // namespace skv::cli

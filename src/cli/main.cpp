@@ -27,6 +27,7 @@ const Command kCommands[] = {
     {"convert", skv::cli::cmd_convert, "turn a model into a SwiftKV checkpoint"},
     {"eval", skv::cli::cmd_eval, "benchmarks (ARC, MMLU, GSM8K, ...) with lm-eval prompts and metrics"},
     {"generate-data", skv::cli::cmd_generate_data, "self-distillation data: the teacher's sampled answers to prompts"},
+    {"serve", skv::cli::cmd_serve, "OpenAI-compatible HTTP server (vLLM's API) with continuous batching"},
     {"run-batch", skv::cli::cmd_run_batch, "OpenAI requests from a JSONL file, answered offline (vLLM's batch format)"},
     {"distill", skv::cli::cmd_distill, "train a SwiftKV checkpoint to match its teacher (KL + hidden MSE)"},
 };

@@ -135,7 +135,71 @@ Json top_map(const ApiContext& ctx, const engine::TokenLogprob& lp) {
 
 std::vector<uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
 
+// Logprobs of completion tokens in the legacy completions shape; `lps[k]` may be null (the
+// first prompt token has none).
+Json completion_logprobs(const ApiContext& ctx, const std::vector<int32_t>& ids,
+                         const std::vector<const engine::TokenLogprob*>& lps, int64_t offset) {
+  Json tokens = Json::array(), values = Json::array(), tops = Json::array(), offsets = Json::array();
+  for (size_t k = 0; k < ids.size(); ++k) {
+    const std::string t = token_string(ctx, ids[k]);
+    tokens.push_back(t);
+    values.push_back(lps[k] ? Json(lps[k]->logprob) : Json(nullptr));
+    tops.push_back(lps[k] ? top_map(ctx, *lps[k]) : Json(nullptr));
+    offsets.push_back(offset);
+    offset += static_cast<int64_t>(t.size());
+  }
+  return {{"text_offset", offsets}, {"token_logprobs", values}, {"tokens", tokens}, {"top_logprobs", tops}};
+}
+
+Json chat_logprobs(const ApiContext& ctx, const std::vector<int32_t>& ids, const std::vector<engine::TokenLogprob>& lps) {
+  Json content = Json::array();
+  for (size_t k = 0; k < ids.size() && k < lps.size(); ++k) {
+    const engine::TokenLogprob& lp = lps[k];
+    Json top = Json::array();
+    for (const auto& [tid, v] : lp.top) {
+      const std::string t = token_string(ctx, tid);
+      top.push_back({{"token", t}, {"logprob", v}, {"bytes", bytes_of(t)}});
+    }
+    const std::string t = token_string(ctx, ids[k]);
+    content.push_back({{"token", t}, {"logprob", lp.logprob}, {"bytes", bytes_of(t)}, {"top_logprobs", top}});
+  }
+  return {{"content", content}};
+}
+
+// Fields of OpenAI's or vLLM's API that change what a request means and that we do not
+// implement. Null, false, empty or default values are accepted (clients send them).
+void reject_unsupported(Endpoint endpoint, const Json& body, int n) {
+  auto set = [&](const char* name) {
+    const Json* v = field(body, name);
+    return v && !(v->is_boolean() && !v->get<bool>()) && !(v->is_array() && v->empty()) &&
+           !(v->is_object() && v->empty()) && !(v->is_string() && v->get<std::string>().empty());
+  };
+  for (const char* name : {"tools", "tool_choice", "functions", "function_call", "guided_json", "guided_regex",
+                           "guided_choice", "guided_grammar", "structured_outputs", "prompt_embeds", "audio",
+                           "prediction", "suffix", "logits_processors", "lora_request", "mm_processor_kwargs"})
+    if (set(name)) fail("'", name, "' is not supported");
+  if (const Json* rf = field(body, "response_format")) {
+    if (!rf->is_object() || rf->value("type", "") != "text")
+      fail("'response_format' is not supported (only {\"type\": \"text\"})");
+  }
+  if (const Json* m = field(body, "modalities")) {
+    if (!m->is_array() || m->size() != 1 || (*m)[0] != "text") fail("'modalities' other than [\"text\"] is not supported");
+  }
+  if (const Json* b = field(body, "best_of")) {
+    if (!b->is_number_integer() || b->get<int64_t>() != n) fail("'best_of' other than n is not supported");
+  }
+  if (endpoint == Endpoint::ChatCompletions && set("echo")) fail("'echo' is not supported for chat completions");
+  if (set("use_beam_search")) fail("'use_beam_search' is not supported");
+}
+
 }  // namespace
+
+std::vector<int32_t> end_of_turn_ids(const tokenizer::Tokenizer& tok) {
+  std::vector<int32_t> ids;
+  for (const char* t : {"<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"})
+    if (auto id = tok.token_id(t); id && tok.is_special(*id)) ids.push_back(*id);
+  return ids;
+}
 
 Endpoint endpoint_from_url(const std::string& url) {
   if (url == "/v1/completions") return Endpoint::Completions;
@@ -158,6 +222,7 @@ ApiRequest parse_request(Endpoint endpoint, const Json& body, const ApiContext& 
   }
   engine::Request base = sampling_fields(body, ctx);
   a.n = base.n;
+  reject_unsupported(endpoint, body, a.n);
   const int64_t vocab = ctx.tok ? ctx.tok->vocab_size() : std::numeric_limits<int32_t>::max();
 
   std::vector<std::vector<int32_t>> prompts;
@@ -250,6 +315,66 @@ Json error_body(const std::string& message, int code) {
   return Json{{"object", "error"}, {"message", message}, {"type", type}, {"param", nullptr}, {"code", code}};
 }
 
+Json api_error(const std::string& message, int status) {
+  const char* type = status == 401   ? "authentication_error"
+                     : status == 503 ? "service_unavailable"
+                     : status >= 500 ? "internal_error"
+                                     : "invalid_request_error";
+  return Json{{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", status}}}};
+}
+
+Json stream_chunk(const ApiRequest& req, const ApiContext& ctx, const std::string& id, int64_t created,
+                  const StreamDelta& d) {
+  Json c;
+  c["index"] = d.index;
+  if (req.endpoint == Endpoint::Completions) {
+    std::string text = d.text;
+    std::vector<int32_t> ids;
+    std::vector<const engine::TokenLogprob*> lps;
+    if (d.first && req.echo && d.prompt) {
+      text = (ctx.tok ? ctx.tok->decode(d.prompt->prompt) : std::string()) + text;
+      for (size_t k = 0; k < d.prompt->prompt.size(); ++k) {
+        ids.push_back(d.prompt->prompt[k]);
+        lps.push_back(k == 0 || k - 1 >= d.prompt->prompt_logprobs.size() ? nullptr
+                                                                          : &d.prompt->prompt_logprobs[k - 1]);
+      }
+    }
+    for (size_t k = 0; k < d.tokens.size(); ++k) {
+      ids.push_back(d.tokens[k]);
+      lps.push_back(k < d.logprobs.size() ? &d.logprobs[k] : nullptr);
+    }
+    c["text"] = text;
+    c["logprobs"] = req.logprobs >= 0 ? completion_logprobs(ctx, ids, lps, 0) : Json(nullptr);
+  } else {
+    Json delta = Json::object();
+    if (d.first) delta["role"] = "assistant";
+    if (!d.text.empty() || d.first) delta["content"] = d.text;
+    c["delta"] = delta;
+    c["logprobs"] = req.logprobs >= 0 && !d.tokens.empty() ? chat_logprobs(ctx, d.tokens, d.logprobs) : Json(nullptr);
+  }
+  c["finish_reason"] = d.finish_reason.empty() ? Json(nullptr) : Json(d.finish_reason);
+  c["stop_reason"] = nullptr;
+  Json body;
+  body["id"] = id;
+  body["object"] = req.endpoint == Endpoint::Completions ? "text_completion" : "chat.completion.chunk";
+  body["created"] = created;
+  body["model"] = ctx.model_name;
+  body["choices"] = Json::array({c});
+  return body;
+}
+
+Json usage_chunk(const ApiRequest& req, const ApiContext& ctx, const std::string& id, int64_t created,
+                 int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens) {
+  Json body;
+  body["id"] = id;
+  body["object"] = req.endpoint == Endpoint::Completions ? "text_completion" : "chat.completion.chunk";
+  body["created"] = created;
+  body["model"] = ctx.model_name;
+  body["choices"] = Json::array();
+  body["usage"] = usage_json(prompt_tokens, completion_tokens, cached_tokens);
+  return body;
+}
+
 Json response_body(const ApiRequest& req, const std::vector<PromptResult>& results, const ApiContext& ctx,
                    const std::string& id, int64_t created) {
   Json choices = Json::array();
@@ -267,45 +392,25 @@ Json response_body(const ApiRequest& req, const std::vector<PromptResult>& resul
       if (req.endpoint == Endpoint::Completions) {
         c["text"] = prompt_text + s.text;
         if (req.logprobs >= 0) {
-          Json tokens = Json::array(), lps = Json::array(), tops = Json::array(), offsets = Json::array();
-          int64_t offset = 0;
-          auto add = [&](int32_t tid, const engine::TokenLogprob* lp) {
-            const std::string t = token_string(ctx, tid);
-            tokens.push_back(t);
-            lps.push_back(lp ? Json(lp->logprob) : Json(nullptr));
-            tops.push_back(lp ? top_map(ctx, *lp) : Json(nullptr));
-            offsets.push_back(offset);
-            offset += static_cast<int64_t>(t.size());
-          };
+          std::vector<int32_t> ids;
+          std::vector<const engine::TokenLogprob*> lps;
           if (req.echo) {
-            for (size_t k = 0; k < pr.prompt.size(); ++k)
-              add(pr.prompt[k], k == 0 || k - 1 >= pr.prompt_logprobs.size() ? nullptr : &pr.prompt_logprobs[k - 1]);
+            for (size_t k = 0; k < pr.prompt.size(); ++k) {
+              ids.push_back(pr.prompt[k]);
+              lps.push_back(k == 0 || k - 1 >= pr.prompt_logprobs.size() ? nullptr : &pr.prompt_logprobs[k - 1]);
+            }
           }
-          for (size_t k = 0; k < s.tokens.size(); ++k)
-            add(s.tokens[k], k < s.logprobs.size() ? &s.logprobs[k] : nullptr);
-          c["logprobs"] = {
-              {"text_offset", offsets}, {"token_logprobs", lps}, {"tokens", tokens}, {"top_logprobs", tops}};
+          for (size_t k = 0; k < s.tokens.size(); ++k) {
+            ids.push_back(s.tokens[k]);
+            lps.push_back(k < s.logprobs.size() ? &s.logprobs[k] : nullptr);
+          }
+          c["logprobs"] = completion_logprobs(ctx, ids, lps, 0);
         } else {
           c["logprobs"] = nullptr;
         }
       } else {
         c["message"] = {{"role", "assistant"}, {"content", s.text}};
-        if (req.logprobs >= 0) {
-          Json content = Json::array();
-          for (size_t k = 0; k < s.tokens.size() && k < s.logprobs.size(); ++k) {
-            const engine::TokenLogprob& lp = s.logprobs[k];
-            Json top = Json::array();
-            for (const auto& [tid, v] : lp.top) {
-              const std::string t = token_string(ctx, tid);
-              top.push_back({{"token", t}, {"logprob", v}, {"bytes", bytes_of(t)}});
-            }
-            const std::string t = token_string(ctx, s.tokens[k]);
-            content.push_back({{"token", t}, {"logprob", lp.logprob}, {"bytes", bytes_of(t)}, {"top_logprobs", top}});
-          }
-          c["logprobs"] = {{"content", content}};
-        } else {
-          c["logprobs"] = nullptr;
-        }
+        c["logprobs"] = req.logprobs >= 0 ? chat_logprobs(ctx, s.tokens, s.logprobs) : Json(nullptr);
       }
       c["finish_reason"] = s.finish_reason;
       c["stop_reason"] = nullptr;

@@ -23,6 +23,10 @@ struct ApiContext {
   int64_t max_model_len = 0;
 };
 
+// The special tokens chat models end a turn with (<|im_end|>, <|eot_id|>, ...), which need not
+// be the tokenizer's EOS: stop tokens of every request unless it asks to ignore EOS.
+std::vector<int32_t> end_of_turn_ids(const tokenizer::Tokenizer& tok);
+
 enum class Endpoint { Completions, ChatCompletions };
 
 // One OpenAI request: one engine request per prompt (each with `n` samples).
@@ -51,12 +55,36 @@ struct PromptResult {
   int64_t cached_tokens = 0;
 };
 
+// Throws InputError naming the first field the request sets that we do not implement (tools,
+// response formats other than text, best_of > n, ...): a 400, never silent ignoring.
 ApiRequest parse_request(Endpoint endpoint, const Json& body, const ApiContext& ctx);
 // The non-streaming response body (`id` e.g. "cmpl-..." / "chatcmpl-...", `created` in seconds).
 Json response_body(const ApiRequest& req, const std::vector<PromptResult>& results, const ApiContext& ctx,
                    const std::string& id, int64_t created);
-// vLLM's error body: {"object": "error", "message", "type", "param", "code"}.
+// vLLM's error body: {"object": "error", "message", "type", "param", "code"} (batch records).
 Json error_body(const std::string& message, int code);
+// The server's error body, OpenAI's shape: {"error": {"message", "type", "param", "code"}}, type
+// invalid_request_error (400, 404, 413), authentication_error (401), service_unavailable (503)
+// or internal_error.
+Json api_error(const std::string& message, int status);
+
+// Streaming (server-sent events): one chunk of choice `index` with new text, its tokens and
+// their log-probs (when asked); `first` adds the chat role delta (and, for echo, the prompt);
+// a non-empty finish_reason ends the choice.
+struct StreamDelta {
+  int64_t index = 0;
+  std::string text;
+  std::vector<int32_t> tokens;
+  std::vector<engine::TokenLogprob> logprobs;
+  std::string finish_reason;
+  bool first = false;
+  const PromptResult* prompt = nullptr;  // with `first` and echo: the prompt and its log-probs
+};
+Json stream_chunk(const ApiRequest& req, const ApiContext& ctx, const std::string& id, int64_t created,
+                  const StreamDelta& d);
+// The last chunk when stream_options.include_usage: no choices, the request's usage.
+Json usage_chunk(const ApiRequest& req, const ApiContext& ctx, const std::string& id, int64_t created,
+                 int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens);
 
 // "/v1/completions" | "/v1/chat/completions"; throws InputError otherwise.
 Endpoint endpoint_from_url(const std::string& url);

@@ -436,7 +436,9 @@ TEST_P(EngineBatching, FloatWeightsMatchEachAloneUpToRounding) {
       for (size_t j = 0; j < w.tokens.size(); ++j) {
         if (g.tokens[j] != w.tokens[j]) {
           ASSERT_LT(j, w.gaps.size());
-          if (!sampled) EXPECT_LT(w.gaps[j], 1e-3f) << "request " << i - 1 << " token " << j << " is no near-tie";
+          if (!sampled) {
+            EXPECT_LT(w.gaps[j], 1e-3f) << "request " << i - 1 << " token " << j << " is no near-tie";
+          }
           ++near_ties;
           break;
         }
