@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "server/chat_page.h"
 
 namespace skv::server {
 namespace {
@@ -197,6 +198,9 @@ void Server::routes() {
       send_json(res, 503, Json{{"status", stopping_ ? "stopping" : "loading"}});
     else
       send_json(res, 200, Json{{"status", "ok"}});
+  });
+  h.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(chat_page_html(), "text/html; charset=utf-8");
   });
   h.Get("/version", [this](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, Json{{"version", opts_.version}});
