@@ -4,7 +4,7 @@
 # test, `swiftkv perplexity`), LAMBADA accuracy and perplexity and WikiText-2 word perplexity
 # (`swiftkv eval`), the same items and documents for every row.
 #
-#   DTYPES=f32,f16,bf16,q8_0,fp8 LAMBADA_LIMIT=500 WIKITEXT_LIMIT=5 KL_CHUNKS=16 KL_CTX=1024 THREADS=2 \
+#   DTYPES=f32,f16,bf16,q8_0,fp8 LAMBADA_LIMIT=300 WIKITEXT_LIMIT=3 KL_CHUNKS=8 KL_CTX=1024 THREADS=2 \
 #     OUT=build-kvq scripts/kv_cache_quality.sh base=models/SmolLM2-135M-Instruct.Q4_1.gguf skv50=models/smollm2-skv50
 #
 # Writes OUT/<label>.kl.json (one row per dtype), OUT/<label>.<dtype>.json (eval results) and
@@ -24,13 +24,13 @@ for spec in "$@"; do
   model="${spec#*=}"
   [ "$label" != "$spec" ] && [ -n "$label" ] && [ -n "$model" ] || { echo "bad argument '$spec' (want LABEL=MODEL)" >&2; exit 2; }
   echo "== $label: KL on WikiText-2 test" >&2
-  "$bin" perplexity --model "$model" -f "$data/wikitext2/wiki.test.raw" -c "${KL_CTX:-1024}" --chunks "${KL_CHUNKS:-16}" \
+  "$bin" perplexity --model "$model" -f "$data/wikitext2/wiki.test.raw" -c "${KL_CTX:-1024}" --chunks "${KL_CHUNKS:-8}" \
     --kv-cache-dtype "$dtypes" --kl-reference-kv-dtype f32 -t "$threads" --json > "$out/$label.kl.json"
   for d in ${dtypes//,/ }; do
     echo "== $label: LAMBADA and WikiText-2, $d cache" >&2
-    "$bin" eval --model "$model" --tasks lambada_openai --limit "${LAMBADA_LIMIT:-500}" -t "$threads" \
+    "$bin" eval --model "$model" --tasks lambada_openai --limit "${LAMBADA_LIMIT:-300}" -t "$threads" \
       --kv-cache-dtype "$d" --label "$label-$d" --output "$out/$label.$d.lambada.json"
-    "$bin" eval --model "$model" --tasks wikitext2 --limit "${WIKITEXT_LIMIT:-5}" -t "$threads" \
+    "$bin" eval --model "$model" --tasks wikitext2 --limit "${WIKITEXT_LIMIT:-3}" -t "$threads" \
       --kv-cache-dtype "$d" --label "$label-$d" --output "$out/$label.$d.wikitext.json"
   done
   python3 - "$out" "$label" "$dtypes" <<'EOF'
