@@ -29,7 +29,8 @@ static const char* kGenerateHelp = R"(usage: swiftkv generate --model PATH (--pr
 
 int cmd_generate(int argc, char** argv) {
   Args args(argc, argv, join({kModelFlags, kSamplingFlags, kCacheFlags, {"--prompt", "--token-ids"}}),
-            join({kSamplingBoolFlags, kModelBoolFlags, kEngineBoolFlags, {"--json", "--help", "--chat-template"}}), kAliases);
+            join({kSamplingBoolFlags, kModelBoolFlags, kEngineBoolFlags, {"--json", "--help", "--chat-template"}}),
+            kAliases);
   if (args.flag("--help")) {
     std::fputs(kGenerateHelp, stdout);
     std::fputs(kCacheHelp, stdout);

@@ -142,8 +142,7 @@ int cmd_perplexity(int argc, char** argv) {
 
   auto make_engine = [&](DType d) {
     engine::EngineOptions o;
-    o.block_size = args.integer("--block-size", o.block_size);
-    if (o.block_size <= 0 || o.block_size > 1024) fail("--block-size must be in 1..1024, got ", o.block_size);
+    o.block_size = block_size_flag(args);
     o.kv_dtype = d;
     o.max_num_seqs = 1;
     o.max_num_batched_tokens = m.batch_size;
@@ -168,7 +167,9 @@ int cmd_perplexity(int argc, char** argv) {
     if (ref) ref_logits = run_chunk(*ref, chunk, first, vocab);
     for (size_t d = 0; d < dtypes.size(); ++d) {
       const bool is_ref = ref && dtypes[d] == ref_dtype;
-      std::vector<float> logits = is_ref ? ref_logits : run_chunk(*engines[d], chunk, first, vocab);
+      std::vector<float> own;
+      if (!is_ref) own = run_chunk(*engines[d], chunk, first, vocab);
+      const std::vector<float>& logits = is_ref ? ref_logits : own;
       Acc& a = acc[d];
       for (int64_t i = 0; i < ctx - first; ++i) {
         const float* row = logits.data() + i * vocab;
@@ -185,7 +186,9 @@ int cmd_perplexity(int argc, char** argv) {
           a.kl2 += kl * kl;
           a.kl_max = std::max(a.kl_max, kl);
           a.kls.push_back(kl);
-          const auto top = [&](const std::vector<double>& x) { return std::max_element(x.begin(), x.end()) - x.begin(); };
+          const auto top = [&](const std::vector<double>& x) {
+            return std::max_element(x.begin(), x.end()) - x.begin();
+          };
           a.same_top += top(lp_ref) == top(lp);
         }
         ++a.n;

@@ -11,7 +11,6 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -62,19 +61,11 @@ struct Pending {
   std::string failure;
 };
 
-std::string random_hex(size_t n) {
-  static std::mt19937_64 rng(std::random_device{}());
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < n; ++i) s += digits[rng() % 16];
-  return s;
-}
-
 Json record(const std::string* custom_id, int status, const Json& body, const Json& error) {
   Json r;
-  r["id"] = "batch_req_" + random_hex(32);
+  r["id"] = "batch_req_" + server::random_hex(32);
   r["custom_id"] = custom_id ? Json(*custom_id) : Json(nullptr);
-  r["response"] = {{"status_code", status}, {"request_id", "vllm-batch-" + random_hex(32)}, {"body", body}};
+  r["response"] = {{"status_code", status}, {"request_id", "vllm-batch-" + server::random_hex(32)}, {"body", body}};
   r["error"] = error;
   return r;
 }
@@ -244,7 +235,7 @@ int cmd_run_batch(int argc, char** argv) {
         write(error_record(&p->custom_id, p->line, 500, p->failure));
       } else {
         const std::string id =
-            (p->api.endpoint == server::Endpoint::Completions ? "cmpl-" : "chatcmpl-") + random_hex(32);
+            (p->api.endpoint == server::Endpoint::Completions ? "cmpl-" : "chatcmpl-") + server::random_hex(32);
         write(record(&p->custom_id, 200, server::response_body(p->api, p->results, ctx, id, created), nullptr));
       }
       int64_t toks = 0;

@@ -48,7 +48,8 @@ running requests (up to --shutdown-timeout seconds) and exits 0.
 
 int cmd_serve(int argc, char** argv) {
   Args args(argc, argv,
-            join({kModelFlags, kEngineFlags,
+            join({kModelFlags,
+                  kEngineFlags,
                   {"--host", "--port", "--served-model-name", "--api-key", "--max-waiting-requests", "--max-body-bytes",
                    "--allowed-origins", "--chat-template", "--shutdown-timeout", "--stats-interval"}}),
             join({kModelBoolFlags, kEngineBoolFlags, {"--help", "--api-key-guards-metrics"}}), kAliases);
@@ -112,8 +113,7 @@ int cmd_serve(int argc, char** argv) {
   ctx.max_model_len = eng.max_model_len();
   ctx.extra_stop_ids = server::end_of_turn_ids(*m.tokenizer);
   srv.attach(eng, ctx);
-  std::printf("swiftkv serve: ready on http://%s:%d (model %s)\n", so.host.c_str(), srv.port(),
-              ctx.model_name.c_str());
+  std::printf("swiftkv serve: ready on http://%s:%d (model %s)\n", so.host.c_str(), srv.port(), ctx.model_name.c_str());
   std::fflush(stdout);
 
   int sig = 0;

@@ -122,14 +122,19 @@ const char* const kCacheHelp =
     "      --no-enable-prefix-caching  recompute a repeated prefix instead of reusing its blocks\n";
 const std::set<std::string> kEngineBoolFlags = {"--enable-prefix-caching", "--no-enable-prefix-caching"};
 
+int64_t block_size_flag(const Args& args) {
+  const int64_t b = args.integer("--block-size", engine::EngineOptions{}.block_size);
+  if (b <= 0 || b > 1024) fail("--block-size must be in 1..1024, got ", b);
+  return b;
+}
+
 engine::EngineOptions engine_options(const Args& args) {
   engine::EngineOptions o;
   o.max_num_seqs = args.integer("--max-num-seqs", o.max_num_seqs);
   if (o.max_num_seqs <= 0) fail("--max-num-seqs must be positive, got ", o.max_num_seqs);
   o.max_num_batched_tokens = args.integer("--max-num-batched-tokens", o.max_num_batched_tokens);
   if (o.max_num_batched_tokens <= 0) fail("--max-num-batched-tokens must be positive, got ", o.max_num_batched_tokens);
-  o.block_size = args.integer("--block-size", o.block_size);
-  if (o.block_size <= 0 || o.block_size > 1024) fail("--block-size must be in 1..1024, got ", o.block_size);
+  o.block_size = block_size_flag(args);
   if (auto b = args.opt("--kv-cache-memory-bytes")) {
     try {
       o.kv.memory_bytes = engine::parse_bytes(*b);

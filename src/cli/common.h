@@ -52,6 +52,8 @@ extern const std::set<std::string> kEngineBoolFlags;
 // --kv-cache-dtype; bool: the prefix-caching pair.
 extern const std::set<std::string> kCacheFlags;
 extern const char* const kCacheHelp;
+// --block-size, checked (default 16).
+int64_t block_size_flag(const Args& args);
 // EngineOptions from those flags; --ctx-size / --max-model-len, when given, is the model length
 // (otherwise the model's, capped by what the KV pool holds).
 engine::EngineOptions engine_options(const Args& args);

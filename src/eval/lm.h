@@ -26,7 +26,7 @@ struct EvalModelOptions {
   // Most rows (tokens) per forward call: the engine's max_num_batched_tokens. The KV pool is
   // sized from it too (kPoolTokensPerBatchToken), larger only for an input that needs it.
   int64_t batch_tokens = 512;
-  bool add_bos = true;  // encode with the tokenizer's default special tokens
+  bool add_bos = true;          // encode with the tokenizer's default special tokens
   DType kv_dtype = DType::F32;  // --kv-cache-dtype
 };
 

@@ -9,7 +9,6 @@
 #include <ctime>
 #include <deque>
 #include <map>
-#include <random>
 #include <set>
 
 #include "core/error.h"
@@ -21,14 +20,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string random_hex(size_t n) {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  static const char* digits = "0123456789abcdef";
-  std::string s(n, '0');
-  for (char& c : s) c = digits[rng() & 15];
-  return s;
-}
 
 void send_json(httplib::Response& res, int status, const Json& body) {
   res.status = status;
@@ -67,7 +58,8 @@ Server::~Server() { shutdown(0); }
 
 bool Server::authorised(const std::string& path, const std::string& auth, const std::string& api_key_header) const {
   if (opts_.api_key.empty()) return true;
-  const bool open = path == "/health" || path == "/version" || path == "/" || (path == "/metrics" && !opts_.guard_metrics);
+  const bool open =
+      path == "/health" || path == "/version" || path == "/" || (path == "/metrics" && !opts_.guard_metrics);
   if (open) return true;
   const std::string bearer = "Bearer ";
   if (auth.compare(0, bearer.size(), bearer) == 0 && same_secret(auth.substr(bearer.size()), opts_.api_key))
@@ -77,8 +69,9 @@ bool Server::authorised(const std::string& path, const std::string& auth, const 
 
 void Server::start() {
   started_ = Clock::now();
-  const int threads = opts_.http_threads > 0 ? opts_.http_threads
-                                             : static_cast<int>(std::min<int64_t>(4096, opts_.max_waiting_requests + 64 + 16));
+  const int threads = opts_.http_threads > 0
+                          ? opts_.http_threads
+                          : static_cast<int>(std::min<int64_t>(4096, opts_.max_waiting_requests + 64 + 16));
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http_->set_payload_max_length(opts_.max_body_bytes);
   http_->set_keep_alive_max_count(1000);
@@ -222,9 +215,13 @@ void Server::routes() {
   h.Get("/v1/models", [this, ready_or_503](const httplib::Request&, httplib::Response& res) {
     if (!ready_or_503(res)) return;
     const auto created = static_cast<int64_t>(std::time(nullptr));
-    Json m = {{"id", ctx_.model_name},       {"object", "model"}, {"created", created},
-              {"owned_by", "swiftkv"},       {"root", ctx_.model_name},
-              {"parent", nullptr},           {"max_model_len", ctx_.max_model_len}};
+    Json m = {{"id", ctx_.model_name},
+              {"object", "model"},
+              {"created", created},
+              {"owned_by", "swiftkv"},
+              {"root", ctx_.model_name},
+              {"parent", nullptr},
+              {"max_model_len", ctx_.max_model_len}};
     send_json(res, 200, Json{{"object", "list"}, {"data", Json::array({m})}});
   });
   h.Get("/metrics", [this, ready_or_503](const httplib::Request&, httplib::Response& res) {
@@ -288,7 +285,7 @@ void Server::routes() {
   });
 
   auto generate = [this, ready_or_503, parse_body](Endpoint endpoint, const httplib::Request& req,
-                                                    httplib::Response& res) {
+                                                   httplib::Response& res) {
     if (!ready_or_503(res)) return;
     const auto t_arrival = Clock::now();
     auto call = std::make_shared<Call>();
@@ -301,8 +298,9 @@ void Server::routes() {
       }
       const engine::LoopStats s = loop_->stats();
       if (s.waiting + s.queued >= opts_.max_waiting_requests) {
-        send_error(res, 503, "too many requests waiting (" + std::to_string(s.waiting + s.queued) +
-                                 "); --max-waiting-requests is " + std::to_string(opts_.max_waiting_requests));
+        send_error(res, 503,
+                   "too many requests waiting (" + std::to_string(s.waiting + s.queued) +
+                       "); --max-waiting-requests is " + std::to_string(opts_.max_waiting_requests));
         return;
       }
       std::lock_guard<std::mutex> lock(call->mu);
@@ -375,8 +373,8 @@ void Server::routes() {
         if (!e.error.empty()) prog->failure = e.error;
         const double queue = e.timing.scheduled >= 0 ? e.timing.scheduled - e.timing.arrival : -1;
         const double ttft = e.timing.first_token >= 0 ? e.timing.first_token - e.timing.arrival : -1;
-        metrics_->finished(e.finish_reason, e.index == 0 ? e.usage.prompt_tokens : 0, e.usage.completion_tokens,
-                           queue, ttft, std::chrono::duration<double>(now - t_arrival).count());
+        metrics_->finished(e.finish_reason, e.index == 0 ? e.usage.prompt_tokens : 0, e.usage.completion_tokens, queue,
+                           ttft, std::chrono::duration<double>(now - t_arrival).count());
         --call->open;
       }
       return d;

@@ -25,14 +25,14 @@ namespace skv::server {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8000;  // 0: any free port (tests)
-  std::string api_key;                // empty: no authentication
-  bool guard_metrics = false;         // --api-key-guards-metrics: /metrics needs the key too
-  int64_t max_waiting_requests = 512; // more queued than this: 503 with Retry-After
-  size_t max_body_bytes = 32u << 20;  // larger bodies: 413
-  int http_threads = 0;               // 0: enough for every stream the engine accepts, plus spare
-  std::string allowed_origins;        // CORS: empty = off, "*" or a comma-separated list
-  double stats_interval_s = 10;       // the periodic stats line on stderr; 0: none
+  int port = 8000;                     // 0: any free port (tests)
+  std::string api_key;                 // empty: no authentication
+  bool guard_metrics = false;          // --api-key-guards-metrics: /metrics needs the key too
+  int64_t max_waiting_requests = 512;  // more queued than this: 503 with Retry-After
+  size_t max_body_bytes = 32u << 20;   // larger bodies: 413
+  int http_threads = 0;                // 0: enough for every stream the engine accepts, plus spare
+  std::string allowed_origins;         // CORS: empty = off, "*" or a comma-separated list
+  double stats_interval_s = 10;        // the periodic stats line on stderr; 0: none
   std::string version;
 };
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 
 #include "core/error.h"
 #include "tokenizer/chat_template.h"
@@ -151,7 +152,8 @@ Json completion_logprobs(const ApiContext& ctx, const std::vector<int32_t>& ids,
   return {{"text_offset", offsets}, {"token_logprobs", values}, {"tokens", tokens}, {"top_logprobs", tops}};
 }
 
-Json chat_logprobs(const ApiContext& ctx, const std::vector<int32_t>& ids, const std::vector<engine::TokenLogprob>& lps) {
+Json chat_logprobs(const ApiContext& ctx, const std::vector<int32_t>& ids,
+                   const std::vector<engine::TokenLogprob>& lps) {
   Json content = Json::array();
   for (size_t k = 0; k < ids.size() && k < lps.size(); ++k) {
     const engine::TokenLogprob& lp = lps[k];
@@ -183,7 +185,8 @@ void reject_unsupported(Endpoint endpoint, const Json& body, int n) {
       fail("'response_format' is not supported (only {\"type\": \"text\"})");
   }
   if (const Json* m = field(body, "modalities")) {
-    if (!m->is_array() || m->size() != 1 || (*m)[0] != "text") fail("'modalities' other than [\"text\"] is not supported");
+    if (!m->is_array() || m->size() != 1 || (*m)[0] != "text")
+      fail("'modalities' other than [\"text\"] is not supported");
   }
   if (const Json* b = field(body, "best_of")) {
     if (!b->is_number_integer() || b->get<int64_t>() != n) fail("'best_of' other than n is not supported");
@@ -193,6 +196,14 @@ void reject_unsupported(Endpoint endpoint, const Json& body, int n) {
 }
 
 }  // namespace
+
+std::string random_hex(size_t n) {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  static const char* digits = "0123456789abcdef";
+  std::string s(n, '0');
+  for (char& c : s) c = digits[rng() & 15];
+  return s;
+}
 
 std::vector<int32_t> end_of_turn_ids(const tokenizer::Tokenizer& tok) {
   std::vector<int32_t> ids;

@@ -86,6 +86,9 @@ Json stream_chunk(const ApiRequest& req, const ApiContext& ctx, const std::strin
 Json usage_chunk(const ApiRequest& req, const ApiContext& ctx, const std::string& id, int64_t created,
                  int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens);
 
+// n random lowercase hex digits, for response and request ids ("cmpl-...", "batch_req_...").
+std::string random_hex(size_t n);
+
 // "/v1/completions" | "/v1/chat/completions"; throws InputError otherwise.
 Endpoint endpoint_from_url(const std::string& url);
 

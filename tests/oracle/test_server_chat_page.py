@@ -10,11 +10,12 @@ SKV_ALLOW_SKIP=1).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "robustness"))
+from cli_checks import start_serve  # noqa: E402
 
 ROOT = os.environ.get("SKV_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BIN = os.environ.get("SKV_BIN", os.path.join(ROOT, "build", "swiftkv"))
@@ -43,16 +44,7 @@ def main() -> int:
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    proc = subprocess.Popen([BIN, "serve", "--model", SMOL, "--port", "0", "-t", "2", "--kv-cache-memory-bytes",
-                             "256MiB", "--stats-interval", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    line = proc.stdout.readline()
-    m = re.search(r"ready on (http://[^ ]+) ", line)
-    if not m:
-        proc.kill()
-        print(f"FAIL: no ready line {line!r} {proc.stderr.read()[-600:]}")
-        return 1
-    url = m.group(1)
+    proc, url, _ = start_serve(SMOL, ["--kv-cache-memory-bytes", "256MiB"])
     problems = []
     browser = None
     try:

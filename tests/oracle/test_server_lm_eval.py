@@ -14,12 +14,14 @@ from __future__ import annotations
 import glob
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "robustness"))
+from cli_checks import start_serve  # noqa: E402
 
 ROOT = os.environ.get("SKV_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BIN = os.environ.get("SKV_BIN", os.path.join(ROOT, "build", "swiftkv"))
@@ -55,15 +57,7 @@ def main() -> int:
     lm_eval = os.path.join(os.path.dirname(sys.executable), "lm_eval")
     if not os.path.exists(lm_eval):
         return skip_or_fail("lm_eval is not installed in this venv (scripts/setup_venv.sh)")
-    proc = subprocess.Popen([BIN, "serve", "--model", SMOL, "--port", "0", "-t", "2", "--kv-cache-memory-bytes",
-                             "512MiB", "--stats-interval", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    m = re.search(r"ready on (http://[^ ]+) \(model (.*)\)", proc.stdout.readline())
-    if not m:
-        proc.kill()
-        print(f"FAIL: server did not start: {proc.stderr.read()[-600:]}")
-        return 1
-    url, name = m.group(1), m.group(2)
+    proc, url, name = start_serve(SMOL, ["--kv-cache-memory-bytes", "512MiB"])
     problems: list[str] = []
     tmp = tempfile.mkdtemp(prefix="skv_lmeval_")
     try:

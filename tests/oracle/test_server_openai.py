@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -22,6 +21,9 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "robustness"))
+from cli_checks import start_serve  # noqa: E402
 
 ROOT = os.environ.get("SKV_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BIN = os.environ.get("SKV_BIN", os.path.join(ROOT, "build", "swiftkv"))
@@ -51,17 +53,8 @@ def run(args: list[str]) -> str:
 
 class Served:
     def __init__(self, model: str):
-        self.proc = subprocess.Popen([BIN, "serve", "--model", model, "--port", "0", "-t", "2",
-                                      "--kv-cache-memory-bytes", "512MiB", "--stats-interval", "0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        m = re.search(r"ready on http://[^:]+:(\d+) \(model (.*)\)", line)
-        if not m:
-            self.proc.kill()
-            raise RuntimeError(f"no ready line: {line!r} {self.proc.stderr.read()[-800:]}")
-        self.name = m.group(2)
-        self.client = openai.OpenAI(base_url=f"http://127.0.0.1:{m.group(1)}/v1", api_key="unused", max_retries=0,
-                                    timeout=600)
+        self.proc, url, self.name = start_serve(model, ["--kv-cache-memory-bytes", "512MiB"])
+        self.client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)

@@ -28,6 +28,19 @@ def make_env() -> dict[str, str]:
     return env
 
 
+def start_serve(model: str, extra: list[str], threads: int = 2) -> tuple[subprocess.Popen, str, str]:
+    """Starts `swiftkv serve` on a free port with the stats line off; returns the process, its
+    base URL and the served model name once the ready line is out (raises if it never comes)."""
+    p = subprocess.Popen([BIN, "serve", "--model", model, "--port", "0", "-t", str(threads), "--stats-interval", "0"]
+                         + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=make_env())
+    line = p.stdout.readline()
+    m = re.search(r"ready on (http://[^ ]+) \(model (.*)\)", line)
+    if not m:
+        p.kill()
+        raise RuntimeError(f"no ready line: {line!r} {p.stderr.read()[-800:]}")
+    return p, m.group(1), m.group(2)
+
+
 def snapshot(d: str) -> dict[str, bytes]:
     """Every file under d (relative path -> contents)."""
     out = {}

@@ -24,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_checks import BIN, ROOT, TRACEBACK_MARKERS, Checks, make_env  # noqa: E402
+from cli_checks import BIN, ROOT, TRACEBACK_MARKERS, Checks, start_serve  # noqa: E402
 
 TINY = os.path.join(ROOT, "tests", "fixtures", "models", "llama_gqa")
 checks = Checks(BIN, "serve")
@@ -35,15 +35,8 @@ class Served:
     """A `swiftkv serve` process on a free port; stop() sends SIGTERM and returns the exit status."""
 
     def __init__(self, extra: list[str]):
-        self.proc = subprocess.Popen([BIN, "serve", "--model", TINY, "--port", "0", "-t", "2",
-                                      "--kv-cache-memory-bytes", "16MiB", "--stats-interval", "0"] + extra,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=make_env())
-        line = self.proc.stdout.readline()
-        m = re.search(r"ready on http://[^:]+:(\d+)", line)
-        if not m:
-            self.proc.kill()
-            raise RuntimeError(f"no ready line: {line!r} {self.proc.stderr.read()[-800:]}")
-        self.port = int(m.group(1))
+        self.proc, url, _ = start_serve(TINY, ["--kv-cache-memory-bytes", "16MiB"] + extra)
+        self.port = int(url.rsplit(":", 1)[1])
 
     def request(self, method: str, path: str, body=None, headers=None, raw: bytes | None = None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)

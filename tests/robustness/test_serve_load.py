@@ -16,7 +16,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_checks import BIN, ROOT, Checks, make_env  # noqa: E402
+from cli_checks import BIN, ROOT, Checks, start_serve  # noqa: E402
 
 TINY = os.path.join(ROOT, "tests", "fixtures", "models", "llama_gqa")
 checks = Checks(BIN, "serve")
@@ -40,14 +39,8 @@ def sanitized() -> bool:
 
 
 def serve(extra: list[str]) -> tuple[subprocess.Popen, int]:
-    p = subprocess.Popen([BIN, "serve", "--model", TINY, "--port", "0", "-t", "2", "--kv-cache-memory-bytes", "64MiB",
-                          "--stats-interval", "0"] + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=make_env())
-    m = re.search(r"ready on http://[^:]+:(\d+)", p.stdout.readline())
-    if not m:
-        p.kill()
-        raise RuntimeError(p.stderr.read()[-800:])
-    return p, int(m.group(1))
+    p, url, _ = start_serve(TINY, ["--kv-cache-memory-bytes", "64MiB"] + extra)
+    return p, int(url.rsplit(":", 1)[1])
 
 
 def rss_kib(pid: int) -> int:

@@ -282,7 +282,8 @@ struct Model {
   explicit Model(skv::io::ModelFiles f) : model(std::move(f)) {}
 };
 
-skv::io::ModelFiles quantised(bool swiftkv, int64_t max_len = 256) {
+// The batching tests' model, base or SwiftKV (M = 2 of 4), with float weights.
+skv::io::ModelFiles tiny(bool swiftkv, uint32_t seed, int64_t max_len = 256) {
   skv::testing::TinyShape s;
   s.layers = 4;
   s.hidden = 64;
@@ -291,8 +292,13 @@ skv::io::ModelFiles quantised(bool swiftkv, int64_t max_len = 256) {
   s.head_dim = 16;
   s.ffn = 96;
   s.vocab = 96;
-  skv::io::ModelFiles f = swiftkv ? skv::testing::swiftkv_model(s, 2, 1, 11) : skv::testing::base_model(s, 11);
+  skv::io::ModelFiles f = swiftkv ? skv::testing::swiftkv_model(s, 2, 1, seed) : skv::testing::base_model(s, seed);
   f.config.max_position_embeddings = max_len;
+  return f;
+}
+
+skv::io::ModelFiles quantised(bool swiftkv, int64_t max_len = 256) {
+  skv::io::ModelFiles f = tiny(swiftkv, 11, max_len);
   skv::testing::quantize_projections_q8_0(f);
   return f;
 }
@@ -405,17 +411,7 @@ TEST_P(EngineBatching, PreemptionWithSmallPoolCompletesEveryRequestUnchanged) {
 // after which the sequences may differ. Seeded sampling is held to the same rule (a draw near a
 // boundary of the cumulative distribution is its near-tie). Ties are counted and printed.
 TEST_P(EngineBatching, FloatWeightsMatchEachAloneUpToRounding) {
-  skv::testing::TinyShape sh;
-  sh.layers = 4;
-  sh.hidden = 64;
-  sh.heads = 4;
-  sh.kv_heads = 2;
-  sh.head_dim = 16;
-  sh.ffn = 96;
-  sh.vocab = 96;
-  skv::io::ModelFiles f = GetParam() ? skv::testing::swiftkv_model(sh, 2, 1, 13) : skv::testing::base_model(sh, 13);
-  f.config.max_position_embeddings = 256;
-  Model m(std::move(f));
+  Model m(tiny(GetParam(), 13));
   int requests_total = 0, bit_identical = 0, near_ties = 0, compared_tokens = 0;
   for (bool sampled : {false, true}) {
     const std::vector<Request> rs = requests(16, m.model.config().vocab_size, 5, sampled);
@@ -447,9 +443,10 @@ TEST_P(EngineBatching, FloatWeightsMatchEachAloneUpToRounding) {
       }
     }
   }
-  std::printf("[ report   ] float weights (%s): %d of %d requests bit-identical to running alone, %d diverged "
-              "at a near-tie, %d tokens compared\n",
-              GetParam() ? "SwiftKV" : "base", bit_identical, requests_total, near_ties, compared_tokens);
+  std::printf(
+      "[ report   ] float weights (%s): %d of %d requests bit-identical to running alone, %d diverged "
+      "at a near-tie, %d tokens compared\n",
+      GetParam() ? "SwiftKV" : "base", bit_identical, requests_total, near_ties, compared_tokens);
   EXPECT_LE(near_ties, 2) << "near-ties should be rare";
 }
 

@@ -33,7 +33,8 @@ TEST(OpenAI, EndOfTurnTokensStopUnlessIgnoreEos) {
 
 TEST(OpenAI, TokenIdPromptsAndBadFields) {
   ApiContext ctx;
-  const auto r = parse_request(Endpoint::Completions, Json{{"prompt", {{1, 2}, {3}}}, {"max_tokens", 5}, {"n", 2}}, ctx);
+  const auto r =
+      parse_request(Endpoint::Completions, Json{{"prompt", {{1, 2}, {3}}}, {"max_tokens", 5}, {"n", 2}}, ctx);
   ASSERT_EQ(r.prompts.size(), 2u);
   EXPECT_EQ(r.prompts[1].prompt, std::vector<int32_t>{3});
   EXPECT_EQ(r.prompts[0].max_tokens, 5);
