@@ -11,6 +11,8 @@
 #include <map>
 #include <set>
 
+#include <sys/socket.h>
+
 #include "core/error.h"
 #include "server/chat_page.h"
 
@@ -75,6 +77,14 @@ void Server::start() {
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http_->set_payload_max_length(opts_.max_body_bytes);
   http_->set_keep_alive_max_count(1000);
+  // Debian's cpp-httplib is a compiled library whose listen() backlog is 5, so a burst of
+  // clients overflows the accept queue and the kernel resets them. The socket is remembered here
+  // and listened on again after bind (Linux then only raises the backlog, clamped by
+  // net.core.somaxconn).
+  http_->set_socket_options([this](int sock) {
+    httplib::default_socket_options(sock);
+    listen_fd_ = sock;
+  });
   routes();
   if (opts_.port == 0) {
     port_ = http_->bind_to_any_port(opts_.host);
@@ -84,6 +94,8 @@ void Server::start() {
       fail_resource("cannot bind to ", opts_.host, ":", opts_.port, " (in use, or not an address of this machine)");
     port_ = opts_.port;
   }
+  if (listen_fd_ >= 0 && ::listen(listen_fd_, 4096) != 0)
+    fail_resource("cannot raise the listen backlog on ", opts_.host, ":", port_);
   http_thread_ = std::thread([this] { http_->listen_after_bind(); });
 }
 

@@ -61,6 +61,7 @@ class Server {
   std::unique_ptr<httplib::Server> http_;
   std::thread http_thread_, stats_thread_;
   int port_ = 0;
+  int listen_fd_ = -1;  // the listening socket, to raise its backlog after bind
   std::atomic<bool> ready_{false}, stopping_{false};
   std::unique_ptr<engine::EngineLoop> loop_;
   engine::Engine* engine_ = nullptr;
