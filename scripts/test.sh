@@ -16,9 +16,10 @@ cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release -DSKV_BUILD_TESTS=O
 cmake --build "$root/build" -j"$jobs"
 (cd "$root/build" && ctest --no-tests=error --output-on-failure -j"$jobs" --timeout 1800)
 
-# Sanitizer build: unit tests and the robustness tests (corrupt files, bad flags).
+# Sanitizer build: unit tests, the robustness tests (corrupt files, bad flags) and the server
+# tests with real clients.
 # -O1 -g1 keeps the sanitizer build quick to compile while stack traces still name lines.
 cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DSKV_SANITIZE=ON -DSKV_BUILD_TESTS=ON \
   -DSKV_PYTHON="$root/.venv/bin/python" >/dev/null
 cmake --build "$root/build-asan" -j"$jobs"
-(cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --no-tests=error --output-on-failure -j"$jobs" -L "unit|robustness")
+(cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --no-tests=error --output-on-failure -j"$jobs" -L "unit|robustness|server")

@@ -1,12 +1,18 @@
 // swiftkv serve: the OpenAI-compatible server. The port is bound before the model loads, so
 // /health can say 503 while it does; SIGTERM / SIGINT drain the running requests (bounded) and
 // exit 0.
-#include <pthread.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -17,6 +23,16 @@
 
 namespace skv::cli {
 namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+// Async-signal-safe: only write(2), with errno kept for the interrupted thread.
+void on_stop_signal(int sig) {
+  const int saved = errno;
+  const unsigned char b = static_cast<unsigned char>(sig);
+  [[maybe_unused]] const ssize_t n = ::write(g_signal_pipe[1], &b, 1);
+  errno = saved;
+}
 
 const char* kServeHelp = R"(usage: swiftkv serve --model PATH [flags]
 
@@ -90,14 +106,41 @@ int cmd_serve(int argc, char** argv) {
   std::string chat_template_text;
   if (!chat_template_file.empty()) chat_template_text = io::read_file(chat_template_file);
 
-  // Signals are taken by this thread alone (sigwait), so every thread started below blocks them.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  // SIGINT / SIGTERM go to a handler that writes the signal to a pipe, read by one thread. Masking
+  // the signals and calling sigwait is not enough: OpenBLAS starts its threads before main with
+  // nothing blocked, and a process-directed signal delivered to one of them would kill the server.
+  if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) fail_resource("cannot create the signal pipe");
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   // A client that disconnects mid-write must not kill the server.
   signal(SIGPIPE, SIG_IGN);
+
+  // The signal thread runs from the start: while the model loads there is nothing to drain and a
+  // user pressing Ctrl-C must not wait for a large model to finish loading.
+  struct SignalState {
+    std::mutex mu;
+    bool loaded = false;
+    std::promise<int> signalled;
+  };
+  // Shared with the detached thread, which outlives this frame when loading fails.
+  auto sig_state = std::make_shared<SignalState>();
+  std::future<int> signal_future = sig_state->signalled.get_future();
+  std::thread([sig_state] {
+    unsigned char sig = 0;
+    while (::read(g_signal_pipe[0], &sig, 1) != 1) {
+    }
+    std::lock_guard<std::mutex> lock(sig_state->mu);
+    if (!sig_state->loaded) {
+      std::fprintf(stderr, "serve: %s while loading the model, exiting\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      std::fflush(stderr);
+      std::_Exit(0);
+    }
+    sig_state->signalled.set_value(sig);
+  }).detach();
 
   server::Server srv(so);
   srv.start();
@@ -115,9 +158,12 @@ int cmd_serve(int argc, char** argv) {
   srv.attach(eng, ctx);
   std::printf("swiftkv serve: ready on http://%s:%d (model %s)\n", so.host.c_str(), srv.port(), ctx.model_name.c_str());
   std::fflush(stdout);
+  {
+    std::lock_guard<std::mutex> lock(sig_state->mu);
+    sig_state->loaded = true;
+  }
 
-  int sig = 0;
-  sigwait(&sigs, &sig);
+  const int sig = signal_future.get();
   std::fprintf(stderr, "serve: %s, finishing running requests (up to %.0f s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
                shutdown_timeout);
   srv.shutdown(shutdown_timeout);

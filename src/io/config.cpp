@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "io/gguf.h"
-#include "io/mapped_file.h"
+#include "io/read_file.h"
 
 namespace skv::io {
 
@@ -230,8 +230,7 @@ ModelConfig config_from_json_text(const std::string& text, const std::string& or
 }
 
 ModelConfig config_from_json_file(const std::string& path) {
-  MappedFile file(path);
-  return config_from_json_text(std::string(reinterpret_cast<const char*>(file.data()), file.size()), path);
+  return config_from_json_text(read_file(path, "model config"), path);
 }
 
 ModelConfig config_from_gguf(const GGUFFile& f) {

@@ -3,6 +3,7 @@
 // cpp-httplib's pool is fixed at construction and a streaming response holds its worker for the
 // whole answer, so the pool is sized (new_task_queue) for every stream the server accepts.
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -10,8 +11,6 @@
 #include <deque>
 #include <map>
 #include <set>
-
-#include <sys/socket.h>
 
 #include "core/error.h"
 #include "server/chat_page.h"

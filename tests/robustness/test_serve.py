@@ -6,7 +6,9 @@ a 4xx and OpenAI's error shape ({"error": {"message", "type", "param", "code"}})
 serving: malformed JSON, missing / mistyped fields, unknown token ids, prompts beyond
 --max-model-len, unsupported fields, unknown models and routes, bodies over --max-body-bytes,
 missing or wrong API keys (401; /health stays open). A streaming client that disconnects has its
-request aborted (num_requests_running drops back to 0). SIGTERM exits 0.
+request aborted (num_requests_running drops back to 0). SIGTERM exits 0. While the model loads
+(its config.json is a FIFO the test holds shut) /health and the API answer 503 with Retry-After,
+and the same server answers 200 once the load finishes; SIGTERM during the load exits 0 at once.
 
 Standard library only (http.client): runs in the ASan+UBSan build too.
 Env: SKV_BIN, SKV_SOURCE_DIR.
@@ -21,6 +23,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -163,7 +167,72 @@ def main() -> int:
     finally:
         rc, err = s.stop()
     checks.record("sigterm_exits_0_keyed", [] if rc == 0 else [f"exit {rc}"], err.strip()[-300:])
+    loading()
     return checks.summary("serve")
+
+
+def loading() -> None:
+    """The model's config.json is a FIFO: the load blocks reading it until the test writes it,
+    so the server is observably still loading for as long as the test needs."""
+    with tempfile.TemporaryDirectory() as d:
+        for f in os.listdir(TINY):
+            if f != "config.json":
+                os.symlink(os.path.join(TINY, f), os.path.join(d, f))
+        fifo = os.path.join(d, "config.json")
+        os.mkfifo(fifo)
+        p = subprocess.Popen([BIN, "serve", "--model", d, "--port", "0", "-t", "2", "--stats-interval", "0",
+                              "--kv-cache-memory-bytes", "16MiB"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        # A writer that cannot block the test forever if the server dies before opening the FIFO.
+        writer = None
+        try:
+            m = re.search(r"listening on http://[^:]+:(\d+)", p.stderr.readline())
+            if not m:
+                checks.record("loading_503", ["no listening line"])
+                return
+            s = Served.__new__(Served)
+            s.proc, s.port = p, int(m.group(1))
+            st, text, r = s.request("GET", "/health")
+            st2, text2, r2 = s.request("POST", "/v1/completions", {"prompt": [1, 2], "max_tokens": 1})
+            st3, _, _ = s.request("GET", "/v1/models")
+            problems = []
+            if st != 503 or "loading" not in text:
+                problems.append(f"/health {st} {text[:100]}")
+            if st2 != 503 or r2.getheader("Retry-After") is None or "loading" not in text2:
+                problems.append(f"/v1/completions {st2} Retry-After={r2.getheader('Retry-After')} {text2[:100]}")
+            if st3 != 503:
+                problems.append(f"/v1/models {st3}")
+            checks.record("loading_503", problems, f"{st} {text.strip()[:60]}")
+            with open(os.path.join(TINY, "config.json"), "rb") as f:
+                config = f.read()
+            writer = threading.Thread(target=lambda: open(fifo, "wb").write(config), daemon=True)
+            writer.start()
+            ready = p.stdout.readline()
+            st, _, _ = s.request("GET", "/health")
+            st2, text2, _ = s.request("POST", "/v1/completions", {"prompt": [1, 2], "max_tokens": 1})
+            checks.record("loaded_200", [] if "ready on" in ready and st == 200 and st2 == 200
+                          else [f"ready line {ready!r}, /health {st}, completion {st2} {text2[:100]}"])
+        finally:
+            p.send_signal(signal.SIGTERM)
+            try:
+                rc = p.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = -999
+            checks.record("loaded_sigterm_exits_0", [] if rc == 0 else [f"exit {rc}"])
+
+        # SIGTERM while the load is blocked: nothing to drain, so it exits 0 without waiting.
+        p = subprocess.Popen([BIN, "serve", "--model", d, "--port", "0", "--stats-interval", "0"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p.stderr.readline()
+        p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(timeout=TIMEOUT)
+            err = p.stderr.read()
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc, err = -999, "still running after SIGTERM"
+        checks.record("loading_sigterm_exits_0", [] if rc == 0 and "while loading" in err else [f"exit {rc}: {err}"])
 
 
 if __name__ == "__main__":
