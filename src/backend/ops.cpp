@@ -321,8 +321,10 @@ Tensor host_i32(const int32_t* values, int64_t n) { return Tensor::view(DType::I
 Tensor to_dtype(const Tensor& t, DType to) {
   check_tensor("to_dtype", "t", t);
   need_host("to_dtype", "t", t);
-  if (to != DType::F32 && to != DType::F16 && to != DType::BF16)
-    fail("to_dtype: target dtype must be F32, F16 or BF16, got ", dtype_name(to));
+  if (to != DType::F32 && to != DType::F16 && to != DType::BF16 && to != DType::Q8_0)
+    fail("to_dtype: target dtype must be F32, F16, BF16 or Q8_0, got ", dtype_name(to));
+  if (to == DType::Q8_0 && t.cols() % 32 != 0)
+    fail("to_dtype: Q8_0 needs rows of a multiple of 32 values, got ", t.cols());
   if (t.dtype == DType::I32) fail("to_dtype: cannot convert an I32 tensor to ", dtype_name(to));
   return cpu::to_dtype(t, to);
 }

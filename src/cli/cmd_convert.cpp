@@ -2,6 +2,7 @@
 // initialised as docs/swiftkv.md#checkpoint-layout says, ready for distillation or for serving as is.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 
 #include "cli/args.h"
@@ -19,15 +20,19 @@ namespace skv::cli {
 namespace {
 
 const char* kUsage =
-    "usage: swiftkv convert --model BASE --out DIR (--num-key-value-layers M | --swiftkv-fraction F) [flags]\n"
+    "usage: swiftkv convert --model BASE --out DIR|FILE.gguf (--num-key-value-layers M | --swiftkv-fraction F)\n"
+    "       [flags]\n"
     "\n"
     "Turns a base model into a SwiftKV checkpoint: a Hugging Face directory (config.json,\n"
-    "model.safetensors, tokenizer files, chat template) initialised as in the SwiftKV paper:\n"
+    "model.safetensors, tokenizer files, chat template), or, with --out X.gguf and a GGUF base, a\n"
+    "SwiftKV GGUF that keeps every base tensor as it is (quantised) and adds the SwiftKV tensors.\n"
+    "The SwiftKV tensors are initialised as in the SwiftKV paper:\n"
     "norm_swiftkv = layer M's input norm, q_proj_swiftkv = q_proj, and each group leader's\n"
     "k/v_proj_swiftkv = the mean of its group's k/v_proj. Distil it to recover quality.\n"
     "\n"
     "  -m, --model PATH             base model: Hugging Face directory or .gguf file\n"
-    "  --out DIR                    output directory; must not exist or must be empty\n"
+    "  --out DIR|FILE.gguf          output directory (must not exist or must be empty), or a\n"
+    "                               .gguf file (must not exist) for a SwiftKV GGUF\n"
     "  --num-key-value-layers M     layers 0..M-1 keep their own K/V (1 <= M < layers)\n"
     "  --swiftkv-fraction F         skip prefill of a fraction F of the layers (0 < F < 1):\n"
     "                               M = layers - round(F * layers), e.g. 0.5 of 32 -> M = 16\n"
@@ -36,6 +41,8 @@ const char* kUsage =
     "  --dtype f32|bf16|f16         stored dtype. Default: the source's for a Hugging Face\n"
     "                               directory; f32 for GGUF, which holds the dequantised\n"
     "                               Q4_0/Q4_1/Q8_0 values exactly (bf16/f16 would round them)\n"
+    "  --swiftkv-dtype f32|f16|q8_0 SwiftKV GGUF only: how the SwiftKV projections are stored\n"
+    "                               (default q8_0); norms stay F32, base tensors untouched\n"
     "  --force                      replace a non-empty --out that holds a model\n"
     "  -h, --help                   show this help\n";
 
@@ -49,7 +56,8 @@ std::string megabytes(uint64_t bytes) {
 
 int cmd_convert(int argc, char** argv) {
   Args args(argc, argv,
-            {"--model", "--out", "--num-key-value-layers", "--swiftkv-fraction", "--key-value-group-size", "--dtype"},
+            {"--model", "--out", "--num-key-value-layers", "--swiftkv-fraction", "--key-value-group-size", "--dtype",
+             "--swiftkv-dtype"},
             {"--force", "--help"}, {{"-m", "--model"}, {"-h", "--help"}});
   if (args.flag("--help")) {
     std::fputs(kUsage, stdout);
@@ -71,13 +79,48 @@ int cmd_convert(int argc, char** argv) {
   if (group < 1) fail("--key-value-group-size must be at least 1, got ", group);
   std::optional<DType> dtype;
   if (auto d = args.opt("--dtype")) dtype = io::parse_export_dtype(*d);
-  io::check_export_target(out, model_path, args.flag("--force"));
+  const bool to_gguf = out.size() > 5 && out.compare(out.size() - 5, 5, ".gguf") == 0;
+  DType swiftkv_dtype = DType::Q8_0;
+  if (auto d = args.opt("--swiftkv-dtype")) {
+    if (!to_gguf) fail("--swiftkv-dtype applies to a SwiftKV GGUF (--out X.gguf); use --dtype for a directory");
+    if (*d == "f32")
+      swiftkv_dtype = DType::F32;
+    else if (*d == "f16")
+      swiftkv_dtype = DType::F16;
+    else if (*d == "q8_0")
+      swiftkv_dtype = DType::Q8_0;
+    else
+      fail("--swiftkv-dtype must be f32, f16 or q8_0, got '", *d, "'");
+  }
+  if (to_gguf) {
+    if (dtype)
+      fail("--dtype applies to a directory; a SwiftKV GGUF keeps the base tensors as they are (see --swiftkv-dtype)");
+    if (std::filesystem::exists(out) && !args.flag("--force")) fail(out, " already exists; pass --force to replace it");
+    if (std::filesystem::is_directory(out)) fail(out, " is a directory; a SwiftKV GGUF is a file");
+  } else {
+    io::check_export_target(out, model_path, args.flag("--force"));
+  }
 
   const auto start = std::chrono::steady_clock::now();
   io::ModelFiles files = io::open_model_files(model_path);
   if (files.config.swiftkv_checkpoint) fail(model_path, " is already a SwiftKV model; convert its base model instead");
   const int64_t layers = files.config.num_layers;
   const int64_t m = by_layers ? fixed_m : model::num_key_value_layers_for_fraction(layers, fraction);
+
+  if (to_gguf) {
+    if (files.format != io::ModelFormat::GGUF)
+      fail("a SwiftKV GGUF is made from a GGUF base model; ", model_path, " is a Hugging Face directory (write a ",
+           "directory with --out DIR instead)");
+    model::add_swiftkv_tensors(files, m, group);
+    const uint64_t bytes = model::write_swiftkv_gguf(files, out, swiftkv_dtype);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(stderr,
+                 "swiftkv convert: wrote %s: num_key_value_layers M = %lld of %lld layers, key_value_group_size G = "
+                 "%lld, base tensors as they were, SwiftKV projections %s, %s in %.1f s\n",
+                 out.c_str(), static_cast<long long>(m), static_cast<long long>(layers), static_cast<long long>(group),
+                 dtype_name(swiftkv_dtype), megabytes(bytes).c_str(), secs);
+    return 0;
+  }
 
   io::HfExportOptions opt;
   opt.dtype = dtype.value_or(io::default_export_dtype(files));  // before the F32 group means exist

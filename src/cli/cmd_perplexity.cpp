@@ -32,6 +32,10 @@ its next-token distribution from the reference's, and how often both put the sam
       --chunks N            score only the first N chunks (default: all)
       --kv-cache-dtype LIST comma-separated: auto, f32, f16, bf16, q8_0, fp8 (default f32)
       --kl-reference-kv-dtype T  the cache the others are compared with (default f32)
+      --kl-reference-model PATH  compare with another model (same vocabulary) run with the
+                            --kl-reference-kv-dtype cache, e.g. a quantised file with the float
+                            one it came from (llama-perplexity's --kl-divergence-base); its
+                            SwiftKV path when it has one
       --block-size N        KV cache block, in positions (default 16)
   -b, --batch-size N        prompt tokens per engine step (default 512)
   -t, --threads N           CPU threads (default: all cores)
@@ -95,7 +99,9 @@ std::vector<float> run_chunk(engine::Engine& eng, const std::vector<int32_t>& ch
 
 int cmd_perplexity(int argc, char** argv) {
   Args args(argc, argv,
-            join({kModelFlags, {"--file", "--chunks", "--kv-cache-dtype", "--kl-reference-kv-dtype", "--block-size"}}),
+            join({kModelFlags,
+                  {"--file", "--chunks", "--kv-cache-dtype", "--kl-reference-kv-dtype", "--kl-reference-model",
+                   "--block-size"}}),
             join({kModelBoolFlags, {"--json", "--help"}}), [] {
               auto a = kAliases;
               a["-f"] = "--file";
@@ -123,9 +129,18 @@ int cmd_perplexity(int argc, char** argv) {
   } catch (const Error&) {
     fail("--kl-reference-kv-dtype ", quote_bounded(ref_name, 40), " is not one of auto, f32, f16, bf16, q8_0, fp8");
   }
-  const bool want_kl = std::any_of(dtypes.begin(), dtypes.end(), [&](DType d) { return d != ref_dtype; });
+  const std::string ref_model_path = args.str("--kl-reference-model", "");
+  const bool want_kl =
+      !ref_model_path.empty() || std::any_of(dtypes.begin(), dtypes.end(), [&](DType d) { return d != ref_dtype; });
 
   LoadedModel m = load_model(args, true);
+  std::unique_ptr<model::LlamaModel> ref_model;
+  if (!ref_model_path.empty()) {
+    ref_model = model::LlamaModel::load(ref_model_path, model::ModelOptions{});
+    if (ref_model->config().vocab_size != m.model->config().vocab_size)
+      fail("--kl-reference-model has a vocabulary of ", ref_model->config().vocab_size, " tokens, --model ",
+           m.model->config().vocab_size);
+  }
   const int64_t ctx = args.integer("--ctx-size", 512);
   if (ctx < 4) fail("--ctx-size must be at least 4, got ", ctx);
   if (ctx > m.model->config().max_position_embeddings)
@@ -140,7 +155,7 @@ int cmd_perplexity(int argc, char** argv) {
   const int64_t first = ctx / 2;  // positions first..ctx-1 are scored
   const int64_t vocab = m.model->config().vocab_size;
 
-  auto make_engine = [&](DType d) {
+  auto make_engine = [&](DType d, const model::LlamaModel& model) {
     engine::EngineOptions o;
     o.block_size = block_size_flag(args);
     o.kv_dtype = d;
@@ -149,11 +164,11 @@ int cmd_perplexity(int argc, char** argv) {
     o.max_model_len = ctx;
     o.num_kv_blocks = (ctx + o.block_size - 1) / o.block_size;
     o.enable_prefix_caching = false;  // every chunk from an empty cache, as llama-perplexity
-    return std::make_unique<engine::Engine>(*m.model, nullptr, o);
+    return std::make_unique<engine::Engine>(model, nullptr, o);
   };
-  std::unique_ptr<engine::Engine> ref = want_kl ? make_engine(ref_dtype) : nullptr;
+  std::unique_ptr<engine::Engine> ref = want_kl ? make_engine(ref_dtype, ref_model ? *ref_model : *m.model) : nullptr;
   std::vector<std::unique_ptr<engine::Engine>> engines;
-  for (DType d : dtypes) engines.push_back(make_engine(d));
+  for (DType d : dtypes) engines.push_back(make_engine(d, *m.model));
   std::fprintf(stderr, "perplexity: %lld tokens, %lld chunks of %lld (scoring %lld positions each)\n",
                static_cast<long long>(ids.size()), static_cast<long long>(n_chunks), static_cast<long long>(ctx),
                static_cast<long long>(ctx - first));
@@ -166,7 +181,7 @@ int cmd_perplexity(int argc, char** argv) {
     std::vector<float> ref_logits;
     if (ref) ref_logits = run_chunk(*ref, chunk, first, vocab);
     for (size_t d = 0; d < dtypes.size(); ++d) {
-      const bool is_ref = ref && dtypes[d] == ref_dtype;
+      const bool is_ref = ref && !ref_model && dtypes[d] == ref_dtype;
       std::vector<float> own;
       if (!is_ref) own = run_chunk(*engines[d], chunk, first, vocab);
       const std::vector<float>& logits = is_ref ? ref_logits : own;
@@ -229,6 +244,8 @@ int cmd_perplexity(int argc, char** argv) {
                                 {"ctx_size", ctx},
                                 {"chunks", n_chunks},
                                 {"kl_reference_kv_dtype", ref ? nlohmann::json(ref_name) : nlohmann::json(nullptr)},
+                                {"kl_reference_model",
+                                 ref_model ? nlohmann::json(ref_model_path) : nlohmann::json(nullptr)},
                                 {"rows", rows}}
                      .dump(2)
               << "\n";

@@ -285,6 +285,16 @@ ModelConfig config_from_gguf(const GGUFFile& f) {
   c.bos_token_id = f.get_int("tokenizer.ggml.bos_token_id", -1);
   if (f.has("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {f.get_int("tokenizer.ggml.eos_token_id")};
 
+  // A SwiftKV GGUF (swiftkv convert --out X.gguf): the base file plus these keys and tensors.
+  if (f.has(kGGUFSwiftKVLayersKey)) {
+    c.swiftkv_checkpoint = true;
+    c.swiftkv = true;
+    c.num_key_value_layers = f.get_int(kGGUFSwiftKVLayersKey);
+    c.key_value_group_size = f.get_int(kGGUFSwiftKVGroupKey, 1);
+  } else if (f.has(kGGUFSwiftKVGroupKey)) {
+    fail(path, ": metadata key '", kGGUFSwiftKVGroupKey, "' without '", kGGUFSwiftKVLayersKey, "'");
+  }
+
   validate_with_origin(c, path);
   return c;
 }

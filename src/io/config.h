@@ -58,4 +58,8 @@ ModelConfig config_from_json_file(const std::string& path);
 ModelConfig config_from_json_text(const std::string& text, const std::string& origin);
 ModelConfig config_from_gguf(const GGUFFile& f);
 
+// The metadata keys a SwiftKV GGUF adds to its base file's (u32 values).
+inline constexpr const char* kGGUFSwiftKVLayersKey = "swiftkv.num_key_value_layers";
+inline constexpr const char* kGGUFSwiftKVGroupKey = "swiftkv.key_value_group_size";
+
 }  // namespace skv::io

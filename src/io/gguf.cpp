@@ -199,6 +199,16 @@ bool checked_mul(uint64_t a, uint64_t b, uint64_t& out) { return !__builtin_mul_
 
 const char* ggml_type_name(uint32_t t) { return t < kNumGGMLTypes ? kGGMLTypes[t].name : "unknown"; }
 
+uint64_t ggml_nbytes(uint32_t ggml_type, const std::vector<int64_t>& ne) {
+  if (ggml_type >= kNumGGMLTypes || kGGMLTypes[ggml_type].block == 0) fail("unknown ggml type id ", ggml_type);
+  const GGMLType& gt = kGGMLTypes[ggml_type];
+  if (ne.empty() || ne[0] % gt.block != 0)
+    fail("a ", gt.name, " tensor needs rows of a multiple of ", gt.block, " elements");
+  uint64_t numel = 1;
+  for (int64_t d : ne) numel *= static_cast<uint64_t>(d);
+  return numel / static_cast<uint64_t>(gt.block) * gt.bytes;
+}
+
 GGUFFile::GGUFFile(const std::string& path) : path_(path), file_(std::make_shared<MappedFile>(path)) {
   Reader r(*file_);
   if (file_->size() < 4 || std::memcmp(file_->data(), "GGUF", 4) != 0) fail(path, ": not a GGUF file (bad magic)");
@@ -220,10 +230,12 @@ GGUFFile::GGUFFile(const std::string& path) : path_(path), file_(std::make_share
     fail(path, ": tensor count ", n_tensors, " exceeds what the file (", file_->size(), " bytes) can hold");
 
   for (uint64_t i = 0; i < n_kv; ++i) {
+    const uint64_t begin = r.pos();
     std::string key = r.read_string("metadata key #", std::to_string(i));
     const uint32_t type = r.read<uint32_t>("metadata value type");
     GGUFValue v = read_value(r, type, key, path);
     if (!kv_.emplace(key, std::move(v)).second) fail(path, ": duplicate metadata key '", key, "'");
+    raw_kvs_.push_back({key, begin, r.pos()});
   }
 
   if (has("general.alignment")) {

@@ -25,6 +25,14 @@ struct GGUFTensorInfo {
   uint64_t nbytes = 0;  // size of the data, from ne and the ggml block layout
 };
 
+// Where one metadata entry (key, type and value) lies in the file, so a writer can copy it as is,
+// types and all, instead of re-encoding the widened GGUFValue.
+struct GGUFRawKV {
+  std::string key;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+};
+
 class GGUFFile {
  public:
   explicit GGUFFile(const std::string& path);  // throws skv::Error naming path + problem
@@ -43,6 +51,7 @@ class GGUFFile {
   std::vector<int64_t> get_int_array(const std::string& key) const;
   std::vector<double> get_float_array(const std::string& key) const;
   std::vector<std::string> keys() const;
+  const std::vector<GGUFRawKV>& raw_kvs() const { return raw_kvs_; }  // in file order
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }  // absolute start of the data section
 
@@ -60,9 +69,14 @@ class GGUFFile {
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
   std::map<std::string, GGUFValue> kv_;
+  std::vector<GGUFRawKV> raw_kvs_;
   std::vector<GGUFTensorInfo> infos_;
   std::map<std::string, size_t> index_;
 };
+
+// Bytes of a tensor of ggml type `ggml_type` with ne[0] = row elements per row, times rows;
+// throws for an unknown type or a row that is not a whole number of blocks.
+uint64_t ggml_nbytes(uint32_t ggml_type, const std::vector<int64_t>& ne);
 
 // ggml type ids swiftkv reads (F32=0, F16=1, Q4_0=2, Q4_1=3, Q8_0=8, BF16=30).
 // Names every type ggml has defined (Q4_K, IQ2_XS, ...) so errors can say what a file holds;

@@ -83,22 +83,69 @@ std::string hf_class_name(Arch a, bool swiftkv) {
   return swiftkv ? i.swiftkv_class : i.hf_class;
 }
 
-std::string hf_tensor_name_from_gguf(const std::string& name) {
-  static const std::map<std::string, std::string> kGlobal = {
+namespace {
+
+// llama.cpp's names, plus the SwiftKV tensors' in the same style (docs/swiftkv.md, "SwiftKV GGUF").
+const std::map<std::string, std::string>& gguf_global_names() {
+  static const std::map<std::string, std::string> m = {
       {"token_embd.weight", "model.embed_tokens.weight"},
       {"output_norm.weight", "model.norm.weight"},
       {"output.weight", "lm_head.weight"},
+      {"output_norm_swiftkv.weight", "model.norm_swiftkv.weight"},
   };
-  static const std::map<std::string, std::string> kLayer = {
-      {"attn_norm.weight", "input_layernorm.weight"},    {"ffn_norm.weight", "post_attention_layernorm.weight"},
-      {"attn_q.weight", "self_attn.q_proj.weight"},      {"attn_k.weight", "self_attn.k_proj.weight"},
-      {"attn_v.weight", "self_attn.v_proj.weight"},      {"attn_q.bias", "self_attn.q_proj.bias"},
-      {"attn_k.bias", "self_attn.k_proj.bias"},          {"attn_v.bias", "self_attn.v_proj.bias"},
-      {"attn_output.weight", "self_attn.o_proj.weight"}, {"attn_output.bias", "self_attn.o_proj.bias"},
-      {"attn_q_norm.weight", "self_attn.q_norm.weight"}, {"attn_k_norm.weight", "self_attn.k_norm.weight"},
-      {"ffn_gate.weight", "mlp.gate_proj.weight"},       {"ffn_up.weight", "mlp.up_proj.weight"},
+  return m;
+}
+
+const std::map<std::string, std::string>& gguf_layer_names() {
+  static const std::map<std::string, std::string> m = {
+      {"attn_norm.weight", "input_layernorm.weight"},
+      {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},
+      {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},
+      {"attn_q.bias", "self_attn.q_proj.bias"},
+      {"attn_k.bias", "self_attn.k_proj.bias"},
+      {"attn_v.bias", "self_attn.v_proj.bias"},
+      {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"attn_output.bias", "self_attn.o_proj.bias"},
+      {"attn_q_norm.weight", "self_attn.q_norm.weight"},
+      {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},
       {"ffn_down.weight", "mlp.down_proj.weight"},
+      {"attn_q_swiftkv.weight", "self_attn.q_proj_swiftkv.weight"},
+      {"attn_k_swiftkv.weight", "self_attn.k_proj_swiftkv.weight"},
+      {"attn_v_swiftkv.weight", "self_attn.v_proj_swiftkv.weight"},
+      {"attn_q_swiftkv.bias", "self_attn.q_proj_swiftkv.bias"},
+      {"attn_k_swiftkv.bias", "self_attn.k_proj_swiftkv.bias"},
+      {"attn_v_swiftkv.bias", "self_attn.v_proj_swiftkv.bias"},
+      {"attn_q_norm_swiftkv.weight", "self_attn.q_norm_swiftkv.weight"},
+      {"attn_k_norm_swiftkv.weight", "self_attn.k_norm_swiftkv.weight"},
   };
+  return m;
+}
+
+}  // namespace
+
+std::string gguf_tensor_name_from_hf(const std::string& name) {
+  for (const auto& [gguf, hf] : gguf_global_names())
+    if (hf == name) return gguf;
+  const std::string prefix = "model.layers.";
+  if (name.rfind(prefix, 0) == 0) {
+    const size_t dot = name.find('.', prefix.size());
+    if (dot != std::string::npos) {
+      const std::string layer = name.substr(prefix.size(), dot - prefix.size());
+      const std::string rest = name.substr(dot + 1);
+      for (const auto& [gguf, hf] : gguf_layer_names())
+        if (hf == rest) return "blk." + layer + "." + gguf;
+    }
+  }
+  fail("no GGUF name for tensor '", name, "'");
+}
+
+std::string hf_tensor_name_from_gguf(const std::string& name) {
+  const auto& kGlobal = gguf_global_names();
+  const auto& kLayer = gguf_layer_names();
   if (auto it = kGlobal.find(name); it != kGlobal.end()) return it->second;
   // blk.<N>.<suffix>
   if (name.rfind("blk.", 0) == 0) {

@@ -56,5 +56,7 @@ std::string hf_class_name(Arch a, bool swiftkv);
 // (blk.3.attn_q.weight -> model.layers.3.self_attn.q_proj.weight). Unknown names are returned
 // unchanged so model code can still look them up.
 std::string hf_tensor_name_from_gguf(const std::string& gguf_name);
+// The inverse, for writing GGUF files; throws for a name GGUF has no spelling for.
+std::string gguf_tensor_name_from_hf(const std::string& hf_name);
 
 }  // namespace skv::model

@@ -1,10 +1,14 @@
 #include "model/swiftkv.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "backend/ops.h"
 #include "core/error.h"
+#include "io/gguf.h"
+#include "io/gguf_writer.h"
+#include "model/arch.h"
 #include "model/weights.h"
 
 namespace skv::model {
@@ -80,6 +84,45 @@ void add_swiftkv_tensors(io::ModelFiles& files, int64_t m, int64_t g) {
   c.swiftkv = true;
   c.num_key_value_layers = m;
   c.key_value_group_size = g;
+}
+
+uint64_t write_swiftkv_gguf(const io::ModelFiles& files, const std::string& out, DType projection_dtype) {
+  if (files.format != io::ModelFormat::GGUF || !files.gguf) fail("a SwiftKV GGUF is made from a GGUF base model");
+  const io::ModelConfig& c = files.config;
+  if (!c.swiftkv_checkpoint) fail("write_swiftkv_gguf: the model has no SwiftKV tensors yet");
+  const io::GGUFFile& base = *files.gguf;
+  for (const char* key : {io::kGGUFSwiftKVLayersKey, io::kGGUFSwiftKVGroupKey})
+    if (base.has(key)) fail(base.path(), " is already a SwiftKV model; convert its base model instead");
+
+  io::GGUFWriter w;
+  for (const auto& kv : base.raw_kvs()) w.copy_kv(base, kv.key);
+  w.set_u32(io::kGGUFSwiftKVLayersKey, static_cast<uint32_t>(c.num_key_value_layers));
+  w.set_u32(io::kGGUFSwiftKVGroupKey, static_cast<uint32_t>(c.key_value_group_size));
+
+  uint64_t bytes = 0;
+  for (const auto& info : base.tensor_infos()) {
+    w.add_tensor(info.name, info.ne, info.ggml_type, base.mapping().data() + base.data_offset() + info.offset);
+    bytes += info.nbytes;
+  }
+  std::vector<Tensor> owned;  // the converted SwiftKV tensors, alive until write() returns
+  const auto specs = swiftkv_tensor_specs(c, c.num_key_value_layers, c.key_value_group_size);
+  owned.reserve(specs.size());
+  for (const SwiftKVTensorSpec& s : specs) {
+    const Tensor& t = files.get(s.name, s.shape);
+    const DType to = t.shape.size() == 2 ? projection_dtype : DType::F32;
+    if (to == DType::Q8_0 && t.shape.back() % 32 != 0)
+      fail("Q8_0 stores rows of a multiple of 32 values; ", s.name, " has rows of ", t.shape.back(),
+           " (use --swiftkv-dtype f16)");
+    owned.push_back(backend::to_dtype(t, to));
+    const Tensor& o = owned.back();
+    const uint32_t ggml_type = to == DType::F32 ? 0 : to == DType::F16 ? 1 : to == DType::Q8_0 ? 8 : 30;
+    std::vector<int64_t> ne(o.shape.begin(), o.shape.end());
+    std::reverse(ne.begin(), ne.end());
+    w.add_tensor(gguf_tensor_name_from_hf(s.name), ne, ggml_type, o.data);
+    bytes += o.nbytes();
+  }
+  w.write(out, base.alignment());
+  return bytes;
 }
 
 }  // namespace skv::model

@@ -27,6 +27,14 @@ void check_swiftkv_settings(int64_t num_layers, int64_t num_key_value_layers, in
 // (llama_swiftkv, qwen2_swiftkv, ...), swiftkv = true, M, G.
 void add_swiftkv_tensors(io::ModelFiles& files, int64_t num_key_value_layers, int64_t group_size);
 
+// Writes a SwiftKV GGUF: `files` must be a GGUF base after add_swiftkv_tensors. Every base
+// tensor and metadata entry is copied byte for byte (the quantised weights stay as they are, so
+// the teacher path is the base model exactly); the SwiftKV projections are stored as
+// `projection_dtype` (F32, F16 or Q8_0), norms and biases as F32; the keys
+// swiftkv.num_key_value_layers / swiftkv.key_value_group_size mark the file. Returns the bytes
+// written.
+uint64_t write_swiftkv_gguf(const io::ModelFiles& files, const std::string& out, DType projection_dtype);
+
 // Hugging Face names of the SwiftKV tensors.
 std::string swiftkv_norm_name();
 std::string swiftkv_tensor_name(int64_t layer, const char* proj, const char* kind);  // proj: q|k|v, kind: weight|bias

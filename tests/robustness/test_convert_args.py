@@ -7,7 +7,10 @@ existing output directory untouched.
 Cases: M >= L, M < 1, G < 1, (L - M) % G != 0, fraction outside (0, 1) or rounding to M = 0 / L,
 both / neither of M and F, malformed numbers, unknown dtype, a model that is already SwiftKV, a
 non-empty output directory without --force, --force on a directory that is not a model, output
-over the input, missing parent, missing flags, unknown flags, a missing model.
+over the input, missing parent, missing flags, unknown flags, a missing model. SwiftKV GGUF
+output (--out X.gguf): from a Hugging Face base, --dtype with it, --swiftkv-dtype without it or
+unknown, an existing file without --force, a SwiftKV GGUF converted again, and a GGUF whose
+swiftkv.* keys are impossible (refused on load, naming the key).
 
 Env: SKV_BIN (default build/swiftkv), SKV_SOURCE_DIR. Runs in the ASan+UBSan build too.
 """
@@ -89,6 +92,47 @@ def main() -> int:
             checks.record("setup_valid_convert", [])
             case("already_swiftkv", ["--num-key-value-layers", "1"], r"already a SwiftKV model",
                  model_args=["--model", skv_dir, "--out", os.path.join(tmp, "again")])
+        # SwiftKV GGUF output.
+        import make_bad_files as mbf
+        base_gguf = mbf.write_gguf(os.path.join(tmp, "base.gguf"))
+        g_out = os.path.join(tmp, "skv.gguf")
+        case("gguf_from_hf", ["--num-key-value-layers", "1"], r"made from a GGUF base model",
+             model_args=["--model", BASE, "--out", g_out])
+        case("gguf_with_dtype", ["--num-key-value-layers", "1", "--dtype", "f16"], r"--dtype applies to a directory",
+             model_args=["--model", base_gguf, "--out", g_out])
+        case("swiftkv_dtype_for_dir", ["--num-key-value-layers", "1", "--swiftkv-dtype", "f16"],
+             r"--swiftkv-dtype applies to a SwiftKV GGUF", model_args=["--model", base_gguf, "--out", out + "2"])
+        case("swiftkv_dtype_unknown", ["--num-key-value-layers", "1", "--swiftkv-dtype", "q4_1"],
+             r"--swiftkv-dtype must be f32, f16 or q8_0", model_args=["--model", base_gguf, "--out", g_out])
+        p = checks.run(["--model", base_gguf, "--out", g_out, "--num-key-value-layers", "1", "--swiftkv-dtype", "f16"])
+        checks.record("gguf_valid_convert", [] if p.returncode == 0 and os.path.exists(g_out) else
+                      [f"exit status {p.returncode}"], p.stderr.strip()[:300])
+        case("gguf_out_exists", ["--num-key-value-layers", "1"], r"already exists.*--force",
+             model_args=["--model", base_gguf, "--out", g_out])
+        case("gguf_already_swiftkv", ["--num-key-value-layers", "1"], r"already a SwiftKV model",
+             model_args=["--model", g_out, "--out", os.path.join(tmp, "again.gguf")])
+        left = [f for f in os.listdir(tmp) if ".tmp." in f]
+        checks.record("gguf_no_temporaries", [f"left behind {left}"] if left else [])
+
+        import gguf
+        bad_keys = os.path.join(tmp, "bad_keys.gguf")
+        w = gguf.GGUFWriter(bad_keys, "llama")
+        r = gguf.GGUFReader(base_gguf)
+        w.add_uint32("swiftkv.num_key_value_layers", 99)
+        for field in r.fields.values():
+            if field.name.startswith("GGUF.") or field.name == "general.architecture":
+                continue
+            w.add_key_value(field.name, field.contents(), field.types[0],
+                            sub_type=field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None)
+        for t in r.tensors:
+            w.add_tensor(t.name, t.data, raw_shape=list(reversed([int(x) for x in t.shape])), raw_dtype=t.tensor_type)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        checks.expect_error("gguf_bad_swiftkv_keys", ["--model", bad_keys, "--out", os.path.join(tmp, "x"),
+                                                      "--num-key-value-layers", "1"], r"num_key_value_layers", tmp)
+
         # Nothing (e.g. a temporary sibling of --out) was left next to the input model.
         left = sorted(set(os.listdir(os.path.dirname(BASE))) - set(fixtures_before))
         checks.record("fixtures_dir_untouched", [f"left behind {left}"] if left else [])

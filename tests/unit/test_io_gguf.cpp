@@ -7,6 +7,7 @@
 
 #include "../fixtures/io/io_test_util.h"
 #include "io/gguf.h"
+#include "io/gguf_writer.h"
 
 using namespace skv_test;
 using skv::io::GGUFFile;
@@ -118,6 +119,65 @@ TEST(GGUF, RoundTripV3) {
   EXPECT_EQ(f.version(), 3u);
   EXPECT_EQ(f.alignment(), 32u);
   check_full(f, g);
+}
+
+// The writer copies every metadata entry raw (types preserved) and every tensor from the
+// source's mapping: the copy reads back exactly like the original, plus the entries it added.
+TEST(GGUFWriter, CopiesAFileExactly) {
+  TempDir dir;
+  const GGUFBuilder g = full_builder();
+  g.write(dir.file("src.gguf"));
+  GGUFFile src(dir.file("src.gguf"));
+  skv::io::GGUFWriter w;
+  for (const auto& kv : src.raw_kvs()) w.copy_kv(src, kv.key);
+  w.set_u32("added.u32", 7);
+  w.set_string("added.str", "swift");
+  for (const auto& t : src.tensor_infos())
+    w.add_tensor(t.name, t.ne, t.ggml_type, src.mapping().data() + src.data_offset() + t.offset);
+  const Bytes extra = f32_bytes({1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17,
+                                 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33});
+  w.add_tensor("extra", {33}, 0, extra.data());  // 132 bytes: the next offset needs padding
+  w.write(dir.file("copy.gguf"));
+
+  GGUFFile f(dir.file("copy.gguf"));
+  EXPECT_EQ(f.version(), 3u);
+  EXPECT_EQ(f.get_int("added.u32"), 7);
+  EXPECT_EQ(f.get_string("added.str"), "swift");
+  EXPECT_EQ(f.keys().size(), 21u);
+  ASSERT_EQ(f.raw_kvs().size(), 21u);
+  for (size_t i = 0; i < src.raw_kvs().size(); ++i) {
+    const auto &a = src.raw_kvs()[i], &b = f.raw_kvs()[i];
+    EXPECT_EQ(a.key, b.key);
+    ASSERT_EQ(a.end - a.begin, b.end - b.begin) << a.key;
+    EXPECT_EQ(std::memcmp(src.mapping().data() + a.begin, f.mapping().data() + b.begin, a.end - a.begin), 0) << a.key;
+  }
+  GGUFBuilder with_extra = g;
+  with_extra.tensor("extra", {33}, 0, extra);
+  ASSERT_EQ(f.tensor_infos().size(), with_extra.tensors.size());
+  for (size_t i = 0; i < with_extra.tensors.size(); ++i) {
+    const auto& spec = with_extra.tensors[i];
+    EXPECT_EQ(f.tensor_infos()[i].name, spec.name);
+    EXPECT_EQ(f.tensor_infos()[i].ggml_type, spec.type);
+    EXPECT_EQ(f.tensor_infos()[i].offset % 32, 0u);
+    const skv::Tensor t = f.tensor(spec.name);
+    ASSERT_EQ(t.nbytes(), spec.data.size()) << spec.name;
+    EXPECT_EQ(std::memcmp(t.data, spec.data.data(), spec.data.size()), 0) << spec.name;
+  }
+}
+
+TEST(GGUFWriter, RejectsDuplicatesAndBadSizes) {
+  TempDir dir;
+  full_builder().write(dir.file("src.gguf"));
+  GGUFFile src(dir.file("src.gguf"));
+  skv::io::GGUFWriter w;
+  w.set_u32("k", 1);
+  EXPECT_THROW(w.set_u32("k", 2), skv::Error);
+  EXPECT_THROW(w.copy_kv(src, "no.such.key"), skv::Error);
+  const Bytes b(64);
+  w.add_tensor("t", {2}, 0, b.data());
+  EXPECT_THROW(w.add_tensor("t", {2}, 0, b.data()), skv::Error);
+  EXPECT_THROW(w.add_tensor("q", {31}, 8, b.data()), skv::Error);  // Q8_0 rows are whole blocks of 32
+  EXPECT_THROW(w.add_tensor("z", {}, 0, b.data()), skv::Error);
 }
 
 TEST(GGUF, RoundTripV2) {

@@ -101,6 +101,8 @@ Tensor to_dtype(const Tensor& t, DType to) {
       uint8_t* dst = static_cast<uint8_t*>(out.data) + r * out.row_bytes();
       if (to == DType::F32) {
         std::memcpy(dst, buf.data(), sizeof(float) * cols);
+      } else if (to == DType::Q8_0) {
+        quantize_row_q8_0(buf.data(), reinterpret_cast<BlockQ8_0*>(dst), cols);
       } else {
         auto* d16 = reinterpret_cast<uint16_t*>(dst);
         for (int64_t i = 0; i < cols; ++i) d16[i] = to == DType::F16 ? fp32_to_fp16(buf[i]) : fp32_to_bf16(buf[i]);
