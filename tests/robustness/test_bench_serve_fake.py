@@ -123,6 +123,16 @@ class Fake:
             self.max_active = max(self.max_active, self.active)
         writes: list[float] = []
         self.sent[prompt] = (t0, writes)
+        left = [False]
+
+        def leave():
+            # Before the last bytes go out: the client cannot start its next request before then,
+            # so a count taken here never runs ahead of the client's.
+            if not left[0]:
+                left[0] = True
+                with self.lock:
+                    self.active -= 1
+
         try:
             for k in range(s["tokens"]):
                 time.sleep(max(0.0, t0 + TTFT + GAP * k - time.monotonic()))
@@ -130,6 +140,7 @@ class Fake:
                     event({"error": {"message": "scripted engine failure", "type": "x", "code": 400}})
                     break
                 if kind == "cut" and k == 2:
+                    leave()
                     h.close_connection = True
                     h.connection.shutdown(socket.SHUT_RDWR)
                     return
@@ -144,11 +155,11 @@ class Fake:
                                                            "completion_tokens": s["tokens"]}})
             if kind != "no_done":
                 event("[DONE]")
+            leave()
             h.wfile.write(b"0\r\n\r\n")
             h.wfile.flush()
         finally:
-            with self.lock:
-                self.active -= 1
+            leave()
 
 
 def write_jsonl(path: str, rows: list[dict]) -> str:
