@@ -1,6 +1,7 @@
 // `swiftkv bench serve`: a load generator for OpenAI-compatible servers with the flags, the
 // definitions and the result file of `vllm bench serve`, so figures measured against swiftkv,
 // vLLM or llama-server compare directly (docs/serving.md, "Benchmarking a server").
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -160,7 +161,7 @@ std::string now_stamp() {
   return buf;
 }
 
-int64_t positive(const Args& args, const char* flag, int64_t def, int64_t min) {
+int64_t int_at_least(const Args& args, const char* flag, int64_t def, int64_t min) {
   const int64_t v = args.integer(flag, def);
   if (v < min) fail(flag, " must be >= ", min, ", got ", v);
   return v;
@@ -248,14 +249,14 @@ int cmd_bench_serve(int argc, char** argv) {
   if (dataset == "jsonl")
     for (const char* f : {"--random-input-len", "--random-range-ratio", "--random-prefix-len"})
       if (args.has(f)) fail(f, " applies to --dataset-name random only");
-  const int64_t num_prompts = positive(args, "--num-prompts", 1000, 1);
+  const int64_t num_prompts = int_at_least(args, "--num-prompts", 1000, 1);
   const double rate = args.real("--request-rate", INFINITY);
   if (!(rate > 0)) fail("--request-rate must be > 0 or inf, got '", args.str("--request-rate", ""), "'");
   const double burstiness = args.real("--burstiness", 1.0);
   if (!(burstiness > 0)) fail("--burstiness must be > 0, got '", args.str("--burstiness", ""), "'");
-  const int64_t max_concurrency = args.has("--max-concurrency") ? positive(args, "--max-concurrency", 1, 1) : 0;
-  const int64_t warmups = positive(args, "--num-warmups", 0, 0);
-  const int64_t seed = positive(args, "--seed", 0, 0);
+  const int64_t max_concurrency = args.has("--max-concurrency") ? int_at_least(args, "--max-concurrency", 1, 1) : 0;
+  const int64_t warmups = int_at_least(args, "--num-warmups", 0, 0);
+  const int64_t seed = int_at_least(args, "--seed", 0, 0);
   const double ready_timeout = args.real("--ready-check-timeout-sec", 600);
   if (!(ready_timeout >= 0)) fail("--ready-check-timeout-sec must be >= 0");
   bench::RunInfo info;
