@@ -36,9 +36,13 @@ skipped (converted in memory as `swiftkv convert` does, default 0.25,0.5); for a
 checkpoint, its own SwiftKV path. Per prompt length it prints the executed prefill FLOPs, the
 FLOP ratio (the speed-up limit), the measured prefill time and speed-up, and the decode speed
 of -n tokens generated after that prompt.
+
+`swiftkv bench serve` benchmarks a running server instead (vLLM's `bench serve`; see
+`swiftkv bench serve --help`).
 )";
 
 int cmd_bench(int argc, char** argv) {
+  if (argc > 0 && std::string(argv[0]) == "serve") return cmd_bench_serve(argc - 1, argv + 1);
   Args args(
       argc, argv,
       join({kModelFlags,

@@ -10,6 +10,7 @@ int cmd_detokenize(int argc, char** argv);
 int cmd_chat_template(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_bench_serve(int argc, char** argv);  // `swiftkv bench serve`, dispatched by cmd_bench
 int cmd_convert(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_generate_data(int argc, char** argv);

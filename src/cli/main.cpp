@@ -23,7 +23,7 @@ const Command kCommands[] = {
     {"chat-template", skv::cli::cmd_chat_template, "render the chat template for a list of messages"},
     {"info", skv::cli::cmd_info, "architecture, shapes, dtypes, parameter count, memory"},
     {"perplexity", skv::cli::cmd_perplexity, "perplexity of a text; KL divergence between KV cache dtypes"},
-    {"bench", skv::cli::cmd_bench, "llama-bench style pp/tg throughput"},
+    {"bench", skv::cli::cmd_bench, "llama-bench style pp/tg throughput; `bench serve`: load-test a server (vLLM's)"},
     {"convert", skv::cli::cmd_convert, "turn a model into a SwiftKV checkpoint"},
     {"eval", skv::cli::cmd_eval, "benchmarks (ARC, MMLU, GSM8K, ...) with lm-eval prompts and metrics"},
     {"generate-data", skv::cli::cmd_generate_data, "self-distillation data: the teacher's sampled answers to prompts"},
