@@ -38,7 +38,7 @@ import urllib.request
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 MODELS = os.path.join(ROOT, "models")
 BASE = os.path.join(MODELS, "SmolLM2-135M-Instruct.Q4_1.gguf")
-SKV = os.path.join(ROOT, "build", "swiftkv")
+SKV = os.environ.get("SKV_BIN", os.path.join(ROOT, "build", "swiftkv"))
 LLAMA_SERVER = os.path.join(ROOT, "build-llama-server", "bin", "llama-server")
 THREADS = 2
 SEQS = 8            # --max-num-seqs / llama-server -np
@@ -116,7 +116,7 @@ class Server:
 
 def bench(server: Server, out: str | None, input_len: int, output_len: int, num_prompts: int, rate: str,
           seed: int, prefix_len: int = 0, max_concurrency: int | None = None) -> None:
-    cmd = [SKV, "bench", "serve", "--base-url", server.url, "--model", "m", "--tokenizer", BASE,
+    cmd = [SKV, "bench", "serve", "--base-url", server.url, "--tokenizer", BASE,
            "--dataset-name", "random", "--random-input-len", str(input_len), "--random-output-len", str(output_len),
            "--random-prefix-len", str(prefix_len), "--num-prompts", str(num_prompts), "--request-rate", rate,
            "--ignore-eos", "--seed", str(seed), "--percentile-metrics", "ttft,tpot,itl,e2el",
