@@ -42,7 +42,7 @@ const char* kUsage =
     "                               directory; f32 for GGUF, which holds the dequantised\n"
     "                               Q4_0/Q4_1/Q8_0 values exactly (bf16/f16 would round them)\n"
     "  --swiftkv-dtype f32|f16|q8_0 SwiftKV GGUF only: how the SwiftKV projections are stored\n"
-    "                               (default q8_0); norms stay F32, base tensors untouched\n"
+    "                               (default f16); norms stay F32, base tensors untouched\n"
     "  --force                      replace a non-empty --out that holds a model\n"
     "  -h, --help                   show this help\n";
 
@@ -80,7 +80,7 @@ int cmd_convert(int argc, char** argv) {
   std::optional<DType> dtype;
   if (auto d = args.opt("--dtype")) dtype = io::parse_export_dtype(*d);
   const bool to_gguf = out.size() > 5 && out.compare(out.size() - 5, 5, ".gguf") == 0;
-  DType swiftkv_dtype = DType::Q8_0;
+  DType swiftkv_dtype = DType::F16;
   if (auto d = args.opt("--swiftkv-dtype")) {
     if (!to_gguf) fail("--swiftkv-dtype applies to a SwiftKV GGUF (--out X.gguf); use --dtype for a directory");
     if (*d == "f32")
