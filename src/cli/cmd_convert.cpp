@@ -79,7 +79,7 @@ int cmd_convert(int argc, char** argv) {
   if (group < 1) fail("--key-value-group-size must be at least 1, got ", group);
   std::optional<DType> dtype;
   if (auto d = args.opt("--dtype")) dtype = io::parse_export_dtype(*d);
-  const bool to_gguf = out.size() > 5 && out.compare(out.size() - 5, 5, ".gguf") == 0;
+  const bool to_gguf = out.size() > 5 && out.ends_with(".gguf");
   DType swiftkv_dtype = DType::F16;
   if (auto d = args.opt("--swiftkv-dtype")) {
     if (!to_gguf) fail("--swiftkv-dtype applies to a SwiftKV GGUF (--out X.gguf); use --dtype for a directory");

@@ -199,6 +199,12 @@ bool checked_mul(uint64_t a, uint64_t b, uint64_t& out) { return !__builtin_mul_
 
 const char* ggml_type_name(uint32_t t) { return t < kNumGGMLTypes ? kGGMLTypes[t].name : "unknown"; }
 
+uint32_t ggml_type_of(DType dtype) {
+  for (uint32_t t = 0; t < kNumGGMLTypes; ++t)
+    if (to_dtype(t) == dtype) return t;
+  fail("GGUF has no type for ", dtype_name(dtype));
+}
+
 uint64_t ggml_nbytes(uint32_t ggml_type, const std::vector<int64_t>& ne) {
   if (ggml_type >= kNumGGMLTypes || kGGMLTypes[ggml_type].block == 0) fail("unknown ggml type id ", ggml_type);
   const GGMLType& gt = kGGMLTypes[ggml_type];

@@ -78,6 +78,10 @@ class GGUFFile {
 // throws for an unknown type or a row that is not a whole number of blocks.
 uint64_t ggml_nbytes(uint32_t ggml_type, const std::vector<int64_t>& ne);
 
+// The ggml type id of a dtype GGUF can hold (the inverse of the reader's mapping); throws for
+// MXFP8 and I32.
+uint32_t ggml_type_of(DType dtype);
+
 // ggml type ids swiftkv reads (F32=0, F16=1, Q4_0=2, Q4_1=3, Q8_0=8, BF16=30).
 // Names every type ggml has defined (Q4_K, IQ2_XS, ...) so errors can say what a file holds;
 // "unknown" for ids ggml never assigned.

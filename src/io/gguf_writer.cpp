@@ -24,29 +24,29 @@ void put_string(std::string& out, const std::string& s) {
 
 }  // namespace
 
+void GGUFWriter::add_key(const std::string& key) {
+  if (std::find(keys_.begin(), keys_.end(), key) != keys_.end())
+    fail("GGUF writer: duplicate metadata key '", key, "'");
+  keys_.push_back(key);
+}
+
 void GGUFWriter::copy_kv(const GGUFFile& src, const std::string& key) {
   const auto& raws = src.raw_kvs();
   auto it = std::find_if(raws.begin(), raws.end(), [&](const GGUFRawKV& r) { return r.key == key; });
   if (it == raws.end()) fail(src.path(), ": metadata key '", key, "' not found");
-  if (std::find(keys_.begin(), keys_.end(), key) != keys_.end())
-    fail("GGUF writer: duplicate metadata key '", key, "'");
-  keys_.push_back(key);
+  add_key(key);
   kv_bytes_.append(reinterpret_cast<const char*>(src.mapping().data() + it->begin), it->end - it->begin);
 }
 
 void GGUFWriter::set_u32(const std::string& key, uint32_t value) {
-  if (std::find(keys_.begin(), keys_.end(), key) != keys_.end())
-    fail("GGUF writer: duplicate metadata key '", key, "'");
-  keys_.push_back(key);
+  add_key(key);
   put_string(kv_bytes_, key);
   put<uint32_t>(kv_bytes_, kTypeU32);
   put<uint32_t>(kv_bytes_, value);
 }
 
 void GGUFWriter::set_string(const std::string& key, const std::string& value) {
-  if (std::find(keys_.begin(), keys_.end(), key) != keys_.end())
-    fail("GGUF writer: duplicate metadata key '", key, "'");
-  keys_.push_back(key);
+  add_key(key);
   put_string(kv_bytes_, key);
   put<uint32_t>(kv_bytes_, kTypeString);
   put_string(kv_bytes_, value);

@@ -31,6 +31,7 @@ class GGUFWriter {
     const void* data;
     uint64_t nbytes;
   };
+  void add_key(const std::string& key);  // throws on a duplicate
   std::vector<std::string> keys_;
   std::string kv_bytes_;
   std::vector<Tensor> tensors_;

@@ -115,10 +115,9 @@ uint64_t write_swiftkv_gguf(const io::ModelFiles& files, const std::string& out,
            " (use --swiftkv-dtype f16)");
     owned.push_back(backend::to_dtype(t, to));
     const Tensor& o = owned.back();
-    const uint32_t ggml_type = to == DType::F32 ? 0 : to == DType::F16 ? 1 : to == DType::Q8_0 ? 8 : 30;
     std::vector<int64_t> ne(o.shape.begin(), o.shape.end());
     std::reverse(ne.begin(), ne.end());
-    w.add_tensor(gguf_tensor_name_from_hf(s.name), ne, ggml_type, o.data);
+    w.add_tensor(gguf_tensor_name_from_hf(s.name), ne, io::ggml_type_of(to), o.data);
     bytes += o.nbytes();
   }
   w.write(out, base.alignment());

@@ -38,8 +38,12 @@ TIMEOUT = float(os.environ.get("SKV_TEST_TIMEOUT", 120))
 class Served:
     """A `swiftkv serve` process on a free port; stop() sends SIGTERM and returns the exit status."""
 
-    def __init__(self, extra: list[str]):
-        self.proc, url, _ = start_serve(TINY, ["--kv-cache-memory-bytes", "16MiB"] + extra)
+    def __init__(self, extra: list[str] | None = None, proc: subprocess.Popen | None = None, port: int = 0):
+        """Starts a server on TINY with `extra` flags, or wraps an already started `proc`."""
+        if proc is not None:
+            self.proc, self.port = proc, port
+            return
+        self.proc, url, _ = start_serve(TINY, ["--kv-cache-memory-bytes", "16MiB"] + (extra or []))
         self.port = int(url.rsplit(":", 1)[1])
 
     def request(self, method: str, path: str, body=None, headers=None, raw: bytes | None = None):
@@ -190,8 +194,7 @@ def loading() -> None:
             if not m:
                 checks.record("loading_503", ["no listening line"])
                 return
-            s = Served.__new__(Served)
-            s.proc, s.port = p, int(m.group(1))
+            s = Served(proc=p, port=int(m.group(1)))
             st, text, r = s.request("GET", "/health")
             st2, text2, r2 = s.request("POST", "/v1/completions", {"prompt": [1, 2], "max_tokens": 1})
             st3, _, _ = s.request("GET", "/v1/models")
