@@ -8,9 +8,11 @@ machine hits them alike. Then scripts/plot_serving.py draws the figures.
 Sweeps:
   throughput  combined (input + output) throughput vs input length 256 .. 4096, 64 output
               tokens, request rate inf (every request at once; --max-num-seqs of them run).
-  latency     TTFT and TPOT (mean, p99) vs Poisson arrival rate at 1024 and 4096 input tokens,
+  latency     TTFT and TPOT (mean, p99) vs Poisson arrival rate at 1024 and 2048 input tokens,
               64 output tokens, baseline vs SwiftKV 50%. Rates are fractions of the baseline's
-              saturated request throughput from the throughput sweep, up to and past it.
+              saturated request throughput from the throughput sweep, up to and past it. Not
+              4096: its baseline serves 0.046 requests/s here, so even 24 requests per rate
+              would take about 3 hours for the two arms.
   prefix      a shared-prefix workload (--random-prefix-len 0 .. 3072 + 256 own tokens, 64 out,
               rate inf), baseline vs SwiftKV 50%, prefix caching on.
   tpot1       concurrency 1: 5 interleaved repetitions of baseline and SwiftKV 50% (1024 in, 128
@@ -190,10 +192,12 @@ def main() -> int:
                 run_point(results, f"in{n}", arm, a.force, input_len=n, output_len=OUT_LEN, num_prompts=prompts,
                           rate="inf", seed=1)
     elif a.sweep == "latency":
-        for n in (1024, 4096):
+        for n in (1024, 2048):
             sat = saturated_rate(a.results, n)
-            prompts = 48 if n == 1024 else 24
-            for frac in (0.25, 0.5, 0.75, 1.0, 1.25, 1.5):
+            # About 2 minutes of arrivals at saturation per point: 32 requests at 1024, 16 at 2048.
+            prompts = 32 if n == 1024 else 16
+            # 0.5 is the "moderate load" (the baseline at half its saturated throughput).
+            for frac in (0.5, 0.75, 1.0, 1.5):
                 for arm in arms(["baseline", "skv50"]):
                     run_point(results, f"in{n}-rate{frac:.2f}", arm, a.force, input_len=n, output_len=OUT_LEN,
                               num_prompts=prompts, rate=f"{frac * sat:.4f}", seed=2)
