@@ -1,19 +1,24 @@
 // `swiftkv convert`: a base model (HF directory or GGUF) -> a SwiftKV checkpoint directory,
 // initialised as docs/swiftkv.md#checkpoint-layout says, ready for distillation or for serving as is.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <optional>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "io/config_json.h"
 #include "io/gguf.h"
 #include "io/hf_export.h"
 #include "io/model_files.h"
 #include "model/swiftkv.h"
+#include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_export.h"
+#include "train/calibrate.h"
 
 namespace skv::cli {
 
@@ -28,7 +33,9 @@ const char* kUsage =
     "SwiftKV GGUF that keeps every base tensor as it is (quantised) and adds the SwiftKV tensors.\n"
     "The SwiftKV tensors are initialised as in the SwiftKV paper:\n"
     "norm_swiftkv = layer M's input norm, q_proj_swiftkv = q_proj, and each group leader's\n"
-    "k/v_proj_swiftkv = the mean of its group's k/v_proj. Distil it to recover quality.\n"
+    "k/v_proj_swiftkv = the mean of its group's k/v_proj; with --calibrate, each k/v_proj_swiftkv\n"
+    "is instead the least-squares fit of its group's own K/V projections from norm_swiftkv(x_M)\n"
+    "over calibration text. Distil it to recover more quality.\n"
     "\n"
     "  -m, --model PATH             base model: Hugging Face directory or .gguf file\n"
     "  --out DIR|FILE.gguf          output directory (must not exist or must be empty), or a\n"
@@ -43,6 +50,14 @@ const char* kUsage =
     "                               Q4_0/Q4_1/Q8_0 values exactly (bf16/f16 would round them)\n"
     "  --swiftkv-dtype f32|f16|q8_0 SwiftKV GGUF only: how the SwiftKV projections are stored\n"
     "                               (default f16); norms stay F32, base tensors untouched\n"
+    "  --calibrate FILE[,FILE...]   fit k/v_proj_swiftkv (and biases) by ridge regression on the\n"
+    "                               teacher's K/V over these files (.txt, or .jsonl with text /\n"
+    "                               messages / token_ids lines, as distill reads them); prints each\n"
+    "                               later layer's relative K/V error before and after. Use training\n"
+    "                               prose, never an evaluation set\n"
+    "  --calibration-tokens N       tokens of calibration data used, from the start (default 16384)\n"
+    "  --calibration-seq-len N      tokens per calibration sequence (default 1024)\n"
+    "  --calibration-ridge R        ridge = R x the mean diagonal of sum h h^T (default 1e-3)\n"
     "  --force                      replace a non-empty --out that holds a model\n"
     "  -h, --help                   show this help\n";
 
@@ -52,12 +67,51 @@ std::string megabytes(uint64_t bytes) {
   return buf;
 }
 
+// Fits the SwiftKV K/V projections of `files` (train/calibrate.h) and prints what it did.
+void calibrate_model(io::ModelFiles& files, const std::string& model_path, const std::vector<std::string>& data,
+                     int64_t tokens, int64_t seq_len, double ridge) {
+  // Pre-tokenised data needs no tokenizer (tiny test models have none); text data does, and
+  // load_documents says so if it is missing.
+  std::unique_ptr<tokenizer::Tokenizer> tok;
+  try {
+    tok = tokenizer::Tokenizer::from_path(model_path);
+  } catch (const Error&) {
+  }
+  train::LoadOptions lo;
+  lo.vocab_size = files.config.vocab_size;
+  const std::vector<train::Document> docs = train::load_documents(data, tok.get(), lo);
+  const std::vector<train::PackedSequence> seqs = train::calibration_sequences(docs, tokens, seq_len);
+  const int64_t have = train::count_tokens(seqs);
+  if (have == 0) fail("--calibrate: the calibration data holds no tokens");
+  Progress progress("calibrate", "sequences", static_cast<int64_t>(seqs.size()));
+  progress.rate_in("tokens");
+  int64_t last_tokens = 0;
+  train::CalibrationOptions opt;
+  opt.ridge = ridge;
+  opt.on_sequence = [&](int64_t, int64_t, int64_t t) {
+    progress.advance(1, "", t - last_tokens);
+    last_tokens = t;
+  };
+  const train::CalibrationResult r = train::calibrate_swiftkv(files, seqs, opt);
+  progress.finish();
+  std::fprintf(stderr,
+               "swiftkv convert: calibrated on %lld tokens (%zu sequences of <= %lld) in %.1f s, ridge %.3g "
+               "(lambda %.4g)%s\n",
+               static_cast<long long>(r.tokens), seqs.size(), static_cast<long long>(seq_len), progress.seconds(),
+               ridge, r.lambda, have < tokens ? " - the data held fewer tokens than --calibration-tokens" : "");
+  std::fprintf(stderr, "  relative error ||fit - teacher|| / ||teacher|| of each later layer's K and V:\n");
+  std::fprintf(stderr, "  layer   K before   K after   V before   V after\n");
+  for (const train::CalibrationLayerError& e : r.layers)
+    std::fprintf(stderr, "  %5lld   %8.4f  %8.4f   %8.4f  %8.4f\n", static_cast<long long>(e.layer), e.k_before,
+                 e.k_after, e.v_before, e.v_after);
+}
+
 }  // namespace
 
 int cmd_convert(int argc, char** argv) {
   Args args(argc, argv,
             {"--model", "--out", "--num-key-value-layers", "--swiftkv-fraction", "--key-value-group-size", "--dtype",
-             "--swiftkv-dtype"},
+             "--swiftkv-dtype", "--calibrate", "--calibration-tokens", "--calibration-seq-len", "--calibration-ridge"},
             {"--force", "--help"}, {{"-m", "--model"}, {"-h", "--help"}});
   if (args.flag("--help")) {
     std::fputs(kUsage, stdout);
@@ -92,6 +146,30 @@ int cmd_convert(int argc, char** argv) {
     else
       fail("--swiftkv-dtype must be f32, f16 or q8_0, got '", *d, "'");
   }
+  const std::optional<std::string> calibrate = args.opt("--calibrate");
+  const int64_t calib_tokens = args.integer("--calibration-tokens", 16384);
+  const int64_t calib_seq_len = args.integer("--calibration-seq-len", 1024);
+  const double calib_ridge = args.real("--calibration-ridge", 1e-3);
+  if (!calibrate)
+    for (const char* f : {"--calibration-tokens", "--calibration-seq-len", "--calibration-ridge"})
+      if (args.has(f)) fail(f, " needs --calibrate FILE");
+  if (calib_tokens < 1) fail("--calibration-tokens must be at least 1, got ", calib_tokens);
+  if (calib_seq_len < 1) fail("--calibration-seq-len must be at least 1, got ", calib_seq_len);
+  if (!(calib_ridge >= 0 && std::isfinite(calib_ridge)))
+    fail("--calibration-ridge must be a finite number >= 0, got ", args.str("--calibration-ridge", ""));
+  std::vector<std::string> calib_files;
+  if (calibrate) {
+    size_t start = 0;
+    while (start <= calibrate->size()) {
+      const size_t comma = calibrate->find(',', start);
+      const std::string f = calibrate->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (f.empty()) fail("--calibrate: empty file name in '", *calibrate, "'");
+      if (!std::filesystem::is_regular_file(f)) fail("--calibrate: ", f, " is not a readable file");
+      calib_files.push_back(f);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
   if (to_gguf) {
     if (dtype)
       fail("--dtype applies to a directory; a SwiftKV GGUF keeps the base tensors as they are (see --swiftkv-dtype)");
@@ -112,6 +190,7 @@ int cmd_convert(int argc, char** argv) {
       fail("a SwiftKV GGUF is made from a GGUF base model; ", model_path, " is a Hugging Face directory (write a ",
            "directory with --out DIR instead)");
     model::add_swiftkv_tensors(files, m, group);
+    if (!calib_files.empty()) calibrate_model(files, model_path, calib_files, calib_tokens, calib_seq_len, calib_ridge);
     const uint64_t bytes = model::write_swiftkv_gguf(files, out, swiftkv_dtype);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::fprintf(stderr,
@@ -130,6 +209,7 @@ int cmd_convert(int argc, char** argv) {
     opt.extra_files["generation_config.json"] = io::generation_config_to_json_text(files.config);
   }
   model::add_swiftkv_tensors(files, m, group);
+  if (!calib_files.empty()) calibrate_model(files, model_path, calib_files, calib_tokens, calib_seq_len, calib_ridge);
   const io::HfExportResult r = io::export_hf_directory(files, out, opt);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 

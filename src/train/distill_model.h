@@ -13,19 +13,9 @@
 #include "backend/ops.h"
 #include "io/model_files.h"
 #include "model/swiftkv.h"
+#include "train/decoder_layer.h"
 
 namespace skv::train {
-
-// A frozen float matrix or vector as F32 (a view when the checkpoint is F32 already).
-struct FrozenTensor {
-  Tensor t;
-  const float* p() const { return t.as<float>(); }
-  bool defined() const { return t.defined(); }
-};
-
-struct FrozenLayer {
-  FrozenTensor attn_norm, wq, wk, wv, bq, bk, bv, wo, bo, q_norm, k_norm, ffn_norm, w_gate, w_up, w_down;
-};
 
 // One trainable tensor: a named slice of the flat parameter / gradient buffers.
 struct ParamSlot {

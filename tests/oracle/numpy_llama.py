@@ -250,11 +250,14 @@ def _attention(q, k, v, cos, sin, mask, cfg: Config) -> np.ndarray:
 
 
 def forward_logits(model_dir: str, ids, cfg: Config | None = None, weights: dict | None = None,
-                   swiftkv: bool | None = None) -> np.ndarray:
+                   swiftkv: bool | None = None, taps: dict | None = None) -> np.ndarray:
     """[T, vocab] float64 logits for token ids `ids` starting at position 0.
 
     swiftkv: None = as the config's `swiftkv` flag says; True = the SwiftKV path (SwiftKV
-    checkpoints only); False = the teacher path (every layer's own q/k/v_proj)."""
+    checkpoints only); False = the teacher path (every layer's own q/k/v_proj).
+    taps: a dict that receives, per layer i, taps["x", i] (the layer's input) and, for layers
+    with their own K/V, taps["k", i] / taps["v", i] (k_proj / v_proj outputs, before any k_norm
+    and RoPE)."""
     cfg = cfg or load_config(model_dir)
     W = weights if weights is not None else load_weights(model_dir)
     if swiftkv is None:
@@ -279,11 +282,15 @@ def forward_logits(model_dir: str, ids, cfg: Config | None = None, weights: dict
     for i in range(cfg.num_layers):
         p = f"model.layers.{i}."
         a = p + "self_attn."
+        if taps is not None:
+            taps["x", i] = x
         h = _rms_norm(x, W[p + "input_layernorm.weight"], cfg.rms_norm_eps)
         if i < M:
             q = _linear(h, W[a + "q_proj.weight"], W.get(a + "q_proj.bias"))
             k = _linear(h, W[a + "k_proj.weight"], W.get(a + "k_proj.bias"))
             v = _linear(h, W[a + "v_proj.weight"], W.get(a + "v_proj.bias"))
+            if taps is not None:
+                taps["k", i], taps["v", i] = k, v
             if cfg.qk_norm:
                 q = _head_norm(q, W[a + "q_norm.weight"], cfg.num_heads, eps)
                 k = _head_norm(k, W[a + "k_norm.weight"], cfg.num_kv_heads, eps)

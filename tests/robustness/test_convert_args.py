@@ -10,7 +10,8 @@ non-empty output directory without --force, --force on a directory that is not a
 over the input, missing parent, missing flags, unknown flags, a missing model. SwiftKV GGUF
 output (--out X.gguf): from a Hugging Face base, --dtype with it, --swiftkv-dtype without it or
 unknown, an existing file without --force, a SwiftKV GGUF converted again, and a GGUF whose
-swiftkv.* keys are impossible (refused on load, naming the key).
+swiftkv.* keys are impossible (refused on load, naming the key). Calibration flags without
+--calibrate, bad values, missing or empty data, an out-of-range token id.
 
 Env: SKV_BIN (default build/swiftkv), SKV_SOURCE_DIR. Runs in the ASan+UBSan build too.
 """
@@ -111,6 +112,33 @@ def main() -> int:
              model_args=["--model", base_gguf, "--out", g_out])
         case("gguf_already_swiftkv", ["--num-key-value-layers", "1"], r"already a SwiftKV model",
              model_args=["--model", g_out, "--out", os.path.join(tmp, "again.gguf")])
+        # Calibration: its flags without --calibrate, bad values, unreadable or empty data, a
+        # token id the model does not have. Each fails before anything is written.
+        one = ["--num-key-value-layers", "1"]
+        c_args = ["--model", BASE, "--out", os.path.join(tmp, "calib_out")]
+        case("calib_tokens_alone", one + ["--calibration-tokens", "100"], r"--calibration-tokens needs --calibrate")
+        case("calib_ridge_alone", one + ["--calibration-ridge", "0.1"], r"--calibration-ridge needs --calibrate")
+        calib = os.path.join(tmp, "calib.jsonl")
+        with open(calib, "w") as f:
+            f.write('{"token_ids": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}\n')
+        case("calib_missing_file", one + ["--calibrate", os.path.join(tmp, "nope.txt")],
+             r"--calibrate: .*nope.txt is not a readable file")
+        case("calib_empty_name", one + ["--calibrate", calib + ","], r"--calibrate: empty file name")
+        case("calib_tokens_zero", one + ["--calibrate", calib, "--calibration-tokens", "0"],
+             r"--calibration-tokens must be at least 1, got 0")
+        case("calib_seq_len_bad", one + ["--calibrate", calib, "--calibration-seq-len", "x"],
+             r"--calibration-seq-len expects an integer")
+        case("calib_ridge_negative", one + ["--calibrate", calib, "--calibration-ridge", "-1"],
+             r"--calibration-ridge must be a finite number >= 0")
+        empty = os.path.join(tmp, "empty.jsonl")
+        open(empty, "w").close()
+        case("calib_no_tokens", one + ["--calibrate", empty], r"calibration data holds no tokens|no documents", model_args=c_args)
+        big_id = os.path.join(tmp, "big_id.jsonl")
+        with open(big_id, "w") as f:
+            f.write('{"token_ids": [1, 2, 99999]}\n')
+        case("calib_id_out_of_range", one + ["--calibrate", big_id], r"99999.*vocabulary size 512|out of range", model_args=c_args)
+        case("calib_gguf_no_tokens", one + ["--calibrate", empty], r"calibration data holds no tokens|no documents",
+             model_args=["--model", base_gguf, "--out", os.path.join(tmp, "c.gguf")])
         left = [f for f in os.listdir(tmp) if ".tmp." in f]
         checks.record("gguf_no_temporaries", [f"left behind {left}"] if left else [])
 
