@@ -55,6 +55,8 @@ const char* kUsage =
     "                               messages / token_ids lines, as distill reads them); prints each\n"
     "                               later layer's relative K/V error before and after. Use training\n"
     "                               prose, never an evaluation set\n"
+    "  --calibrate-q                also fit every later layer's q_proj_swiftkv, layer by layer, to\n"
+    "                               the teacher's queries from the student's own inputs\n"
     "  --calibration-tokens N       tokens of calibration data used, from the start (default 16384)\n"
     "  --calibration-seq-len N      tokens per calibration sequence (default 1024)\n"
     "  --calibration-ridge R        ridge = R x the mean diagonal of sum h h^T (default 1e-3)\n"
@@ -69,7 +71,7 @@ std::string megabytes(uint64_t bytes) {
 
 // Fits the SwiftKV K/V projections of `files` (train/calibrate.h) and prints what it did.
 void calibrate_model(io::ModelFiles& files, const std::string& model_path, const std::vector<std::string>& data,
-                     int64_t tokens, int64_t seq_len, double ridge) {
+                     int64_t tokens, int64_t seq_len, double ridge, bool fit_q) {
   // Pre-tokenised data needs no tokenizer (tiny test models have none); text data does, and
   // load_documents says so if it is missing.
   std::unique_ptr<tokenizer::Tokenizer> tok;
@@ -83,11 +85,13 @@ void calibrate_model(io::ModelFiles& files, const std::string& model_path, const
   const std::vector<train::PackedSequence> seqs = train::calibration_sequences(docs, tokens, seq_len);
   const int64_t have = train::count_tokens(seqs);
   if (have == 0) fail("--calibrate: the calibration data holds no tokens");
-  Progress progress("calibrate", "sequences", static_cast<int64_t>(seqs.size()));
+  const int64_t passes = fit_q ? files.config.num_layers - files.config.num_key_value_layers : 1;
+  Progress progress("calibrate", "sequence passes", static_cast<int64_t>(seqs.size()) * passes);
   progress.rate_in("tokens");
   int64_t last_tokens = 0;
   train::CalibrationOptions opt;
   opt.ridge = ridge;
+  opt.fit_q = fit_q;
   opt.on_sequence = [&](int64_t, int64_t, int64_t t) {
     progress.advance(1, "", t - last_tokens);
     last_tokens = t;
@@ -99,11 +103,15 @@ void calibrate_model(io::ModelFiles& files, const std::string& model_path, const
                "(lambda %.4g)%s\n",
                static_cast<long long>(r.tokens), seqs.size(), static_cast<long long>(seq_len), progress.seconds(),
                ridge, r.lambda, have < tokens ? " - the data held fewer tokens than --calibration-tokens" : "");
-  std::fprintf(stderr, "  relative error ||fit - teacher|| / ||teacher|| of each later layer's K and V:\n");
-  std::fprintf(stderr, "  layer   K before   K after   V before   V after\n");
-  for (const train::CalibrationLayerError& e : r.layers)
-    std::fprintf(stderr, "  %5lld   %8.4f  %8.4f   %8.4f  %8.4f\n", static_cast<long long>(e.layer), e.k_before,
+  std::fprintf(stderr, "  relative error ||fit - teacher|| / ||teacher|| of each later layer's K and V%s:\n",
+               fit_q ? " (and Q, from the student's inputs)" : "");
+  std::fprintf(stderr, "  layer   K before   K after   V before   V after%s\n", fit_q ? "   Q before   Q after" : "");
+  for (const train::CalibrationLayerError& e : r.layers) {
+    std::fprintf(stderr, "  %5lld   %8.4f  %8.4f   %8.4f  %8.4f", static_cast<long long>(e.layer), e.k_before,
                  e.k_after, e.v_before, e.v_after);
+    if (fit_q) std::fprintf(stderr, "   %8.4f  %8.4f", e.q_before, e.q_after);
+    std::fprintf(stderr, "\n");
+  }
 }
 
 }  // namespace
@@ -112,7 +120,7 @@ int cmd_convert(int argc, char** argv) {
   Args args(argc, argv,
             {"--model", "--out", "--num-key-value-layers", "--swiftkv-fraction", "--key-value-group-size", "--dtype",
              "--swiftkv-dtype", "--calibrate", "--calibration-tokens", "--calibration-seq-len", "--calibration-ridge"},
-            {"--force", "--help"}, {{"-m", "--model"}, {"-h", "--help"}});
+            {"--force", "--help", "--calibrate-q"}, {{"-m", "--model"}, {"-h", "--help"}});
   if (args.flag("--help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -150,9 +158,11 @@ int cmd_convert(int argc, char** argv) {
   const int64_t calib_tokens = args.integer("--calibration-tokens", 16384);
   const int64_t calib_seq_len = args.integer("--calibration-seq-len", 1024);
   const double calib_ridge = args.real("--calibration-ridge", 1e-3);
-  if (!calibrate)
+  if (!calibrate) {
     for (const char* f : {"--calibration-tokens", "--calibration-seq-len", "--calibration-ridge"})
       if (args.has(f)) fail(f, " needs --calibrate FILE");
+    if (args.flag("--calibrate-q")) fail("--calibrate-q needs --calibrate FILE");
+  }
   if (calib_tokens < 1) fail("--calibration-tokens must be at least 1, got ", calib_tokens);
   if (calib_seq_len < 1) fail("--calibration-seq-len must be at least 1, got ", calib_seq_len);
   if (!(calib_ridge >= 0 && std::isfinite(calib_ridge)))
@@ -190,7 +200,8 @@ int cmd_convert(int argc, char** argv) {
       fail("a SwiftKV GGUF is made from a GGUF base model; ", model_path, " is a Hugging Face directory (write a ",
            "directory with --out DIR instead)");
     model::add_swiftkv_tensors(files, m, group);
-    if (!calib_files.empty()) calibrate_model(files, model_path, calib_files, calib_tokens, calib_seq_len, calib_ridge);
+    if (!calib_files.empty()) calibrate_model(files, model_path, calib_files, calib_tokens, calib_seq_len, calib_ridge,
+                    args.flag("--calibrate-q"));
     const uint64_t bytes = model::write_swiftkv_gguf(files, out, swiftkv_dtype);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::fprintf(stderr,
@@ -209,7 +220,8 @@ int cmd_convert(int argc, char** argv) {
     opt.extra_files["generation_config.json"] = io::generation_config_to_json_text(files.config);
   }
   model::add_swiftkv_tensors(files, m, group);
-  if (!calib_files.empty()) calibrate_model(files, model_path, calib_files, calib_tokens, calib_seq_len, calib_ridge);
+  if (!calib_files.empty()) calibrate_model(files, model_path, calib_files, calib_tokens, calib_seq_len, calib_ridge,
+                    args.flag("--calibrate-q"));
   const io::HfExportResult r = io::export_hf_directory(files, out, opt);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 

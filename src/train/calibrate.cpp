@@ -144,6 +144,100 @@ double relative(double sse, double ssy) { return ssy > 0 ? std::sqrt(std::max(0.
 
 }  // namespace
 
+namespace {
+
+// A fitted projection X [aug, out] back into the model as F32 weight [out, in] (and bias [out]).
+void store_fit(io::ModelFiles& files, const std::vector<double>& X, const std::string& wname, const std::string& bname,
+               int64_t in, int64_t out, bool bias) {
+  Tensor w = Tensor::empty(DType::F32, {out, in});
+  float* wp = w.as<float>();
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i) wp[o * in + i] = static_cast<float>(X[i * out + o]);
+  files.tensors[wname] = std::move(w);
+  if (!bias) return;
+  Tensor bt = Tensor::empty(DType::F32, {out});
+  for (int64_t o = 0; o < out; ++o) bt.as<float>()[o] = static_cast<float>(X[in * out + o]);
+  files.tensors[bname] = std::move(bt);
+}
+
+// The query fit of CalibrationOptions::fit_q, layer by layer over all sequences at once: the
+// teacher's and the student's residual streams advance one layer at a time, so each layer's fit
+// sees the student's inputs as the fitted layers below it produce them.
+void fit_queries(io::ModelFiles& files, const std::vector<PackedSequence>& sequences, std::vector<Buf> x_m,
+                 const std::vector<FrozenLayer>& layers, const backend::Rope& rope, const CalibrationOptions& opt,
+                 CalibrationResult& res, int64_t done, int64_t progress_total) {
+  const io::ModelConfig& c = files.config;
+  const model::KVLayout layout = model::KVLayout::swiftkv(c);
+  const int64_t L = c.num_layers, M = layout.first_skip, G = layout.group;
+  const int64_t d = c.hidden_size, kv = c.num_kv_heads * c.head_dim, qd = c.num_heads * c.head_dim;
+  const FrozenTensor norm_kv = freeze(files.get(model::swiftkv_norm_name(), {d}));
+  const bool q_bias = files.find(model::swiftkv_tensor_name(M, "q", "bias")) != nullptr;
+  std::vector<Buf> xt = x_m, xs = std::move(x_m), h(sequences.size());
+  std::vector<Buf> rstd(sequences.size());
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    const int64_t n = sequences[s].size();
+    h[s].resize(n * d);
+    rstd[s].resize(n);
+    rms_norm_forward(xs[s].data(), norm_kv.p(), static_cast<float>(c.rms_norm_eps), h[s].data(), rstd[s].data(), n, d);
+  }
+  auto opt_p = [](const FrozenTensor& t) { return t.defined() ? t.p() : nullptr; };
+  for (int64_t j = M; j < L; ++j) {
+    const FrozenLayer& fl = layers[j];
+    const std::string wname = model::swiftkv_tensor_name(j, "q", "weight");
+    const std::string bname = model::swiftkv_tensor_name(j, "q", "bias");
+    MomentSums qs(d, qd, q_bias);
+    for (size_t s = 0; s < sequences.size(); ++s) {
+      const int64_t n = sequences[s].size();
+      Buf nt(n * d), ns(n * d), r(n), qt(n * qd);
+      rms_norm_forward(xt[s].data(), fl.attn_norm.p(), static_cast<float>(c.rms_norm_eps), nt.data(), r.data(), n, d);
+      linear_forward(nt.data(), fl.wq.p(), opt_p(fl.bq), qt.data(), n, d, qd);
+      rms_norm_forward(xs[s].data(), fl.attn_norm.p(), static_cast<float>(c.rms_norm_eps), ns.data(), r.data(), n, d);
+      qs.add(ns.data(), {qt.data()}, {qd}, n);
+    }
+    const std::vector<double> before = as_solution(files.get(wname, {qd, d}), files.find(bname), d, qd, q_bias);
+    const std::vector<double> fit = ridge_solve(qs, {0}, qd, opt.ridge);
+    const double ssy = moment_ssy(qs, 0, qd), sb = moment_sse(qs, before, 0, qd), sf = moment_sse(qs, fit, 0, qd);
+    CalibrationLayerError& e = res.layers[j - M];
+    e.q_before = relative(sb, ssy);
+    e.q_after = relative(std::min(sb, sf), ssy);
+    if (sf < sb) store_fit(files, fit, wname, bname, d, qd, q_bias);
+    if (j == L - 1) break;
+
+    // Advance both streams through layer j: the teacher's own, the student's SwiftKV layer.
+    const FrozenTensor wq = freeze(files.get(wname, {qd, d}));
+    const FrozenTensor bq = q_bias ? freeze(files.get(bname, {qd})) : FrozenTensor{};
+    const Tensor* qn = files.find(model::swiftkv_qk_norm_name(j, "q"));
+    const FrozenTensor q_norm = qn ? freeze(*qn) : FrozenTensor{};
+    const int64_t leader = M + (j - M) / G * G;
+    const FrozenTensor wk = freeze(files.get(model::swiftkv_tensor_name(leader, "k", "weight"), {kv, d}));
+    const FrozenTensor wv = freeze(files.get(model::swiftkv_tensor_name(leader, "v", "weight"), {kv, d}));
+    const Tensor* bk = files.find(model::swiftkv_tensor_name(leader, "k", "bias"));
+    const Tensor* bv = files.find(model::swiftkv_tensor_name(leader, "v", "bias"));
+    const FrozenTensor bkf = bk ? freeze(*bk) : FrozenTensor{}, bvf = bv ? freeze(*bv) : FrozenTensor{};
+    const Tensor* kn = files.find(model::swiftkv_qk_norm_name(leader, "k"));
+    const FrozenTensor k_norm = kn ? freeze(*kn) : FrozenTensor{};
+    for (size_t s = 0; s < sequences.size(); ++s) {
+      const PackedSequence& seq = sequences[s];
+      const int64_t n = seq.size();
+      const LayerDims m = layer_dims(c, n, seq.positions.data(), seq.doc_start.data(), &rope);
+      layer_forward(m, fl, fl.wq.p(), opt_p(fl.bq), opt_p(fl.q_norm), nullptr, nullptr, xt[s].data(), nullptr);
+      Buf k(n * kv), v(n * kv);
+      linear_forward(h[s].data(), wk.p(), opt_p(bkf), k.data(), n, d, kv);
+      linear_forward(h[s].data(), wv.p(), opt_p(bvf), v.data(), n, d, kv);
+      if (k_norm.defined()) {
+        Buf r(n * c.num_kv_heads);
+        rms_norm_forward(k.data(), k_norm.p(), m.eps, k.data(), r.data(), n * c.num_kv_heads, c.head_dim);
+      }
+      rope_forward(k.data(), n, c.num_kv_heads, c.head_dim, seq.positions.data(), rope.inv_freq.data(),
+                   rope.interleaved);
+      layer_forward(m, fl, wq.p(), opt_p(bq), opt_p(q_norm), k.data(), v.data(), xs[s].data(), nullptr);
+      if (opt.on_sequence) opt.on_sequence(++done, progress_total, res.tokens);
+    }
+  }
+}
+
+}  // namespace
+
 CalibrationResult calibrate_swiftkv(io::ModelFiles& files, const std::vector<PackedSequence>& sequences,
                                     const CalibrationOptions& opt) {
   const io::ModelConfig& c = files.config;
@@ -167,6 +261,8 @@ CalibrationResult calibrate_swiftkv(io::ModelFiles& files, const std::vector<Pac
   MomentSums sums(d, 2 * later * kv, bias);
   CalibrationResult res;
   int64_t done = 0;
+  std::vector<Buf> x_m;  // per sequence, for the query fit
+  const int64_t progress_total = static_cast<int64_t>(sequences.size()) * (opt.fit_q ? later : 1);
   for (const PackedSequence& seq : sequences) {
     const int64_t n = seq.size();
     if (n == 0) continue;
@@ -182,6 +278,7 @@ CalibrationResult calibrate_swiftkv(io::ModelFiles& files, const std::vector<Pac
                     fl.q_norm.defined() ? fl.q_norm.p() : nullptr, nullptr, nullptr, x.data(), nullptr, taps);
     };
     for (int64_t l = 0; l < M; ++l) run(l, nullptr);
+    if (opt.fit_q) x_m.push_back(x);
     Buf h(n * d), rstd(n);
     rms_norm_forward(x.data(), norm_kv.p(), m.eps, h.data(), rstd.data(), n, d);
     std::vector<Buf> k(later, Buf(n * kv)), v(later, Buf(n * kv));
@@ -194,7 +291,7 @@ CalibrationResult calibrate_swiftkv(io::ModelFiles& files, const std::vector<Pac
     for (const Buf& b : v) blocks.push_back(b.data());
     sums.add(h.data(), blocks, std::vector<int64_t>(blocks.size(), kv), n);
     res.tokens += n;
-    if (opt.on_sequence) opt.on_sequence(++done, static_cast<int64_t>(sequences.size()), res.tokens);
+    if (opt.on_sequence) opt.on_sequence(++done, progress_total, res.tokens);
   }
   res.lambda = ridge_lambda(sums, opt.ridge);
 
@@ -223,26 +320,16 @@ CalibrationResult calibrate_swiftkv(io::ModelFiles& files, const std::vector<Pac
       // The ridge can only make the fit worse than the initialisation where that is already exact
       // on these tokens (layer M's own projection, G = 1): keep whichever is closer.
       const bool keep = sse_before <= sse_fit;
-      const std::vector<double>& X = keep ? before : fit;
       for (int64_t j = leader; j < leader + G; ++j) {
         CalibrationLayerError& e = res.layers[j - M];
         e.layer = j;
         (is_k ? e.k_before : e.v_before) = rel_before[j - leader];
         (is_k ? e.k_after : e.v_after) = keep ? rel_before[j - leader] : rel_fit[j - leader];
       }
-      if (keep) continue;
-      Tensor w = Tensor::empty(DType::F32, {kv, d});
-      float* wp = w.as<float>();
-      for (int64_t o = 0; o < kv; ++o)
-        for (int64_t i = 0; i < d; ++i) wp[o * d + i] = static_cast<float>(X[i * kv + o]);
-      files.tensors[wname] = std::move(w);
-      if (bias) {
-        Tensor bt = Tensor::empty(DType::F32, {kv});
-        for (int64_t o = 0; o < kv; ++o) bt.as<float>()[o] = static_cast<float>(X[d * kv + o]);
-        files.tensors[bname] = std::move(bt);
-      }
+      if (!keep) store_fit(files, fit, wname, bname, d, kv, bias);
     }
   }
+  if (opt.fit_q) fit_queries(files, sequences, std::move(x_m), layers, rope, opt, res, done, progress_total);
   return res;
 }
 

@@ -64,6 +64,10 @@ double moment_ssy(const MomentSums& s, int64_t first, int64_t width);
 
 struct CalibrationOptions {
   double ridge = 1e-3;  // lambda = ridge * mean diagonal of sum h h^T
+  // Then also fit each later layer's q_proj_swiftkv (and bias), in layer order: the input is the
+  // layer's input norm of the student's own residual stream (the SwiftKV layers below it, with
+  // their fitted projections), the target the teacher's Q_j (before any q_norm and RoPE).
+  bool fit_q = false;
   // Called after each sequence with (sequences done, total, tokens so far).
   std::function<void(int64_t, int64_t, int64_t)> on_sequence;
 };
@@ -73,6 +77,7 @@ struct CalibrationOptions {
 struct CalibrationLayerError {
   int64_t layer = 0;
   double k_before = 0, k_after = 0, v_before = 0, v_after = 0;
+  double q_before = -1, q_after = -1;  // fit_q only (else -1)
 };
 
 struct CalibrationResult {
@@ -83,8 +88,9 @@ struct CalibrationResult {
 
 // files: a SwiftKV model in memory (after model::add_swiftkv_tensors). Runs the teacher path
 // in F32 over `sequences` (packed as train/data.h packs them) and replaces every group
-// leader's k/v_proj_swiftkv (and biases, where the architecture has them) with F32 fits.
-// Everything else, norm_swiftkv and q_proj_swiftkv included, is left as it is.
+// leader's k/v_proj_swiftkv (and biases, where the architecture has them) with F32 fits, and
+// with fit_q every later layer's q_proj_swiftkv (and bias). A fit is kept only where it is
+// closer than what the model came with. norm_swiftkv and Qwen3's SwiftKV norms stay as they are.
 CalibrationResult calibrate_swiftkv(io::ModelFiles& files, const std::vector<PackedSequence>& sequences,
                                     const CalibrationOptions& opt = {});
 

@@ -10,6 +10,9 @@ A. Tiny HF fixtures (Llama with GQA, G = 1 and 2; Qwen2 with biases; Qwen3, whos
    k/v_proj_swiftkv and biases, lambda = ridge * mean diagonal of sum h h^T. The written tensors
    must match it (the C++ teacher runs in F32, so within a float tolerance), every other tensor
    must be the plain conversion's, and the printed relative errors must match numpy's.
+   With --calibrate-q (Llama, Qwen2 with biases), each later layer's q_proj_swiftkv must be the
+   same kind of fit from the student's own inputs (numpy's SwiftKV forward of the written model)
+   to the teacher's queries.
 B. SmolLM2-135M Q4_1 GGUF -> SwiftKV GGUF calibrated on the shared Gutenberg prose: every later
    layer's K and V error falls, and the SwiftKV path scores held-out prose better than the plain
    conversion.
@@ -178,6 +181,66 @@ def check_fixture(res: Results, tmp: str, k: int, name: str, m: int, g: int, rid
     res.check(f"{what}: SwiftKV path scores", all(x is None or np.isfinite(x) for x in s["token_logprobs"]))
 
 
+def check_query_fit(res: Results, tmp: str, k: int, name: str, ridge: float):
+    """--calibrate-q: layer j's q_proj_swiftkv is the ridge fit from the student's own layer-j
+    inputs (numpy's SwiftKV forward of the written model, whose layers below j are the fitted
+    ones) to the teacher's Q_j. M = 1, G = 1."""
+    what = f"{name} --calibrate-q"
+    base = os.path.join(FIXTURES, name)
+    cfg = nl.load_config(base)
+    W = nl.load_weights(base)
+    rng = np.random.default_rng(300 + k)
+    docs = [rng.integers(0, cfg.vocab_size, size=n).tolist() for n in (160, 150)]
+    data = os.path.join(tmp, f"calibq{k}.jsonl")
+    with open(data, "w") as f:
+        for d in docs:
+            f.write(json.dumps({"token_ids": d}) + "\n")
+    out = os.path.join(tmp, f"outq{k}")
+    p = run_skv(["convert", "--model", base, "--out", out, "--num-key-value-layers", "1", "--dtype", "f32",
+                 "--calibrate", data, "--calibrate-q", "--calibration-tokens", str(TOKENS),
+                 "--calibration-seq-len", str(SEQ_LEN), "--calibration-ridge", str(ridge)])
+    ocfg = nl.load_config(out)
+    OW = nl.load_weights(out)
+    m, L = 1, cfg.num_layers
+    xs, qt = {j: [] for j in range(m, L)}, {j: [] for j in range(m, L)}
+    for piece in pieces(docs, TOKENS, SEQ_LEN):
+        t_taps, s_taps = {}, {}
+        nl.forward_logits(base, piece, cfg, W, swiftkv=False, taps=t_taps)
+        nl.forward_logits(out, piece, ocfg, OW, swiftkv=True, taps=s_taps)
+        for j in range(m, L):
+            nt = rms_norm(t_taps["x", j], W[f"model.layers.{j}.input_layernorm.weight"], cfg.rms_norm_eps)
+            a = f"model.layers.{j}.self_attn."
+            qt[j].append(nt @ W[a + "q_proj.weight"].T + W.get(a + "q_proj.bias", 0))
+            xs[j].append(rms_norm(s_taps["x", j], W[f"model.layers.{j}.input_layernorm.weight"], cfg.rms_norm_eps))
+    worst, errs = 0.0, {}
+    for j in range(m, L):
+        H = np.concatenate(xs[j])
+        T = np.concatenate(qt[j])
+        a = f"model.layers.{j}.self_attn."
+        bias = a + "q_proj.bias" in W
+        Ha = np.concatenate([H, np.ones((len(H), 1))], axis=1) if bias else H
+        d = H.shape[1]
+        lam = ridge * np.mean(np.diag(H.T @ H))
+        reg = np.zeros((d, Ha.shape[1]))
+        reg[:, :d] = np.sqrt(lam) * np.eye(d)
+        X = np.linalg.lstsq(np.concatenate([Ha, reg]), np.concatenate([T, np.zeros((d, T.shape[1]))]), rcond=None)[0]
+        init = Ha[:, :d] @ W[a + "q_proj.weight"].T + (W[a + "q_proj.bias"] if bias else 0)
+        fit_better = np.sum((Ha @ X - T) ** 2) < np.sum((init - T) ** 2)
+        expect = X[:d].T if fit_better else W[a + "q_proj.weight"]
+        got = OW[a + "q_proj_swiftkv.weight"]
+        worst = max(worst, np.max(np.abs(got - expect)) / np.max(np.abs(expect)))
+        errs[j] = np.linalg.norm((Ha @ X if fit_better else init) - T) / np.linalg.norm(T)
+    res.check(f"{what}: q_proj_swiftkv equals numpy lstsq on the student's inputs", worst < 2e-3,
+              f"max relative difference {worst:.3g}")
+    printed = {}
+    for line in p.stderr.splitlines():
+        mm = re.fullmatch(r"\s*(\d+)(\s+[\d.]+){6}\s*", line)
+        if mm:
+            printed[int(line.split()[0])] = float(line.split()[6])
+    bad = [(j, printed.get(j), e) for j, e in errs.items() if j not in printed or abs(printed[j] - e) > 2e-3]
+    res.check(f"{what}: printed Q errors equal numpy's", not bad, str(bad))
+
+
 def mean_logprob(model: str, ids: list[int]) -> float:
     s = json.loads(run_skv(["score", "--model", model, "--token-ids", ",".join(map(str, ids))])
                    .stdout.strip().splitlines()[-1])
@@ -218,6 +281,8 @@ def main() -> int:
     try:
         for k, case in enumerate(CASES):
             check_fixture(res, tmp, k, *case)
+        check_query_fit(res, tmp, 0, "llama_gqa", 1e-3)
+        check_query_fit(res, tmp, 1, "qwen2_bias", 1e-3)
         if os.path.exists(GGUF) and os.path.exists(PROSE):
             check_gguf(res, tmp)
         elif os.environ.get("SKV_ALLOW_SKIP") == "1":

@@ -118,6 +118,7 @@ def main() -> int:
         c_args = ["--model", BASE, "--out", os.path.join(tmp, "calib_out")]
         case("calib_tokens_alone", one + ["--calibration-tokens", "100"], r"--calibration-tokens needs --calibrate")
         case("calib_ridge_alone", one + ["--calibration-ridge", "0.1"], r"--calibration-ridge needs --calibrate")
+        case("calib_q_alone", one + ["--calibrate-q"], r"--calibrate-q needs --calibrate")
         calib = os.path.join(tmp, "calib.jsonl")
         with open(calib, "w") as f:
             f.write('{"token_ids": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}\n')

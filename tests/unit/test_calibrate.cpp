@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "core/error.h"
@@ -252,6 +253,50 @@ TEST(Calibrate, SwiftKVModelFitIsNeverWorseThanTheInitialisation) {
           EXPECT_TRUE(f.find(skv::model::swiftkv_tensor_name(leader, "v", "bias")));
         }
       }
+    }
+}
+
+TEST(Calibrate, QueryFitFollowsTheStudentLayerByLayer) {
+  using skv::testing::TinyShape;
+  for (bool bias : {false, true})
+    for (int64_t g : {1, 2}) {
+      TinyShape shape;
+      shape.layers = 6;
+      shape.bias = bias;
+      skv::io::ModelFiles kv_only = skv::testing::base_model(shape, 12);
+      skv::model::add_swiftkv_tensors(kv_only, 2, g);
+      skv::io::ModelFiles with_q = skv::testing::base_model(shape, 12);
+      skv::model::add_swiftkv_tensors(with_q, 2, g);
+      const auto seqs = random_sequences(5, 48, shape.vocab, 200);
+      skv::train::CalibrationOptions opt;
+      int64_t calls = 0, total = 0;
+      opt.on_sequence = [&](int64_t done, int64_t t, int64_t) {
+        EXPECT_EQ(done, ++calls);
+        total = t;
+      };
+      const auto r_kv = skv::train::calibrate_swiftkv(kv_only, seqs);
+      opt.fit_q = true;
+      const auto r_q = skv::train::calibrate_swiftkv(with_q, seqs, opt);
+      EXPECT_EQ(calls, total);
+      EXPECT_EQ(total, 5 * 4);  // the K/V pass, then the student advanced through 3 of the 4 later layers
+      ASSERT_EQ(r_q.layers.size(), 4u);
+      for (size_t j = 0; j < 4; ++j) {
+        // The K/V fit is the same with or without the query fit after it.
+        EXPECT_EQ(r_q.layers[j].k_after, r_kv.layers[j].k_after);
+        EXPECT_EQ(r_kv.layers[j].q_before, -1.0);
+        EXPECT_GE(r_q.layers[j].q_before, 0.0);
+        EXPECT_LE(r_q.layers[j].q_after, r_q.layers[j].q_before);
+      }
+      // At layer M the student's input is the teacher's, so q_proj (the initialisation) is exact.
+      EXPECT_LT(r_q.layers[0].q_before, 1e-5);
+      EXPECT_LT(r_q.layers.back().q_after, r_q.layers.back().q_before);
+      const int64_t qd = shape.heads * shape.head_dim;
+      const skv::Tensor& wq = with_q.get(skv::model::swiftkv_tensor_name(5, "q", "weight"), {qd, shape.hidden});
+      EXPECT_EQ(wq.dtype, skv::DType::F32);
+      // Without the query fit the model keeps q_proj_swiftkv = q_proj.
+      const skv::Tensor& q0 = kv_only.get(skv::model::swiftkv_tensor_name(5, "q", "weight"));
+      const skv::Tensor& qp = kv_only.get("model.layers.5.self_attn.q_proj.weight");
+      EXPECT_EQ(0, std::memcmp(q0.data, qp.data, q0.nbytes()));
     }
 }
 
