@@ -77,21 +77,27 @@ std::vector<std::string> Args::all(const std::string& flag) const {
   return it == values_.end() ? std::vector<std::string>{} : it->second;
 }
 
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> items;
+  size_t pos = 0;
+  while (true) {
+    const size_t comma = s.find(',', pos);
+    items.push_back(s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    if (comma == std::string::npos) return items;
+    pos = comma + 1;
+  }
+}
+
 std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what) {
   std::vector<int32_t> ids;
-  size_t pos = 0;
   if (s.empty()) fail(what, " is empty");
-  while (pos <= s.size()) {
-    size_t comma = s.find(',', pos);
-    std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+  for (const std::string& item : split_commas(s)) {
     errno = 0;
     char* end = nullptr;
     long long v = std::strtoll(item.c_str(), &end, 10);
     if (item.empty() || *end != '\0' || errno == ERANGE || v < 0 || v > INT32_MAX)
       fail(what, ": '", item, "' is not a token id (expected comma-separated non-negative integers)");
     ids.push_back(static_cast<int32_t>(v));
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
   }
   return ids;
 }
@@ -99,18 +105,13 @@ std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what
 std::vector<double> parse_real_list(const std::string& s, const std::string& what) {
   std::vector<double> out;
   if (s.empty()) fail(what, " is empty");
-  size_t pos = 0;
-  while (true) {
-    const size_t comma = s.find(',', pos);
-    const std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+  for (const std::string& item : split_commas(s)) {
     char* end = nullptr;
     errno = 0;
     const double v = std::strtod(item.c_str(), &end);
     if (item.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
       fail(what, ": '", item, "' is not a number (expected a comma-separated list)");
     out.push_back(v);
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
   }
   return out;
 }

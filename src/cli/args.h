@@ -33,6 +33,8 @@ class Args {
   std::vector<std::string> positional_;
 };
 
+// "a,,b" -> {"a", "", "b"}: the items between commas, empty ones kept for the caller to judge.
+std::vector<std::string> split_commas(const std::string& s);
 // "1,2,3" -> {1,2,3}; throws naming `what` on anything that is not a comma-separated list of ints.
 std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what);
 // "0.25,0.5" -> {0.25, 0.5}; throws naming `what` on an item that is not a finite number.

@@ -89,14 +89,8 @@ results
 std::vector<std::string> take_goodput(int argc, char** argv, std::vector<char*>& rest, bool& given) {
   std::vector<std::string> items;
   auto add = [&](const std::string& v) {
-    size_t pos = 0;
-    while (true) {
-      const size_t comma = v.find(',', pos);
-      const std::string item = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-      if (!item.empty()) items.push_back(item);
-      if (comma == std::string::npos) break;
-      pos = comma + 1;
-    }
+    for (std::string& item : split_commas(v))
+      if (!item.empty()) items.push_back(std::move(item));
   };
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];

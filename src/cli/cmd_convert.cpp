@@ -168,18 +168,12 @@ int cmd_convert(int argc, char** argv) {
   if (!(calib_ridge >= 0 && std::isfinite(calib_ridge)))
     fail("--calibration-ridge must be a finite number >= 0, got ", args.str("--calibration-ridge", ""));
   std::vector<std::string> calib_files;
-  if (calibrate) {
-    size_t start = 0;
-    while (start <= calibrate->size()) {
-      const size_t comma = calibrate->find(',', start);
-      const std::string f = calibrate->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  if (calibrate)
+    for (const std::string& f : split_commas(*calibrate)) {
       if (f.empty()) fail("--calibrate: empty file name in '", *calibrate, "'");
       if (!std::filesystem::is_regular_file(f)) fail("--calibrate: ", f, " is not a readable file");
       calib_files.push_back(f);
-      if (comma == std::string::npos) break;
-      start = comma + 1;
     }
-  }
   if (to_gguf) {
     if (dtype)
       fail("--dtype applies to a directory; a SwiftKV GGUF keeps the base tensors as they are (see --swiftkv-dtype)");
@@ -200,8 +194,9 @@ int cmd_convert(int argc, char** argv) {
       fail("a SwiftKV GGUF is made from a GGUF base model; ", model_path, " is a Hugging Face directory (write a ",
            "directory with --out DIR instead)");
     model::add_swiftkv_tensors(files, m, group);
-    if (!calib_files.empty()) calibrate_model(files, model_path, calib_files, calib_tokens, calib_seq_len, calib_ridge,
-                    args.flag("--calibrate-q"));
+    if (!calib_files.empty())
+      calibrate_model(files, model_path, calib_files, calib_tokens, calib_seq_len, calib_ridge,
+                      args.flag("--calibrate-q"));
     const uint64_t bytes = model::write_swiftkv_gguf(files, out, swiftkv_dtype);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::fprintf(stderr,
@@ -220,7 +215,8 @@ int cmd_convert(int argc, char** argv) {
     opt.extra_files["generation_config.json"] = io::generation_config_to_json_text(files.config);
   }
   model::add_swiftkv_tensors(files, m, group);
-  if (!calib_files.empty()) calibrate_model(files, model_path, calib_files, calib_tokens, calib_seq_len, calib_ridge,
+  if (!calib_files.empty())
+    calibrate_model(files, model_path, calib_files, calib_tokens, calib_seq_len, calib_ridge,
                     args.flag("--calibrate-q"));
   const io::HfExportResult r = io::export_hf_directory(files, out, opt);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

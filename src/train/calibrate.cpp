@@ -173,12 +173,11 @@ void fit_queries(io::ModelFiles& files, const std::vector<PackedSequence>& seque
   const FrozenTensor norm_kv = freeze(files.get(model::swiftkv_norm_name(), {d}));
   const bool q_bias = files.find(model::swiftkv_tensor_name(M, "q", "bias")) != nullptr;
   std::vector<Buf> xt = x_m, xs = std::move(x_m), h(sequences.size());
-  std::vector<Buf> rstd(sequences.size());
   for (size_t s = 0; s < sequences.size(); ++s) {
     const int64_t n = sequences[s].size();
+    Buf rstd(n);
     h[s].resize(n * d);
-    rstd[s].resize(n);
-    rms_norm_forward(xs[s].data(), norm_kv.p(), static_cast<float>(c.rms_norm_eps), h[s].data(), rstd[s].data(), n, d);
+    rms_norm_forward(xs[s].data(), norm_kv.p(), static_cast<float>(c.rms_norm_eps), h[s].data(), rstd.data(), n, d);
   }
   auto opt_p = [](const FrozenTensor& t) { return t.defined() ? t.p() : nullptr; };
   for (int64_t j = M; j < L; ++j) {

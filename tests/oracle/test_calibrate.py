@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -40,31 +39,10 @@ DATA = os.environ.get("SKV_DATA", os.path.join(SRC, "..", "shared", "data"))
 FIXTURES = os.path.join(SRC, "tests", "fixtures", "models")
 GGUF = os.path.join(MODELS, "SmolLM2-135M-Instruct.Q4_1.gguf")
 PROSE = os.path.join(DATA, "prose", "gutenberg_bodies.txt")
-TIMEOUT_S = 900
 
 sys.path.insert(0, HERE)
 import numpy_llama as nl  # noqa: E402
-from test_convert import read_hf_tensors  # noqa: E402
-
-
-class Results:
-    def __init__(self):
-        self.passed = 0
-        self.failed: list[str] = []
-
-    def check(self, what: str, ok: bool, detail: str = ""):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed.append(what)
-            print(f"FAIL {what}: {detail}", flush=True)
-
-
-def run_skv(args: list[str]) -> subprocess.CompletedProcess:
-    p = subprocess.run([BIN] + args, capture_output=True, text=True, timeout=TIMEOUT_S)
-    if p.returncode != 0:
-        raise RuntimeError(f"exit {p.returncode}: swiftkv {' '.join(args)[:300]}\n{p.stderr.strip()[-1500:]}")
-    return p
+from test_convert import Results, read_hf_tensors, run_skv, score  # noqa: E402
 
 
 def printed_errors(stderr: str) -> dict[int, tuple[float, float, float, float]]:
@@ -176,9 +154,8 @@ def check_fixture(res: Results, tmp: str, k: int, name: str, m: int, g: int, rid
     res.check(f"{what}: printed errors equal numpy's", not bad and len(printed) == L - m,
               f"{bad[:4]} (printed {printed})")
     # The SwiftKV path of the calibrated model runs and the teacher path is still the base.
-    ids = ",".join(map(str, docs[0][:20]))
-    s = json.loads(run_skv(["score", "--model", out, "--token-ids", ids]).stdout.strip().splitlines()[-1])
-    res.check(f"{what}: SwiftKV path scores", all(x is None or np.isfinite(x) for x in s["token_logprobs"]))
+    ids = docs[0][:20]
+    res.check(f"{what}: SwiftKV path scores", all(x is None or np.isfinite(x) for x in score(out, ids)))
 
 
 def check_query_fit(res: Results, tmp: str, k: int, name: str, ridge: float):
@@ -242,9 +219,7 @@ def check_query_fit(res: Results, tmp: str, k: int, name: str, ridge: float):
 
 
 def mean_logprob(model: str, ids: list[int]) -> float:
-    s = json.loads(run_skv(["score", "--model", model, "--token-ids", ",".join(map(str, ids))])
-                   .stdout.strip().splitlines()[-1])
-    return float(np.mean([x for x in s["token_logprobs"] if x is not None]))
+    return float(np.mean([x for x in score(model, ids) if x is not None]))
 
 
 def check_gguf(res: Results, tmp: str):

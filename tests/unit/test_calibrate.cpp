@@ -203,15 +203,25 @@ std::vector<skv::train::PackedSequence> random_sequences(int64_t count, int64_t 
   return skv::train::pack_documents(docs, len);
 }
 
+// The 6-layer tiny model of the tests below, converted with M = 2 and group size g.
+skv::testing::TinyShape six_layers(bool bias) {
+  skv::testing::TinyShape shape;
+  shape.layers = 6;
+  shape.bias = bias;
+  return shape;
+}
+
+skv::io::ModelFiles converted(const skv::testing::TinyShape& shape, int64_t g, uint32_t seed) {
+  skv::io::ModelFiles f = skv::testing::base_model(shape, seed);
+  skv::model::add_swiftkv_tensors(f, 2, g);
+  return f;
+}
+
 TEST(Calibrate, SwiftKVModelFitIsNeverWorseThanTheInitialisation) {
-  using skv::testing::TinyShape;
   for (bool bias : {false, true})
     for (int64_t g : {1, 2}) {
-      TinyShape shape;
-      shape.layers = 6;
-      shape.bias = bias;
-      skv::io::ModelFiles f = skv::testing::base_model(shape, 11);
-      skv::model::add_swiftkv_tensors(f, 2, g);
+      const skv::testing::TinyShape shape = six_layers(bias);
+      skv::io::ModelFiles f = converted(shape, g, 11);
       const auto seqs = random_sequences(6, 40, shape.vocab, 100);
       int64_t calls = 0;
       skv::train::CalibrationOptions opt;
@@ -257,16 +267,11 @@ TEST(Calibrate, SwiftKVModelFitIsNeverWorseThanTheInitialisation) {
 }
 
 TEST(Calibrate, QueryFitFollowsTheStudentLayerByLayer) {
-  using skv::testing::TinyShape;
   for (bool bias : {false, true})
     for (int64_t g : {1, 2}) {
-      TinyShape shape;
-      shape.layers = 6;
-      shape.bias = bias;
-      skv::io::ModelFiles kv_only = skv::testing::base_model(shape, 12);
-      skv::model::add_swiftkv_tensors(kv_only, 2, g);
-      skv::io::ModelFiles with_q = skv::testing::base_model(shape, 12);
-      skv::model::add_swiftkv_tensors(with_q, 2, g);
+      const skv::testing::TinyShape shape = six_layers(bias);
+      skv::io::ModelFiles kv_only = converted(shape, g, 12);
+      skv::io::ModelFiles with_q = converted(shape, g, 12);
       const auto seqs = random_sequences(5, 48, shape.vocab, 200);
       skv::train::CalibrationOptions opt;
       int64_t calls = 0, total = 0;
