@@ -1,8 +1,11 @@
+#include <cblas.h>
+
 #include <cstdio>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "backend/cpu/kernels.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/error.h"
@@ -76,6 +79,8 @@ int cmd_info(int argc, char** argv) {
                         {"bytes", static_cast<int64_t>(capacity * per_token)},
                         {"dtype", dtype_name(eo.kv_dtype)},
                         {"sized_by", sized_by}};
+  const char* isa = backend::cpu::isa_name(backend::cpu::active_isa());
+  j["kernels"] = {{"isa", isa}, {"blas", openblas_get_corename()}};
   if (args.flag("--json")) {
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -109,6 +114,7 @@ int cmd_info(int argc, char** argv) {
   std::printf("KV pool:       %s, %zu bytes per token: %lld blocks of %lld tokens = %lld tokens, %.1f MiB (%s)\n",
               dtype_name(eo.kv_dtype), per_token, (long long)blocks, (long long)eo.block_size, (long long)capacity,
               capacity * per_token / 1048576.0, sized_by.c_str());
+  std::printf("kernels:       %s; OpenBLAS %s\n", isa, openblas_get_corename());
   return 0;
 }
 

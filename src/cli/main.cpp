@@ -3,6 +3,7 @@
 #include <exception>
 #include <string>
 
+#include "backend/cpu/blas_kernels.h"
 #include "cli/commands.h"
 #include "core/error.h"
 
@@ -64,6 +65,7 @@ int report(const char* command, skv::ErrorKind kind, const char* what) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  skv::backend::cpu::select_blas_kernels(argv);
   if (argc < 2) {
     std::fprintf(stderr, "swiftkv: error: no command given\n");
     usage(stderr);
