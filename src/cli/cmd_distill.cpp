@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "train/comm.h"
 #include "train/distill.h"
 
@@ -57,6 +58,15 @@ constexpr const char* kDistillHelp =
     "                             under DIR (default $SKV_DATA, else ../shared/data next to the source\n"
     "                             tree when present)\n"
     "      --no-decontaminate     keep every document\n"
+    "      --teacher-cache DIR    compute what the loss needs of the teacher once for every training\n"
+    "                             sequence (x_M and its hidden states) and keep it in DIR; every\n"
+    "                             step then skips layers 0..L-1 of the teacher. Built before the\n"
+    "                             first step (resumable), reused by later epochs and by runs with\n"
+    "                             the same model, data and temperature; 8 x hidden bytes per token\n"
+    "      --teacher-top-k K      keep the teacher's K most likely tokens per position instead of\n"
+    "                             its final hidden state (also skips its LM head), and take the KL\n"
+    "                             over those K plus one class for the rest: a lower bound that\n"
+    "                             misses much of the KL at temperature 2 (docs/distill.md); default 0\n"
     "      --head-chunk N         rows of logits computed at a time (default 256; bounds the\n"
     "                             [rows, vocab] teacher / student logit blocks)\n"
     "      --force                replace an existing --out model directory\n"
@@ -76,13 +86,32 @@ int cmd_distill(int argc, char** argv) {
     }
   }
   train::Comm& comm = train::Comm::world();
-  const Args args(
-      argc, argv, {"--model",       "--data",         "--out",          "--checkpoint-dir", "--steps",
-                   "--epochs",      "--lr",           "--warmup-ratio", "--weight-decay",   "--max-grad-norm",
-                   "--max-seq-len", "--batch-tokens", "--temperature",  "--kl-weight",      "--hidden-loss-weight",
-                   "--save-every",  "--stop-after",   "--seed",         "--decontaminate",  "--threads",
-                   "--head-chunk"},
-      {"--resume", "--no-decontaminate", "--force"}, {{"-m", "--model"}, {"-o", "--out"}, {"-t", "--threads"}});
+  const Args args(argc, argv,
+                  {"--model",
+                   "--data",
+                   "--out",
+                   "--checkpoint-dir",
+                   "--steps",
+                   "--epochs",
+                   "--lr",
+                   "--warmup-ratio",
+                   "--weight-decay",
+                   "--max-grad-norm",
+                   "--max-seq-len",
+                   "--batch-tokens",
+                   "--temperature",
+                   "--kl-weight",
+                   "--hidden-loss-weight",
+                   "--save-every",
+                   "--stop-after",
+                   "--seed",
+                   "--decontaminate",
+                   "--threads",
+                   "--head-chunk",
+                   "--teacher-cache",
+                   "--teacher-top-k"},
+                  {"--resume", "--no-decontaminate", "--force"},
+                  {{"-m", "--model"}, {"-o", "--out"}, {"-t", "--threads"}});
   if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "'");
   if (args.has("--steps") && args.has("--epochs")) fail("give at most one of --steps and --epochs");
   train::DistillOptions o;
@@ -112,6 +141,11 @@ int cmd_distill(int argc, char** argv) {
   o.seed = static_cast<uint64_t>(seed);
   o.head_chunk_rows = args.integer("--head-chunk", o.head_chunk_rows);
   if (o.head_chunk_rows < 1) fail("--head-chunk must be positive");
+  if (args.has("--teacher-top-k") && !args.has("--teacher-cache")) fail("--teacher-top-k needs --teacher-cache DIR");
+  o.teacher_cache = args.str("--teacher-cache", "");
+  if (args.has("--teacher-cache") && o.teacher_cache.empty()) fail("--teacher-cache needs a directory");
+  o.teacher_top_k = args.integer("--teacher-top-k", o.teacher_top_k);
+  if (o.teacher_top_k < 0) fail("--teacher-top-k must not be negative, got ", o.teacher_top_k);
   if (args.flag("--no-decontaminate") && args.has("--decontaminate"))
     fail("give at most one of --decontaminate and --no-decontaminate");
   if (args.has("--decontaminate")) {
@@ -142,10 +176,14 @@ int cmd_distill(int argc, char** argv) {
                                           : "stopped at step " + std::to_string(r.end_step) + " of " +
                                                 std::to_string(r.total_steps) + "; weights so far in " +
                                                 r.partial_model + "; continue with --resume";
-    std::fprintf(stderr,
-                 "swiftkv distill: %lld steps this run, %lld tokens in %.1f s (%.0f tokens/s), loss %.5f -> %.5f; %s\n",
-                 static_cast<long long>(r.steps_done), static_cast<long long>(r.tokens), r.seconds,
-                 r.tokens / std::max(r.seconds, 1e-9), r.first_loss, r.last_loss, where.c_str());
+    const double train_s = r.seconds - r.cache_seconds;
+    const std::string cache =
+        r.cache_seconds > 0 ? " (after " + format_duration(r.cache_seconds) + " on the teacher cache)" : "";
+    std::fprintf(
+        stderr,
+        "swiftkv distill: %lld steps this run, %lld tokens in %.1f s (%.0f tokens/s)%s, loss %.5f -> %.5f; %s\n",
+        static_cast<long long>(r.steps_done), static_cast<long long>(r.tokens), train_s,
+        r.tokens / std::max(train_s, 1e-9), cache.c_str(), r.first_loss, r.last_loss, where.c_str());
   }
   return 0;
 }

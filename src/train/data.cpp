@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "io/fingerprint.h"
 #include "io/read_file.h"
 #include "tokenizer/chat_template.h"
 #include "train/decontam.h"
@@ -270,12 +271,6 @@ uint64_t data_fingerprint(const std::vector<PackedSequence>& seqs) {
   return h;
 }
 
-std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 }  // namespace
 
 DataLoader::DataLoader(std::vector<PackedSequence> sequences, uint64_t seed)
@@ -336,7 +331,7 @@ nlohmann::json DataLoader::to_json() const {
           {"index", cursor_.index},
           {"seed", seed_},
           {"num_sequences", size()},
-          {"fingerprint", hex64(fingerprint_)}};
+          {"fingerprint", io::hex64(fingerprint_)}};
 }
 
 void DataLoader::from_json(const nlohmann::json& j) {
@@ -356,9 +351,9 @@ void DataLoader::from_json(const nlohmann::json& j) {
   if (!fp.is_string()) fail("data loader state: fingerprint must be a string");
   Cursor c{integer("epoch").get<int64_t>(), integer("index").get<int64_t>()};
   if (seed != seed_) fail("data loader state: saved with data seed ", seed, ", this run uses ", seed_);
-  if (num != size() || fp.get<std::string>() != hex64(fingerprint_))
+  if (num != size() || fp.get<std::string>() != io::hex64(fingerprint_))
     fail("data loader state: saved for other training data (", num, " sequences, fingerprint ", fp.get<std::string>(),
-         "; this run has ", size(), " sequences, fingerprint ", hex64(fingerprint_), ")");
+         "; this run has ", size(), " sequences, fingerprint ", io::hex64(fingerprint_), ")");
   if (c.index >= size() && size() > 0)
     fail("data loader state: index ", c.index, " is past the ", size(), " sequences");
   cursor_ = c;

@@ -1,5 +1,6 @@
 #include "train/distill.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "io/atomic_file.h"
+#include "io/fingerprint.h"
 #include "io/hf_export.h"
 #include "io/model_files.h"
 #include "tokenizer/tokenizer.h"
@@ -20,6 +22,7 @@
 #include "train/data.h"
 #include "train/decontam.h"
 #include "train/distill_model.h"
+#include "train/teacher_cache.h"
 #include "train/train_state.h"
 
 namespace skv::train {
@@ -47,11 +50,14 @@ Json settings_of(const DistillOptions& o, const io::ModelConfig& c, int64_t tota
               {"temperature", o.temperature},
               {"kl_weight", o.kl_weight},
               {"hidden_loss_weight", o.hidden_loss_weight},
-              {"seed", o.seed}};
+              {"seed", o.seed},
+              {"teacher_top_k", o.teacher_cache.empty() ? int64_t{0} : o.teacher_top_k}};
 }
 
 void check_same_settings(const Json& saved, const Json& now, const std::string& path) {
   for (auto it = now.begin(); it != now.end(); ++it) {
+    // Checkpoints from before the teacher cache ran without one.
+    if (it.key() == "teacher_top_k" && !saved.contains(it.key()) && it.value() == 0) continue;
     if (!saved.contains(it.key()))
       fail("checkpoint ", path, " does not record '", it.key(), "'; it was written by another version");
     if (saved[it.key()] != it.value())
@@ -181,6 +187,73 @@ DistillResult run_distill(const DistillOptions& o) {
                  static_cast<long long>(c.num_layers), static_cast<long long>(c.key_value_group_size));
   }
 
+  // The teacher cache: built (or finished) before the first step, then every step reads it.
+  std::unique_ptr<TeacherCache> cache;
+  DistillResult res;
+  if (!o.teacher_cache.empty()) {
+    const auto t_cache = Clock::now();
+    TeacherCacheSpec spec;
+    spec.hidden = c.hidden_size;
+    spec.k = o.teacher_top_k;
+    spec.temperature = o.temperature;
+    std::vector<std::string> trained;
+    for (const ParamSlot& s : dm.slots()) trained.push_back(s.name);
+    spec.model_fingerprint = io::hex64(io::tensors_fingerprint(dm.files(), [&trained](const std::string& name) {
+      return std::find(trained.begin(), trained.end(), name) == trained.end();
+    }));
+    spec.data_fingerprint = io::hex64(loader.fingerprint());
+    for (const PackedSequence& s : loader.sequences()) spec.lengths.push_back(s.size());
+    if (o.teacher_top_k < 0 || o.teacher_top_k > c.vocab_size)
+      fail("--teacher-top-k must be in 0..", c.vocab_size, ", got ", o.teacher_top_k);
+    if (lead) TeacherCache::prepare(o.teacher_cache, spec);
+    comm.barrier();
+    cache = std::make_unique<TeacherCache>(o.teacher_cache, spec, true);
+    if (cache->complete() < cache->size()) {
+      if (lead)
+        std::fprintf(stderr, "distill: teacher cache %s: %lld of %lld sequences to compute, %.2f GB in all (%s)\n",
+                     o.teacher_cache.c_str(), static_cast<long long>(cache->size() - cache->complete()),
+                     static_cast<long long>(cache->size()), TeacherCache::total_bytes(spec) / 1e9,
+                     o.teacher_top_k == 0 ? "final hidden states, full KL"
+                                          : ("top " + std::to_string(o.teacher_top_k) + " log-probs").c_str());
+      LossWeights lw;
+      lw.temperature = o.temperature;
+      lw.kl_scale = o.temperature * o.temperature;
+      // How far the cached KL is from the live one, on the first sequences at the current weights.
+      if (cache->complete() == 0 && lead) {
+        for (int64_t i = 0; i < std::min<int64_t>(4, cache->size()); ++i) {
+          const PackedSequence& s = loader.sequences()[i];
+          const TeacherTargetBuffers t = dm.teacher_targets(s.ids.data(), s.positions.data(), s.doc_start.data(),
+                                                            s.size(), o.temperature, o.teacher_top_k);
+          res.live_kl += dm.evaluate(s.ids.data(), s.positions.data(), s.doc_start.data(), s.size(), lw).kl;
+          res.cached_kl += dm.evaluate_cached(t.view(), s.positions.data(), s.doc_start.data(), s.size(), lw).kl;
+        }
+        std::fprintf(stderr, "distill: KL x T^2 on the first sequences: from the cache %.6g, live %.6g (ratio %.6f)\n",
+                     res.cached_kl, res.live_kl, res.live_kl > 0 ? res.cached_kl / res.live_kl : 1.0);
+      }
+      Progress progress("teacher cache", "sequences", cache->size(), cache->complete(), lead);
+      progress.rate_in("tokens");
+      const int64_t block = 8 * comm.size();  // sequences between commits
+      for (int64_t b0 = cache->complete(); b0 < cache->size(); b0 += block) {
+        const int64_t b1 = std::min(cache->size(), b0 + block);
+        int64_t tokens = 0;
+        for (int64_t i = b0 + comm.rank(); i < b1; i += comm.size()) {
+          const PackedSequence& s = loader.sequences()[i];
+          cache->write(i, dm.teacher_targets(s.ids.data(), s.positions.data(), s.doc_start.data(), s.size(),
+                                             o.temperature, o.teacher_top_k));
+          tokens += s.size();
+        }
+        cache->sync();
+        double t = static_cast<double>(tokens);
+        comm.allreduce_sum(&t, 1);
+        comm.barrier();
+        cache->commit(b1, lead);
+        progress.advance(b1 - b0, "", static_cast<int64_t>(t));
+      }
+      progress.finish();
+    }
+    res.cache_seconds = std::chrono::duration<double>(Clock::now() - t_cache).count();
+  }
+
   auto save = [&](int64_t step) {
     if (lead) {
       TrainState s;
@@ -197,7 +270,6 @@ DistillResult run_distill(const DistillOptions& o) {
     comm.barrier();
   };
 
-  DistillResult res;
   res.total_steps = total;
   std::ofstream metrics;
   if (lead) metrics.open(metrics_path, std::ios::app);
@@ -216,8 +288,12 @@ DistillResult run_distill(const DistillOptions& o) {
     lw.kl_scale = o.kl_weight * tau * tau / tokens;  // KL x T^2, averaged over the step's tokens
     lw.mse_scale = o.hidden_loss_weight / (tokens * c.hidden_size);
     dm.zero_grads();
-    for (const PackedSequence* s : b.sequences) {
-      const StepStats st = dm.accumulate(s->ids.data(), s->positions.data(), s->doc_start.data(), s->size(), lw);
+    for (size_t j = 0; j < b.sequences.size(); ++j) {
+      const PackedSequence* s = b.sequences[j];
+      const StepStats st =
+          cache
+              ? dm.accumulate_cached(cache->get(b.indices[j]), s->positions.data(), s->doc_start.data(), s->size(), lw)
+              : dm.accumulate(s->ids.data(), s->positions.data(), s->doc_start.data(), s->size(), lw);
       counts[1] += st.kl;
       counts[2] += st.mse;
     }

@@ -23,8 +23,11 @@ struct DistillOptions {
   uint64_t seed = 42;
   std::string decontaminate_dir;  // evaluation data whose items must not be trained on ("" = off)
   int64_t head_chunk_rows = 256;
-  bool force = false;      // replace an existing --out model directory
-  int64_t stop_after = 0;  // > 0: stop (checkpointed, weights exported) after this many steps of this run
+  bool force = false;         // replace an existing --out model directory
+  int64_t stop_after = 0;     // > 0: stop (checkpointed, weights exported) after this many steps of this run
+  std::string teacher_cache;  // "": run the teacher every step; else its targets cached there (teacher_cache.h)
+  int64_t teacher_top_k = 0;  // > 0: the cache keeps this many log-probs per token (top-k KL);
+                              // 0: the teacher's final hidden state (full KL)
 };
 
 struct DistillResult {
@@ -34,7 +37,9 @@ struct DistillResult {
   int64_t tokens = 0;                       // trained on in this run
   double seconds = 0;
   double first_loss = 0, last_loss = 0;
-  std::string partial_model;  // stopped by stop_after: the weights so far, a full checkpoint
+  std::string partial_model;          // stopped by stop_after: the weights so far, a full checkpoint
+  double cache_seconds = 0;           // building the teacher cache (part of seconds)
+  double cached_kl = 0, live_kl = 0;  // a fresh cache's check: both KLs on its first sequences
 };
 
 // Runs on every rank of Comm::world(); only rank 0 writes files. Throws skv::Error.

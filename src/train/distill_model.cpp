@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/quant.h"
 #include "core/error.h"
 #include "model/rope_table.h"
 #include "model/weights.h"
@@ -98,43 +99,118 @@ StepStats DistillModel::evaluate(const int32_t* ids, const int32_t* positions, c
   return run(ids, positions, doc_start, n, w, false);
 }
 
-StepStats DistillModel::run(const int32_t* ids, const int32_t* positions, const int32_t* doc_start, int64_t n,
-                            const LossWeights& lw, bool backward) {
+struct DistillModel::Teacher {
+  Buf x_m, h_last, fn;  // x_M; hidden state at the last layer's input; final-normed output
+};
+
+void DistillModel::check_sequence(const int32_t* ids, const int32_t* doc_start, int64_t n) const {
   const io::ModelConfig& c = files_.config;
   if (n <= 0) fail("distill: empty sequence");
   for (int64_t i = 0; i < n; ++i) {
-    if (ids[i] < 0 || ids[i] >= c.vocab_size)
+    if (ids != nullptr && (ids[i] < 0 || ids[i] >= c.vocab_size))
       fail("token id ", ids[i], " is out of range for vocabulary size ", c.vocab_size);
     if (doc_start[i] < 0 || doc_start[i] > i) fail("distill: bad document start ", doc_start[i], " at row ", i);
   }
-  const LayerDims m = layer_dims(c, n, positions, doc_start, &rope_);
-  const int64_t L = c.num_layers, M = layout_.first_skip, G = layout_.group, groups = (L - M) / G;
-  const int64_t d = m.d;
+}
 
-  // Shared layers 0..M-1, run once for both paths.
-  Buf x(n * d);
-  for (int64_t i = 0; i < n; ++i) std::memcpy(x.data() + i * d, embed_.p() + ids[i] * d, d * sizeof(float));
+void DistillModel::run_teacher(const LayerDims& m, const int32_t* ids, Teacher& t) const {
+  const int64_t L = files_.config.num_layers, M = layout_.first_skip, n = m.n, d = m.d;
   auto own_q_norm = [](const FrozenLayer& fl) { return fl.q_norm.defined() ? fl.q_norm.p() : nullptr; };
-  for (int64_t l = 0; l < M; ++l) {
+  auto own_layer = [&](int64_t l, float* x) {
     const FrozenLayer& fl = layers_[l];
-    layer_forward(m, fl, fl.wq.p(), fl.bq.defined() ? fl.bq.p() : nullptr, own_q_norm(fl), nullptr, nullptr, x.data(),
+    layer_forward(m, fl, fl.wq.p(), fl.bq.defined() ? fl.bq.p() : nullptr, own_q_norm(fl), nullptr, nullptr, x,
                   nullptr);
-  }
-
-  // Teacher: its own layers M..L-1, forward only.
-  Buf xt(x), ht_last, fn_t(n * d), rstd_tmp(n);
+  };
+  // Layers 0..M-1 are the same for both paths: their output x_M is also the student's input.
+  t.x_m.resize(n * d);
+  for (int64_t i = 0; i < n; ++i) std::memcpy(t.x_m.data() + i * d, embed_.p() + ids[i] * d, d * sizeof(float));
+  for (int64_t l = 0; l < M; ++l) own_layer(l, t.x_m.data());
+  Buf xt(t.x_m), rstd(n);
   for (int64_t l = M; l < L; ++l) {
-    if (l == L - 1) ht_last = xt;
-    const FrozenLayer& fl = layers_[l];
-    layer_forward(m, fl, fl.wq.p(), fl.bq.defined() ? fl.bq.p() : nullptr, own_q_norm(fl), nullptr, nullptr, xt.data(),
-                  nullptr);
+    if (l == L - 1) t.h_last = xt;
+    own_layer(l, xt.data());
   }
-  rms_norm_forward(xt.data(), final_norm_.p(), m.eps, fn_t.data(), rstd_tmp.data(), n, d);
-  xt.clear();
+  t.fn.resize(n * d);
+  rms_norm_forward(xt.data(), final_norm_.p(), m.eps, t.fn.data(), rstd.data(), n, d);
+}
 
-  // Student: K/V of every layer >= M from norm_swiftkv(x_M), then the SwiftKV layers.
+StepStats DistillModel::run(const int32_t* ids, const int32_t* positions, const int32_t* doc_start, int64_t n,
+                            const LossWeights& lw, bool backward) {
+  check_sequence(ids, doc_start, n);
+  const LayerDims m = layer_dims(files_.config, n, positions, doc_start, &rope_);
+  Teacher t;
+  run_teacher(m, ids, t);
+  return run_student(m, t.x_m.data(), t.h_last.data(), &t, nullptr, lw, backward);
+}
+
+StepStats DistillModel::run_cached(const TeacherTargets& t, const int32_t* positions, const int32_t* doc_start,
+                                   int64_t n, const LossWeights& lw, bool backward) {
+  check_sequence(nullptr, doc_start, n);
+  if (t.k < 0 || t.k > files_.config.vocab_size) fail("distill: cached top-k of ", t.k, " classes");
+  const LayerDims m = layer_dims(files_.config, n, positions, doc_start, &rope_);
+  Buf h_last(n * m.d);
+  for (int64_t i = 0; i < n * m.d; ++i) h_last[i] = backend::cpu::bf16_to_fp32(t.h_last[i]);
+  if (t.k > 0) return run_student(m, t.x_m, h_last.data(), nullptr, &t, lw, backward);
+  Teacher live;  // the final hidden state is all the full KL needs of the teacher
+  live.fn.resize(n * m.d);
+  for (int64_t i = 0; i < n * m.d; ++i) live.fn[i] = backend::cpu::bf16_to_fp32(t.fn[i]);
+  return run_student(m, t.x_m, h_last.data(), &live, nullptr, lw, backward);
+}
+
+StepStats DistillModel::accumulate_cached(const TeacherTargets& t, const int32_t* positions, const int32_t* doc_start,
+                                          int64_t n, const LossWeights& w) {
+  return run_cached(t, positions, doc_start, n, w, true);
+}
+
+StepStats DistillModel::evaluate_cached(const TeacherTargets& t, const int32_t* positions, const int32_t* doc_start,
+                                        int64_t n, const LossWeights& w) {
+  return run_cached(t, positions, doc_start, n, w, false);
+}
+
+TeacherTargetBuffers DistillModel::teacher_targets(const int32_t* ids, const int32_t* positions,
+                                                   const int32_t* doc_start, int64_t n, double tau, int64_t k) {
+  check_sequence(ids, doc_start, n);
+  const int64_t V = files_.config.vocab_size;
+  if (k < 0 || k > V) fail("teacher top-k must be in 0..", V, ", got ", k);
+  if (!(tau > 0)) fail("distillation temperature must be positive, got ", tau);
+  const LayerDims m = layer_dims(files_.config, n, positions, doc_start, &rope_);
+  Teacher t;
+  run_teacher(m, ids, t);
+  TeacherTargetBuffers out;
+  out.k = k;
+  out.x_m = std::move(t.x_m);
+  out.h_last.resize(n * m.d);
+  for (int64_t i = 0; i < n * m.d; ++i) out.h_last[i] = backend::cpu::fp32_to_bf16(t.h_last[i]);
+  if (k == 0) {
+    out.fn.resize(n * m.d);
+    for (int64_t i = 0; i < n * m.d; ++i) out.fn[i] = backend::cpu::fp32_to_bf16(t.fn[i]);
+    return out;
+  }
+  out.top_ids.resize(n * k);
+  out.top_logp.resize(n * k);
+  out.rest.resize(n);
+  const int64_t chunk = std::max<int64_t>(1, std::min(head_chunk_, n));
+  Buf zt(chunk * V);
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t rows = std::min(chunk, n - r0);
+    linear_forward(t.fn.data() + r0 * m.d, lm_head_.p(), static_cast<const float*>(nullptr), zt.data(), rows, m.d, V);
+    teacher_topk(zt.data(), rows, V, static_cast<float>(tau), k, out.top_ids.data() + r0 * k,
+                 out.top_logp.data() + r0 * k, out.rest.data() + r0);
+  }
+  return out;
+}
+
+StepStats DistillModel::run_student(const LayerDims& m, const float* x_m, const float* h_last, const Teacher* live,
+                                    const TeacherTargets* cached, const LossWeights& lw, bool backward) {
+  const io::ModelConfig& c = files_.config;
+  const int64_t L = c.num_layers, M = layout_.first_skip, G = layout_.group, groups = (L - M) / G;
+  const int64_t n = m.n, d = m.d;
+  const int32_t* positions = m.pos;
+
+  // K/V of every layer >= M from norm_swiftkv(x_M), then the SwiftKV layers.
   Acts a;
-  a.x_m = x;
+  a.x_m.assign(x_m, x_m + n * d);
+  Buf x(a.x_m);
   a.rstd_kv.resize(n);
   a.h_kv.resize(n * d);
   rms_norm_forward(x.data(), param(slot_norm_), m.eps, a.h_kv.data(), a.rstd_kv.data(), n, d);
@@ -174,15 +250,23 @@ StepStats DistillModel::run(const int32_t* ids, const int32_t* positions, const 
   st.tokens = n;
   const int64_t V = c.vocab_size;
   const float tau = static_cast<float>(lw.temperature);
+  const float kl_scale = static_cast<float>(lw.kl_scale);
   Buf dfn(backward ? n * d : 0);
   {
     const int64_t chunk = std::max<int64_t>(1, std::min(head_chunk_, n));
-    Buf zt(chunk * V), zs(chunk * V), dzs(chunk * V);
+    Buf zt(live ? chunk * V : 0), zs(chunk * V), dzs(chunk * V);
     for (int64_t r0 = 0; r0 < n; r0 += chunk) {
       const int64_t rows = std::min(chunk, n - r0);
-      linear_forward(fn_t.data() + r0 * d, lm_head_.p(), static_cast<const float*>(nullptr), zt.data(), rows, d, V);
       linear_forward(a.fn_s.data() + r0 * d, lm_head_.p(), static_cast<const float*>(nullptr), zs.data(), rows, d, V);
-      st.kl += kl_distill_loss(zt.data(), zs.data(), dzs.data(), rows, V, tau, static_cast<float>(lw.kl_scale));
+      if (live) {
+        linear_forward(live->fn.data() + r0 * d, lm_head_.p(), static_cast<const float*>(nullptr), zt.data(), rows, d,
+                       V);
+        st.kl += kl_distill_loss(zt.data(), zs.data(), dzs.data(), rows, V, tau, kl_scale);
+      } else {
+        const int64_t k = cached->k;
+        st.kl += kl_topk_loss(zs.data(), dzs.data(), rows, V, tau, kl_scale, k, cached->top_ids + r0 * k,
+                              cached->top_logp + r0 * k, cached->rest + r0);
+      }
       if (backward)
         linear_backward<float>(dzs.data(), a.fn_s.data() + r0 * d, lm_head_.p(), dfn.data() + r0 * d, nullptr, nullptr,
                                rows, d, V);
@@ -190,7 +274,7 @@ StepStats DistillModel::run(const int32_t* ids, const int32_t* positions, const 
   }
   const LayerSave& last = a.layers.back();
   Buf dh_last(n * d);
-  st.mse = mse_loss(last.x_in.data(), ht_last.data(), dh_last.data(), n * d, static_cast<float>(lw.mse_scale));
+  st.mse = mse_loss(last.x_in.data(), h_last, dh_last.data(), n * d, static_cast<float>(lw.mse_scale));
   if (!backward) return st;
 
   // Backward through the student only; frozen weights get no gradient.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
+#include "core/error.h"
 #include "train/gemm.h"
 
 namespace skv::train {
@@ -257,6 +258,92 @@ double kl_distill_loss(const T* zt, const T* zs, T* dzs, int64_t n, int64_t V, T
 }
 
 template <class T>
+void teacher_topk(const T* zt, int64_t n, int64_t V, T tau, int64_t k, int32_t* ids, float* logp, float* rest) {
+  if (n <= 0 || V <= 0) return;
+  if (k < 1 || k > V) fail("teacher top-k: k = ", k, " must be in 1..", V);
+  const double inv_tau = 1.0 / static_cast<double>(tau);
+  const int nt = std::min<int64_t>(n, threads_for(static_cast<double>(n) * V * 8, kElemMinWork));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    std::vector<int32_t> order(static_cast<size_t>(V));
+    std::vector<double> e(static_cast<size_t>(V));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const T* t = zt + i * V;
+      const double mt = static_cast<double>(*std::max_element(t, t + V));
+      double st = 0.0;
+      for (int64_t v = 0; v < V; ++v) st += e[v] = std::exp((static_cast<double>(t[v]) - mt) * inv_tau);
+      for (int64_t v = 0; v < V; ++v) order[v] = static_cast<int32_t>(v);
+      auto before = [t](int32_t a, int32_t b) { return t[a] > t[b] || (t[a] == t[b] && a < b); };
+      std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+      double others = 0.0;
+      for (int64_t j = k; j < V; ++j) others += e[order[j]];
+      const double log_st = std::log(st);
+      for (int64_t j = 0; j < k; ++j) {
+        const int32_t v = order[j];
+        ids[i * k + j] = v;
+        logp[i * k + j] = static_cast<float>((static_cast<double>(t[v]) - mt) * inv_tau - log_st);
+      }
+      rest[i] = static_cast<float>(others / st);
+    }
+  }
+}
+
+template <class T>
+double kl_topk_loss(const T* zs, T* dzs, int64_t n, int64_t V, T tau, T scale, int64_t k, const int32_t* ids,
+                    const float* logp, const float* rest) {
+  if (n <= 0 || V <= 0) return 0.0;
+  std::vector<double> row_kl(static_cast<size_t>(n));
+  const double inv_tau = 1.0 / static_cast<double>(tau);
+  const double g = static_cast<double>(scale) * inv_tau;
+  const int nt = std::min<int64_t>(n, threads_for(static_cast<double>(n) * V * 4, kElemMinWork));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    std::vector<double> es(static_cast<size_t>(V));
+    std::vector<uint8_t> in_top(static_cast<size_t>(V), 0);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const T* s = zs + i * V;
+      const int32_t* id = ids + i * k;
+      const double ms = static_cast<double>(*std::max_element(s, s + V));
+      double ss = 0.0;
+      // exp in T, like kl_distill_loss (expf for training); the sums in double.
+      for (int64_t v = 0; v < V; ++v)
+        ss += es[v] = std::exp(static_cast<T>((static_cast<double>(s[v]) - ms) * inv_tau));
+      for (int64_t j = 0; j < k; ++j) in_top[id[j]] = 1;
+      double s_rest = 0.0;  // summed over the other classes directly: 1 - sum(top) cancels
+      for (int64_t v = 0; v < V; ++v)
+        if (!in_top[v]) s_rest += es[v];
+      const double log_ss = std::log(ss);
+      double kl = 0.0;
+      for (int64_t j = 0; j < k; ++j) {
+        const double lq = (static_cast<double>(s[id[j]]) - ms) * inv_tau - log_ss;
+        kl += std::exp(static_cast<double>(logp[i * k + j])) * (static_cast<double>(logp[i * k + j]) - lq);
+      }
+      const double r = rest[i];
+      // A student whose other classes all underflow would make the term infinite; its floor
+      // keeps the loss finite and the gradient pointing back towards them.
+      const double q_rest = std::max(s_rest / ss, 1e-300);
+      if (r > 0) kl += r * (std::log(r) - std::log(q_rest));
+      row_kl[i] = kl;
+      if (dzs) {
+        T* d = dzs + i * V;
+        const double rest_scale = r / q_rest;
+        for (int64_t v = 0; v < V; ++v) {
+          const double q = es[v] / ss;
+          d[v] = static_cast<T>(g * (in_top[v] ? q : q - rest_scale * q));
+        }
+        for (int64_t j = 0; j < k; ++j) d[id[j]] -= static_cast<T>(g * std::exp(static_cast<double>(logp[i * k + j])));
+      }
+      for (int64_t j = 0; j < k; ++j) in_top[id[j]] = 0;
+    }
+  }
+  double total = 0.0;
+  for (double r : row_kl) total += r;
+  return static_cast<double>(scale) * total;
+}
+
+template <class T>
 double mse_loss(const T* a, const T* b, T* da, int64_t count, T scale) {
   if (count <= 0) return 0.0;
   constexpr int64_t kChunk = 8192;  // values per partial sum
@@ -289,7 +376,10 @@ double mse_loss(const T* a, const T* b, T* da, int64_t count, T scale) {
   template void silu_mul_forward<T>(const T*, const T*, T*, int64_t);                                          \
   template void silu_mul_backward<T>(const T*, const T*, const T*, T*, T*, int64_t);                           \
   template double kl_distill_loss<T>(const T*, const T*, T*, int64_t, int64_t, T, T);                          \
-  template double mse_loss<T>(const T*, const T*, T*, int64_t, T);
+  template double mse_loss<T>(const T*, const T*, T*, int64_t, T);                                             \
+  template void teacher_topk<T>(const T*, int64_t, int64_t, T, int64_t, int32_t*, float*, float*);             \
+  template double kl_topk_loss<T>(const T*, T*, int64_t, int64_t, T, T, int64_t, const int32_t*, const float*, \
+                                  const float*);
 
 SKV_INSTANTIATE(float)
 SKV_INSTANTIATE(double)

@@ -76,6 +76,23 @@ void silu_mul_backward(const T* dout, const T* g, const T* u, T* dg, T* du, int6
 template <class T>
 double kl_distill_loss(const T* zt, const T* zs, T* dzs, int64_t n, int64_t V, T tau, T scale);
 
+// The teacher's side of a cached distillation target (train/teacher_cache.h): per row of zt,
+// the k most probable classes of softmax(zt / tau) (ids, in decreasing probability; ties by
+// lower id), their log-probabilities, and the probability of all other classes, summed
+// directly over them (not 1 - the top k, which cancels).
+template <class T>
+void teacher_topk(const T* zt, int64_t n, int64_t V, T tau, int64_t k, int32_t* ids, float* logp, float* rest);
+
+// KL between teacher and student coarsened to the teacher's top k and one "rest" class:
+//   loss = scale * sum_rows [ sum_{v in K} pt_v (log pt_v - log ps_v) + r (log r - log Ps_rest) ]
+// with ps = softmax(zs / tau), Ps_rest = sum_{v not in K} ps_v, r the teacher's rest mass. It
+// is never above the full KL (merging classes loses information) and equals it when k = V.
+// dzs = scale / tau * (ps_j - [j in K] pt_j - [j not in K] r ps_j / Ps_rest): the rest mass is
+// spread over the student's own distribution of the other classes. dzs may be null.
+template <class T>
+double kl_topk_loss(const T* zs, T* dzs, int64_t n, int64_t V, T tau, T scale, int64_t k, const int32_t* ids,
+                    const float* logp, const float* rest);
+
 // loss = scale * sum (a - b)^2 over count values; writes da = 2 * scale * (a - b) (skipped when null).
 template <class T>
 double mse_loss(const T* a, const T* b, T* da, int64_t count, T scale);

@@ -10,6 +10,11 @@ gradients tests/unit/test_distill_model.cpp checks against PyTorch autograd):
   a message when mpirun is missing);
 - bad input (a plain model, missing data, changed settings on --resume, an existing checkpoint
   without --resume) is refused with a clear message and a non-zero exit;
+- the teacher cache (--teacher-cache): a cached run follows the live run's loss trajectory within
+  the bf16 rounding of the cached hidden states; a second run reuses the cache and repeats the
+  first exactly; a build cut short resumes where meta.json says it stopped and gives the same
+  run; a cache made for other settings is refused; the top-k variant trains too; 2 MPI ranks
+  building and reading one cache give one process's weights;
 - the qwen3_swiftkv and mistral_swiftkv fixtures (q/k norms with trainable q_norm_swiftkv /
   k_norm_swiftkv; a sliding window) distill too: the loss falls, every trainable tensor changes,
   every frozen one stays bit-identical, and the output loads and scores.
@@ -186,8 +191,74 @@ def main():
                 la = [x["loss"] for x in metrics(one + ".state")]
                 lb = [x["loss"] for x in metrics(two + ".state")]
                 check(np.allclose(la, lb, rtol=1e-5), "and the same losses")
+            # Both ranks build one teacher cache (interleaved sequences), then read it.
+            onec, r1 = distill(tmp, "onec", data, common2 + ["--teacher-cache", os.path.join(tmp, "cache-1")])
+            twoc = os.path.join(tmp, "twoc")
+            r2 = subprocess.run(cmd[:cmd.index("--out") + 1] + [twoc] + cmd[cmd.index("--out") + 2:] +
+                                ["--teacher-cache", os.path.join(tmp, "cache-2")],
+                                capture_output=True, text=True, env=env, timeout=600)
+            check(r1.returncode == 0 and r2.returncode == 0, f"1 and 2 ranks run on a teacher cache ({r2.stderr[-500:]})")
+            if r1.returncode == 0 and r2.returncode == 0:
+                with open(os.path.join(tmp, "cache-1", "teacher.bin"), "rb") as f1, \
+                        open(os.path.join(tmp, "cache-2", "teacher.bin"), "rb") as f2:
+                    same_cache = f1.read() == f2.read()
+                check(same_cache, "the cache 2 ranks built is byte-identical to one process's")
+                a = load_file(os.path.join(onec, "model.safetensors"))
+                b = load_file(os.path.join(twoc, "model.safetensors"))
+                worst = max(float(np.max(np.abs(a[k] - b[k])) / (np.max(np.abs(a[k])) + 1e-12)) for k in trainable)
+                check(worst < 1e-4, f"and the same weights (max relative difference {worst:.2e})")
 
-        # 4. The other architectures' SwiftKV variants.
+        # 4. The teacher cache, on the same settings as the reference run of section 2.
+        cache = os.path.join(tmp, "cache")
+        c1, r = distill(tmp, "cached1", big, common + ["--teacher-cache", cache])
+        check(r.returncode == 0 and "sequences to compute" in r.stderr, f"a cached run builds its cache ({r.stderr[-300:]})")
+        m1 = metrics(c1 + ".state")
+        rel = max(abs(x["loss"] - y["loss"]) / y["loss"] for x, y in zip(m1, ref_m))
+        check(len(m1) == 60 and rel < 2e-2, f"the cached run follows the live loss trajectory (max relative "
+              f"difference {rel:.2e} over {len(m1)} steps)")
+        a = load_file(os.path.join(ref, "model.safetensors"))
+        b = load_file(os.path.join(c1, "model.safetensors"))
+        worst = max(float(np.max(np.abs(a[k] - b[k])) / (np.max(np.abs(a[k] - src[k])) + 1e-12)) for k in trainable)
+        check(worst < 0.1, f"and ends near its weights (max difference {worst:.2e} of the live run's update)")
+        with open(os.path.join(cache, "meta.json")) as f:
+            meta = json.load(f)
+        check(meta["complete_sequences"] == meta["sequences"] and os.path.getsize(os.path.join(cache, "teacher.bin"))
+              == meta["bytes"], f"meta.json records a complete cache of the file's size ({meta})")
+        c2, r = distill(tmp, "cached2", big, common + ["--teacher-cache", cache])
+        check(r.returncode == 0 and "sequences to compute" not in r.stderr and
+              [x["loss"] for x in metrics(c2 + ".state")] == [x["loss"] for x in m1],
+              "a second run reuses the cache and repeats the first exactly")
+        # A build cut short: meta.json says 5 sequences are done; the records after them are garbage.
+        meta["complete_sequences"] = 5
+        with open(os.path.join(cache, "meta.json"), "w") as f:
+            json.dump(meta, f)
+        with open(os.path.join(cache, "teacher.bin"), "r+b") as f:  # the second half: far past 5 records
+            f.seek(meta["bytes"] // 2)
+            f.write(os.urandom(meta["bytes"] - meta["bytes"] // 2))
+        c3, r = distill(tmp, "cached3", big, common + ["--teacher-cache", cache])
+        want = f"{meta['sequences'] - 5} of {meta['sequences']} sequences to compute"
+        check(r.returncode == 0 and want in r.stderr and
+              [x["loss"] for x in metrics(c3 + ".state")] == [x["loss"] for x in m1],
+              f"an unfinished cache resumes ('{want}') and gives the same run")
+        _, r = distill(tmp, "cached4", big, common + ["--teacher-cache", cache, "--temperature", "1.5"])
+        check(r.returncode != 0 and "temperature" in r.stderr and cache in r.stderr,
+              f"a cache made at another temperature is refused: {r.stderr.strip()}")
+        _, r = distill(tmp, "cached5", big, common + ["--teacher-top-k", "8"])
+        check(r.returncode != 0 and "--teacher-cache" in r.stderr, f"--teacher-top-k alone is refused: {r.stderr.strip()}")
+        tk, r = distill(tmp, "topk", data, ["--steps", "30", "--save-every", "0", "-t", "1", "--teacher-cache",
+                                             os.path.join(tmp, "cache-top8"), "--teacher-top-k", "8"])
+        ratio = None
+        for line in r.stderr.splitlines():
+            if "ratio" in line:
+                ratio = float(line.rsplit("ratio ", 1)[1].rstrip(")"))
+        check(r.returncode == 0 and ratio is not None and 0 < ratio < 1,
+              f"the top-8 cache reports its KL below the live one (ratio {ratio}) {r.stderr[-300:]}")
+        if r.returncode == 0:
+            m = metrics(tk + ".state")
+            first, last = np.mean([x["loss"] for x in m[:5]]), np.mean([x["loss"] for x in m[-5:]])
+            check(last < 0.8 * first, f"top-8 cached training: loss falls ({first:.4f} -> {last:.4f})")
+
+        # 5. The other architectures' SwiftKV variants.
         for case, vocab in (("m1g2_qwen3", 89), ("m2g1_mistral_window", 83)):
             model = os.path.join(SRC, "tests", "fixtures", "distill", case, "model")
             cdata = os.path.join(tmp, case + ".jsonl")
@@ -211,7 +282,7 @@ def main():
             s = run(["score", "--model", out, "--token-ids", "1,2,3,4,5"])
             check(s.returncode == 0, f"{case}: the distilled checkpoint loads and scores ({s.stderr[-200:]})")
 
-        # 5. Bad input.
+        # 6. Bad input.
         plain = os.path.join(SRC, "tests", "fixtures", "models")
         plain_models = [os.path.join(plain, d) for d in sorted(os.listdir(plain))
                         if os.path.exists(os.path.join(plain, d, "config.json"))] if os.path.isdir(plain) else []

@@ -2,16 +2,21 @@
 // float64 loss and gradients of every trainable tensor for tiny random SwiftKV checkpoints and
 // one packed batch), plus invariants that need no oracle.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
+#include <vector>
 
+#include "core/error.h"
 #include "io/model_files.h"
 #include "train/distill_model.h"
+#include "train/teacher_cache.h"
 
 namespace skv::train {
 namespace {
@@ -114,6 +119,117 @@ TEST(DistillModel, EvaluateGivesTheLossWithoutGradients) {
   for (size_t i = 0; i < once.size(); ++i) ASSERT_NEAR(model.grads()[i], 2 * once[i], 1e-6 + 1e-5 * std::abs(once[i]));
   model.zero_grads();
   for (float g : model.grads()) ASSERT_EQ(g, 0.0f);
+}
+
+// max |a - b| / max |b| over the gradients of two models.
+double grad_rel_err(DistillModel& a, DistillModel& b) {
+  double max_ref = 0, max_err = 0;
+  for (size_t i = 0; i < b.grads().size(); ++i) {
+    max_ref = std::max(max_ref, static_cast<double>(std::abs(b.grads()[i])));
+    max_err = std::max(max_err, static_cast<double>(std::abs(a.grads()[i] - b.grads()[i])));
+  }
+  return max_err / max_ref;
+}
+
+class CachedTargets : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(CachedTargets, FinalHiddenStateGivesTheLiveLossAndGradients) {
+  // k = 0: the cached final hidden state is bf16, so the KL and its gradient move by that
+  // rounding only; the MSE target is bf16 as well.
+  const std::string dir = fixture(GetParam());
+  DistillModel live(io::open_model_files(dir + "/model"));
+  DistillModel cached(io::open_model_files(dir + "/model"));
+  const Batch b = read_batch(dir);
+  const int64_t n = b.ids.size();
+  const StepStats a = live.accumulate(b.ids.data(), b.positions.data(), b.doc_start.data(), n, b.w);
+  const TeacherTargetBuffers t =
+      cached.teacher_targets(b.ids.data(), b.positions.data(), b.doc_start.data(), n, b.w.temperature, 0);
+  EXPECT_TRUE(t.top_ids.empty());
+  ASSERT_EQ(static_cast<int64_t>(t.fn.size()), n * live.config().hidden_size);
+  const StepStats c = cached.accumulate_cached(t.view(), b.positions.data(), b.doc_start.data(), n, b.w);
+  EXPECT_NEAR(c.kl, a.kl, 1e-2 * a.kl);
+  EXPECT_NEAR(c.mse, a.mse, 1e-2 * a.mse);
+  EXPECT_LT(grad_rel_err(cached, live), 2e-2);
+}
+
+TEST_P(CachedTargets, TopKOfTheWholeVocabularyGivesTheLiveKl) {
+  const std::string dir = fixture(GetParam());
+  DistillModel live(io::open_model_files(dir + "/model"));
+  DistillModel cached(io::open_model_files(dir + "/model"));
+  Batch b = read_batch(dir);
+  b.w.mse_scale = 0;  // the bf16 MSE target is checked above; here the KL alone, exactly
+  const int64_t n = b.ids.size(), V = live.config().vocab_size;
+  const StepStats a = live.accumulate(b.ids.data(), b.positions.data(), b.doc_start.data(), n, b.w);
+  const TeacherTargetBuffers t =
+      cached.teacher_targets(b.ids.data(), b.positions.data(), b.doc_start.data(), n, b.w.temperature, V);
+  for (float r : t.rest) EXPECT_EQ(r, 0.0f);
+  const StepStats c = cached.accumulate_cached(t.view(), b.positions.data(), b.doc_start.data(), n, b.w);
+  EXPECT_NEAR(c.kl, a.kl, 1e-5 * a.kl);
+  EXPECT_LT(grad_rel_err(cached, live), 1e-4);
+  // Fewer classes: a lower bound of the full KL, above zero.
+  DistillModel few(io::open_model_files(dir + "/model"));
+  const TeacherTargetBuffers t2 =
+      few.teacher_targets(b.ids.data(), b.positions.data(), b.doc_start.data(), n, b.w.temperature, 2);
+  const StepStats e = few.evaluate_cached(t2.view(), b.positions.data(), b.doc_start.data(), n, b.w);
+  EXPECT_GT(e.kl, 0.0);
+  EXPECT_LT(e.kl, a.kl);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CachedTargets, ::testing::Values("m2g1_gqa", "m1g2_bias_untied", "m1g2_qwen3"));
+
+TEST(TeacherCache, RecordsReadBackAndMismatchesAreRefused) {
+  namespace fs = std::filesystem;
+  const std::string dir = fixture("m2g1_gqa");
+  DistillModel model(io::open_model_files(dir + "/model"));
+  const Batch b = read_batch(dir);
+  const int64_t n = b.ids.size(), d = model.config().hidden_size;
+  const fs::path tmp = fs::temp_directory_path() / ("skv_tc_" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  for (int64_t k : {0, 3}) {
+    const std::string cdir = (tmp / ("k" + std::to_string(k))).string();
+    TeacherCacheSpec spec{d, k, b.w.temperature, "model-a", "data-a", {n, n}};
+    TeacherCache::prepare(cdir, spec);
+    EXPECT_EQ(static_cast<int64_t>(fs::file_size(cdir + "/teacher.bin")), TeacherCache::total_bytes(spec));
+    const TeacherTargetBuffers t =
+        model.teacher_targets(b.ids.data(), b.positions.data(), b.doc_start.data(), n, b.w.temperature, k);
+    {
+      TeacherCache c(cdir, spec, true);
+      EXPECT_EQ(c.complete(), 0);
+      c.write(1, t);
+      c.write(0, t);
+      c.sync();
+      c.commit(2, true);
+    }
+    TeacherCache r(cdir, spec, false);  // reopened: meta.json says both are complete
+    ASSERT_EQ(r.complete(), 2);
+    for (int64_t seq : {0, 1}) {
+      const TeacherTargets g = r.get(seq);
+      ASSERT_EQ(g.k, k);
+      EXPECT_EQ(std::memcmp(g.x_m, t.x_m.data(), n * d * 4), 0);
+      EXPECT_EQ(std::memcmp(g.h_last, t.h_last.data(), n * d * 2), 0);
+      if (k == 0) {
+        EXPECT_EQ(std::memcmp(g.fn, t.fn.data(), n * d * 2), 0);
+      } else {
+        EXPECT_EQ(std::memcmp(g.top_ids, t.top_ids.data(), n * k * 4), 0);
+        EXPECT_EQ(std::memcmp(g.top_logp, t.top_logp.data(), n * k * 4), 0);
+        EXPECT_EQ(std::memcmp(g.rest, t.rest.data(), n * 4), 0);
+      }
+    }
+    // Another model, other data, another k or temperature, other sequence lengths: refused.
+    std::vector<TeacherCacheSpec> others(5, spec);
+    others[0].model_fingerprint = "model-b";
+    others[1].data_fingerprint = "data-b";
+    others[2].k = k + 1;
+    others[3].temperature = 1.0;
+    others[4].lengths = {n, n - 1};
+    for (const TeacherCacheSpec& other : others) {
+      EXPECT_THROW(TeacherCache::prepare(cdir, other), Error);
+      EXPECT_THROW(TeacherCache(cdir, other, false), Error);
+    }
+    TeacherCache::prepare(cdir, spec);  // the same spec: accepted as it is
+    EXPECT_EQ(TeacherCache(cdir, spec, false).complete(), 2);
+  }
+  fs::remove_all(tmp);
 }
 
 TEST(DistillModel, ExportedFilesReplaceOnlyTheTrainableTensors) {

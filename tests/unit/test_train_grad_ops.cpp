@@ -649,6 +649,92 @@ TEST(TrainKlLoss, FloatMatchesDoubleAtLargeLogits) {
   EXPECT_LT(rel_err(dzsf, dzs), kF32Tol);
 }
 
+// The cached target of teacher_topk against a naive softmax and sort written here.
+TEST(TrainTopkKl, TeacherTopkIsTheLargestProbabilitiesAndTheRestMass) {
+  std::mt19937 rng(21);
+  for (int64_t V : {1, 5, 40})
+    for (int64_t k : {int64_t{1}, std::min<int64_t>(3, V), V}) {
+      const int64_t n = 3;
+      const double tau = 2.0;
+      Vec zt = randv(n * V, rng, 3.0);
+      if (V >= 5) zt[2] = zt[4];  // a tie: the lower id comes first
+      std::vector<int32_t> ids(n * k);
+      VecF logp(n * k), rest(n);
+      teacher_topk<double>(zt.data(), n, V, tau, k, ids.data(), logp.data(), rest.data());
+      for (int64_t i = 0; i < n; ++i) {
+        std::vector<std::pair<double, int32_t>> p;
+        double z = 0.0;
+        for (int64_t v = 0; v < V; ++v) z += std::exp(zt[i * V + v] / tau);
+        for (int64_t v = 0; v < V; ++v) p.emplace_back(std::exp(zt[i * V + v] / tau) / z, static_cast<int32_t>(v));
+        std::stable_sort(p.begin(), p.end(), [](auto& a, auto& b) { return a.first > b.first; });
+        double r = 0.0;
+        for (int64_t j = k; j < V; ++j) r += p[j].first;
+        for (int64_t j = 0; j < k; ++j) {
+          EXPECT_EQ(ids[i * k + j], p[j].second) << "V " << V << " k " << k << " row " << i << " rank " << j;
+          EXPECT_NEAR(logp[i * k + j], std::log(p[j].first), 1e-6 * (1 + std::fabs(std::log(p[j].first))));
+        }
+        EXPECT_NEAR(rest[i], r, 1e-7 * std::max(r, 1e-30) + 1e-12);
+      }
+    }
+}
+
+TEST(TrainTopkKl, EqualsFullKlAtKEqualsVAndBoundsItBelow) {
+  std::mt19937 rng(22);
+  const int64_t n = 4, V = 60;
+  const double tau = 2.0, scale = 0.3;
+  const Vec zt = randv(n * V, rng, 3.0), zs = randv(n * V, rng, 3.0);
+  Vec dfull(n * V);
+  const double full = kl_distill_loss<double>(zt.data(), zs.data(), dfull.data(), n, V, tau, scale);
+  double prev = -1.0;
+  for (int64_t k : {1, 2, 8, 30, 59, 60}) {
+    std::vector<int32_t> ids(n * k);
+    VecF logp(n * k), rest(n);
+    teacher_topk<double>(zt.data(), n, V, tau, k, ids.data(), logp.data(), rest.data());
+    Vec d(n * V);
+    const double topk =
+        kl_topk_loss<double>(zs.data(), d.data(), n, V, tau, scale, k, ids.data(), logp.data(), rest.data());
+    EXPECT_LE(topk, full * (1 + 1e-6)) << "k " << k;
+    EXPECT_GE(topk, prev - 1e-6 * full) << "k " << k << ": a finer split loses less";
+    prev = topk;
+    if (k == V) {
+      EXPECT_NEAR(topk, full, 1e-6 * full);  // the teacher's log-probs are stored in float
+      EXPECT_LT(rel_err(d, dfull), 1e-6);
+    }
+  }
+}
+
+TEST(TrainTopkKl, GradientMatchesFiniteDifferencesAndFloatMatchesDouble) {
+  std::mt19937 rng(23);
+  double worst = 0.0;
+  for (int64_t V : {2, 7, 33})
+    for (int64_t k : {int64_t{1}, V / 2, V - 1})
+      for (double tau : {1.0, 2.0}) {
+        if (k < 1) continue;
+        const int64_t n = 3;
+        const double scale = tau * tau / 5.0;
+        const Vec zt = randv(n * V, rng, 3.0);
+        Vec zs = randv(n * V, rng, 3.0), dzs(n * V);
+        std::vector<int32_t> ids(n * k);
+        VecF logp(n * k), rest(n);
+        teacher_topk<double>(zt.data(), n, V, tau, k, ids.data(), logp.data(), rest.data());
+        kl_topk_loss<double>(zs.data(), dzs.data(), n, V, tau, scale, k, ids.data(), logp.data(), rest.data());
+        auto L = [&] {
+          return kl_topk_loss<double>(zs.data(), nullptr, n, V, tau, scale, k, ids.data(), logp.data(), rest.data());
+        };
+        worst = std::max(worst, fd_check(zs, dzs, L, "dzs"));
+        const Vec zsr = rounded(zs);
+        Vec dd(n * V);
+        const double ld =
+            kl_topk_loss<double>(zsr.data(), dd.data(), n, V, tau, scale, k, ids.data(), logp.data(), rest.data());
+        VecF zsf = to_f(zs), df(n * V);
+        const double lf = kl_topk_loss<float>(zsf.data(), df.data(), n, V, static_cast<float>(tau),
+                                              static_cast<float>(scale), k, ids.data(), logp.data(), rest.data());
+        EXPECT_NEAR(lf, ld, kF32Tol * std::max(ld, 1e-3));
+        EXPECT_LT(rel_err(df, dd), kF32Tol);
+      }
+  report("kl_topk_loss", worst);
+}
+
 TEST(TrainMseLoss, GradientMatchesFiniteDifferencesAndFloatMatchesDouble) {
   std::mt19937 rng(14);
   double worst = 0.0;
