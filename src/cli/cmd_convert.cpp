@@ -16,6 +16,7 @@
 #include "io/hf_export.h"
 #include "io/model_files.h"
 #include "model/swiftkv.h"
+#include "model/swiftkv_weights.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_export.h"
 #include "train/calibrate.h"
@@ -27,6 +28,8 @@ namespace {
 const char* kUsage =
     "usage: swiftkv convert --model BASE --out DIR|FILE.gguf (--num-key-value-layers M | --swiftkv-fraction F)\n"
     "       [flags]\n"
+    "       swiftkv convert --model BASE --out DIR|FILE.gguf --swiftkv-weights FILE.safetensors [--any-base]\n"
+    "       swiftkv convert --model SWIFTKV_DIR --base BASE --out FILE.safetensors [--description TEXT]\n"
     "\n"
     "Turns a base model into a SwiftKV checkpoint: a Hugging Face directory (config.json,\n"
     "model.safetensors, tokenizer files, chat template), or, with --out X.gguf and a GGUF base, a\n"
@@ -60,6 +63,16 @@ const char* kUsage =
     "  --calibration-tokens N       tokens of calibration data used, from the start (default 16384)\n"
     "  --calibration-seq-len N      tokens per calibration sequence (default 1024)\n"
     "  --calibration-ridge R        ridge = R x the mean diagonal of sum h h^T (default 1e-3)\n"
+    "  --swiftkv-weights FILE       take the SwiftKV tensors (and M, G) from a SwiftKV weights file,\n"
+    "                               e.g. the trained ones in weights/ (docs/swiftkv.md), instead of\n"
+    "                               initialising them; the file must have been made on this base\n"
+    "                               (its fingerprint is checked)\n"
+    "  --any-base                   use --swiftkv-weights on a base with another fingerprint (the\n"
+    "                               same model in another format or quantisation: quality unmeasured)\n"
+    "  --base BASE                  with --out X.safetensors: write the SwiftKV tensors of --model\n"
+    "                               (a SwiftKV checkpoint, e.g. from distill) alone, bf16, as a\n"
+    "                               SwiftKV weights file for BASE, the model it was made from\n"
+    "  --description TEXT           recorded in the weights file (recipe, quality)\n"
     "  --force                      replace a non-empty --out that holds a model\n"
     "  -h, --help                   show this help\n";
 
@@ -114,13 +127,40 @@ void calibrate_model(io::ModelFiles& files, const std::string& model_path, const
   }
 }
 
+// convert --model SWIFTKV_DIR --base BASE --out FILE.safetensors: the SwiftKV tensors alone.
+int extract_swiftkv_weights(const Args& args, const std::string& model_path, const std::string& out) {
+  if (!out.ends_with(".safetensors")) fail("--base writes a SwiftKV weights file: give --out FILE.safetensors");
+  const std::string base_path = args.str("--base", "");
+  if (base_path.empty())
+    fail("--out ", out, " writes a SwiftKV weights file: give --base BASE, the model ", model_path, " was made from");
+  for (const char* f : {"--num-key-value-layers", "--swiftkv-fraction", "--key-value-group-size", "--dtype",
+                        "--swiftkv-dtype", "--calibrate", "--swiftkv-weights"})
+    if (args.has(f)) fail(f, " does not apply when writing a SwiftKV weights file (--out X.safetensors)");
+  if (args.flag("--any-base") || args.flag("--calibrate-q"))
+    fail("--any-base and --calibrate-q do not apply when writing a SwiftKV weights file");
+  if (std::filesystem::exists(out) && !args.flag("--force")) fail(out, " already exists; pass --force to replace it");
+  const auto start = std::chrono::steady_clock::now();
+  const io::ModelFiles ckpt = io::open_model_files(model_path);
+  const io::ModelFiles base = io::open_model_files(base_path);
+  const uint64_t bytes = model::write_swiftkv_weights(ckpt, base, out, args.str("--description", ""));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr,
+               "swiftkv convert: wrote %s: the SwiftKV tensors of %s (M = %lld, G = %lld), bf16, %s, for base %s, "
+               "in %.1f s\n",
+               out.c_str(), model_path.c_str(), static_cast<long long>(ckpt.config.num_key_value_layers),
+               static_cast<long long>(ckpt.config.key_value_group_size), megabytes(bytes).c_str(), base_path.c_str(),
+               secs);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_convert(int argc, char** argv) {
   Args args(argc, argv,
             {"--model", "--out", "--num-key-value-layers", "--swiftkv-fraction", "--key-value-group-size", "--dtype",
-             "--swiftkv-dtype", "--calibrate", "--calibration-tokens", "--calibration-seq-len", "--calibration-ridge"},
-            {"--force", "--help", "--calibrate-q"}, {{"-m", "--model"}, {"-h", "--help"}});
+             "--swiftkv-dtype", "--calibrate", "--calibration-tokens", "--calibration-seq-len", "--calibration-ridge",
+             "--swiftkv-weights", "--base", "--description"},
+            {"--force", "--help", "--calibrate-q", "--any-base"}, {{"-m", "--model"}, {"-h", "--help"}});
   if (args.flag("--help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -128,16 +168,27 @@ int cmd_convert(int argc, char** argv) {
   if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
   const std::string model_path = args.required("--model");
   const std::string out = args.required("--out");
+  if (out.ends_with(".safetensors") || args.has("--base") || args.has("--description"))
+    return extract_swiftkv_weights(args, model_path, out);
   // Everything checkable without the model is checked first, so a typo fails fast.
   const bool by_layers = args.has("--num-key-value-layers");
-  if (by_layers == args.has("--swiftkv-fraction"))
-    fail("give exactly one of --num-key-value-layers and --swiftkv-fraction");
+  const std::optional<std::string> weights = args.opt("--swiftkv-weights");
+  if (weights) {
+    for (const char* f : {"--num-key-value-layers", "--swiftkv-fraction", "--key-value-group-size", "--calibrate"})
+      if (args.has(f)) fail(f, " cannot be combined with --swiftkv-weights, which sets the SwiftKV tensors and M, G");
+    if (weights->empty()) fail("--swiftkv-weights needs a file");
+    model::read_swiftkv_weights_info(*weights);  // not a weights file: fail before loading the model
+  } else {
+    if (args.flag("--any-base")) fail("--any-base applies to --swiftkv-weights FILE");
+    if (by_layers == args.has("--swiftkv-fraction"))
+      fail("give exactly one of --num-key-value-layers and --swiftkv-fraction (or --swiftkv-weights FILE)");
+  }
   const int64_t fixed_m = args.integer("--num-key-value-layers", 1);
   if (fixed_m < 1) fail("--num-key-value-layers must be at least 1, got ", fixed_m);
   const double fraction = args.real("--swiftkv-fraction", 0.5);
   if (!(fraction > 0.0 && fraction < 1.0))
     fail("--swiftkv-fraction must be strictly between 0 and 1, got ", args.str("--swiftkv-fraction", ""));
-  const int64_t group = args.integer("--key-value-group-size", 1);
+  int64_t group = args.integer("--key-value-group-size", 1);
   if (group < 1) fail("--key-value-group-size must be at least 1, got ", group);
   std::optional<DType> dtype;
   if (auto d = args.opt("--dtype")) dtype = io::parse_export_dtype(*d);
@@ -187,13 +238,23 @@ int cmd_convert(int argc, char** argv) {
   io::ModelFiles files = io::open_model_files(model_path);
   if (files.config.swiftkv_checkpoint) fail(model_path, " is already a SwiftKV model; convert its base model instead");
   const int64_t layers = files.config.num_layers;
-  const int64_t m = by_layers ? fixed_m : model::num_key_value_layers_for_fraction(layers, fraction);
+  int64_t m = 0;
+  if (weights) {
+    const model::SwiftKVWeightsInfo info = model::apply_swiftkv_weights(files, *weights, args.flag("--any-base"));
+    m = info.num_key_value_layers;
+    group = info.key_value_group_size;
+    std::fprintf(stderr, "swiftkv convert: SwiftKV tensors from %s (M = %lld, G = %lld%s%s)\n", weights->c_str(),
+                 static_cast<long long>(m), static_cast<long long>(group), info.description.empty() ? "" : ": ",
+                 printable(info.description.substr(0, 300)).c_str());
+  } else {
+    m = by_layers ? fixed_m : model::num_key_value_layers_for_fraction(layers, fraction);
+  }
 
   if (to_gguf) {
     if (files.format != io::ModelFormat::GGUF)
       fail("a SwiftKV GGUF is made from a GGUF base model; ", model_path, " is a Hugging Face directory (write a ",
            "directory with --out DIR instead)");
-    model::add_swiftkv_tensors(files, m, group);
+    if (!weights) model::add_swiftkv_tensors(files, m, group);
     if (!calib_files.empty())
       calibrate_model(files, model_path, calib_files, calib_tokens, calib_seq_len, calib_ridge,
                       args.flag("--calibrate-q"));
@@ -214,7 +275,7 @@ int cmd_convert(int argc, char** argv) {
     opt.extra_files = tokenizer::hf_tokenizer_files_from_gguf(*files.gguf);
     opt.extra_files["generation_config.json"] = io::generation_config_to_json_text(files.config);
   }
-  model::add_swiftkv_tensors(files, m, group);
+  if (!weights) model::add_swiftkv_tensors(files, m, group);
   if (!calib_files.empty())
     calibrate_model(files, model_path, calib_files, calib_tokens, calib_seq_len, calib_ridge,
                     args.flag("--calibrate-q"));

@@ -80,8 +80,9 @@ bool ends_with_any(const std::string& name, std::initializer_list<const char*> s
   return false;
 }
 
-// Heads whose rows llama.cpp permuted in this tensor, or 0 when it was left alone.
-int64_t permuted_heads(const std::string& name, const ModelConfig& c) {
+}  // namespace
+
+int64_t rope_permuted_heads(const std::string& name, const ModelConfig& c) {
   if (ends_with_any(name, {".self_attn.q_proj.weight", ".self_attn.q_proj.bias", ".self_attn.q_proj_swiftkv.weight",
                            ".self_attn.q_proj_swiftkv.bias"}))
     return c.num_heads;
@@ -90,6 +91,8 @@ int64_t permuted_heads(const std::string& name, const ModelConfig& c) {
     return c.num_kv_heads;
   return 0;
 }
+
+namespace {
 
 // All tensors in the output dtype. They are held in memory together because
 // write_safetensors takes the whole map; unchanged tensors stay views of the source mapping.
@@ -105,7 +108,7 @@ std::map<std::string, Tensor> export_tensors(const ModelFiles& files, DType dtyp
     }
     Tensor v = t.dtype == dtype ? t : backend::to_dtype(t, dtype);
     if (files.rope_interleaved)
-      if (const int64_t heads = permuted_heads(name, c)) v = unpermute_rope_rows(v, heads);
+      if (const int64_t heads = rope_permuted_heads(name, c)) v = unpermute_rope_rows(v, heads);
     out.emplace(name, std::move(v));
   }
   return out;
@@ -228,13 +231,16 @@ void check_export_target(const std::string& out_dir, const std::string& source_p
   }
 }
 
-Tensor unpermute_rope_rows(const Tensor& t, int64_t n_head) {
-  if (dtype_is_quantized(t.dtype)) fail("unpermute_rope_rows: ", dtype_name(t.dtype), " rows cannot be moved");
+namespace {
+
+// HF row h*D + half*(D/2) + j <-> GGUF row h*D + 2*j + half, in the direction asked.
+Tensor move_rope_rows(const Tensor& t, int64_t n_head, bool to_hf) {
+  if (dtype_is_quantized(t.dtype)) fail("rope row permutation: ", dtype_name(t.dtype), " rows cannot be moved");
   if (t.shape.empty() || t.shape.size() > 2)
-    fail("unpermute_rope_rows: expected a 1-D or 2-D tensor, got ", t.shape_str());
+    fail("rope row permutation: expected a 1-D or 2-D tensor, got ", t.shape_str());
   const int64_t rows = t.shape[0];
   if (n_head <= 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0)
-    fail("unpermute_rope_rows: ", rows, " rows do not split into ", n_head, " heads of even size");
+    fail("rope row permutation: ", rows, " rows do not split into ", n_head, " heads of even size");
   const int64_t head_dim = rows / n_head, half_dim = head_dim / 2;
   const size_t row_bytes = t.nbytes() / static_cast<size_t>(rows);
   Tensor out = Tensor::empty(t.dtype, t.shape);
@@ -242,11 +248,18 @@ Tensor unpermute_rope_rows(const Tensor& t, int64_t n_head) {
   auto* dst = static_cast<uint8_t*>(out.data);
   for (int64_t h = 0; h < n_head; ++h)
     for (int64_t half = 0; half < 2; ++half)
-      for (int64_t j = 0; j < half_dim; ++j)
-        std::memcpy(dst + (h * head_dim + half * half_dim + j) * row_bytes,
-                    src + (h * head_dim + 2 * j + half) * row_bytes, row_bytes);
+      for (int64_t j = 0; j < half_dim; ++j) {
+        const int64_t hf_row = h * head_dim + half * half_dim + j, gguf_row = h * head_dim + 2 * j + half;
+        std::memcpy(dst + (to_hf ? hf_row : gguf_row) * row_bytes, src + (to_hf ? gguf_row : hf_row) * row_bytes,
+                    row_bytes);
+      }
   return out;
 }
+
+}  // namespace
+
+Tensor unpermute_rope_rows(const Tensor& t, int64_t n_head) { return move_rope_rows(t, n_head, true); }
+Tensor permute_rope_rows(const Tensor& t, int64_t n_head) { return move_rope_rows(t, n_head, false); }
 
 HfExportResult export_hf_directory(const ModelFiles& files, const std::string& out_dir, const HfExportOptions& opt) {
   check_export_target(out_dir, files.path, opt.replace_existing);

@@ -51,5 +51,10 @@ HfExportResult export_hf_directory(const ModelFiles& files, const std::string& o
 // ggml's adjacent-pair rope match HF's rotate_half: HF row h*D + half*(D/2) + j comes from
 // GGUF row h*D + 2*j + half. t: a plain-dtype [n_head * D, in] weight or [n_head * D] bias.
 Tensor unpermute_rope_rows(const Tensor& t, int64_t n_head);
+// The permutation itself (HF order -> GGUF order), for HF-ordered tensors added to a GGUF model.
+Tensor permute_rope_rows(const Tensor& t, int64_t n_head);
+// The heads llama.cpp permuted in the tensor of this HF name (q/k projections and their SwiftKV
+// variants), or 0 for a tensor it leaves alone.
+int64_t rope_permuted_heads(const std::string& name, const ModelConfig& c);
 
 }  // namespace skv::io
