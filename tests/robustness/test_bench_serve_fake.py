@@ -8,7 +8,7 @@ data: [DONE]. Some prompts are scripted to fail: HTTP 500, an error event mid-st
 that ends without [DONE], a connection cut mid-stream; one answers 503 twice before it works (the
 initial test must wait for it). The result file must then hold exact counts (completed, failed,
 input / output tokens, per-request lengths, errors), each request's TTFT, gaps and E2EL within
-25 ms of when the server actually sent its chunks (scheduling jitter only, so a busy machine does
+25 ms (SKV_TIMING_TOL; 75 ms in the sanitizer build) of when the server actually sent its chunks (scheduling jitter only, so a busy machine does
 not fail the test), the means within 25 ms of the script, goodput against SLOs that split the requests, throughputs equal to
 the counts over the duration, the request bodies vLLM's client sends, the API key, and at most
 --max-concurrency streams open at once. Bad flags, an unreachable server and a run where every
@@ -33,7 +33,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cli_checks import BIN, ROOT, TRACEBACK_MARKERS, Checks, make_env  # noqa: E402
 
 TINY = os.path.join(ROOT, "tests", "fixtures", "models", "llama_gqa")
-TTFT, GAP, TOL = 0.300, 0.050, 0.025
+TTFT, GAP = 0.300, 0.050
+# Scheduling jitter allowed between the fake server's clock and the client's. The sanitizer build
+# sets SKV_TIMING_TOL (tests/CMakeLists.txt): its client runs several times slower beside other
+# tests, and 29 ms of jitter were seen there once.
+TOL = float(os.environ.get("SKV_TIMING_TOL", "0.025"))
 checks = Checks(BIN, "bench", default_timeout=300)
 
 
