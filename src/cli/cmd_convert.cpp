@@ -245,7 +245,7 @@ int cmd_convert(int argc, char** argv) {
     group = info.key_value_group_size;
     std::fprintf(stderr, "swiftkv convert: SwiftKV tensors from %s (M = %lld, G = %lld%s%s)\n", weights->c_str(),
                  static_cast<long long>(m), static_cast<long long>(group), info.description.empty() ? "" : ": ",
-                 (printable(info.description.substr(0, 300)) + (info.description.size() > 300 ? "..." : "")).c_str());
+                 printable(quote_bounded(info.description, 300)).c_str());
   } else {
     m = by_layers ? fixed_m : model::num_key_value_layers_for_fraction(layers, fraction);
   }

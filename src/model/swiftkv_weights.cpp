@@ -53,7 +53,7 @@ int64_t integer_field(const std::map<std::string, std::string>& meta, const std:
     if (used == v.size()) return x;
   } catch (const std::exception&) {
   }
-  fail(path, ": SwiftKV weights metadata '", key, "' is not an integer: '", printable(v.substr(0, 40)), "'");
+  fail(path, ": SwiftKV weights metadata '", key, "' is not an integer: ", quote_bounded(v, 40));
 }
 
 std::string dims(const std::vector<int64_t>& shape) {
@@ -105,13 +105,15 @@ uint64_t write_swiftkv_weights(const io::ModelFiles& checkpoint, const io::Model
   return bytes;
 }
 
-SwiftKVWeightsInfo read_swiftkv_weights_info(const std::string& path) {
-  const io::SafetensorsFile f(path);
+namespace {
+
+SwiftKVWeightsInfo info_of(const io::SafetensorsFile& f) {
+  const std::string& path = f.path();
   const auto& meta = f.metadata();
   if (meta.count("format") == 0 || meta.at("format") != kFormat)
     fail(path, " is not a SwiftKV weights file (its safetensors metadata has no format = ", kFormat, ")");
   if (field(meta, path, "format_version") != kVersion)
-    fail(path, ": SwiftKV weights format version ", printable(field(meta, path, "format_version").substr(0, 20)),
+    fail(path, ": SwiftKV weights format version ", quote_bounded(field(meta, path, "format_version"), 20),
          " is not supported (this build reads version ", kVersion, ")");
   SwiftKVWeightsInfo info;
   info.num_key_value_layers = integer_field(meta, path, "num_key_value_layers");
@@ -123,26 +125,30 @@ SwiftKVWeightsInfo read_swiftkv_weights_info(const std::string& path) {
   return info;
 }
 
+}  // namespace
+
+SwiftKVWeightsInfo read_swiftkv_weights_info(const std::string& path) { return info_of(io::SafetensorsFile(path)); }
+
 SwiftKVWeightsInfo apply_swiftkv_weights(io::ModelFiles& files, const std::string& path, bool any_base) {
-  const SwiftKVWeightsInfo info = read_swiftkv_weights_info(path);
+  const io::SafetensorsFile f(path);
+  const SwiftKVWeightsInfo info = info_of(f);
   const io::ModelConfig& c = files.config;
   if (c.swiftkv_checkpoint) fail(files.path, " is already a SwiftKV model; give its base model");
   if (info.architecture != c.model_type())
-    fail(path, " holds SwiftKV tensors for a ", printable(info.architecture.substr(0, 40)), " model; ", files.path,
-         " is a ", c.model_type(), " model");
+    fail(path, " holds SwiftKV tensors for a ", quote_bounded(info.architecture, 40), " model; ", files.path, " is a ",
+         c.model_type(), " model");
   const std::string fp = io::hex64(io::tensors_fingerprint(files));
   if (fp != info.base_fingerprint && !any_base)
-    fail(path, " was trained on ", printable(info.base_name.substr(0, 80)), " (fingerprint ",
-         printable(info.base_fingerprint.substr(0, 20)), "); ", files.path, " has fingerprint ", fp,
+    fail(path, " was trained on ", quote_bounded(info.base_name, 80), " (fingerprint ",
+         quote_bounded(info.base_fingerprint, 20), "); ", files.path, " has fingerprint ", fp,
          ". Pass --any-base to use the tensors on this base anyway (their quality on it is not measured)");
   check_swiftkv_settings(c.num_layers, info.num_key_value_layers, info.key_value_group_size);
   const auto specs = swiftkv_tensor_specs(c, info.num_key_value_layers, info.key_value_group_size);
-  const io::SafetensorsFile f(path);
   std::set<std::string> expected;
   for (const SwiftKVTensorSpec& s : specs) expected.insert(s.name);
   for (const std::string& name : f.names())
     if (!expected.count(name))
-      fail(path, " holds ", printable(name.substr(0, 120)),
+      fail(path, " holds ", quote_bounded(name, 120),
            ", which is not a SwiftKV tensor of this model (M = ", info.num_key_value_layers,
            ", G = ", info.key_value_group_size, ")");
   std::map<std::string, Tensor> loaded;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
@@ -81,6 +82,74 @@ void truncate_metrics(const std::string& path, int64_t step) {
     kept += line + "\n";
   }
   io::write_file_atomic(path, kept);
+}
+
+// Opens the teacher cache of this run, first computing whatever it still lacks (every rank its
+// share of the sequences); a fresh cache also reports how its KL compares with the live one.
+std::unique_ptr<TeacherCache> open_teacher_cache(const DistillOptions& o, DistillModel& dm, const DataLoader& loader,
+                                                 DistillResult& res) {
+  Comm& comm = Comm::world();
+  const bool lead = comm.rank() == 0;
+  const io::ModelConfig& c = dm.config();
+  const auto t_cache = Clock::now();
+  if (o.teacher_top_k < 0 || o.teacher_top_k > c.vocab_size)
+    fail("--teacher-top-k must be in 0..", c.vocab_size, ", got ", o.teacher_top_k);
+  TeacherCacheSpec spec;
+  spec.hidden = c.hidden_size;
+  spec.k = o.teacher_top_k;
+  spec.temperature = o.temperature;
+  std::set<std::string> trained;
+  for (const ParamSlot& s : dm.slots()) trained.insert(s.name);
+  spec.model_fingerprint = io::hex64(
+      io::tensors_fingerprint(dm.files(), [&trained](const std::string& name) { return !trained.count(name); }));
+  spec.data_fingerprint = io::hex64(loader.fingerprint());
+  for (const PackedSequence& s : loader.sequences()) spec.lengths.push_back(s.size());
+  if (lead) TeacherCache::prepare(o.teacher_cache, spec);
+  comm.barrier();
+  auto cache = std::make_unique<TeacherCache>(o.teacher_cache, spec, true);
+  if (cache->complete() < cache->size()) {
+    if (lead)
+      std::fprintf(stderr, "distill: teacher cache %s: %lld of %lld sequences to compute, %.2f GB in all (%s)\n",
+                   o.teacher_cache.c_str(), static_cast<long long>(cache->size() - cache->complete()),
+                   static_cast<long long>(cache->size()), TeacherCache::total_bytes(spec) / 1e9,
+                   o.teacher_top_k == 0 ? "final hidden states, full KL"
+                                        : ("top " + std::to_string(o.teacher_top_k) + " log-probs").c_str());
+    LossWeights lw;
+    lw.temperature = o.temperature;
+    lw.kl_scale = o.temperature * o.temperature;
+    // How far the cached KL is from the live one, on the first sequences at the current weights.
+    if (cache->complete() == 0 && lead) {
+      for (int64_t i = 0; i < std::min<int64_t>(4, cache->size()); ++i) {
+        const PackedSequence& s = loader.sequences()[i];
+        const TeacherTargetBuffers t = dm.teacher_targets(s.ids.data(), s.positions.data(), s.doc_start.data(),
+                                                          s.size(), o.temperature, o.teacher_top_k);
+        res.live_kl += dm.evaluate(s.ids.data(), s.positions.data(), s.doc_start.data(), s.size(), lw).kl;
+        res.cached_kl += dm.evaluate_cached(t.view(), s.positions.data(), s.doc_start.data(), s.size(), lw).kl;
+      }
+      std::fprintf(stderr, "distill: KL x T^2 on the first sequences: from the cache %.6g, live %.6g (ratio %.6f)\n",
+                   res.cached_kl, res.live_kl, res.live_kl > 0 ? res.cached_kl / res.live_kl : 1.0);
+    }
+    Progress progress("teacher cache", "sequences", cache->size(), cache->complete(), lead);
+    progress.rate_in("tokens");
+    const int64_t block = 8 * comm.size();  // sequences between commits
+    for (int64_t b0 = cache->complete(); b0 < cache->size(); b0 += block) {
+      const int64_t b1 = std::min(cache->size(), b0 + block);
+      double tokens = 0;
+      for (int64_t i = b0 + comm.rank(); i < b1; i += comm.size()) {
+        const PackedSequence& s = loader.sequences()[i];
+        cache->write(i, dm.teacher_targets(s.ids.data(), s.positions.data(), s.doc_start.data(), s.size(),
+                                           o.temperature, o.teacher_top_k));
+        tokens += static_cast<double>(s.size());
+      }
+      cache->sync();
+      comm.allreduce_sum(&tokens, 1);  // also the barrier: every rank's records are on disk
+      cache->commit(b1, lead);
+      progress.advance(b1 - b0, "", static_cast<int64_t>(tokens));
+    }
+    progress.finish();
+  }
+  res.cache_seconds = std::chrono::duration<double>(Clock::now() - t_cache).count();
+  return cache;
 }
 
 }  // namespace
@@ -188,71 +257,9 @@ DistillResult run_distill(const DistillOptions& o) {
   }
 
   // The teacher cache: built (or finished) before the first step, then every step reads it.
-  std::unique_ptr<TeacherCache> cache;
   DistillResult res;
-  if (!o.teacher_cache.empty()) {
-    const auto t_cache = Clock::now();
-    TeacherCacheSpec spec;
-    spec.hidden = c.hidden_size;
-    spec.k = o.teacher_top_k;
-    spec.temperature = o.temperature;
-    std::vector<std::string> trained;
-    for (const ParamSlot& s : dm.slots()) trained.push_back(s.name);
-    spec.model_fingerprint = io::hex64(io::tensors_fingerprint(dm.files(), [&trained](const std::string& name) {
-      return std::find(trained.begin(), trained.end(), name) == trained.end();
-    }));
-    spec.data_fingerprint = io::hex64(loader.fingerprint());
-    for (const PackedSequence& s : loader.sequences()) spec.lengths.push_back(s.size());
-    if (o.teacher_top_k < 0 || o.teacher_top_k > c.vocab_size)
-      fail("--teacher-top-k must be in 0..", c.vocab_size, ", got ", o.teacher_top_k);
-    if (lead) TeacherCache::prepare(o.teacher_cache, spec);
-    comm.barrier();
-    cache = std::make_unique<TeacherCache>(o.teacher_cache, spec, true);
-    if (cache->complete() < cache->size()) {
-      if (lead)
-        std::fprintf(stderr, "distill: teacher cache %s: %lld of %lld sequences to compute, %.2f GB in all (%s)\n",
-                     o.teacher_cache.c_str(), static_cast<long long>(cache->size() - cache->complete()),
-                     static_cast<long long>(cache->size()), TeacherCache::total_bytes(spec) / 1e9,
-                     o.teacher_top_k == 0 ? "final hidden states, full KL"
-                                          : ("top " + std::to_string(o.teacher_top_k) + " log-probs").c_str());
-      LossWeights lw;
-      lw.temperature = o.temperature;
-      lw.kl_scale = o.temperature * o.temperature;
-      // How far the cached KL is from the live one, on the first sequences at the current weights.
-      if (cache->complete() == 0 && lead) {
-        for (int64_t i = 0; i < std::min<int64_t>(4, cache->size()); ++i) {
-          const PackedSequence& s = loader.sequences()[i];
-          const TeacherTargetBuffers t = dm.teacher_targets(s.ids.data(), s.positions.data(), s.doc_start.data(),
-                                                            s.size(), o.temperature, o.teacher_top_k);
-          res.live_kl += dm.evaluate(s.ids.data(), s.positions.data(), s.doc_start.data(), s.size(), lw).kl;
-          res.cached_kl += dm.evaluate_cached(t.view(), s.positions.data(), s.doc_start.data(), s.size(), lw).kl;
-        }
-        std::fprintf(stderr, "distill: KL x T^2 on the first sequences: from the cache %.6g, live %.6g (ratio %.6f)\n",
-                     res.cached_kl, res.live_kl, res.live_kl > 0 ? res.cached_kl / res.live_kl : 1.0);
-      }
-      Progress progress("teacher cache", "sequences", cache->size(), cache->complete(), lead);
-      progress.rate_in("tokens");
-      const int64_t block = 8 * comm.size();  // sequences between commits
-      for (int64_t b0 = cache->complete(); b0 < cache->size(); b0 += block) {
-        const int64_t b1 = std::min(cache->size(), b0 + block);
-        int64_t tokens = 0;
-        for (int64_t i = b0 + comm.rank(); i < b1; i += comm.size()) {
-          const PackedSequence& s = loader.sequences()[i];
-          cache->write(i, dm.teacher_targets(s.ids.data(), s.positions.data(), s.doc_start.data(), s.size(),
-                                             o.temperature, o.teacher_top_k));
-          tokens += s.size();
-        }
-        cache->sync();
-        double t = static_cast<double>(tokens);
-        comm.allreduce_sum(&t, 1);
-        comm.barrier();
-        cache->commit(b1, lead);
-        progress.advance(b1 - b0, "", static_cast<int64_t>(t));
-      }
-      progress.finish();
-    }
-    res.cache_seconds = std::chrono::duration<double>(Clock::now() - t_cache).count();
-  }
+  std::unique_ptr<TeacherCache> cache;
+  if (!o.teacher_cache.empty()) cache = open_teacher_cache(o, dm, loader, res);
 
   auto save = [&](int64_t step) {
     if (lead) {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/kernels.h"
 #include "backend/cpu/quant.h"
 #include "core/error.h"
 #include "model/rope_table.h"
@@ -15,6 +16,19 @@ namespace skv::train {
 namespace {
 
 using Buf = std::vector<float>;
+
+// The teacher cache keeps hidden states in bf16; these are its two conversions.
+Buf widen_bf16(const uint16_t* v, int64_t count) {
+  Buf out(count);
+  backend::cpu::kernels().to_float_bf16(v, out.data(), count);
+  return out;
+}
+
+std::vector<uint16_t> round_to_bf16(const Buf& v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = backend::cpu::fp32_to_bf16(v[i]);
+  return out;
+}
 
 }  // namespace
 
@@ -148,12 +162,10 @@ StepStats DistillModel::run_cached(const TeacherTargets& t, const int32_t* posit
   check_sequence(nullptr, doc_start, n);
   if (t.k < 0 || t.k > files_.config.vocab_size) fail("distill: cached top-k of ", t.k, " classes");
   const LayerDims m = layer_dims(files_.config, n, positions, doc_start, &rope_);
-  Buf h_last(n * m.d);
-  for (int64_t i = 0; i < n * m.d; ++i) h_last[i] = backend::cpu::bf16_to_fp32(t.h_last[i]);
+  const Buf h_last = widen_bf16(t.h_last, n * m.d);
   if (t.k > 0) return run_student(m, t.x_m, h_last.data(), nullptr, &t, lw, backward);
   Teacher live;  // the final hidden state is all the full KL needs of the teacher
-  live.fn.resize(n * m.d);
-  for (int64_t i = 0; i < n * m.d; ++i) live.fn[i] = backend::cpu::bf16_to_fp32(t.fn[i]);
+  live.fn = widen_bf16(t.fn, n * m.d);
   return run_student(m, t.x_m, h_last.data(), &live, nullptr, lw, backward);
 }
 
@@ -179,11 +191,9 @@ TeacherTargetBuffers DistillModel::teacher_targets(const int32_t* ids, const int
   TeacherTargetBuffers out;
   out.k = k;
   out.x_m = std::move(t.x_m);
-  out.h_last.resize(n * m.d);
-  for (int64_t i = 0; i < n * m.d; ++i) out.h_last[i] = backend::cpu::fp32_to_bf16(t.h_last[i]);
+  out.h_last = round_to_bf16(t.h_last);
   if (k == 0) {
-    out.fn.resize(n * m.d);
-    for (int64_t i = 0; i < n * m.d; ++i) out.fn[i] = backend::cpu::fp32_to_bf16(t.fn[i]);
+    out.fn = round_to_bf16(t.fn);
     return out;
   }
   out.top_ids.resize(n * k);

@@ -8,13 +8,12 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/fingerprint.h"
+#include "io/read_file.h"
 
 namespace skv::train {
 namespace {
@@ -24,6 +23,31 @@ using Json = nlohmann::ordered_json;
 constexpr int kFormat = 1;
 
 int64_t padded4(int64_t bytes) { return (bytes + 3) / 4 * 4; }
+
+// Byte offsets of the sections of one record of n tokens (x_M at 0), and its padded size: the
+// one description of the layout that sizing, writing and reading all use.
+struct RecordLayout {
+  int64_t fn = 0, logp = 0, rest = 0, ids = 0, h_last = 0, bytes = 0;
+};
+
+RecordLayout record_layout(int64_t n, int64_t d, int64_t k) {
+  RecordLayout r;
+  int64_t at = n * d * 4;
+  if (k == 0) {
+    r.fn = at;
+    at += n * d * 2;
+  } else {
+    r.logp = at;
+    at += n * k * 4;
+    r.rest = at;
+    at += n * 4;
+    r.ids = at;
+    at += n * k * 4;
+  }
+  r.h_last = at;
+  r.bytes = padded4(at + n * d * 2);
+  return r;
+}
 
 uint64_t lengths_hash(const std::vector<int64_t>& lengths) {
   return io::hash_bytes(lengths.data(), lengths.size() * sizeof(int64_t));
@@ -50,12 +74,9 @@ std::string bin_path(const std::string& dir) { return (fs::path(dir) / "teacher.
 
 Json read_meta(const std::string& dir) {
   const std::string path = meta_path(dir);
-  std::ifstream in(path);
-  if (!in) fail("cannot read ", path, ": ", std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const std::string text = io::read_file(path, "teacher cache metadata");
   try {
-    return Json::parse(ss.str());
+    return Json::parse(text);
   } catch (const std::exception& e) {
     fail(path, " is not valid JSON (", e.what(), "); remove the directory to rebuild the teacher cache");
   }
@@ -79,8 +100,7 @@ void check_identity(const std::string& dir, const Json& saved, const TeacherCach
 }  // namespace
 
 int64_t TeacherCache::bytes_per_record(int64_t n, int64_t hidden, int64_t k) {
-  if (k == 0) return n * hidden * 4 + padded4(n * hidden * 4);
-  return n * hidden * 4 + n * k * 4 + n * 4 + n * k * 4 + padded4(n * hidden * 2);
+  return record_layout(n, hidden, k).bytes;
 }
 
 int64_t TeacherCache::total_bytes(const TeacherCacheSpec& s) {
@@ -143,21 +163,17 @@ void TeacherCache::write(int64_t seq, const TeacherTargetBuffers& t) {
   if (t.k != k || static_cast<int64_t>(t.x_m.size()) != n * d || static_cast<int64_t>(t.h_last.size()) != n * d ||
       static_cast<int64_t>(k == 0 ? t.fn.size() : t.rest.size()) != (k == 0 ? n * d : n))
     fail("teacher cache: sequence ", seq, " has the wrong shape");
-  std::vector<uint8_t> rec(bytes_per_record(n, d, k), 0);
-  uint8_t* p = rec.data();
-  auto put = [&p](const void* src, size_t bytes) {
-    std::memcpy(p, src, bytes);
-    p += bytes;
-  };
-  put(t.x_m.data(), n * d * 4);
+  const RecordLayout r = record_layout(n, d, k);
+  std::vector<uint8_t> rec(r.bytes, 0);
+  std::memcpy(rec.data(), t.x_m.data(), n * d * 4);
   if (k == 0) {
-    put(t.fn.data(), n * d * 2);
+    std::memcpy(rec.data() + r.fn, t.fn.data(), n * d * 2);
   } else {
-    put(t.top_logp.data(), n * k * 4);
-    put(t.rest.data(), n * 4);
-    put(t.top_ids.data(), n * k * 4);
+    std::memcpy(rec.data() + r.logp, t.top_logp.data(), n * k * 4);
+    std::memcpy(rec.data() + r.rest, t.rest.data(), n * 4);
+    std::memcpy(rec.data() + r.ids, t.top_ids.data(), n * k * 4);
   }
-  put(t.h_last.data(), n * d * 2);
+  std::memcpy(rec.data() + r.h_last, t.h_last.data(), n * d * 2);
   size_t done = 0;
   while (done < rec.size()) {
     const ssize_t w = ::pwrite(fd_, rec.data() + done, rec.size() - done, offsets_[seq] + static_cast<off_t>(done));
@@ -188,20 +204,20 @@ TeacherTargets TeacherCache::get(int64_t seq) {
     if (m == MAP_FAILED) fail("cannot map ", bin_, ": ", std::strerror(errno));
     map_ = static_cast<const uint8_t*>(m);
   }
-  const int64_t n = spec_.lengths[seq], d = spec_.hidden, k = spec_.k;
+  const int64_t k = spec_.k;
+  const RecordLayout r = record_layout(spec_.lengths[seq], spec_.hidden, k);
   const uint8_t* p = map_ + offsets_[seq];
   TeacherTargets t;
   t.k = k;
   t.x_m = reinterpret_cast<const float*>(p);
+  t.h_last = reinterpret_cast<const uint16_t*>(p + r.h_last);
   if (k == 0) {
-    t.fn = reinterpret_cast<const uint16_t*>(p + n * d * 4);
-    t.h_last = reinterpret_cast<const uint16_t*>(p + n * d * 6);
-    return t;
+    t.fn = reinterpret_cast<const uint16_t*>(p + r.fn);
+  } else {
+    t.top_logp = reinterpret_cast<const float*>(p + r.logp);
+    t.rest = reinterpret_cast<const float*>(p + r.rest);
+    t.top_ids = reinterpret_cast<const int32_t*>(p + r.ids);
   }
-  t.top_logp = reinterpret_cast<const float*>(p + n * d * 4);
-  t.rest = reinterpret_cast<const float*>(p + n * d * 4 + n * k * 4);
-  t.top_ids = reinterpret_cast<const int32_t*>(p + n * d * 4 + n * k * 4 + n * 4);
-  t.h_last = reinterpret_cast<const uint16_t*>(p + n * d * 4 + n * k * 8 + n * 4);
   return t;
 }
 
