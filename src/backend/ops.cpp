@@ -75,6 +75,11 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
     case DType::Q8_0:
     case DType::Q4_0:
     case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
       break;
     default:
       fail_internal(op, ": weight dtype ", dtype_name(w.dtype), " is not supported");

@@ -10,7 +10,8 @@
 
 namespace skv::backend {
 
-// y[n, out] = x[n, in] @ w[out, in]^T (+ bias[out]). w: F32, F16, BF16, Q8_0, Q4_0 or Q4_1.
+// y[n, out] = x[n, in] @ w[out, in]^T (+ bias[out]). w: F32, F16, BF16, Q8_0, Q4_0,
+// Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K.
 // Quantised weights are never dequantised: the activation rows are quantised to 8 bits once
 // and every output is an integer dot product (llama.cpp's scheme, at any batch size; on the
 // target CPU it beat dequantise-a-panel + sgemm). Float weights use on-the-fly dot products

@@ -10,7 +10,13 @@ int64_t dtype_block_size(DType t) {
     case DType::Q4_0:
     case DType::Q4_1:
     case DType::MXFP8:
+    case DType::Q5_0:
+    case DType::Q5_1:
       return 32;
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+      return 256;
     default:
       return 1;
   }
@@ -32,6 +38,16 @@ size_t dtype_block_bytes(DType t) {
       return 20;  // fp16 scale + fp16 min + 16 bytes of nibbles
     case DType::MXFP8:
       return 33;  // E8M0 scale + 32 E4M3
+    case DType::Q5_0:
+      return 22;  // fp16 scale + 4 bytes of fifth bits + 16 bytes of nibbles
+    case DType::Q5_1:
+      return 24;  // fp16 scale + fp16 min + fifth bits + nibbles
+    case DType::Q4_K:
+      return 144;  // fp16 d, dmin + 12 bytes of 6-bit scales / mins + 128 bytes of nibbles
+    case DType::Q5_K:
+      return 176;  // Q4_K's + 32 bytes of fifth bits
+    case DType::Q6_K:
+      return 210;  // 128 bytes of low nibbles + 64 of high 2-bit pairs + 16 int8 scales + fp16 d
   }
   return 0;
 }
@@ -60,6 +76,16 @@ const char* dtype_name(DType t) {
       return "I32";
     case DType::MXFP8:
       return "MXFP8";
+    case DType::Q5_0:
+      return "Q5_0";
+    case DType::Q5_1:
+      return "Q5_1";
+    case DType::Q4_K:
+      return "Q4_K";
+    case DType::Q5_K:
+      return "Q5_K";
+    case DType::Q6_K:
+      return "Q6_K";
   }
   return "?";
 }

@@ -8,8 +8,10 @@ namespace skv {
 // Element / block formats. The quantised layouts are bit-compatible with ggml's so GGUF
 // tensors can be used in place (see src/backend/cpu/quant.h for the block structs).
 // MXFP8 (OCP Microscaling, E4M3 elements) is a KV cache format: 32 FP8 E4M3 values sharing
-// one power-of-two E8M0 scale.
-enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, I32, MXFP8 };
+// one power-of-two E8M0 scale. Q4_K / Q5_K / Q6_K are ggml's K-quants (super-blocks of 256
+// values); Q5_0 / Q5_1 are what llama.cpp's quantiser stores instead of a K-quant for rows
+// whose length is not a multiple of 256.
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, I32, MXFP8, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K };
 
 // Elements per block (1 for plain types) and bytes per block.
 int64_t dtype_block_size(DType t);

@@ -42,6 +42,16 @@ std::optional<DType> to_dtype(uint32_t ggml_type) {
       return DType::Q4_0;
     case 3:
       return DType::Q4_1;
+    case 6:
+      return DType::Q5_0;
+    case 7:
+      return DType::Q5_1;
+    case 12:
+      return DType::Q4_K;
+    case 13:
+      return DType::Q5_K;
+    case 14:
+      return DType::Q6_K;
     case 8:
       return DType::Q8_0;
     case 30:
@@ -371,9 +381,17 @@ Tensor GGUFFile::tensor(const std::string& name) const {
   if (it == index_.end()) fail(path_, ": tensor '", name, "' not found");
   const GGUFTensorInfo& t = infos_[it->second];
   const auto dtype = to_dtype(t.ggml_type);
-  if (!dtype)
-    fail(path_, ": tensor '", name, "' has type ", ggml_type_name(t.ggml_type),
-         ", which swiftkv does not support (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)");
+  if (!dtype) {
+    // Both lists from the type table, so the message cannot fall behind the reader.
+    std::string reads, refuses;
+    for (uint32_t id = 0; id < kNumGGMLTypes; ++id) {
+      if (kGGMLTypes[id].block == 0) continue;  // ids ggml has removed
+      std::string& list = to_dtype(id) ? reads : refuses;
+      list += (list.empty() ? "" : ", ") + std::string(kGGMLTypes[id].name);
+    }
+    fail(path_, ": tensor '", name, "' has type ", ggml_type_name(t.ggml_type), " (ggml type ", t.ggml_type,
+         "), which swiftkv does not support; it reads ", reads, " and refuses ", refuses);
+  }
   std::vector<int64_t> shape(t.ne.rbegin(), t.ne.rend());
   return Tensor::view(*dtype, std::move(shape), file_->data() + data_offset_ + t.offset, file_);
 }

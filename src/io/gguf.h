@@ -82,7 +82,8 @@ uint64_t ggml_nbytes(uint32_t ggml_type, const std::vector<int64_t>& ne);
 // MXFP8 and I32.
 uint32_t ggml_type_of(DType dtype);
 
-// ggml type ids swiftkv reads (F32=0, F16=1, Q4_0=2, Q4_1=3, Q8_0=8, BF16=30).
+// ggml type ids swiftkv reads (F32=0, F16=1, Q4_0=2, Q4_1=3, Q5_0=6, Q5_1=7, Q8_0=8, Q4_K=12,
+// Q5_K=13, Q6_K=14, BF16=30).
 // Names every type ggml has defined (Q4_K, IQ2_XS, ...) so errors can say what a file holds;
 // "unknown" for ids ggml never assigned.
 const char* ggml_type_name(uint32_t ggml_type);

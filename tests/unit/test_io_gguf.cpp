@@ -53,7 +53,12 @@ GGUFBuilder full_builder() {
       .tensor("bf16", {2, 2}, 30, pattern(8, 2))
       .tensor("q8_0", {64, 3}, 8, pattern(2 * 3 * 34, 3))
       .tensor("q4_0", {32, 1, 2}, 2, pattern(2 * 18, 4))
-      .tensor("q4_1", {32, 1, 1, 2}, 3, pattern(2 * 20, 5));
+      .tensor("q5_0", {64}, 6, pattern(2 * 22, 6))
+      .tensor("q5_1", {32, 3}, 7, pattern(3 * 24, 7))
+      .tensor("q4_k", {256, 2}, 12, pattern(2 * 144, 8))
+      .tensor("q5_k", {512}, 13, pattern(2 * 176, 9))
+      .tensor("q6_k", {256, 1, 3}, 14, pattern(3 * 210, 10))
+      .tensor("q4_1", {32, 1, 1, 2}, 3, pattern(2 * 20, 5));  // last: DataPastEnd cuts into it
   return g;
 }
 
@@ -104,6 +109,12 @@ void check_full(const GGUFFile& f, const GGUFBuilder& g) {
   EXPECT_EQ(f.tensor("q8_0").dtype, skv::DType::Q8_0);
   EXPECT_EQ(f.tensor("q4_0").dtype, skv::DType::Q4_0);
   EXPECT_EQ(f.tensor("q4_1").dtype, skv::DType::Q4_1);
+  EXPECT_EQ(f.tensor("q5_0").dtype, skv::DType::Q5_0);
+  EXPECT_EQ(f.tensor("q5_1").dtype, skv::DType::Q5_1);
+  EXPECT_EQ(f.tensor("q4_k").dtype, skv::DType::Q4_K);
+  EXPECT_EQ(f.tensor("q5_k").dtype, skv::DType::Q5_K);
+  EXPECT_EQ(f.tensor("q6_k").dtype, skv::DType::Q6_K);
+  EXPECT_EQ(f.tensor("q6_k").shape, (std::vector<int64_t>{3, 1, 256}));
   EXPECT_EQ(f.tensor("f32").shape, (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(f.tensor("f32").as<float>()[4], 4.0f);
   EXPECT_EQ(f.tensor("q4_1").shape, (std::vector<int64_t>{2, 1, 1, 32}));
@@ -257,13 +268,26 @@ TEST(GGUF, TypeNames) {
 TEST(GGUF, UnsupportedKnownTypeFailsOnUse) {
   TempDir dir;
   GGUFBuilder g;
-  g.tensor("blk.0.attn_q.weight", {256, 2}, 12, pattern(2 * 144, 9)).tensor("ok", {1}, 0, f32_bytes({1}));
+  // Q3_K (ggml type 11): 110 bytes per 256 values.
+  g.tensor("blk.0.attn_q.weight", {256, 2}, 11, pattern(2 * 110, 9)).tensor("ok", {1}, 0, f32_bytes({1}));
   g.write(dir.file("m.gguf"));
   GGUFFile f(dir.file("m.gguf"));  // the file itself is fine; sizes are known for every ggml type
-  EXPECT_EQ(f.tensor_infos()[0].nbytes, 288u);
+  EXPECT_EQ(f.tensor_infos()[0].nbytes, 220u);
   const std::string msg = error_of([&] { f.tensor("blk.0.attn_q.weight"); });
   EXPECT_NE(msg.find("blk.0.attn_q.weight"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("Q4_K"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("type Q3_K"), std::string::npos) << msg;
+  // It says what is read instead.
+  const size_t reads = msg.find("swiftkv does not support; it reads ");
+  ASSERT_NE(reads, std::string::npos) << msg;
+  const size_t refuses = msg.find(" and refuses ", reads);
+  ASSERT_NE(refuses, std::string::npos) << msg;
+  const std::string read_list = msg.substr(reads, refuses - reads), refused_list = msg.substr(refuses);
+  for (const char* t : {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"}) {
+    EXPECT_NE(read_list.find(std::string(" ") + t), std::string::npos) << t << ": " << msg;
+    EXPECT_EQ(refused_list.find(std::string(" ") + t + ","), std::string::npos) << t << ": " << msg;
+  }
+  for (const char* t : {"Q2_K", "Q3_K", "IQ4_XS", "MXFP4"})
+    EXPECT_NE(refused_list.find(std::string(" ") + t), std::string::npos) << t << ": " << msg;
   EXPECT_EQ(f.tensor("ok").as<float>()[0], 1.0f);
 }
 

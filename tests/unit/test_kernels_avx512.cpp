@@ -11,7 +11,8 @@
 //   disagree on the bytes already, the AVX2 one with the generic one).
 // - integer GEMV, weights and activation scales of 1.0: every term is an integer and, with at
 //   most 18 blocks, every partial sum stays below 2^24 (18 * 32 * 128 * 127 < 2^24), so all
-//   tables must give exactly sum_j w_j a_j.
+//   tables must give exactly sum_j w_j a_j. For the K-quants "unit" also keeps the 6-bit /
+//   int8 sub-block scales and mins within 3 (2 super-blocks: 512 * 3 * 32 * 127 < 2^24).
 // - integer GEMV, general scales: every table computes sum_b (d_w d_a isum_b + m_w s_a) with
 //   isum_b an exact integer dot product, but splits isum_b over 1 to 8 int32 lanes that are
 //   scaled and summed in float, so tables differ by summation order and product rounding
@@ -40,44 +41,159 @@ namespace {
       GTEST_SKIP() << "AVX-512 kernels not tested: this CPU (or build) lacks " << missing; \
   } while (0)
 
+// Each format as the kernels' contract states it: a weight block of kElems values (32, or 256
+// for a K-quant super-block), value e = scale(e) * weight(e) with weight an integer, plus, per
+// 32-value activation block sub, an offset coefficient that multiplies the activation's s.
+// So every table computes sum_sub [d_a sum_e scale(e) weight(e) q_a(e) + offset(sub) s_a].
 template <class Block>
 struct Fmt;
+
+// An fp16 scale: 1.0 for the unit-scale runs, else 2^-(0..11) * (1 + 0..0.999).
+inline uint16_t random_scale(std::mt19937& rng, bool unit) {
+  return unit ? 0x3c00 : fp32_to_fp16(std::ldexp(1.0f + (rng() % 1000) / 1000.0f, -static_cast<int>(rng() % 12)));
+}
+
 template <>
 struct Fmt<BlockQ8_0> {
   static constexpr const char* kName = "Q8_0";
+  static constexpr int kElems = QK;
   static QGemvFn fn(const Kernels& k) { return k.gemv_q8_0; }
   static int weight(const BlockQ8_0& b, int j) { return b.qs[j]; }
-  static double d(const BlockQ8_0& b) { return fp16_to_fp32(b.d); }
-  static double m(const BlockQ8_0&) { return 0.0; }
+  static double scale(const BlockQ8_0& b, int) { return fp16_to_fp32(b.d); }
+  static double offset(const BlockQ8_0&, int) { return 0.0; }
   static void random(BlockQ8_0& b, std::mt19937& rng, bool unit) {
     for (int j = 0; j < QK; ++j) b.qs[j] = static_cast<int8_t>(rng() & 0xff);  // -128 included
-    b.d = unit ? 0x3c00 : fp32_to_fp16(std::ldexp(1.0f + (rng() % 1000) / 1000.0f, -static_cast<int>(rng() % 12)));
+    b.d = random_scale(rng, unit);
   }
 };
 template <>
 struct Fmt<BlockQ4_0> {
   static constexpr const char* kName = "Q4_0";
+  static constexpr int kElems = QK;
   static QGemvFn fn(const Kernels& k) { return k.gemv_q4_0; }
   // Unsigned nibble; the -8 is the offset m = -8 d, as the kernels (and ggml's Q4_1 view) take it.
   static int weight(const BlockQ4_0& b, int j) { return j < 16 ? b.qs[j] & 0x0f : b.qs[j - 16] >> 4; }
-  static double d(const BlockQ4_0& b) { return fp16_to_fp32(b.d); }
-  static double m(const BlockQ4_0& b) { return -8.0 * fp16_to_fp32(b.d); }
+  static double scale(const BlockQ4_0& b, int) { return fp16_to_fp32(b.d); }
+  static double offset(const BlockQ4_0& b, int) { return -8.0 * fp16_to_fp32(b.d); }
   static void random(BlockQ4_0& b, std::mt19937& rng, bool unit) {
     for (auto& q : b.qs) q = static_cast<uint8_t>(rng() & 0xff);
-    b.d = unit ? 0x3c00 : fp32_to_fp16(std::ldexp(1.0f + (rng() % 1000) / 1000.0f, -static_cast<int>(rng() % 12)));
+    b.d = random_scale(rng, unit);
   }
 };
 template <>
 struct Fmt<BlockQ4_1> {
   static constexpr const char* kName = "Q4_1";
+  static constexpr int kElems = QK;
   static QGemvFn fn(const Kernels& k) { return k.gemv_q4_1; }
   static int weight(const BlockQ4_1& b, int j) { return j < 16 ? b.qs[j] & 0x0f : b.qs[j - 16] >> 4; }
-  static double d(const BlockQ4_1& b) { return fp16_to_fp32(b.d); }
-  static double m(const BlockQ4_1& b) { return fp16_to_fp32(b.m); }
+  static double scale(const BlockQ4_1& b, int) { return fp16_to_fp32(b.d); }
+  static double offset(const BlockQ4_1& b, int) { return fp16_to_fp32(b.m); }
   static void random(BlockQ4_1& b, std::mt19937& rng, bool unit) {
     for (auto& q : b.qs) q = static_cast<uint8_t>(rng() & 0xff);
-    b.d = unit ? 0x3c00 : fp32_to_fp16(std::ldexp(1.0f + (rng() % 1000) / 1000.0f, -static_cast<int>(rng() % 12)));
+    b.d = random_scale(rng, unit);
     b.m = unit ? (rng() % 2 ? 0x3c00 : 0xbc00) : fp32_to_fp16((static_cast<float>(rng() % 2001) - 1000.0f) / 300.0f);
+  }
+};
+// Q5: the fifth bit of element j is bit j of the little-endian qh word.
+inline int q5_weight(const uint8_t* qs, const uint8_t* qh, int j) {
+  const int nib = j < 16 ? qs[j] & 0x0f : qs[j - 16] >> 4;
+  return nib | (((qh[j / 8] >> (j % 8)) & 1) << 4);
+}
+template <>
+struct Fmt<BlockQ5_0> {
+  static constexpr const char* kName = "Q5_0";
+  static constexpr int kElems = QK;
+  static QGemvFn fn(const Kernels& k) { return k.gemv_q5_0; }
+  static int weight(const BlockQ5_0& b, int j) { return q5_weight(b.qs, b.qh, j); }
+  static double scale(const BlockQ5_0& b, int) { return fp16_to_fp32(b.d); }
+  static double offset(const BlockQ5_0& b, int) { return -16.0 * fp16_to_fp32(b.d); }
+  static void random(BlockQ5_0& b, std::mt19937& rng, bool unit) {
+    for (auto& q : b.qs) q = static_cast<uint8_t>(rng() & 0xff);
+    for (auto& q : b.qh) q = static_cast<uint8_t>(rng() & 0xff);
+    b.d = random_scale(rng, unit);
+  }
+};
+template <>
+struct Fmt<BlockQ5_1> {
+  static constexpr const char* kName = "Q5_1";
+  static constexpr int kElems = QK;
+  static QGemvFn fn(const Kernels& k) { return k.gemv_q5_1; }
+  static int weight(const BlockQ5_1& b, int j) { return q5_weight(b.qs, b.qh, j); }
+  static double scale(const BlockQ5_1& b, int) { return fp16_to_fp32(b.d); }
+  static double offset(const BlockQ5_1& b, int) { return fp16_to_fp32(b.m); }
+  static void random(BlockQ5_1& b, std::mt19937& rng, bool unit) {
+    for (auto& q : b.qs) q = static_cast<uint8_t>(rng() & 0xff);
+    for (auto& q : b.qh) q = static_cast<uint8_t>(rng() & 0xff);
+    b.d = random_scale(rng, unit);
+    b.m = unit ? (rng() % 2 ? 0x3c00 : 0xbc00) : fp32_to_fp16((static_cast<float>(rng() % 2001) - 1000.0f) / 300.0f);
+  }
+};
+// K-quants. Scales and mins are random bytes (every bit of the packed 6-bit fields), kept small
+// (< 4) in the unit-scale runs so that the exact sums stay below 2^24; d and dmin as above.
+inline void random_k_scales(uint8_t scales[12], std::mt19937& rng, bool unit) {
+  for (int i = 0; i < 12; ++i) scales[i] = static_cast<uint8_t>(rng() & 0xff);
+  if (unit) {  // 6-bit values 0..3: low bits only, top bits (4, 5) cleared
+    for (int i = 0; i < 8; ++i) scales[i] &= 0x03;
+    for (int i = 8; i < 12; ++i) scales[i] &= 0x33;
+  }
+}
+template <class Block>
+struct FmtKMinMax {
+  static constexpr int kElems = QK_K;
+  static double scale(const Block& b, int e) {
+    uint8_t sc[8], m[8];
+    k_scales_mins(b.scales, sc, m);
+    return static_cast<double>(fp16_to_fp32(b.d)) * sc[e / 32];
+  }
+  static double offset(const Block& b, int sub) {
+    uint8_t sc[8], m[8];
+    k_scales_mins(b.scales, sc, m);
+    return -static_cast<double>(fp16_to_fp32(b.dmin)) * m[sub];
+  }
+  static int nibble(const Block& b, int e) { return (b.qs[32 * (e / 64) + e % 32] >> (4 * ((e / 32) % 2))) & 0x0f; }
+  static void random_common(Block& b, std::mt19937& rng, bool unit) {
+    for (auto& q : b.qs) q = static_cast<uint8_t>(rng() & 0xff);
+    random_k_scales(b.scales, rng, unit);
+    b.d = random_scale(rng, unit);
+    b.dmin = random_scale(rng, unit);
+  }
+};
+template <>
+struct Fmt<BlockQ4_K> : FmtKMinMax<BlockQ4_K> {
+  static constexpr const char* kName = "Q4_K";
+  static QGemvFn fn(const Kernels& k) { return k.gemv_q4_k; }
+  static int weight(const BlockQ4_K& b, int e) { return nibble(b, e); }
+  static void random(BlockQ4_K& b, std::mt19937& rng, bool unit) { random_common(b, rng, unit); }
+};
+template <>
+struct Fmt<BlockQ5_K> : FmtKMinMax<BlockQ5_K> {
+  static constexpr const char* kName = "Q5_K";
+  static QGemvFn fn(const Kernels& k) { return k.gemv_q5_k; }
+  static int weight(const BlockQ5_K& b, int e) { return nibble(b, e) | (((b.qh[e % 32] >> (e / 32)) & 1) << 4); }
+  static void random(BlockQ5_K& b, std::mt19937& rng, bool unit) {
+    random_common(b, rng, unit);
+    for (auto& q : b.qh) q = static_cast<uint8_t>(rng() & 0xff);
+  }
+};
+template <>
+struct Fmt<BlockQ6_K> {
+  static constexpr const char* kName = "Q6_K";
+  static constexpr int kElems = QK_K;
+  static QGemvFn fn(const Kernels& k) { return k.gemv_q6_k; }
+  // Signed q - 32 with the group scale: no offset term.
+  static int weight(const BlockQ6_K& b, int e) {
+    const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+    const int lo = (b.ql[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0x0f;
+    return (lo | (((b.qh[32 * h + l] >> (2 * k)) & 3) << 4)) - 32;
+  }
+  static double scale(const BlockQ6_K& b, int e) { return static_cast<double>(fp16_to_fp32(b.d)) * b.scales[e / 16]; }
+  static double offset(const BlockQ6_K&, int) { return 0.0; }
+  static void random(BlockQ6_K& b, std::mt19937& rng, bool unit) {
+    for (auto& q : b.ql) q = static_cast<uint8_t>(rng() & 0xff);
+    for (auto& q : b.qh) q = static_cast<uint8_t>(rng() & 0xff);
+    for (auto& sc : b.scales)
+      sc = static_cast<int8_t>(unit ? static_cast<int>(rng() % 5) - 2 : static_cast<int>(rng() & 0xff) - 128);
+    b.d = random_scale(rng, unit);
   }
 };
 
@@ -105,10 +221,14 @@ void random_act(BlockQ8A* a, int64_t nb, std::mt19937& rng, bool unit) {
 template <class Block>
 void check_gemv(bool unit) {
   using F = Fmt<Block>;
+  constexpr int64_t kSub = F::kElems / QK;  // activation blocks per weight block
   std::mt19937 rng(unit ? 7 : 8);
   std::vector<const Kernels*> tables{generic_kernels(), avx512_kernels()};
   if (isa_supported(Isa::AVX2)) tables.push_back(avx2_kernels());
-  for (int64_t nb : {1, 2, 3, 17, 18, 48})
+  // K-quants: 1, 2 and 6 super-blocks.
+  const std::vector<int64_t> nbs =
+      kSub == 1 ? std::vector<int64_t>{1, 2, 3, 17, 18, 48} : std::vector<int64_t>{8, 16, 48};
+  for (int64_t nb : nbs)
     for (int64_t rows : {1, 3, 4, 5, 9})
       for (int64_t na : {1, 2, 3, 4, 5, 7}) {
         if (unit && nb > 18) continue;
@@ -116,9 +236,10 @@ void check_gemv(bool unit) {
                                         << " na=" << na);
         // Rows padded by one block and activations by two, outputs strided: nothing may read or
         // write past the described extent.
-        const size_t ws = static_cast<size_t>(nb + 1) * sizeof(Block);
+        const int64_t nw = nb / kSub;  // weight blocks per row
+        const size_t ws = static_cast<size_t>(nw + 1) * sizeof(Block);
         const int64_t as = nb + 2, ldy = rows + 3;
-        std::vector<Block> w(static_cast<size_t>(rows * (nb + 1)));
+        std::vector<Block> w(static_cast<size_t>(rows * (nw + 1)));
         for (auto& b : w) F::random(b, rng, unit);
         std::vector<BlockQ8A> act(static_cast<size_t>(na * as));
         for (int64_t a = 0; a < na; ++a) random_act(act.data() + a * as, nb, rng, unit);
@@ -128,17 +249,17 @@ void check_gemv(bool unit) {
           for (int64_t r = 0; r < rows; ++r) {
             double s = 0, m = 0;
             for (int64_t b = 0; b < nb; ++b) {
-              const Block& wb = w[r * (nb + 1) + b];
+              const Block& wb = w[r * (nw + 1) + b / kSub];
+              const int sub = static_cast<int>(b % kSub);
               const BlockQ8A& ab = act[a * as + b];
-              int64_t isum = 0, iabs = 0;
               for (int j = 0; j < QK; ++j) {
-                const int64_t p = static_cast<int64_t>(F::weight(wb, j)) * ab.qs[j];
-                isum += p;
-                iabs += p < 0 ? -p : p;
+                const int e = sub * QK + j;
+                const double p = F::scale(wb, e) * ab.d * F::weight(wb, e) * ab.qs[j];
+                s += p;
+                m += std::fabs(p);
               }
-              const double dd = F::d(wb) * ab.d;
-              s += dd * static_cast<double>(isum) + F::m(wb) * ab.s;
-              m += dd * static_cast<double>(iabs) + std::fabs(F::m(wb) * ab.s);
+              s += F::offset(wb, sub) * ab.s;
+              m += std::fabs(F::offset(wb, sub) * ab.s);
             }
             exact[a * rows + r] = s;
             mag[a * rows + r] = m;
@@ -202,6 +323,11 @@ TEST(Avx512Kernels, IntegerGemvExactWithUnitScales) {
   check_gemv<BlockQ8_0>(true);
   check_gemv<BlockQ4_0>(true);
   check_gemv<BlockQ4_1>(true);
+  check_gemv<BlockQ5_0>(true);
+  check_gemv<BlockQ5_1>(true);
+  check_gemv<BlockQ4_K>(true);
+  check_gemv<BlockQ5_K>(true);
+  check_gemv<BlockQ6_K>(true);
 }
 
 TEST(Avx512Kernels, IntegerGemvMatchesOtherTables) {
@@ -209,6 +335,11 @@ TEST(Avx512Kernels, IntegerGemvMatchesOtherTables) {
   check_gemv<BlockQ8_0>(false);
   check_gemv<BlockQ4_0>(false);
   check_gemv<BlockQ4_1>(false);
+  check_gemv<BlockQ5_0>(false);
+  check_gemv<BlockQ5_1>(false);
+  check_gemv<BlockQ4_K>(false);
+  check_gemv<BlockQ5_K>(false);
+  check_gemv<BlockQ6_K>(false);
 }
 
 // Float GEMV kernels directly, with k not a multiple of 16 or 32 and strided rows.

@@ -81,6 +81,14 @@ Weight make_weight(DType t, int64_t out, int64_t in, std::mt19937& rng) {
         quantize_row_q4_1(src, static_cast<BlockQ4_1*>(row), in);
         dequantize_row_q4_1(static_cast<BlockQ4_1*>(row), dq, in);
         break;
+      case DType::Q5_0:
+      case DType::Q5_1:
+      case DType::Q4_K:
+      case DType::Q5_K:
+      case DType::Q6_K:
+        quantize_row(t, src, row, in);
+        dequantize_row(t, row, dq, in);
+        break;
       default:
         ADD_FAILURE();
     }
@@ -181,6 +189,7 @@ TEST_P(LinearAllDtypes, OddSizesBothIsasBothPaths) {
   std::mt19937 rng(static_cast<unsigned>(dt) * 7919u + 1);
   std::vector<int64_t> ins = {32, 96, 576, 1536};
   if (!dtype_is_quantized(dt)) ins.insert(ins.end(), {7, 33});  // vector tails
+  if (dtype_block_size(dt) == QK_K) ins = {256, 768, 1536};     // 1, 3 and 6 super-blocks
   for (int64_t in : ins)
     for (int64_t out : {1, 3, 33, 192, 577})
       for (int64_t n : {1, 2, 3, 7, 17, 64, 129}) {
@@ -191,29 +200,33 @@ TEST_P(LinearAllDtypes, OddSizesBothIsasBothPaths) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, LinearAllDtypes,
-                         testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1),
+                         testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                                         DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K),
                          [](const testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
 
 // Extreme inputs: zero rows, constant rows, large magnitudes.
 TEST(Linear, DegenerateActivations) {
   IsaRestore restore;
   std::mt19937 rng(99);
-  for (DType dt : {DType::Q4_1, DType::Q4_0, DType::Q8_0, DType::F16}) {
-    Weight W = make_weight(dt, 19, 64, rng);
-    Tensor x = Tensor::zeros(DType::F32, {3, 64});
-    for (int j = 0; j < 64; ++j) x.as<float>()[64 + j] = 1000.0f;                 // constant large row
-    for (int j = 0; j < 64; ++j) x.as<float>()[128 + j] = j == 5 ? -3.0f : 0.0f;  // one-hot
+  for (DType dt : {DType::Q4_1, DType::Q4_0, DType::Q8_0, DType::F16, DType::Q5_0, DType::Q5_1, DType::Q4_K,
+                   DType::Q5_K, DType::Q6_K}) {
+    const int64_t in = dtype_block_size(dt) == QK_K ? 256 : 64;
+    Weight W = make_weight(dt, 19, in, rng);
+    Tensor x = Tensor::zeros(DType::F32, {3, in});
+    for (int64_t j = 0; j < in; ++j) x.as<float>()[in + j] = 1000.0f;                    // constant large row
+    for (int64_t j = 0; j < in; ++j) x.as<float>()[2 * in + j] = j == 5 ? -3.0f : 0.0f;  // one-hot
     Tensor y = Tensor::empty(DType::F32, {3, 19});
     for (Isa isa : isas()) {
       set_isa(isa);
       for (LinearPath path : {LinearPath::Gemv, LinearPath::Gemm}) {
+        SCOPED_TRACE(testing::Message() << dtype_name(dt) << " " << isa_name(isa));
         backend::cpu::linear(x, W.t, nullptr, y, path);
         for (int r = 0; r < 19; ++r) {
           EXPECT_EQ(y.as<float>()[r], 0.0f);
           double s = 0, m = 0;
-          for (int j = 0; j < 64; ++j) s += 1000.0 * W.deq[r * 64 + j], m += std::fabs(1000.0 * W.deq[r * 64 + j]);
+          for (int64_t j = 0; j < in; ++j) s += 1000.0 * W.deq[r * in + j], m += std::fabs(1000.0 * W.deq[r * in + j]);
           EXPECT_NEAR(y.as<float>()[19 + r], s, 2e-5 * m);  // 1000 quantises exactly (q = 127)
-          EXPECT_NEAR(y.as<float>()[38 + r], -3.0 * W.deq[r * 64 + 5], 1e-5);
+          EXPECT_NEAR(y.as<float>()[38 + r], -3.0 * W.deq[r * in + 5], 1e-5);
         }
       }
     }

@@ -114,10 +114,12 @@ TEST(RmsNorm, AgainstDoubleAllWeightDtypes) {
 TEST(Embedding, AllTableDtypes) {
   IsaRestore restore;
   std::mt19937 rng(23);
-  const int64_t vocab = 50, d = 96;
-  Tensor src = randn({vocab, d}, rng);
+  const int64_t vocab = 50;
   std::vector<int32_t> ids = {0, 49, 7, 7, 23};
-  for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
+  for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                   DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    const int64_t d = dtype_block_size(dt) == QK_K ? 512 : 96;
+    Tensor src = randn({vocab, d}, rng);
     Tensor table = Tensor::empty(dt, {vocab, d});
     std::vector<float> deq(vocab * d);
     for (int64_t r = 0; r < vocab; ++r) {
@@ -149,6 +151,7 @@ TEST(Embedding, AllTableDtypes) {
               dequantize_row_q4_1(static_cast<BlockQ4_1*>(row), dq, d);
           break;
         default:
+          quantize_row(dt, s, row, d), dequantize_row(dt, row, dq, d);
           break;
       }
     }

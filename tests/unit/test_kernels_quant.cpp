@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -250,6 +251,139 @@ TEST(Blocks, Q8_0HandBuilt) {
   for (int j = 0; j < 32; ++j) EXPECT_EQ(y[j], static_cast<float>(q[j]));
 }
 
+TEST(Blocks, Q5_0HandBuilt) {
+  float x[32];
+  for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(j - 16);
+  x[4] = -11.5f;  // -11.5 / 1 + 16.5 = 5.0 -> 5 (ggml truncates x + 16.5; RNE of 4.5 would give 4)
+  // max by magnitude is x[0] = -16 -> d = -16 / -16 = 1; q = min(31, (int)(x + 16.5)) = j.
+  // Elements 16..31 have q >= 16: bits 16..31 of qh; nibbles j | (j << 4) (q[j + 16] & 15 = j).
+  uint8_t want[22] = {0x00, 0x3c, 0x00, 0x00, 0xff, 0xff};
+  for (int j = 0; j < 16; ++j) want[6 + j] = static_cast<uint8_t>(j | (j << 4));
+  want[6 + 4] = 0x45;  // q[4] = 5
+  BlockQ5_0 b;
+  quantize_row_q5_0(x, &b, 32);
+  ASSERT_EQ(std::memcmp(&b, want, 22), 0);
+  float y[32];
+  dequantize_row_q5_0(&b, y, 32);
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(y[j], j == 4 ? -11.0f : static_cast<float>(j - 16)) << j;
+}
+
+TEST(Blocks, Q5_1HandBuilt) {
+  float x[32];
+  for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(j + 3);
+  x[5] = 7.5f;  // (7.5 - 3) / 1 + 0.5 = 5.0 -> 5 (RNE would give 4)
+  // min 3, max 34 -> d = 31 / 31 = 1, m = 3 (fp16 0x4200); q = j.
+  uint8_t want[24] = {0x00, 0x3c, 0x00, 0x42, 0x00, 0x00, 0xff, 0xff};
+  for (int j = 0; j < 16; ++j) want[8 + j] = static_cast<uint8_t>(j | (j << 4));
+  BlockQ5_1 b;
+  quantize_row_q5_1(x, &b, 32);
+  ASSERT_EQ(std::memcmp(&b, want, 24), 0);
+  float y[32];
+  dequantize_row_q5_1(&b, y, 32);
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(y[j], j == 5 ? 8.0f : static_cast<float>(j + 3)) << j;
+}
+
+// K-quant super-blocks built byte by byte, decoded by hand from ggml-common.h's description
+// (get_scale_min_k4 for the 6-bit scales and mins, the nibble / high-bit order of
+// dequantize_row_q*_K), every value exact in float.
+namespace {
+
+// 12 packed scale bytes and what they hold, worked out by hand: sub-blocks 0..3 use the low 6
+// bits of bytes j (scale) and j + 4 (min); 4..7 the nibbles of byte j + 4 (low: scale, high:
+// min) with the top two bits of bytes j - 4 (scale) and j (min) as bits 4..5.
+const uint8_t kScales[12] = {0x41, 0x02, 0xC3, 0x04, 0x85, 0x06, 0x07, 0x48, 0x9A, 0xBC, 0xDE, 0xF1};
+// j = 4: 0x9A & 15 = 10, 0x41 >> 6 = 1 -> 26;  min 0x9A >> 4 = 9, 0x85 >> 6 = 2 -> 41
+// j = 5: 0xBC & 15 = 12, 0x02 >> 6 = 0 -> 12;  min 11, 0x06 >> 6 = 0 -> 11
+// j = 6: 0xDE & 15 = 14, 0xC3 >> 6 = 3 -> 62;  min 13, 0x07 >> 6 = 0 -> 13
+// j = 7: 0xF1 & 15 = 1,  0x04 >> 6 = 0 -> 1;   min 15, 0x48 >> 6 = 1 -> 31
+const int kSc[8] = {1, 2, 3, 4, 26, 12, 62, 1};
+const int kMin[8] = {5, 6, 7, 8, 41, 11, 13, 31};
+
+// Byte i of qs is i: element 64 c + l is the low nibble of qs[32 c + l], element 64 c + 32 + l
+// its high nibble.
+int k_nibble(int e) {
+  const int c = e / 64, l = e % 32;
+  const int byte = 32 * c + l;
+  return e % 64 < 32 ? byte & 15 : byte >> 4;
+}
+
+}  // namespace
+
+TEST(Blocks, KScalesMinsHandDecoded) {
+  uint8_t sc[8], m[8];
+  k_scales_mins(kScales, sc, m);
+  for (int j = 0; j < 8; ++j) {
+    EXPECT_EQ(sc[j], kSc[j]) << j;
+    EXPECT_EQ(m[j], kMin[j]) << j;
+  }
+}
+
+TEST(Blocks, Q4_KHandBuilt) {
+  BlockQ4_K b[2];
+  for (BlockQ4_K& x : b) {
+    x.d = 0x3800;     // 0.5
+    x.dmin = 0x3400;  // 0.25
+    std::memcpy(x.scales, kScales, 12);
+    for (int i = 0; i < 128; ++i) x.qs[i] = static_cast<uint8_t>(i);
+  }
+  b[1].d = 0x4000;  // 2.0: the second super-block uses its own scales
+  float y[512];
+  dequantize_row_q4_K(b, y, 512);
+  for (int e = 0; e < 512; ++e) {
+    const int j = (e % 256) / 32;
+    const float d = e < 256 ? 0.5f : 2.0f;
+    ASSERT_EQ(y[e], d * kSc[j] * k_nibble(e % 256) - 0.25f * kMin[j]) << e;
+  }
+  EXPECT_EQ(y[0], -1.25f);                           // q 0, min 5: -0.25 * 5
+  EXPECT_EQ(y[255], -4.25f);                         // high nibble of qs[127] = 7, sub-block 7: 0.5 * 1 * 7 - 0.25 * 31
+  EXPECT_EQ(y[256 + 70], 2.0f * 3 * 6 - 0.25f * 7);  // qs[38] = 0x26 low nibble 6, sub-block 2
+}
+
+TEST(Blocks, Q5_KHandBuilt) {
+  BlockQ5_K b;
+  b.d = 0x3800;
+  b.dmin = 0x3400;
+  std::memcpy(b.scales, kScales, 12);
+  for (int i = 0; i < 128; ++i) b.qs[i] = static_cast<uint8_t>(i);
+  for (int l = 0; l < 32; ++l) b.qh[l] = static_cast<uint8_t>(l * 37);
+  float y[256];
+  dequantize_row_q5_K(&b, y, 256);
+  for (int e = 0; e < 256; ++e) {
+    const int j = e / 32, l = e % 32;
+    const int q = k_nibble(e) + 16 * ((b.qh[l] >> j) & 1);  // sub-block j's fifth bit: bit j of qh[l]
+    ASSERT_EQ(y[e], 0.5f * kSc[j] * q - 0.25f * kMin[j]) << e;
+  }
+  // qh[1] = 37 = 0b00100101: sub-blocks 0, 2, 5 have the fifth bit at l = 1.
+  EXPECT_EQ(y[1], 0.5f * 1 * (1 + 16) - 0.25f * 5);
+  EXPECT_EQ(y[33], 0.5f * 2 * 0 - 0.25f * 6);
+  // Element 161 = 64 * 2 + 32 + 1: high nibble of qs[65] = 4, plus 16 -> 20; sub-block 5.
+  EXPECT_EQ(y[161], 117.25f);
+}
+
+TEST(Blocks, Q6_KHandBuilt) {
+  BlockQ6_K b;
+  b.d = 0x3800;  // 0.5
+  for (int g = 0; g < 16; ++g) b.scales[g] = static_cast<int8_t>(g - 8);
+  for (int i = 0; i < 128; ++i) b.ql[i] = static_cast<uint8_t>(i);
+  for (int i = 0; i < 64; ++i) b.qh[i] = static_cast<uint8_t>(i * 37);
+  float y[256];
+  dequantize_row_q6_K(&b, y, 256);
+  // Element 0: ql[0] = 0 low nibble, qh[0] = 0 -> q 0 -> (0 - 32) * 0.5 * (0 - 8) = 128.
+  EXPECT_EQ(y[0], 128.0f);
+  // Element 100 = quarter 3 of half 0, l = 4: ql[36] = 0x24 high nibble 2, qh[4] = 148 =
+  // 0b10010100 bits 6..7 = 2 -> q = 2 + 32 = 34; group 6 (scale -2): 0.5 * -2 * (34 - 32) = -2.
+  EXPECT_EQ(y[100], -2.0f);
+  // Element 200 = half 1, quarter 2, l = 8: ql[72] = 0x48 high nibble 4, qh[40] = 1480 & 255 =
+  // 200 = 0b11001000 bits 4..5 = 0 -> q = 4; group 12 (scale 4): 0.5 * 4 * (4 - 32) = -56.
+  EXPECT_EQ(y[200], -56.0f);
+  // Element 45 = quarter 1 of half 0, l = 13: ql[45] = 0x2D low nibble 13, qh[13] = 481 & 255 =
+  // 225 = 0b11100001 bits 2..3 = 0 -> q = 13; group 2 (scale -6): 0.5 * -6 * (13 - 32) = 57.
+  EXPECT_EQ(y[45], 57.0f);
+  // Element 255 = half 1, quarter 3, l = 31: ql[127] = 0x7F high nibble 7, qh[63] = 2331 & 255 =
+  // 27 = 0b00011011 bits 6..7 = 0 -> q = 7; group 15 (scale 7): 0.5 * 7 * (7 - 32) = -87.5.
+  EXPECT_EQ(y[255], -87.5f);
+}
+
 TEST(Blocks, ZeroBlocks) {
   float x[32] = {};
   BlockQ8_0 a;
@@ -265,6 +399,59 @@ TEST(Blocks, ZeroBlocks) {
   for (float v : y) EXPECT_EQ(v, 0.0f);
   dequantize_row_q4_1(&c, y, 32);
   for (float v : y) EXPECT_EQ(v, 0.0f);
+  float z[256] = {}, w[256];
+  for (skv::DType t : {skv::DType::Q5_0, skv::DType::Q5_1, skv::DType::Q4_K, skv::DType::Q5_K, skv::DType::Q6_K}) {
+    std::vector<uint8_t> blk(skv::dtype_row_bytes(t, 256));
+    quantize_row(t, z, blk.data(), 256);
+    dequantize_row(t, blk.data(), w, 256);
+    for (float v : w) EXPECT_EQ(v, 0.0f) << skv::dtype_name(t);
+  }
+}
+
+// The quantisers for the 5-bit and K formats: Q5_0 / Q5_1 are bounded like Q4_0 / Q4_1 with 32
+// levels. The K-quant ones (ours, not ggml's search) are held to their normalised error on
+// Gaussian rows with sub-blocks of different scale; 4 bits give about 1e-2, each further bit 4x
+// less.
+TEST(Blocks, FiveBitAndKRoundTrips) {
+  std::mt19937 rng(31);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t n = 256 * 12;
+  std::vector<float> x(n), y(n);
+  for (int64_t i = 0; i < n; ++i)
+    x[i] = nd(rng) * (0.2f + static_cast<float>((i / 32) % 5)) + ((i / 16) % 3 == 0 ? 0.7f : 0.0f);
+  std::vector<BlockQ5_0> q50(n / 32);
+  quantize_row_q5_0(x.data(), q50.data(), n);
+  dequantize_row_q5_0(q50.data(), y.data(), n);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    for (int j = 0; j < 32; ++j)
+      ASSERT_LE(std::fabs(x[b * 32 + j] - y[b * 32 + j]), amax / 16 * (1.0f + 16.0f / 2048) * 1.001f);
+  }
+  std::vector<BlockQ5_1> q51(n / 32);
+  quantize_row_q5_1(x.data(), q51.data(), n);
+  dequantize_row_q5_1(q51.data(), y.data(), n);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float mn = 1e30f, mx = -1e30f;
+    for (int j = 0; j < 32; ++j) mn = std::min(mn, x[b * 32 + j]), mx = std::max(mx, x[b * 32 + j]);
+    const float d = (mx - mn) / 31;
+    const float bound = d * (0.5f + 31.0f / 2048) + std::fabs(mn) / 2048;
+    for (int j = 0; j < 32; ++j) ASSERT_LE(std::fabs(x[b * 32 + j] - y[b * 32 + j]), bound * 1.001f + 1e-6f);
+  }
+  struct KCase {
+    skv::DType t;
+    double max_nmse;
+  };
+  for (const KCase& c : {KCase{skv::DType::Q4_K, 2e-2}, KCase{skv::DType::Q5_K, 5e-3}, KCase{skv::DType::Q6_K, 2e-3}}) {
+    std::vector<uint8_t> q(skv::dtype_row_bytes(c.t, n));
+    quantize_row(c.t, x.data(), q.data(), n);
+    dequantize_row(c.t, q.data(), y.data(), n);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; ++i)
+      num += (x[i] - y[i]) * static_cast<double>(x[i] - y[i]), den += x[i] * static_cast<double>(x[i]);
+    EXPECT_LT(num / den, c.max_nmse) << skv::dtype_name(c.t);
+    std::printf("  %s round trip NMSE %.2e\n", skv::dtype_name(c.t), num / den);
+  }
 }
 
 // Round trips: the error of each element is bounded by half a step, plus what the fp16
@@ -339,6 +526,35 @@ TEST(IsaKernels, ToFloatMatchesReference) {
       dequantize_row_q4_1(q41.data(), want.data(), n);
       k.to_float_q4_1(q41.data(), got.data(), n);
       for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(got[j], want[j], 1e-6f * (1.0f + std::fabs(want[j])));
+    }
+  }
+  // The 5-bit and K formats: rows of 1 and 6 super-blocks, random bytes (every bit pattern, any
+  // scale) as well as quantised values. Exact up to the fused multiply-add of d * q + m for Q5_1.
+  for (int64_t n : {256, 1536}) {
+    for (skv::DType t : {skv::DType::Q5_0, skv::DType::Q5_1, skv::DType::Q4_K, skv::DType::Q5_K, skv::DType::Q6_K}) {
+      for (bool random_bytes : {false, true}) {
+        std::vector<float> x(n), want(n), got(n);
+        for (auto& v : x) v = nd(rng);
+        std::vector<uint8_t> q(skv::dtype_row_bytes(t, n));
+        quantize_row(t, x.data(), q.data(), n);
+        if (random_bytes) {
+          for (auto& b : q) b = static_cast<uint8_t>(rng());
+          // Keep the fp16 scales finite: exponent field at most 29 (bit 11 cleared).
+          const size_t bb = skv::dtype_block_bytes(t);
+          for (size_t off = 0; off < q.size(); off += bb) {
+            const size_t pos = t == skv::DType::Q6_K ? 208 : 0;  // Q6_K's d is last
+            const int nscales = t == skv::DType::Q6_K || t == skv::DType::Q5_0 ? 1 : 2;
+            for (int s = 0; s < nscales; ++s) q[off + pos + 2 * s + 1] &= 0xF7;
+          }
+        }
+        dequantize_row(t, q.data(), want.data(), n);
+        for (Isa isa : isas()) {
+          set_isa(isa);
+          SCOPED_TRACE(testing::Message() << isa_name(isa) << " " << skv::dtype_name(t) << " n=" << n);
+          to_float_for(kernels(), t)(q.data(), got.data(), n);
+          for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(got[j], want[j], 1e-6f * (1.0f + std::fabs(want[j]))) << j;
+        }
+      }
     }
   }
   // Odd lengths for the plain formats (tails of the 8- and 16-lane loops).

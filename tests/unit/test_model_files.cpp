@@ -151,11 +151,11 @@ TEST_F(ModelFilesTest, GGUFByMagicAndErrors) {
   EXPECT_EQ(skv::io::open_model_files(dir.file("weights.bin")).format, skv::io::ModelFormat::GGUF);
 
   GGUFBuilder q = tiny_llama_gguf();
-  q.tensor("blk.0.attn_q.weight_q4k", {256}, 12, Bytes(144, 0));
-  q.write(dir.file("q4k.gguf"));
-  const std::string m = error(dir.file("q4k.gguf"));
-  EXPECT_HAS(m, "Q4_K");
-  EXPECT_HAS(m, "blk.0.attn_q.weight_q4k");
+  q.tensor("blk.0.attn_q.weight_q3k", {256}, 11, Bytes(110, 0));  // Q3_K: a type swiftkv refuses
+  q.write(dir.file("q3k.gguf"));
+  const std::string m = error(dir.file("q3k.gguf"));
+  EXPECT_HAS(m, "Q3_K");
+  EXPECT_HAS(m, "blk.0.attn_q.weight_q3k");
 
   GGUFBuilder dup = tiny_llama_gguf();
   dup.tensor_f32("model.norm.weight", {8});  // collides with the mapped output_norm.weight

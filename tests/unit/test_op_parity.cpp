@@ -84,6 +84,14 @@ Tensor make_weight(DType dt, const std::vector<float>& w, int64_t rows, int64_t 
         backend::cpu::quantize_row_q4_1(src, reinterpret_cast<backend::cpu::BlockQ4_1*>(dst), cols);
         backend::cpu::dequantize_row_q4_1(reinterpret_cast<backend::cpu::BlockQ4_1*>(dst), ex, cols);
         break;
+      case DType::Q5_0:
+      case DType::Q5_1:
+      case DType::Q4_K:
+      case DType::Q5_K:
+      case DType::Q6_K:
+        backend::cpu::quantize_row(dt, src, dst, cols);
+        backend::cpu::dequantize_row(dt, dst, ex, cols);
+        break;
       default:
         ADD_FAILURE() << "no weight maker for " << dtype_name(dt);
     }
@@ -129,8 +137,9 @@ TEST(OpParity, Avx512Variant) {
 
 TEST(OpParity, Linear) {
   std::mt19937 rng(1);
-  for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1})
-    for (int64_t in : {96, 160})
+  for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                   DType::Q4_K, DType::Q5_K, DType::Q6_K})
+    for (int64_t in : dtype_block_size(dt) == 256 ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{96, 160})
       for (int64_t out : {17, 33})
         for (int64_t n : {1, 3, 17, 70}) {
           std::vector<float> exact;
@@ -213,10 +222,12 @@ TEST(OpParity, RmsNormAndElementwise) {
 
 TEST(OpParity, Embedding) {
   std::mt19937 rng(3);
-  const int64_t vocab = 50, d = 64;
+  const int64_t vocab = 50, d_plain = 64;
   const std::vector<int32_t> ids = {0, 49, 7, 7, 23};
-  for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
+  for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                   DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     std::vector<float> exact;
+    const int64_t d = std::max<int64_t>(d_plain, dtype_block_size(dt));
     const Tensor table = make_weight(dt, randv(vocab * d, rng), vocab, d, exact);
     Vec ref;
     for (int32_t id : ids) ref.insert(ref.end(), exact.begin() + id * d, exact.begin() + (id + 1) * d);

@@ -24,16 +24,10 @@ void row_to_f32(DType t, const uint8_t* src, float* dst, int64_t k) {
     case DType::BF16:
       for (int64_t i = 0; i < k; ++i) dst[i] = bf16_to_fp32(reinterpret_cast<const uint16_t*>(src)[i]);
       return;
-    case DType::Q8_0:
-      return dequantize_row_q8_0(reinterpret_cast<const BlockQ8_0*>(src), dst, k);
-    case DType::Q4_0:
-      return dequantize_row_q4_0(reinterpret_cast<const BlockQ4_0*>(src), dst, k);
-    case DType::Q4_1:
-      return dequantize_row_q4_1(reinterpret_cast<const BlockQ4_1*>(src), dst, k);
-    case DType::MXFP8:
-      return dequantize_row_mxfp8(reinterpret_cast<const BlockMXFP8*>(src), dst, k);
-    default:
+    case DType::I32:
       fail_internal("cannot convert a ", dtype_name(t), " tensor");
+    default:
+      return dequantize_row(t, src, dst, k);
   }
 }
 

@@ -150,6 +150,56 @@ const Kernels& kernels() {
 
 Isa active_isa() { return kernels().isa; }
 
+QGemvFn qgemv_for(const Kernels& k, DType t) {
+  switch (t) {
+    case DType::Q8_0:
+      return k.gemv_q8_0;
+    case DType::Q4_0:
+      return k.gemv_q4_0;
+    case DType::Q4_1:
+      return k.gemv_q4_1;
+    case DType::Q5_0:
+      return k.gemv_q5_0;
+    case DType::Q5_1:
+      return k.gemv_q5_1;
+    case DType::Q4_K:
+      return k.gemv_q4_k;
+    case DType::Q5_K:
+      return k.gemv_q5_k;
+    case DType::Q6_K:
+      return k.gemv_q6_k;
+    default:
+      return nullptr;
+  }
+}
+
+ToFloatFn to_float_for(const Kernels& k, DType t) {
+  switch (t) {
+    case DType::F16:
+      return k.to_float_f16;
+    case DType::BF16:
+      return k.to_float_bf16;
+    case DType::Q8_0:
+      return k.to_float_q8_0;
+    case DType::Q4_0:
+      return k.to_float_q4_0;
+    case DType::Q4_1:
+      return k.to_float_q4_1;
+    case DType::Q5_0:
+      return k.to_float_q5_0;
+    case DType::Q5_1:
+      return k.to_float_q5_1;
+    case DType::Q4_K:
+      return k.to_float_q4_k;
+    case DType::Q5_K:
+      return k.to_float_q5_k;
+    case DType::Q6_K:
+      return k.to_float_q6_k;
+    default:
+      return nullptr;
+  }
+}
+
 void set_isa(Isa isa) {
   if (const char* missing = isa_missing(isa))
     fail("CPU ISA ", isa_name(isa), " is not supported here (no ", missing,

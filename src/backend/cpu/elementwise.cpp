@@ -14,28 +14,8 @@ void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out) 
   const Kernels& k = kernels();
   const int64_t d = table.cols();
   float* op = out.as<float>();
-  ToFloatFn conv = nullptr;
-  switch (table.dtype) {
-    case DType::F32:
-      break;
-    case DType::F16:
-      conv = k.to_float_f16;
-      break;
-    case DType::BF16:
-      conv = k.to_float_bf16;
-      break;
-    case DType::Q8_0:
-      conv = k.to_float_q8_0;
-      break;
-    case DType::Q4_0:
-      conv = k.to_float_q4_0;
-      break;
-    case DType::Q4_1:
-      conv = k.to_float_q4_1;
-      break;
-    default:
-      fail_internal("embedding: unsupported table dtype ", dtype_name(table.dtype));
-  }
+  const ToFloatFn conv = to_float_for(k, table.dtype);  // nullptr: F32, copied as it is
+  if (!conv && table.dtype != DType::F32) fail_internal("embedding: unsupported table dtype ", dtype_name(table.dtype));
   for (int64_t i = 0; i < n; ++i) {
     const uint8_t* src = table.row_ptr(ids[i]);
     if (conv)

@@ -48,7 +48,8 @@ using QuantizeActFn = void (*)(const float* x, BlockQ8A* y, int64_t k);
 // Integer GEMV tile: for weight rows r < rows (row r at w + r * w_stride bytes, k elements)
 // and activation rows a < na (row a at act + a * act_stride blocks):
 //   y[a * ldy + r] = sum_j w[r, j] * act[a, j].
-// Any rows >= 1 and na >= 1; k % QK == 0.
+// Any rows >= 1 and na >= 1; k a multiple of the weight's block size (QK, or QK_K for the
+// K-quants, whose super-block meets 8 consecutive activation blocks).
 using QGemvFn = void (*)(const void* w, size_t w_stride, int64_t rows, const BlockQ8A* act, int64_t act_stride,
                          int64_t na, int64_t k, float* y, int64_t ldy);
 // Same with float activations (x row a at x + a * ldx) and F32 / F16 / BF16 weights.
@@ -75,9 +76,10 @@ using AttnFn = void (*)(const float* q, int64_t q_stride, int64_t G, const float
 struct Kernels {
   Isa isa;
   QuantizeActFn quantize_q8a;
-  QGemvFn gemv_q8_0, gemv_q4_0, gemv_q4_1;
+  QGemvFn gemv_q8_0, gemv_q4_0, gemv_q4_1, gemv_q5_0, gemv_q5_1, gemv_q4_k, gemv_q5_k, gemv_q6_k;
   FGemvFn gemv_f32, gemv_f16, gemv_bf16;
-  ToFloatFn to_float_f16, to_float_bf16, to_float_q8_0, to_float_q4_0, to_float_q4_1;
+  ToFloatFn to_float_f16, to_float_bf16, to_float_q8_0, to_float_q4_0, to_float_q4_1, to_float_q5_0, to_float_q5_1,
+      to_float_q4_k, to_float_q5_k, to_float_q6_k;
   // Row helpers (n any >= 0).
   float (*sum_squares)(const float* x, int64_t n);                                  // sum x^2 (fp32 lanes)
   void (*mul_scale)(const float* x, float s, const float* w, float* y, int64_t n);  // y = (x * s) * w
@@ -87,6 +89,11 @@ struct Kernels {
 };
 
 const Kernels& kernels();  // the active table (initialised on first use)
+
+// The table's integer GEMV / row conversion for a weight dtype; nullptr where it has none
+// (F32 for to_float; the float dtypes for qgemv).
+QGemvFn qgemv_for(const Kernels& k, DType t);
+ToFloatFn to_float_for(const Kernels& k, DType t);
 
 // Tables. The AVX2 and AVX-512 ones exist only on x86-64 builds; nullptr elsewhere.
 const Kernels* generic_kernels();

@@ -52,23 +52,6 @@ struct AlignedBuffer {
 thread_local AlignedBuffer t_panel;  // per worker: dequantised weight panel
 thread_local AlignedBuffer t_act;    // per caller: quantised activations
 
-ToFloatFn to_float_fn(const Kernels& k, DType t) {
-  switch (t) {
-    case DType::F16:
-      return k.to_float_f16;
-    case DType::BF16:
-      return k.to_float_bf16;
-    case DType::Q8_0:
-      return k.to_float_q8_0;
-    case DType::Q4_0:
-      return k.to_float_q4_0;
-    case DType::Q4_1:
-      return k.to_float_q4_1;
-    default:
-      return nullptr;
-  }
-}
-
 struct Problem {
   const float* x;  // [n, in]
   int64_t n, in, out;
@@ -102,7 +85,7 @@ void run_gemv(const Problem& p) {
   if (dtype_is_quantized(p.wt)) {
     const int64_t nb = p.in / QK;
     BlockQ8A* act = t_act.get<BlockQ8A>(static_cast<size_t>(p.n * nb));
-    const QGemvFn fn = p.wt == DType::Q4_1 ? k.gemv_q4_1 : p.wt == DType::Q4_0 ? k.gemv_q4_0 : k.gemv_q8_0;
+    const QGemvFn fn = qgemv_for(k, p.wt);
     // About 1/out of the work: its own parallel call only pays off for long prompts.
     const int qt = static_cast<double>(p.n) * p.in >= 256.0 * 1024 ? nt : 1;
     parallel_for_ranges(p.n, grain_for(p.n, qt), qt, [&](int64_t i0, int64_t i1) {
@@ -153,7 +136,7 @@ void run_gemm(const Problem& p) {
     });
     return;
   }
-  const ToFloatFn conv = to_float_fn(kernels(), p.wt);
+  const ToFloatFn conv = to_float_for(kernels(), p.wt);
   const int64_t P = panel_rows(p.in, p.out, nt);
   parallel_for_ranges(p.out, P, nt, [&](int64_t r0, int64_t r1) {
     float* buf = t_panel.get<float>(static_cast<size_t>(P * p.in));
@@ -201,7 +184,7 @@ const float* as_f32(const Tensor& t, std::vector<float>& buf) {
   if (t.dtype == DType::F32) return t.as<float>();
   const int64_t n = t.numel();
   buf.resize(static_cast<size_t>(n));
-  const ToFloatFn conv = to_float_fn(kernels(), t.dtype);
+  const ToFloatFn conv = to_float_for(kernels(), t.dtype);
   if (!conv) fail_internal("cannot convert a ", dtype_name(t.dtype), " tensor to F32");
   const int64_t cols = t.cols();
   for (int64_t r = 0; r < t.rows(); ++r) conv(t.row_ptr(r), buf.data() + r * cols, cols);

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/error.h"
+
 namespace skv::backend::cpu {
 
 namespace {
@@ -174,6 +176,155 @@ void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n) {
       const uint8_t xi1 = static_cast<uint8_t>(t1 < 15 ? t1 : 15);
       y[i].qs[j] = static_cast<uint8_t>(xi0 | (xi1 << 4));
     }
+  }
+}
+
+// ---- Q5_0 / Q5_1: Q4's nibbles plus a fifth bit per element in a little-endian 32-bit word.
+
+namespace {
+
+inline uint32_t fifth_bits(const uint8_t qh[4]) {
+  uint32_t v;
+  std::memcpy(&v, qh, 4);
+  return v;
+}
+
+// Element j and j + 16 of a Q5 block as 0..31.
+inline void q5_pair(const uint8_t* qs, uint32_t qh, int j, int& lo, int& hi) {
+  lo = (qs[j] & 0x0f) | static_cast<int>(((qh >> j) & 1u) << 4);
+  hi = (qs[j] >> 4) | static_cast<int>(((qh >> (j + QK / 2)) & 1u) << 4);
+}
+
+void pack_q5(const uint8_t* q, uint8_t qs[QK / 2], uint8_t qh[4]) {
+  uint32_t h = 0;
+  for (int j = 0; j < QK / 2; ++j) {
+    qs[j] = static_cast<uint8_t>((q[j] & 0x0f) | ((q[j + QK / 2] & 0x0f) << 4));
+    h |= static_cast<uint32_t>(q[j] >> 4) << j;
+    h |= static_cast<uint32_t>(q[j + QK / 2] >> 4) << (j + QK / 2);
+  }
+  std::memcpy(qh, &h, 4);
+}
+
+}  // namespace
+
+void dequantize_row_q5_0(const BlockQ5_0* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float d = fp16_to_fp32(x[i].d);
+    const uint32_t qh = fifth_bits(x[i].qh);
+    for (int j = 0; j < QK / 2; ++j) {
+      int lo, hi;
+      q5_pair(x[i].qs, qh, j, lo, hi);
+      y[i * QK + j] = (lo - 16) * d;
+      y[i * QK + j + QK / 2] = (hi - 16) * d;
+    }
+  }
+}
+
+void dequantize_row_q5_1(const BlockQ5_1* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float d = fp16_to_fp32(x[i].d);
+    const float m = fp16_to_fp32(x[i].m);
+    const uint32_t qh = fifth_bits(x[i].qh);
+    for (int j = 0; j < QK / 2; ++j) {
+      int lo, hi;
+      q5_pair(x[i].qs, qh, j, lo, hi);
+      y[i * QK + j] = lo * d + m;
+      y[i * QK + j + QK / 2] = hi * d + m;
+    }
+  }
+}
+
+// ggml quantize_row_q5_0_ref: as Q4_0 with 32 levels: d = max / -16,
+// q = min(31, (int8)(x / d + 16.5)).
+void quantize_row_q5_0(const float* x, BlockQ5_0* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float* xb = x + i * QK;
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < QK; ++j) {
+      if (amax < std::fabs(xb[j])) {
+        amax = std::fabs(xb[j]);
+        max = xb[j];
+      }
+    }
+    const float d = max / -16;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    uint8_t q[QK];
+    for (int j = 0; j < QK; ++j) {
+      const int8_t t = static_cast<int8_t>(xb[j] * id + 16.5f);
+      q[j] = static_cast<uint8_t>(t < 31 ? t : 31);
+    }
+    pack_q5(q, y[i].qs, y[i].qh);
+  }
+}
+
+// ggml quantize_row_q5_1_ref: d = (max - min) / 31, m = min, q = (uint8)((x - min) / d + 0.5)
+// (no clamp: the largest value gives 31.5 at most).
+void quantize_row_q5_1(const float* x, BlockQ5_1* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK; ++i) {
+    const float* xb = x + i * QK;
+    float min = 3.402823466e+38f, max = -3.402823466e+38f;
+    for (int j = 0; j < QK; ++j) {
+      if (xb[j] < min) min = xb[j];
+      if (xb[j] > max) max = xb[j];
+    }
+    const float d = (max - min) / ((1 << 5) - 1);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    y[i].m = fp32_to_fp16(min);
+    uint8_t q[QK];
+    for (int j = 0; j < QK; ++j) q[j] = static_cast<uint8_t>((xb[j] - min) * id + 0.5f);
+    pack_q5(q, y[i].qs, y[i].qh);
+  }
+}
+
+void dequantize_row(DType t, const void* x, float* y, int64_t n) {
+  switch (t) {
+    case DType::Q8_0:
+      return dequantize_row_q8_0(static_cast<const BlockQ8_0*>(x), y, n);
+    case DType::Q4_0:
+      return dequantize_row_q4_0(static_cast<const BlockQ4_0*>(x), y, n);
+    case DType::Q4_1:
+      return dequantize_row_q4_1(static_cast<const BlockQ4_1*>(x), y, n);
+    case DType::Q5_0:
+      return dequantize_row_q5_0(static_cast<const BlockQ5_0*>(x), y, n);
+    case DType::Q5_1:
+      return dequantize_row_q5_1(static_cast<const BlockQ5_1*>(x), y, n);
+    case DType::Q4_K:
+      return dequantize_row_q4_K(static_cast<const BlockQ4_K*>(x), y, n);
+    case DType::Q5_K:
+      return dequantize_row_q5_K(static_cast<const BlockQ5_K*>(x), y, n);
+    case DType::Q6_K:
+      return dequantize_row_q6_K(static_cast<const BlockQ6_K*>(x), y, n);
+    case DType::MXFP8:
+      return dequantize_row_mxfp8(static_cast<const BlockMXFP8*>(x), y, n);
+    default:
+      fail_internal("dequantize_row: ", dtype_name(t), " is not a block format");
+  }
+}
+
+void quantize_row(DType t, const float* x, void* y, int64_t n) {
+  switch (t) {
+    case DType::Q8_0:
+      return quantize_row_q8_0(x, static_cast<BlockQ8_0*>(y), n);
+    case DType::Q4_0:
+      return quantize_row_q4_0(x, static_cast<BlockQ4_0*>(y), n);
+    case DType::Q4_1:
+      return quantize_row_q4_1(x, static_cast<BlockQ4_1*>(y), n);
+    case DType::Q5_0:
+      return quantize_row_q5_0(x, static_cast<BlockQ5_0*>(y), n);
+    case DType::Q5_1:
+      return quantize_row_q5_1(x, static_cast<BlockQ5_1*>(y), n);
+    case DType::Q4_K:
+      return quantize_row_q4_K(x, static_cast<BlockQ4_K*>(y), n);
+    case DType::Q5_K:
+      return quantize_row_q5_K(x, static_cast<BlockQ5_K*>(y), n);
+    case DType::Q6_K:
+      return quantize_row_q6_K(x, static_cast<BlockQ6_K*>(y), n);
+    case DType::MXFP8:
+      return quantize_row_mxfp8(x, static_cast<BlockMXFP8*>(y), n);
+    default:
+      fail_internal("quantize_row: ", dtype_name(t), " is not a block format");
   }
 }
 

@@ -7,6 +7,7 @@
 // saturation: |15 * 127 * 2| < 32767), pairs are widened by vpmaddwd against ones, and each
 // block's int32 sums are scaled by d_w * d_a in float. Q4_0 is handled as Q4_1 with
 // m = -8 d (so no sign trick is needed); Q8_0 x Q8 uses the sign trick (|w| * sign(a, w)).
+// Q5_0 / Q5_1 are Q4_0 / Q4_1 with a fifth bit ORed into each byte (0..31: still no saturation).
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
@@ -124,7 +125,7 @@ void quantize_q8a(const float* x, BlockQ8A* y, int64_t k) {
 // target (EPYC Zen 1): 2.4 ns per Q4_1 block against 4.3 for ggml's 256-bit scheme.
 struct Q41 {
   using Block = BlockQ4_1;
-  static constexpr bool kSigned = false;
+  static constexpr bool kSigned = false, kFifth = false;
   // [d, m, 0, 0]
   static inline __m128 dm(const Block& b) {
     int v;
@@ -134,7 +135,7 @@ struct Q41 {
 };
 struct Q40 {
   using Block = BlockQ4_0;
-  static constexpr bool kSigned = false;
+  static constexpr bool kSigned = false, kFifth = false;
   // [d, -8 d, 0, 0]: d (q - 8) = d q - 8 d
   static inline __m128 dm(const Block& b) {
     const __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128(b.d));
@@ -143,9 +144,35 @@ struct Q40 {
 };
 struct Q80 {
   using Block = BlockQ8_0;
-  static constexpr bool kSigned = true;
+  static constexpr bool kSigned = true, kFifth = false;
   static inline __m128 dm(const Block& b) { return _mm_cvtph_ps(_mm_cvtsi32_si128(b.d)); }  // [d, 0, 0, 0]
 };
+struct Q51 {
+  using Block = BlockQ5_1;
+  static constexpr bool kSigned = false, kFifth = true;
+  static inline __m128 dm(const Block& b) {  // [d, m, 0, 0], adjacent as in Q4_1
+    int v;
+    __builtin_memcpy(&v, &b.d, 4);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(v));
+  }
+};
+struct Q50 {
+  using Block = BlockQ5_0;
+  static constexpr bool kSigned = false, kFifth = true;
+  // [d, -16 d, 0, 0]: d (q - 16) = d q - 16 d
+  static inline __m128 dm(const Block& b) {
+    const __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128(b.d));
+    return _mm_mul_ps(_mm_broadcastss_ps(d), _mm_setr_ps(1.0f, -16.0f, 0.0f, 0.0f));
+  }
+};
+
+// 16 bits -> 16 bytes, 0x10 where the bit is set (byte i from bit i).
+inline __m128i fifth_bits(uint32_t bits) {
+  const __m128i v = _mm_shuffle_epi8(_mm_cvtsi32_si128(static_cast<int>(bits)),
+                                     _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+  const __m128i bit = _mm_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(v, bit), bit), _mm_set1_epi8(0x10));
+}
 
 // Elements 0..15 and 16..31 of a weight block as bytes (unsigned 0..15 for the 4-bit
 // formats, signed for Q8_0).
@@ -159,6 +186,12 @@ inline void halves(const typename F::Block& b, __m128i& lo, __m128i& hi) {
     const __m128i m4 = _mm_set1_epi8(0x0f);
     lo = _mm_and_si128(t, m4);
     hi = _mm_and_si128(_mm_srli_epi16(t, 4), m4);
+    if constexpr (F::kFifth) {
+      uint32_t qh;
+      __builtin_memcpy(&qh, b.qh, 4);
+      lo = _mm_or_si128(lo, fifth_bits(qh));
+      hi = _mm_or_si128(hi, fifth_bits(qh >> 16));
+    }
   }
 }
 
@@ -234,6 +267,172 @@ void gemv_q(const void* w, size_t w_stride, int64_t rows, const BlockQ8A* act, i
     int64_t r = 0;
     for (; r + 4 <= rows; r += 4) qtile<F, 4, 1>(wb + r * w_stride, w_stride, ap, act_stride, nb, yp + r, ldy);
     for (; r < rows; ++r) qtile<F, 1, 1>(wb + r * w_stride, w_stride, ap, act_stride, nb, yp + r, ldy);
+  }
+}
+
+// ---------------------------------------------------------------- K-quant GEMV
+
+// A K-quant super-block meets 8 activation blocks; each is one 32-value weight sub-block, taken
+// in two 128-bit halves as above. Scales are unpacked once per super-block and weight row.
+//
+// Q4_K / Q5_K: like Q4_1 with per-sub-block d sc_j and m = -dmin m_j: the unsigned values'
+// sums are scaled by d sc_j d_a in float, and the mins by dmin m_j s_a (8 lanes, one FMA per
+// super-block). The scale and min are 6-bit integers times an fp16, so d sc_j is exact.
+//
+// Q6_K: 16-value groups with int8 scales, so an activation block spans two groups. Summing
+// (q - 32) q_a per half and multiplying by the group's scale stays in integers: vpmaddubsw of
+// the unsigned q (0..63, pairs <= 2 * 63 * 127 < 2^15) minus vpmaddubsw(32, q_a), computed once
+// per activation block for all weight rows, is sum (q - 32) q_a in int16 (|pair| <= 8128), and
+// vpmaddwd against the broadcast group scale widens and scales it at once; only d d_a remains
+// for the float multiply. ggml instead carries per-16 activation sums (Q8_K's bsums) to
+// subtract 32 sum q_a afterwards; our activations are per-32 blocks, and the subtraction in
+// int16 costs one op per half.
+struct KMinMax {
+  static constexpr bool kMins = true;
+  // [d sc_j] for j < 8 into dsc, [dmin m_j] into dmn. The 12 packed bytes as 3 words: scales
+  // 0..3 are the low 6 bits of word 0's bytes, mins 0..3 of word 1's; scales 4..7 take their
+  // low nibbles from word 2 and top bits from the top 2 bits of word 0's bytes, mins 4..7
+  // their nibbles from word 2's high nibbles and top bits from word 1 (quant.h).
+  static inline void scales(const uint8_t* packed, uint16_t d, uint16_t dmin, float* dsc, __m256& dmn) {
+    uint32_t w[3];
+    __builtin_memcpy(w, packed, 12);
+    const uint64_t sc = (w[0] & 0x3f3f3f3fu) | static_cast<uint64_t>((w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u))
+                                                   << 32;
+    const uint64_t mn =
+        (w[1] & 0x3f3f3f3fu) | static_cast<uint64_t>(((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u)) << 32;
+    const __m256 fs = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(sc))));
+    const __m256 fm = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mn))));
+    _mm256_store_ps(dsc, _mm256_mul_ps(fs, _mm256_set1_ps(h2f(d))));
+    dmn = _mm256_mul_ps(fm, _mm256_set1_ps(h2f(dmin)));
+  }
+  // Sub-block j of the 4-bit part: low nibbles of qs[32 (j / 2) ..] for even j, high for odd.
+  static inline void nibble_halves(const uint8_t* qs, int j, __m128i& lo, __m128i& hi) {
+    const uint8_t* q = qs + 32 * (j / 2);
+    const __m128i sh = _mm_cvtsi32_si128(4 * (j & 1));
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    lo = _mm_and_si128(_mm_srl_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), sh), m4);
+    hi = _mm_and_si128(_mm_srl_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)), sh), m4);
+  }
+};
+struct Q4K : KMinMax {
+  using Block = BlockQ4_K;
+  static inline void prepare(const Block& b, float* dsc, __m256& dmn) { scales(b.scales, b.d, b.dmin, dsc, dmn); }
+  static inline void halves(const Block& b, int j, __m128i& lo, __m128i& hi) { nibble_halves(b.qs, j, lo, hi); }
+};
+struct Q5K : KMinMax {
+  using Block = BlockQ5_K;
+  static inline void prepare(const Block& b, float* dsc, __m256& dmn) { scales(b.scales, b.d, b.dmin, dsc, dmn); }
+  // Plus bit j of qh[l] as 16.
+  static inline void halves(const Block& b, int j, __m128i& lo, __m128i& hi) {
+    nibble_halves(b.qs, j, lo, hi);
+    const __m128i m = _mm_set1_epi8(static_cast<char>(1 << j)), sixteen = _mm_set1_epi8(0x10);
+    const __m128i h0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qh));
+    const __m128i h1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qh + 16));
+    lo = _mm_or_si128(lo, _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(h0, m), m), sixteen));
+    hi = _mm_or_si128(hi, _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(h1, m), m), sixteen));
+  }
+};
+struct Q6K {
+  using Block = BlockQ6_K;
+  static constexpr bool kMins = false;
+  static inline void prepare(const Block& b, float* dsc, __m256&) { _mm256_store_ps(dsc, _mm256_set1_ps(h2f(b.d))); }
+  // Activation block j = 4 h + k (half h, quarter k): low 4 bits from ql[64 h + 32 (k % 2)]
+  // (high nibbles for k >= 2), top 2 from bits 2k, 2k + 1 of qh[32 h] (quant.h); 0..63.
+  static inline void halves(const Block& b, int j, __m128i& lo, __m128i& hi) {
+    const int h = j / 4, k = j % 4;
+    const uint8_t* ql = b.ql + 64 * h + 32 * (k % 2);
+    const uint8_t* qh = b.qh + 32 * h;
+    const __m128i sl = _mm_cvtsi32_si128(4 * (k / 2)), sh = _mm_cvtsi32_si128(2 * k);
+    const __m128i m4 = _mm_set1_epi8(0x0f), m2 = _mm_set1_epi8(0x03);
+    const auto part = [&](int off) {
+      const __m128i l = _mm_srl_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ql + off)), sl);
+      const __m128i t = _mm_srl_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qh + off)), sh);
+      return _mm_or_si128(_mm_and_si128(l, m4), _mm_slli_epi16(_mm_and_si128(t, m2), 4));
+    };
+    lo = part(0);
+    hi = part(16);
+  }
+};
+
+template <class F, int R, int NA>
+inline void ktile(const uint8_t* w, size_t ws, const BlockQ8A* act, int64_t as, int64_t nsb, float* y, int64_t ldy) {
+  using Block = typename F::Block;
+  const __m128i ones = _mm_set1_epi16(1), thirty_two = _mm_set1_epi8(32);
+  const __m256i s_index = _mm256_setr_epi32(0, 10, 20, 30, 40, 50, 60, 70);  // BlockQ8A::s, 40-byte stride
+  __m128 acc[R][NA];
+  __m256 off[R][NA];
+  for (int r = 0; r < R; ++r)
+    for (int a = 0; a < NA; ++a) acc[r][a] = _mm_setzero_ps(), off[r][a] = _mm256_setzero_ps();
+  const Block* wr[R];
+  for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const Block*>(w + r * ws);
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    alignas(32) float dsc[R][8];
+    __m256 dmn[R];
+    for (int r = 0; r < R; ++r) F::prepare(wr[r][sb], dsc[r], dmn[r]);
+    const BlockQ8A* ab[NA];
+    for (int a = 0; a < NA; ++a) ab[a] = act + a * as + sb * 8;
+    if constexpr (F::kMins) {
+      for (int a = 0; a < NA; ++a) {
+        const __m256 sa = _mm256_i32gather_ps(&ab[a][0].s, s_index, 4);
+        for (int r = 0; r < R; ++r) off[r][a] = _mm256_fmadd_ps(dmn[r], sa, off[r][a]);
+      }
+    }
+    for (int j = 0; j < 8; ++j) {
+      __m128i y0[NA], y1[NA], c0[NA], c1[NA];
+      for (int a = 0; a < NA; ++a) {
+        y0[a] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab[a][j].qs));
+        y1[a] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab[a][j].qs + 16));
+        if constexpr (!F::kMins) {
+          c0[a] = _mm_maddubs_epi16(thirty_two, y0[a]);
+          c1[a] = _mm_maddubs_epi16(thirty_two, y1[a]);
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        __m128i lo, hi;
+        F::halves(wr[r][sb], j, lo, hi);
+        for (int a = 0; a < NA; ++a) {
+          __m128i isum;
+          if constexpr (F::kMins) {
+            isum = _mm_madd_epi16(_mm_add_epi16(_mm_maddubs_epi16(lo, y0[a]), _mm_maddubs_epi16(hi, y1[a])), ones);
+          } else {
+            const __m128i p0 = _mm_sub_epi16(_mm_maddubs_epi16(lo, y0[a]), c0[a]);
+            const __m128i p1 = _mm_sub_epi16(_mm_maddubs_epi16(hi, y1[a]), c1[a]);
+            isum = _mm_add_epi32(_mm_madd_epi16(p0, _mm_set1_epi16(wr[r][sb].scales[2 * j])),
+                                 _mm_madd_epi16(p1, _mm_set1_epi16(wr[r][sb].scales[2 * j + 1])));
+          }
+          acc[r][a] = _mm_fmadd_ps(_mm_set1_ps(dsc[r][j] * ab[a][j].d), _mm_cvtepi32_ps(isum), acc[r][a]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int a = 0; a < NA; ++a) {
+      __m128 s = acc[r][a];
+      s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+      s = _mm_add_ss(s, _mm_movehdup_ps(s));
+      y[a * ldy + r] = F::kMins ? _mm_cvtss_f32(s) - hsum(off[r][a]) : _mm_cvtss_f32(s);
+    }
+}
+
+template <class F>
+void gemv_k(const void* w, size_t w_stride, int64_t rows, const BlockQ8A* act, int64_t act_stride, int64_t na,
+            int64_t k, float* y, int64_t ldy) {
+  const int64_t nsb = k / QK_K;
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  int64_t a = 0;
+  for (; a + 2 <= na; a += 2) {
+    const BlockQ8A* ap = act + a * act_stride;
+    float* yp = y + a * ldy;
+    int64_t r = 0;
+    for (; r + 2 <= rows; r += 2) ktile<F, 2, 2>(wb + r * w_stride, w_stride, ap, act_stride, nsb, yp + r, ldy);
+    if (r < rows) ktile<F, 1, 2>(wb + r * w_stride, w_stride, ap, act_stride, nsb, yp + r, ldy);
+  }
+  if (a < na) {
+    const BlockQ8A* ap = act + a * act_stride;
+    float* yp = y + a * ldy;
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) ktile<F, 4, 1>(wb + r * w_stride, w_stride, ap, act_stride, nsb, yp + r, ldy);
+    for (; r < rows; ++r) ktile<F, 1, 1>(wb + r * w_stride, w_stride, ap, act_stride, nsb, yp + r, ldy);
   }
 }
 
@@ -345,6 +544,33 @@ void to_float_q4_0(const void* src, float* dst, int64_t k) {
 void to_float_q4_1(const void* src, float* dst, int64_t k) {
   const BlockQ4_1* b = static_cast<const BlockQ4_1*>(src);
   for (int64_t i = 0; i < k / QK; ++i) store_block(nibbles(b[i].qs), h2f(b[i].d), h2f(b[i].m), dst + i * QK);
+}
+// Nibbles plus the fifth bits (0..31).
+inline __m256i q5_values(const uint8_t* qs, const uint8_t* qh) {
+  uint32_t h;
+  __builtin_memcpy(&h, qh, 4);
+  return _mm256_or_si256(nibbles(qs), _mm256_set_m128i(fifth_bits(h >> 16), fifth_bits(h)));
+}
+void to_float_q5_0(const void* src, float* dst, int64_t k) {
+  const BlockQ5_0* b = static_cast<const BlockQ5_0*>(src);
+  const __m256i sixteen = _mm256_set1_epi8(16);
+  for (int64_t i = 0; i < k / QK; ++i)
+    store_block(_mm256_sub_epi8(q5_values(b[i].qs, b[i].qh), sixteen), h2f(b[i].d), 0.0f, dst + i * QK);
+}
+void to_float_q5_1(const void* src, float* dst, int64_t k) {
+  const BlockQ5_1* b = static_cast<const BlockQ5_1*>(src);
+  for (int64_t i = 0; i < k / QK; ++i) store_block(q5_values(b[i].qs, b[i].qh), h2f(b[i].d), h2f(b[i].m), dst + i * QK);
+}
+// K-quant rows are converted by the scalar reference: only embedding rows need them (quantised
+// weights never take the panel + sgemm path), and there one row per token is cheap.
+void to_float_q4_k(const void* src, float* dst, int64_t k) {
+  dequantize_row_q4_K(static_cast<const BlockQ4_K*>(src), dst, k);
+}
+void to_float_q5_k(const void* src, float* dst, int64_t k) {
+  dequantize_row_q5_K(static_cast<const BlockQ5_K*>(src), dst, k);
+}
+void to_float_q6_k(const void* src, float* dst, int64_t k) {
+  dequantize_row_q6_K(static_cast<const BlockQ6_K*>(src), dst, k);
 }
 
 // ---------------------------------------------------------------- row helpers
@@ -499,10 +725,34 @@ void attn(const float* q, int64_t q_stride, int64_t G, const float* k, const flo
 }
 
 const Kernels kAvx2 = {
-    Isa::AVX2,     quantize_q8a,  gemv_q<Q80>,   gemv_q<Q40>,    gemv_q<Q41>,
-    gemv_f<LF32>,  gemv_f<LF16>,  gemv_f<LBF16>, to_float<LF16>, to_float<LBF16>,
-    to_float_q8_0, to_float_q4_0, to_float_q4_1, sum_squares,    mul_scale,
-    add,           silu_mul,      attn,
+    .isa = Isa::AVX2,
+    .quantize_q8a = quantize_q8a,
+    .gemv_q8_0 = gemv_q<Q80>,
+    .gemv_q4_0 = gemv_q<Q40>,
+    .gemv_q4_1 = gemv_q<Q41>,
+    .gemv_q5_0 = gemv_q<Q50>,
+    .gemv_q5_1 = gemv_q<Q51>,
+    .gemv_q4_k = gemv_k<Q4K>,
+    .gemv_q5_k = gemv_k<Q5K>,
+    .gemv_q6_k = gemv_k<Q6K>,
+    .gemv_f32 = gemv_f<LF32>,
+    .gemv_f16 = gemv_f<LF16>,
+    .gemv_bf16 = gemv_f<LBF16>,
+    .to_float_f16 = to_float<LF16>,
+    .to_float_bf16 = to_float<LBF16>,
+    .to_float_q8_0 = to_float_q8_0,
+    .to_float_q4_0 = to_float_q4_0,
+    .to_float_q4_1 = to_float_q4_1,
+    .to_float_q5_0 = to_float_q5_0,
+    .to_float_q5_1 = to_float_q5_1,
+    .to_float_q4_k = to_float_q4_k,
+    .to_float_q5_k = to_float_q5_k,
+    .to_float_q6_k = to_float_q6_k,
+    .sum_squares = sum_squares,
+    .mul_scale = mul_scale,
+    .add = add,
+    .silu_mul = silu_mul,
+    .attn = attn,
 };
 
 }  // namespace

@@ -15,7 +15,8 @@
 // Two blocks share one 512-bit register, each block's int32 lanes are scaled in float by
 // d_w d_a and summed into float accumulators; the offset term m_w s_a of the 4-bit formats is
 // accumulated apart. Tiles are 4 weight rows x up to 4 activation rows (prefill) or x 1
-// (decode).
+// (decode). Q5_0 / Q5_1 are Q4_0 / Q4_1 whose bytes get 16 added under a mask of their fifth
+// bits. The K-quants (ktile below) pair their 32-value sub-blocks the same way.
 //
 // Float weights: BF16 is widened to F32 by a shift and multiplied with FMA, so activations keep
 // F32 precision. vdpbf16ps would round the activations to bf16 too: about 1.3x faster on a
@@ -127,7 +128,7 @@ void quantize_q8a(const float* x, BlockQ8A* y, int64_t k) {
 // two d_w d_a) over the int32 lanes each block's sums occupy.
 struct Q41 {
   using Block = BlockQ4_1;
-  static constexpr bool kSigned = false;
+  static constexpr bool kSigned = false, kFifth = false;
   static inline __m128 dm(const Block& b0, const Block& b1) {
     int v0, v1;
     __builtin_memcpy(&v0, &b0.d, 4);
@@ -137,7 +138,7 @@ struct Q41 {
 };
 struct Q40 {
   using Block = BlockQ4_0;
-  static constexpr bool kSigned = false;
+  static constexpr bool kSigned = false, kFifth = false;
   // d (q - 8) = d q - 8 d: [d, -8 d] per block.
   static inline __m128 dm(const Block& b0, const Block& b1) {
     const __m128i h = _mm_insert_epi16(_mm_cvtsi32_si128(b0.d), b1.d, 1);
@@ -147,9 +148,29 @@ struct Q40 {
 };
 struct Q80 {
   using Block = BlockQ8_0;
-  static constexpr bool kSigned = true;
+  static constexpr bool kSigned = true, kFifth = false;
   static inline __m128 dm(const Block& b0, const Block& b1) {  // [d0, 0, d1, 0]
     return _mm_cvtph_ps(_mm_insert_epi16(_mm_cvtsi32_si128(b0.d), b1.d, 2));
+  }
+};
+struct Q51 {
+  using Block = BlockQ5_1;
+  static constexpr bool kSigned = false, kFifth = true;
+  static inline __m128 dm(const Block& b0, const Block& b1) {  // d, m adjacent, as in Q4_1
+    int v0, v1;
+    __builtin_memcpy(&v0, &b0.d, 4);
+    __builtin_memcpy(&v1, &b1.d, 4);
+    return _mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128(v0), v1, 1));
+  }
+};
+struct Q50 {
+  using Block = BlockQ5_0;
+  static constexpr bool kSigned = false, kFifth = true;
+  // d (q - 16) = d q - 16 d: [d, -16 d] per block.
+  static inline __m128 dm(const Block& b0, const Block& b1) {
+    const __m128i h = _mm_insert_epi16(_mm_cvtsi32_si128(b0.d), b1.d, 1);
+    const __m128 d = _mm_cvtph_ps(_mm_unpacklo_epi16(h, h));  // [d0, d0, d1, d1]
+    return _mm_mul_ps(d, _mm_setr_ps(1.0f, -16.0f, 1.0f, -16.0f));
   }
 };
 
@@ -163,8 +184,20 @@ inline __m512i weight_pair(const typename F::Block& b0, const typename F::Block&
     const __m256i t =
         _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0.qs))),
                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(b1.qs)), 1);
-    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1);
-    return _mm512_and_si512(z, _mm512_set1_epi8(0x0f));
+    const __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1),
+                                       _mm512_set1_epi8(0x0f));
+    if constexpr (!F::kFifth) {
+      return z;
+    } else {
+      // Lanes [lo b, lo b+1, hi b, hi b+1] take bits 0..15 / 16..31 of each block's qh.
+      uint32_t h0, h1;
+      __builtin_memcpy(&h0, b0.qh, 4);
+      __builtin_memcpy(&h1, b1.qh, 4);
+      const __mmask64 fifth =
+          static_cast<__mmask64>((h0 & 0xffffu) | (static_cast<uint64_t>(h1 & 0xffffu) << 16) |
+                                 (static_cast<uint64_t>(h0 >> 16) << 32) | (static_cast<uint64_t>(h1 >> 16) << 48));
+      return _mm512_mask_add_epi8(z, fifth, z, _mm512_set1_epi8(16));
+    }
   }
 }
 
@@ -291,6 +324,169 @@ void gemv_q(const void* w, size_t w_stride, int64_t rows, const BlockQ8A* act, i
   }
 }
 
+// ---------------------------------------------------------------- K-quant GEMV
+
+// A super-block of 256 weights is 4 register pairs of two 32-value sub-blocks in natural order
+// (sub-block 2p in the low 256 bits, 2p + 1 in the high), against activation blocks 2p, 2p + 1
+// loaded as they are. Each int32 lane of vpdpbusd covers 4 consecutive values, so a per-lane
+// float scale handles any sub-block size that is a multiple of 4: the weight's scales are
+// unpacked to floats once per super-block and row and spread over their lanes by one
+// permutation per pair.
+//
+// Q4_K / Q5_K: lanes 0..7 take d sc_2p, 8..15 d sc_2p+1; the mins dmin m_j meet the
+// activations' s_j in one 8-lane FMA per super-block, into the same accumulator.
+// Q6_K: 16-value groups, so each 128-bit lane (4 int32 lanes) has its own scale d sc_g. The
+// values go in unsigned (0..63) and the -32 is exact in the integer sum: vpdpbusd starts from
+// -32 sum(q_a) of each lane (one vpdpbusd of the constant 32 per activation pair, shared by all
+// weight rows), so each lane ends as sum (q - 32) q_a at no cost per weight row. ggml subtracts
+// 32 times Q8_K's per-16 activation sums afterwards instead; our activations carry per-32 sums
+// only.
+struct KMinMax512 {
+  static constexpr bool kMins = true;
+  static inline __m512i scale_index(int p) {
+    return _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                            _mm512_set1_epi32(2 * p));
+  }
+  // Lanes 0..7: d sc_j, dmin m_j (quant.h has the 12 bytes' layout; as words: scales 0..3 are
+  // the low 6 bits of word 0's bytes, mins 0..3 of word 1's; scales / mins 4..7 take their low
+  // nibbles from word 2 and their top bits from the top bits of words 0 / 1). Lanes 8..15: 0.
+  static inline void scales(const uint8_t* packed, uint16_t d, uint16_t dmin, __m512& dsc, __m512& dmn) {
+    uint32_t w[3];
+    __builtin_memcpy(w, packed, 12);
+    const uint64_t sc = (w[0] & 0x3f3f3f3fu) | static_cast<uint64_t>((w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u))
+                                                   << 32;
+    const uint64_t mn =
+        (w[1] & 0x3f3f3f3fu) | static_cast<uint64_t>(((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u)) << 32;
+    const __m128i v = _mm_set_epi64x(static_cast<long long>(mn), static_cast<long long>(sc));
+    const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));  // [sc 0..7, m 0..7]
+    const __m512 zero = _mm512_setzero_ps();
+    dsc = _mm512_maskz_mul_ps(0x00ff, f, _mm512_set1_ps(h2f(d)));
+    dmn = _mm512_insertf32x8(zero, _mm512_extractf32x8_ps(_mm512_mul_ps(f, _mm512_set1_ps(h2f(dmin))), 1), 0);
+  }
+  static inline __m512i nibble_pair(const uint8_t* qs, int p) {
+    const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * p));
+    return _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1),
+                            _mm512_set1_epi8(0x0f));
+  }
+};
+struct Q4K : KMinMax512 {
+  using Block = BlockQ4_K;
+  static inline void prepare(const Block& b, __m512& dsc, __m512& dmn) { scales(b.scales, b.d, b.dmin, dsc, dmn); }
+  static inline __m512i pair(const Block& b, int p) { return nibble_pair(b.qs, p); }
+};
+struct Q5K : KMinMax512 {
+  using Block = BlockQ5_K;
+  static inline void prepare(const Block& b, __m512& dsc, __m512& dmn) { scales(b.scales, b.d, b.dmin, dsc, dmn); }
+  // Sub-block j's fifth bit is bit j of qh[l]: bits 2p and 2p + 1 for the pair.
+  static inline __m512i pair(const Block& b, int p) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    const __mmask32 k0 = _mm256_test_epi8_mask(h, _mm256_set1_epi8(static_cast<char>(1 << (2 * p))));
+    const __mmask32 k1 = _mm256_test_epi8_mask(h, _mm256_set1_epi8(static_cast<char>(2 << (2 * p))));
+    const __m512i z = nibble_pair(b.qs, p);
+    return _mm512_mask_add_epi8(z, static_cast<__mmask64>(k0) | (static_cast<__mmask64>(k1) << 32), z,
+                                _mm512_set1_epi8(16));
+  }
+};
+struct Q6K {
+  using Block = BlockQ6_K;
+  static constexpr bool kMins = false;
+  static inline __m512i scale_index(int p) {
+    return _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                            _mm512_set1_epi32(4 * p));
+  }
+  static inline void prepare(const Block& b, __m512& dsc, __m512&) {
+    const __m512 sc =
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales))));
+    dsc = _mm512_mul_ps(sc, _mm512_set1_ps(h2f(b.d)));
+  }
+  // Pair p = quarters 2 (p % 2) and 2 (p % 2) + 1 of half p / 2: their low 4 bits are the low
+  // (even p) or high (odd p) nibbles of that half's 64 ql bytes in order, their top 2 bits
+  // bits 4 (p % 2) + 0..1 and + 2..3 of its 32 qh bytes (quant.h).
+  static inline __m512i pair(const Block& b, int p) {
+    const int h = p / 2, odd = p % 2;
+    const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+    const __m512i lo = _mm512_and_si512(_mm512_srl_epi16(ql, _mm_cvtsi32_si128(4 * odd)), _mm512_set1_epi8(0x0f));
+    const __m512i hi = _mm512_and_si512(_mm512_sll_epi16(z, _mm_cvtsi32_si128(4 - 4 * odd)), _mm512_set1_epi8(0x30));
+    return _mm512_or_si512(lo, hi);
+  }
+};
+
+template <class F, int R, int NA>
+inline void ktile(const uint8_t* w, size_t ws, const BlockQ8A* act, int64_t as, int64_t nsb, float* y, int64_t ldy) {
+  static_assert(NA >= 1 && NA <= 4);
+  using Block = typename F::Block;
+  const __m512i act_idx = scale_index<Q80>();  // [d b, s b, d b+1, s b+1] -> d over each block's lanes
+  const __m256i s_index = _mm256_setr_epi32(0, 10, 20, 30, 40, 50, 60, 70);  // BlockQ8A::s, 40-byte stride
+  __m512 acc[R][NA];
+  for (int r = 0; r < R; ++r)
+    for (int a = 0; a < NA; ++a) acc[r][a] = _mm512_setzero_ps();
+  const Block* wr[R];
+  for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const Block*>(w + r * ws);
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    __m512 dsc[R], dmn[R];
+    for (int r = 0; r < R; ++r) F::prepare(wr[r][sb], dsc[r], dmn[r]);
+    const BlockQ8A* ab[NA];
+    for (int a = 0; a < NA; ++a) ab[a] = act + a * as + sb * 8;
+    if constexpr (F::kMins) {
+      for (int a = 0; a < NA; ++a) {
+        const __m512 sa = _mm512_insertf32x8(_mm512_setzero_ps(), _mm256_i32gather_ps(&ab[a][0].s, s_index, 4), 0);
+        for (int r = 0; r < R; ++r) acc[r][a] = _mm512_fnmadd_ps(dmn[r], sa, acc[r][a]);
+      }
+    }
+    for (int p = 0; p < 4; ++p) {
+      __m512i ya[NA], ca[NA];
+      __m512 da[NA];
+      for (int a = 0; a < NA; ++a) {
+        ya[a] = act_pair<Q80>(ab[a][2 * p], ab[a][2 * p + 1]);
+        da[a] = _mm512_permutexvar_ps(act_idx, _mm512_castps128_ps512(act_ds(ab[a][2 * p], ab[a][2 * p + 1])));
+        ca[a] = _mm512_setzero_si512();
+        if constexpr (!F::kMins)
+          ca[a] = _mm512_sub_epi32(ca[a], _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(32), ya[a]));
+      }
+      const __m512i sidx = F::scale_index(p);
+      for (int r = 0; r < R; ++r) {
+        const __m512i wv = F::pair(wr[r][sb], p);
+        const __m512 dw = _mm512_permutexvar_ps(sidx, dsc[r]);
+        for (int a = 0; a < NA; ++a) {
+          const __m512i isum = _mm512_dpbusd_epi32(ca[a], wv, ya[a]);
+          acc[r][a] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, da[a]), acc[r][a]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int a = 0; a < NA; ++a) y[a * ldy + r] = hsum(acc[r][a]);
+}
+
+template <class F, int NA>
+inline void krows(const uint8_t* w, size_t ws, int64_t rows, const BlockQ8A* act, int64_t as, int64_t nsb, float* y,
+                  int64_t ldy) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) ktile<F, 4, NA>(w + r * ws, ws, act, as, nsb, y + r, ldy);
+  for (; r < rows; ++r) ktile<F, 1, NA>(w + r * ws, ws, act, as, nsb, y + r, ldy);
+}
+
+template <class F>
+void gemv_k(const void* w, size_t w_stride, int64_t rows, const BlockQ8A* act, int64_t act_stride, int64_t na,
+            int64_t k, float* y, int64_t ldy) {
+  const int64_t nsb = k / QK_K;
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  int64_t a = 0;
+  for (; a + 4 <= na; a += 4) krows<F, 4>(wb, w_stride, rows, act + a * act_stride, act_stride, nsb, y + a * ldy, ldy);
+  switch (na - a) {
+    case 3:
+      return krows<F, 3>(wb, w_stride, rows, act + a * act_stride, act_stride, nsb, y + a * ldy, ldy);
+    case 2:
+      return krows<F, 2>(wb, w_stride, rows, act + a * act_stride, act_stride, nsb, y + a * ldy, ldy);
+    case 1:
+      return krows<F, 1>(wb, w_stride, rows, act + a * act_stride, act_stride, nsb, y + a * ldy, ldy);
+    default:
+      return;
+  }
+}
+
 // ---------------------------------------------------------------- float GEMV
 
 struct LF32 {
@@ -399,6 +595,34 @@ void to_float_q4_0(const void* src, float* dst, int64_t k) {
 void to_float_q4_1(const void* src, float* dst, int64_t k) {
   const BlockQ4_1* b = static_cast<const BlockQ4_1*>(src);
   for (int64_t i = 0; i < k / QK; ++i) store_block(nibbles(b[i].qs), h2f(b[i].d), h2f(b[i].m), dst + i * QK);
+}
+// Nibbles plus 16 where the fifth bit (bit j of qh for element j) is set: 0..31.
+inline __m256i q5_values(const uint8_t* qs, const uint8_t* qh) {
+  uint32_t h;
+  __builtin_memcpy(&h, qh, 4);
+  const __m256i v = nibbles(qs);
+  return _mm256_mask_add_epi8(v, static_cast<__mmask32>(h), v, _mm256_set1_epi8(16));
+}
+void to_float_q5_0(const void* src, float* dst, int64_t k) {
+  const BlockQ5_0* b = static_cast<const BlockQ5_0*>(src);
+  const __m256i sixteen = _mm256_set1_epi8(16);
+  for (int64_t i = 0; i < k / QK; ++i)
+    store_block(_mm256_sub_epi8(q5_values(b[i].qs, b[i].qh), sixteen), h2f(b[i].d), 0.0f, dst + i * QK);
+}
+void to_float_q5_1(const void* src, float* dst, int64_t k) {
+  const BlockQ5_1* b = static_cast<const BlockQ5_1*>(src);
+  for (int64_t i = 0; i < k / QK; ++i) store_block(q5_values(b[i].qs, b[i].qh), h2f(b[i].d), h2f(b[i].m), dst + i * QK);
+}
+// K-quant rows are converted by the scalar reference: only embedding rows need them (quantised
+// weights never take the panel + sgemm path), and there one row per token is cheap.
+void to_float_q4_k(const void* src, float* dst, int64_t k) {
+  dequantize_row_q4_K(static_cast<const BlockQ4_K*>(src), dst, k);
+}
+void to_float_q5_k(const void* src, float* dst, int64_t k) {
+  dequantize_row_q5_K(static_cast<const BlockQ5_K*>(src), dst, k);
+}
+void to_float_q6_k(const void* src, float* dst, int64_t k) {
+  dequantize_row_q6_K(static_cast<const BlockQ6_K*>(src), dst, k);
 }
 
 // ---------------------------------------------------------------- row helpers
@@ -558,10 +782,34 @@ void attn(const float* q, int64_t q_stride, int64_t G, const float* k, const flo
 }
 
 const Kernels kAvx512 = {
-    Isa::AVX512,   quantize_q8a,  gemv_q<Q80>,   gemv_q<Q40>,    gemv_q<Q41>,
-    gemv_f<LF32>,  gemv_f<LF16>,  gemv_f<LBF16>, to_float<LF16>, to_float<LBF16>,
-    to_float_q8_0, to_float_q4_0, to_float_q4_1, sum_squares,    mul_scale,
-    add,           silu_mul,      attn,
+    .isa = Isa::AVX512,
+    .quantize_q8a = quantize_q8a,
+    .gemv_q8_0 = gemv_q<Q80>,
+    .gemv_q4_0 = gemv_q<Q40>,
+    .gemv_q4_1 = gemv_q<Q41>,
+    .gemv_q5_0 = gemv_q<Q50>,
+    .gemv_q5_1 = gemv_q<Q51>,
+    .gemv_q4_k = gemv_k<Q4K>,
+    .gemv_q5_k = gemv_k<Q5K>,
+    .gemv_q6_k = gemv_k<Q6K>,
+    .gemv_f32 = gemv_f<LF32>,
+    .gemv_f16 = gemv_f<LF16>,
+    .gemv_bf16 = gemv_f<LBF16>,
+    .to_float_f16 = to_float<LF16>,
+    .to_float_bf16 = to_float<LBF16>,
+    .to_float_q8_0 = to_float_q8_0,
+    .to_float_q4_0 = to_float_q4_0,
+    .to_float_q4_1 = to_float_q4_1,
+    .to_float_q5_0 = to_float_q5_0,
+    .to_float_q5_1 = to_float_q5_1,
+    .to_float_q4_k = to_float_q4_k,
+    .to_float_q5_k = to_float_q5_k,
+    .to_float_q6_k = to_float_q6_k,
+    .sum_squares = sum_squares,
+    .mul_scale = mul_scale,
+    .add = add,
+    .silu_mul = silu_mul,
+    .attn = attn,
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 // against, so clarity wins over speed here.
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "backend/cpu/kernels.h"
 
@@ -55,6 +56,24 @@ inline void unpack(const BlockQ8_0& b, WBlock& u) {
   u.d = fp16_to_fp32(b.d);
   u.m = 0.0f;
 }
+inline void unpack_q5(const uint8_t* qs, const uint8_t* qh_bytes, WBlock& u) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, 4);
+  for (int j = 0; j < QK / 2; ++j) {
+    u.q[j] = (qs[j] & 0x0f) | static_cast<int>(((qh >> j) & 1u) << 4);
+    u.q[j + QK / 2] = (qs[j] >> 4) | static_cast<int>(((qh >> (j + QK / 2)) & 1u) << 4);
+  }
+}
+inline void unpack(const BlockQ5_0& b, WBlock& u) {
+  unpack_q5(b.qs, b.qh, u);
+  u.d = fp16_to_fp32(b.d);
+  u.m = -16.0f * u.d;  // d * (q - 16) = d * q - 16 d
+}
+inline void unpack(const BlockQ5_1& b, WBlock& u) {
+  unpack_q5(b.qs, b.qh, u);
+  u.d = fp16_to_fp32(b.d);
+  u.m = fp16_to_fp32(b.m);
+}
 
 // sum_j (d_w q_w + m_w) * d_a q_a = d_w d_a sum(q_w q_a) + m_w * s_a.
 template <class Block>
@@ -72,6 +91,83 @@ void gemv_q(const void* w, size_t w_stride, int64_t rows, const BlockQ8A* act, i
         int sumi = 0;
         for (int j = 0; j < QK; ++j) sumi += u.q[j] * ar[b].qs[j];
         acc += u.d * ar[b].d * static_cast<float>(sumi) + u.m * ar[b].s;
+      }
+      y[a * ldy + r] = acc;
+    }
+  }
+}
+
+// K-quants. A super-block of 256 weights meets 8 consecutive activation blocks; the integer
+// sum of each is scaled by the weight sub-block's scale and the activation block's d.
+//
+// Q4_K / Q5_K: sub-block j (32 values) is w = (d sc_j) q - (dmin m_j), so its dot with an
+// activation block is (d sc_j) d_a sum(q q_a) - (dmin m_j) s_a, as for Q4_1.
+template <class Block>
+void unpack_k(const Block& b, int q[QK_K], float dsc[8], float dmn[8]) {
+  uint8_t sc[8], m[8];
+  k_scales_mins(b.scales, sc, m);
+  const float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
+  for (int j = 0; j < 8; ++j) {
+    dsc[j] = d * sc[j];
+    dmn[j] = dmin * m[j];
+    const uint8_t* qs = b.qs + 32 * (j / 2);
+    for (int l = 0; l < 32; ++l) {
+      q[32 * j + l] = (qs[l] >> (4 * (j % 2))) & 0x0f;
+      if constexpr (std::is_same_v<Block, BlockQ5_K>) q[32 * j + l] |= ((b.qh[l] >> j) & 1) << 4;
+    }
+  }
+}
+
+template <class Block>
+void gemv_k(const void* w, size_t w_stride, int64_t rows, const BlockQ8A* act, int64_t act_stride, int64_t na,
+            int64_t k, float* y, int64_t ldy) {
+  int q[QK_K];
+  float dsc[8], dmn[8];
+  for (int64_t r = 0; r < rows; ++r) {
+    const Block* wr = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + r * w_stride);
+    for (int64_t a = 0; a < na; ++a) {
+      float acc = 0.0f;
+      for (int64_t sb = 0; sb < k / QK_K; ++sb) {
+        unpack_k(wr[sb], q, dsc, dmn);
+        const BlockQ8A* ab = act + a * act_stride + sb * 8;
+        for (int j = 0; j < 8; ++j) {
+          int sumi = 0;
+          for (int l = 0; l < QK; ++l) sumi += q[32 * j + l] * ab[j].qs[l];
+          acc += dsc[j] * ab[j].d * static_cast<float>(sumi) - dmn[j] * ab[j].s;
+        }
+      }
+      y[a * ldy + r] = acc;
+    }
+  }
+}
+
+// Q6_K: w = (d sc_g) (q - 32) with a scale per 16 values, so an activation block spans two
+// groups. q - 32 and the int8 scales are exact integers, so each block's sum
+// sc_lo sum_lo((q - 32) q_a) + sc_hi sum_hi((q - 32) q_a) stays an integer and only d d_a is
+// applied in float; no offset term remains.
+void gemv_q6_k(const void* w, size_t w_stride, int64_t rows, const BlockQ8A* act, int64_t act_stride, int64_t na,
+               int64_t k, float* y, int64_t ldy) {
+  int q[QK_K];
+  for (int64_t r = 0; r < rows; ++r) {
+    const BlockQ6_K* wr = reinterpret_cast<const BlockQ6_K*>(static_cast<const uint8_t*>(w) + r * w_stride);
+    for (int64_t a = 0; a < na; ++a) {
+      float acc = 0.0f;
+      for (int64_t sb = 0; sb < k / QK_K; ++sb) {
+        const BlockQ6_K& b = wr[sb];
+        for (int e = 0; e < QK_K; ++e) {
+          const int h = e / 128, kq = (e % 128) / 32, l = e % 32;
+          const int lo = (b.ql[64 * h + 32 * (kq % 2) + l] >> (4 * (kq / 2))) & 0x0f;
+          q[e] = (lo | (((b.qh[32 * h + l] >> (2 * kq)) & 3) << 4)) - 32;
+        }
+        const float d = fp16_to_fp32(b.d);
+        const BlockQ8A* ab = act + a * act_stride + sb * 8;
+        for (int j = 0; j < 8; ++j) {
+          int s0 = 0, s1 = 0;
+          for (int l = 0; l < 16; ++l) s0 += q[32 * j + l] * ab[j].qs[l];
+          for (int l = 16; l < 32; ++l) s1 += q[32 * j + l] * ab[j].qs[l];
+          const int sumi = b.scales[2 * j] * s0 + b.scales[2 * j + 1] * s1;
+          acc += d * ab[j].d * static_cast<float>(sumi);
+        }
       }
       y[a * ldy + r] = acc;
     }
@@ -118,6 +214,21 @@ void to_float_q4_0(const void* src, float* dst, int64_t k) {
 }
 void to_float_q4_1(const void* src, float* dst, int64_t k) {
   dequantize_row_q4_1(static_cast<const BlockQ4_1*>(src), dst, k);
+}
+void to_float_q5_0(const void* src, float* dst, int64_t k) {
+  dequantize_row_q5_0(static_cast<const BlockQ5_0*>(src), dst, k);
+}
+void to_float_q5_1(const void* src, float* dst, int64_t k) {
+  dequantize_row_q5_1(static_cast<const BlockQ5_1*>(src), dst, k);
+}
+void to_float_q4_k(const void* src, float* dst, int64_t k) {
+  dequantize_row_q4_K(static_cast<const BlockQ4_K*>(src), dst, k);
+}
+void to_float_q5_k(const void* src, float* dst, int64_t k) {
+  dequantize_row_q5_K(static_cast<const BlockQ5_K*>(src), dst, k);
+}
+void to_float_q6_k(const void* src, float* dst, int64_t k) {
+  dequantize_row_q6_K(static_cast<const BlockQ6_K*>(src), dst, k);
 }
 
 float sum_squares(const float* x, int64_t n) {
@@ -180,11 +291,34 @@ void attn(const float* q, int64_t q_stride, int64_t G, const float* k, const flo
 }
 
 const Kernels kGeneric = {
-    Isa::Generic,      quantize_q8a,  gemv_q<BlockQ8_0>, gemv_q<BlockQ4_0>,
-    gemv_q<BlockQ4_1>, gemv_f<float>, gemv_f<uint16_t>,  gemv_f<Bf16>,
-    to_float_f16,      to_float_bf16, to_float_q8_0,     to_float_q4_0,
-    to_float_q4_1,     sum_squares,   mul_scale,         add,
-    silu_mul,          attn,
+    .isa = Isa::Generic,
+    .quantize_q8a = quantize_q8a,
+    .gemv_q8_0 = gemv_q<BlockQ8_0>,
+    .gemv_q4_0 = gemv_q<BlockQ4_0>,
+    .gemv_q4_1 = gemv_q<BlockQ4_1>,
+    .gemv_q5_0 = gemv_q<BlockQ5_0>,
+    .gemv_q5_1 = gemv_q<BlockQ5_1>,
+    .gemv_q4_k = gemv_k<BlockQ4_K>,
+    .gemv_q5_k = gemv_k<BlockQ5_K>,
+    .gemv_q6_k = gemv_q6_k,
+    .gemv_f32 = gemv_f<float>,
+    .gemv_f16 = gemv_f<uint16_t>,
+    .gemv_bf16 = gemv_f<Bf16>,
+    .to_float_f16 = to_float_f16,
+    .to_float_bf16 = to_float_bf16,
+    .to_float_q8_0 = to_float_q8_0,
+    .to_float_q4_0 = to_float_q4_0,
+    .to_float_q4_1 = to_float_q4_1,
+    .to_float_q5_0 = to_float_q5_0,
+    .to_float_q5_1 = to_float_q5_1,
+    .to_float_q4_k = to_float_q4_k,
+    .to_float_q5_k = to_float_q5_k,
+    .to_float_q6_k = to_float_q6_k,
+    .sum_squares = sum_squares,
+    .mul_scale = mul_scale,
+    .add = add,
+    .silu_mul = silu_mul,
+    .attn = attn,
 };
 
 }  // namespace
