@@ -50,7 +50,7 @@ const char* kUsage =
     "                               (default 1; G must divide layers - M)\n"
     "  --dtype f32|bf16|f16         stored dtype. Default: the source's for a Hugging Face\n"
     "                               directory; f32 for GGUF, which holds the dequantised\n"
-    "                               Q4_0/Q4_1/Q8_0 values exactly (bf16/f16 would round them)\n"
+    "                               values exactly (bf16/f16 would round them)\n"
     "  --swiftkv-dtype f32|f16|q8_0 SwiftKV GGUF only: how the SwiftKV projections are stored\n"
     "                               (default f16); norms stay F32, base tensors untouched\n"
     "  --calibrate FILE[,FILE...]   fit k/v_proj_swiftkv (and biases) by ridge regression on the\n"

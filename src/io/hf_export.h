@@ -27,8 +27,8 @@ struct HfExportResult {
 };
 
 // The dtype a checkpoint is stored in when the user does not choose: F32 for GGUF (exact for
-// dequantised Q4_0/Q4_1/Q8_0 values, which need more mantissa than BF16 and more range than
-// F16); for HF input the tensors' common dtype, else config torch_dtype, else F32. Call it
+// dequantised block values, scale times integer, which need more mantissa than BF16 and more
+// range than F16); for HF input the tensors' common dtype, else config torch_dtype, else F32. Call it
 // before add_swiftkv_tensors, whose group means are F32 whatever the source.
 DType default_export_dtype(const ModelFiles& files);
 
