@@ -50,7 +50,8 @@ Tensor random_weight(DType dt, int64_t out, int64_t in, uint32_t seed) {
       case DType::Q4_1:
         backend::cpu::quantize_row_q4_1(row.data(), static_cast<backend::cpu::BlockQ4_1*>(dst), in);
         break;
-      default:
+      default:  // the 5-bit and K formats
+        backend::cpu::quantize_row(dt, row.data(), dst, in);
         break;
     }
   }
@@ -73,7 +74,8 @@ void setup_threads() {
   backend::cpu::set_num_threads(e ? std::atoi(e) : 0);
 }
 
-// args: dtype (skv::DType value: 0 F32, 3 Q8_0, 4 Q4_0, 5 Q4_1, 2 BF16), n, in, out,
+// args: dtype (skv::DType value: 0 F32, 3 Q8_0, 4 Q4_0, 5 Q4_1, 2 BF16, 8 Q5_0, 9 Q5_1,
+// 10 Q4_K, 11 Q5_K, 12 Q6_K; the K-quants only where in is a multiple of 256), n, in, out,
 // path (0 auto, 1 integer / float dot "gemv", 2 panel dequantise + sgemm)
 void BM_Linear(benchmark::State& st) {
   setup_threads();
@@ -97,10 +99,12 @@ void BM_Linear(benchmark::State& st) {
 
 void LinearArgs(benchmark::internal::Benchmark* b) {
   const int64_t shapes[][2] = {{576, 576}, {576, 192}, {576, 1536}, {1536, 576}, {576, 49152}};
-  for (DType dt : {DType::Q4_1, DType::Q8_0, DType::Q4_0, DType::F32, DType::BF16})
+  for (DType dt : {DType::Q4_1, DType::Q8_0, DType::Q4_0, DType::F32, DType::BF16, DType::Q5_0, DType::Q5_1,
+                   DType::Q4_K, DType::Q5_K, DType::Q6_K})
     for (int64_t n : {1, 512})
       for (auto& s : shapes) {
         if (n == 512 && s[1] == 49152) continue;  // prefill computes logits for the last row only
+        if (s[0] % dtype_block_size(dt) != 0) continue;
         b->Args({static_cast<int64_t>(dt), n, s[0], s[1], 0});
         // For quantised weights also the panel-dequantise + sgemm alternative (path 2).
         if (n == 512 && dtype_is_quantized(dt)) b->Args({static_cast<int64_t>(dt), n, s[0], s[1], 2});

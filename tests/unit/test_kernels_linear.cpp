@@ -271,3 +271,28 @@ TEST(Linear, ThreadCountsAgree) {
   }
   backend::cpu::set_num_threads(saved);
 }
+
+// Batch invariance of the integer path (docs/engine.md): every activation row gives the same
+// bits alone as among n rows, whatever tiles the kernels cut the rows into, in every table.
+TEST(Linear, QuantisedRowsIndependentOfBatch) {
+  IsaRestore restore;
+  std::mt19937 rng(77);
+  std::normal_distribution<float> nd;
+  for (DType dt :
+       {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    const int64_t in = dtype_block_size(dt) == QK_K ? 512 : 96, out = 37, n = 7;
+    Weight W = make_weight(dt, out, in, rng);
+    Tensor x = Tensor::empty(DType::F32, {n, in});
+    for (int64_t i = 0; i < n * in; ++i) x.as<float>()[i] = nd(rng);
+    Tensor y = Tensor::empty(DType::F32, {n, out}), one = Tensor::empty(DType::F32, {1, out});
+    for (Isa isa : isas()) {
+      set_isa(isa);
+      backend::cpu::linear(x, W.t, nullptr, y, LinearPath::Gemv);
+      for (int64_t i = 0; i < n; ++i) {
+        backend::cpu::linear(x.row_block(i, 1), W.t, nullptr, one, LinearPath::Gemv);
+        EXPECT_EQ(std::memcmp(one.data, y.as<float>() + i * out, out * sizeof(float)), 0)
+            << dtype_name(dt) << " " << isa_name(isa) << " row " << i;
+      }
+    }
+  }
+}
