@@ -3,6 +3,10 @@
 
     python bench/compare_llamacpp.py [--model M.gguf] [--threads 2] [--bin build/swiftkv] [--reps 5]
                                      [--n-prompt 512] [--n-gen 128] [--out results.json]
+                                     [--requantize Q4_K_M]
+
+--requantize FTYPE first makes a FTYPE copy of --model with llama.cpp's own quantiser (in a temp
+dir, removed afterwards) and benchmarks that: e.g. the shipped Q4_1 SmolLM2 as Q4_K_M.
 
 pp<N>: N random tokens evaluated as one batch (n_batch = n_ubatch = 512) from an empty KV cache.
 tg<N>: N single-token decode steps from an empty KV cache.
@@ -24,6 +28,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -31,7 +36,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "oracle"))
-from llamacpp_util import clear_kv, default_model, load_llama  # noqa: E402
+from llamacpp_util import clear_kv, default_model, load_llama, quantize_gguf  # noqa: E402
 
 
 def cpu_name() -> str:
@@ -130,8 +135,22 @@ def main() -> int:
     ap.add_argument("--baseline-bin", help="a second swiftkv binary (e.g. the previous build) run in the same rounds; "
                     "its figures and the ratio bin / baseline-bin are reported too")
     ap.add_argument("--out", help="write results as JSON here")
+    ap.add_argument("--requantize", metavar="FTYPE", help="benchmark a FTYPE copy of --model made by llama.cpp's "
+                    "quantiser (Q4_K_M, Q5_K_M, Q6_K, ...)")
     a = ap.parse_args()
+    if a.requantize:
+        if not os.path.exists(a.model):
+            raise SystemExit(f"model {a.model} not found (scripts/fetch_model.sh)")
+        with tempfile.TemporaryDirectory(prefix="skv_bench_") as tmp:
+            src = a.model
+            a.model = os.path.join(tmp, f"{os.path.basename(src).rsplit('.', 2)[0]}.{a.requantize}.gguf")
+            quantize_gguf(src, a.model, a.requantize, a.threads)
+            print(f"{src} requantized to {a.requantize} by llama.cpp's quantiser", flush=True)
+            return run(a)
+    return run(a)
 
+
+def run(a: argparse.Namespace) -> int:
     import llama_cpp
 
     if not os.path.exists(a.model):

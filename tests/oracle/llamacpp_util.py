@@ -124,6 +124,28 @@ def ids_arg(ids: list[int]) -> str:
     return ",".join(str(int(i)) for i in ids)
 
 
+def quantize_gguf(src: str, dst: str, ftype: str, threads: int = 2) -> None:
+    """llama.cpp's own quantiser (llama_model_quantize) from src to dst; ftype names a
+    LLAMA_FTYPE_MOSTLY_* ("Q4_K_M", "Q5_K_M", "Q6_K", ...). allow_requantize lets it start from a
+    quantised file (it dequantises first), e.g. the shipped Q4_1."""
+    llama_cpp = import_llama_cpp()
+    p = llama_cpp.llama_model_quantize_default_params()
+    p.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{ftype}")
+    p.allow_requantize = True
+    p.nthread = threads
+    # The quantiser reports every fallback type (hundreds of lines) on stderr; keep the caller's output.
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(p))
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    if rc != 0:
+        raise RuntimeError(f"llama_model_quantize {src} -> {ftype} returned {rc}")
+
+
 def write_f32_gguf(src: str, dst: str) -> None:
     """Copy of a GGUF with every tensor dequantised to F32 (same metadata, same tensor names).
 

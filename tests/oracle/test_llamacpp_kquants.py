@@ -29,7 +29,6 @@ Env: SKV_BIN, SKV_MODELS. A missing llama_cpp module or model is a failure unles
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 import sys
@@ -40,7 +39,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from llamacpp_util import default_bin, default_model, ids_arg, load_llama, run_skv, write_f32_gguf  # noqa: E402
+from llamacpp_util import (default_bin, default_model, ids_arg, load_llama, quantize_gguf, run_skv,  # noqa: E402
+                           write_f32_gguf)
 from test_convert import gguf_meta, hf_name, read_hf_tensors, unpermute  # noqa: E402
 from test_llamacpp_greedy import SCORE_TEXTS, llamacpp_token_logprobs  # noqa: E402
 
@@ -72,24 +72,6 @@ def result(ok: bool, label: str, msg: str) -> None:
     now = time.time()
     print(f"{'ok  ' if ok else 'FAIL'} [{label}] {msg} ({now - _last[0]:.1f}s)", flush=True)
     _last[0] = now
-
-
-def quantize(llama_cpp, src: str, dst: str, ftype_name: str) -> None:
-    p = llama_cpp.llama_model_quantize_default_params()
-    p.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{ftype_name}")
-    p.allow_requantize = True
-    p.nthread = THREADS
-    # The quantiser reports every fallback (hundreds of lines) on stderr; keep the test's own output.
-    saved = os.dup(2)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(p))
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-    if rc != 0:
-        raise RuntimeError(f"llama_model_quantize to {ftype_name} returned {rc}")
 
 
 def skv_score(binary: str, model: str, ids: list[int], extra: list[str] = ()) -> np.ndarray:
@@ -238,7 +220,7 @@ def main() -> int:
         for ftype, must_hold, text_index in FILES:
             path = os.path.join(tmp, f"SmolLM2-135M-Instruct.{ftype}.gguf")
             try:
-                quantize(llama_cpp, model, path, ftype)
+                quantize_gguf(model, path, ftype, THREADS)
             except Exception as e:  # noqa: BLE001
                 result(False, f"{ftype} quantise", str(e))
                 continue
