@@ -166,12 +166,16 @@ struct Q50 {
   }
 };
 
-// 16 bits -> 16 bytes, 0x10 where the bit is set (byte i from bit i).
-inline __m128i fifth_bits(uint32_t bits) {
-  const __m128i v = _mm_shuffle_epi8(_mm_cvtsi32_si128(static_cast<int>(bits)),
-                                     _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-  const __m128i bit = _mm_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
-  return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(v, bit), bit), _mm_set1_epi8(0x10));
+// 32 bits -> 32 bytes, 0x10 where the bit is set (byte i from bit i): each 128-bit lane
+// spreads its two bytes of the broadcast word over 8 bytes each and tests one bit per byte.
+inline __m256i fifth_bits(const uint8_t* qh) {
+  int bits;
+  __builtin_memcpy(&bits, qh, 4);
+  const __m256i v = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(bits),
+      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
 }
 
 // Elements 0..15 and 16..31 of a weight block as bytes (unsigned 0..15 for the 4-bit
@@ -187,10 +191,9 @@ inline void halves(const typename F::Block& b, __m128i& lo, __m128i& hi) {
     lo = _mm_and_si128(t, m4);
     hi = _mm_and_si128(_mm_srli_epi16(t, 4), m4);
     if constexpr (F::kFifth) {
-      uint32_t qh;
-      __builtin_memcpy(&qh, b.qh, 4);
-      lo = _mm_or_si128(lo, fifth_bits(qh));
-      hi = _mm_or_si128(hi, fifth_bits(qh >> 16));
+      const __m256i f = fifth_bits(b.qh);
+      lo = _mm_or_si128(lo, _mm256_castsi256_si128(f));
+      hi = _mm_or_si128(hi, _mm256_extracti128_si256(f, 1));
     }
   }
 }
@@ -272,21 +275,25 @@ void gemv_q(const void* w, size_t w_stride, int64_t rows, const BlockQ8A* act, i
 
 // ---------------------------------------------------------------- K-quant GEMV
 
-// A K-quant super-block meets 8 activation blocks; each is one 32-value weight sub-block, taken
-// in two 128-bit halves as above. Scales are unpacked once per super-block and weight row.
+// A K-quant super-block meets 8 activation blocks; each is one 32-value weight sub-block, held
+// in one 256-bit register here (unlike the 128-bit halves above: the K-quants need no int16 sum
+// of two vpmaddubsw results, and on cores with full-width AVX2 units a 256-bit op costs what a
+// 128-bit one does, halving the unpacking; measured in docs/benchmarks.md). Scales are unpacked
+// once per super-block and weight row.
 //
 // Q4_K / Q5_K: like Q4_1 with per-sub-block d sc_j and m = -dmin m_j: the unsigned values'
 // sums are scaled by d sc_j d_a in float, and the mins by dmin m_j s_a (8 lanes, one FMA per
-// super-block). The scale and min are 6-bit integers times an fp16, so d sc_j is exact.
+// super-block into the same accumulator). The scale and min are 6-bit integers times an fp16,
+// so d sc_j is exact.
 //
-// Q6_K: 16-value groups with int8 scales, so an activation block spans two groups. Summing
-// (q - 32) q_a per half and multiplying by the group's scale stays in integers: vpmaddubsw of
-// the unsigned q (0..63, pairs <= 2 * 63 * 127 < 2^15) minus vpmaddubsw(32, q_a), computed once
-// per activation block for all weight rows, is sum (q - 32) q_a in int16 (|pair| <= 8128), and
-// vpmaddwd against the broadcast group scale widens and scales it at once; only d d_a remains
-// for the float multiply. ggml instead carries per-16 activation sums (Q8_K's bsums) to
-// subtract 32 sum q_a afterwards; our activations are per-32 blocks, and the subtraction in
-// int16 costs one op per half.
+// Q6_K: 16-value groups with int8 scales, so an activation block spans two groups, one per
+// 128-bit lane. Summing (q - 32) q_a per group and multiplying by the group's scale stays in
+// integers: vpmaddubsw of the unsigned q (0..63, pairs <= 2 * 63 * 127 < 2^15) minus
+// vpmaddubsw(32, q_a), computed once per activation block for all weight rows, is
+// sum (q - 32) q_a in int16 (|pair| <= 8128), and vpmaddwd against [sc_lo x 8, sc_hi x 8]
+// widens and scales both groups at once; only d d_a remains for the float multiply. ggml
+// instead carries per-16 activation sums (Q8_K's bsums) to subtract 32 sum q_a afterwards; our
+// activations are per-32 blocks, and the subtraction in int16 costs one op.
 struct KMinMax {
   static constexpr bool kMins = true;
   // [d sc_j] for j < 8 into dsc, [dmin m_j] into dmn. The 12 packed bytes as 3 words: scales
@@ -306,30 +313,25 @@ struct KMinMax {
     dmn = _mm256_mul_ps(fm, _mm256_set1_ps(h2f(dmin)));
   }
   // Sub-block j of the 4-bit part: low nibbles of qs[32 (j / 2) ..] for even j, high for odd.
-  static inline void nibble_halves(const uint8_t* qs, int j, __m128i& lo, __m128i& hi) {
-    const uint8_t* q = qs + 32 * (j / 2);
-    const __m128i sh = _mm_cvtsi32_si128(4 * (j & 1));
-    const __m128i m4 = _mm_set1_epi8(0x0f);
-    lo = _mm_and_si128(_mm_srl_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), sh), m4);
-    hi = _mm_and_si128(_mm_srl_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)), sh), m4);
+  static inline __m256i nibbles(const uint8_t* qs, int j) {
+    const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * (j / 2)));
+    return _mm256_and_si256(_mm256_srl_epi16(t, _mm_cvtsi32_si128(4 * (j & 1))), _mm256_set1_epi8(0x0f));
   }
 };
 struct Q4K : KMinMax {
   using Block = BlockQ4_K;
   static inline void prepare(const Block& b, float* dsc, __m256& dmn) { scales(b.scales, b.d, b.dmin, dsc, dmn); }
-  static inline void halves(const Block& b, int j, __m128i& lo, __m128i& hi) { nibble_halves(b.qs, j, lo, hi); }
+  static inline __m256i values(const Block& b, int j) { return nibbles(b.qs, j); }
 };
 struct Q5K : KMinMax {
   using Block = BlockQ5_K;
   static inline void prepare(const Block& b, float* dsc, __m256& dmn) { scales(b.scales, b.d, b.dmin, dsc, dmn); }
   // Plus bit j of qh[l] as 16.
-  static inline void halves(const Block& b, int j, __m128i& lo, __m128i& hi) {
-    nibble_halves(b.qs, j, lo, hi);
-    const __m128i m = _mm_set1_epi8(static_cast<char>(1 << j)), sixteen = _mm_set1_epi8(0x10);
-    const __m128i h0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qh));
-    const __m128i h1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qh + 16));
-    lo = _mm_or_si128(lo, _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(h0, m), m), sixteen));
-    hi = _mm_or_si128(hi, _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(h1, m), m), sixteen));
+  static inline __m256i values(const Block& b, int j) {
+    const __m256i m = _mm256_set1_epi8(static_cast<char>(1 << j));
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    return _mm256_or_si256(nibbles(b.qs, j),
+                           _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, m), m), _mm256_set1_epi8(0x10)));
   }
 };
 struct Q6K {
@@ -338,31 +340,28 @@ struct Q6K {
   static inline void prepare(const Block& b, float* dsc, __m256&) { _mm256_store_ps(dsc, _mm256_set1_ps(h2f(b.d))); }
   // Activation block j = 4 h + k (half h, quarter k): low 4 bits from ql[64 h + 32 (k % 2)]
   // (high nibbles for k >= 2), top 2 from bits 2k, 2k + 1 of qh[32 h] (quant.h); 0..63.
-  static inline void halves(const Block& b, int j, __m128i& lo, __m128i& hi) {
+  static inline __m256i values(const Block& b, int j) {
     const int h = j / 4, k = j % 4;
-    const uint8_t* ql = b.ql + 64 * h + 32 * (k % 2);
-    const uint8_t* qh = b.qh + 32 * h;
-    const __m128i sl = _mm_cvtsi32_si128(4 * (k / 2)), sh = _mm_cvtsi32_si128(2 * k);
-    const __m128i m4 = _mm_set1_epi8(0x0f), m2 = _mm_set1_epi8(0x03);
-    const auto part = [&](int off) {
-      const __m128i l = _mm_srl_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ql + off)), sl);
-      const __m128i t = _mm_srl_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qh + off)), sh);
-      return _mm_or_si128(_mm_and_si128(l, m4), _mm_slli_epi16(_mm_and_si128(t, m2), 4));
-    };
-    lo = part(0);
-    hi = part(16);
+    const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32 * (k % 2)));
+    const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+    const __m256i lo = _mm256_and_si256(_mm256_srl_epi16(l, _mm_cvtsi32_si128(4 * (k / 2))), _mm256_set1_epi8(0x0f));
+    const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(t, _mm_cvtsi32_si128(2 * k)), _mm256_set1_epi8(0x03));
+    return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+  }
+  // [sc_2j x 8 (elements 0..15), sc_2j+1 x 8 (16..31)] as int16.
+  static inline __m256i group_scales(const Block& b, int j) {
+    return _mm256_set_m128i(_mm_set1_epi16(b.scales[2 * j + 1]), _mm_set1_epi16(b.scales[2 * j]));
   }
 };
 
 template <class F, int R, int NA>
 inline void ktile(const uint8_t* w, size_t ws, const BlockQ8A* act, int64_t as, int64_t nsb, float* y, int64_t ldy) {
   using Block = typename F::Block;
-  const __m128i ones = _mm_set1_epi16(1), thirty_two = _mm_set1_epi8(32);
+  const __m256i ones = _mm256_set1_epi16(1), thirty_two = _mm256_set1_epi8(32);
   const __m256i s_index = _mm256_setr_epi32(0, 10, 20, 30, 40, 50, 60, 70);  // BlockQ8A::s, 40-byte stride
-  __m128 acc[R][NA];
-  __m256 off[R][NA];
+  __m256 acc[R][NA];
   for (int r = 0; r < R; ++r)
-    for (int a = 0; a < NA; ++a) acc[r][a] = _mm_setzero_ps(), off[r][a] = _mm256_setzero_ps();
+    for (int a = 0; a < NA; ++a) acc[r][a] = _mm256_setzero_ps();
   const Block* wr[R];
   for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const Block*>(w + r * ws);
   for (int64_t sb = 0; sb < nsb; ++sb) {
@@ -374,44 +373,30 @@ inline void ktile(const uint8_t* w, size_t ws, const BlockQ8A* act, int64_t as, 
     if constexpr (F::kMins) {
       for (int a = 0; a < NA; ++a) {
         const __m256 sa = _mm256_i32gather_ps(&ab[a][0].s, s_index, 4);
-        for (int r = 0; r < R; ++r) off[r][a] = _mm256_fmadd_ps(dmn[r], sa, off[r][a]);
+        for (int r = 0; r < R; ++r) acc[r][a] = _mm256_fnmadd_ps(dmn[r], sa, acc[r][a]);
       }
     }
     for (int j = 0; j < 8; ++j) {
-      __m128i y0[NA], y1[NA], c0[NA], c1[NA];
+      __m256i ya[NA], ca[NA];
       for (int a = 0; a < NA; ++a) {
-        y0[a] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab[a][j].qs));
-        y1[a] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab[a][j].qs + 16));
-        if constexpr (!F::kMins) {
-          c0[a] = _mm_maddubs_epi16(thirty_two, y0[a]);
-          c1[a] = _mm_maddubs_epi16(thirty_two, y1[a]);
-        }
+        ya[a] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[a][j].qs));
+        if constexpr (!F::kMins) ca[a] = _mm256_maddubs_epi16(thirty_two, ya[a]);
       }
       for (int r = 0; r < R; ++r) {
-        __m128i lo, hi;
-        F::halves(wr[r][sb], j, lo, hi);
+        const __m256i q = F::values(wr[r][sb], j);
+        __m256i gs = ones;  // vpmaddwd's multiplier: 1, or Q6_K's two group scales
+        if constexpr (!F::kMins) gs = F::group_scales(wr[r][sb], j);
         for (int a = 0; a < NA; ++a) {
-          __m128i isum;
-          if constexpr (F::kMins) {
-            isum = _mm_madd_epi16(_mm_add_epi16(_mm_maddubs_epi16(lo, y0[a]), _mm_maddubs_epi16(hi, y1[a])), ones);
-          } else {
-            const __m128i p0 = _mm_sub_epi16(_mm_maddubs_epi16(lo, y0[a]), c0[a]);
-            const __m128i p1 = _mm_sub_epi16(_mm_maddubs_epi16(hi, y1[a]), c1[a]);
-            isum = _mm_add_epi32(_mm_madd_epi16(p0, _mm_set1_epi16(wr[r][sb].scales[2 * j])),
-                                 _mm_madd_epi16(p1, _mm_set1_epi16(wr[r][sb].scales[2 * j + 1])));
-          }
-          acc[r][a] = _mm_fmadd_ps(_mm_set1_ps(dsc[r][j] * ab[a][j].d), _mm_cvtepi32_ps(isum), acc[r][a]);
+          __m256i p = _mm256_maddubs_epi16(q, ya[a]);
+          if constexpr (!F::kMins) p = _mm256_sub_epi16(p, ca[a]);
+          const __m256i isum = _mm256_madd_epi16(p, gs);
+          acc[r][a] = _mm256_fmadd_ps(_mm256_set1_ps(dsc[r][j] * ab[a][j].d), _mm256_cvtepi32_ps(isum), acc[r][a]);
         }
       }
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int a = 0; a < NA; ++a) {
-      __m128 s = acc[r][a];
-      s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-      s = _mm_add_ss(s, _mm_movehdup_ps(s));
-      y[a * ldy + r] = F::kMins ? _mm_cvtss_f32(s) - hsum(off[r][a]) : _mm_cvtss_f32(s);
-    }
+    for (int a = 0; a < NA; ++a) y[a * ldy + r] = hsum(acc[r][a]);
 }
 
 template <class F>
@@ -546,11 +531,7 @@ void to_float_q4_1(const void* src, float* dst, int64_t k) {
   for (int64_t i = 0; i < k / QK; ++i) store_block(nibbles(b[i].qs), h2f(b[i].d), h2f(b[i].m), dst + i * QK);
 }
 // Nibbles plus the fifth bits (0..31).
-inline __m256i q5_values(const uint8_t* qs, const uint8_t* qh) {
-  uint32_t h;
-  __builtin_memcpy(&h, qh, 4);
-  return _mm256_or_si256(nibbles(qs), _mm256_set_m128i(fifth_bits(h >> 16), fifth_bits(h)));
-}
+inline __m256i q5_values(const uint8_t* qs, const uint8_t* qh) { return _mm256_or_si256(nibbles(qs), fifth_bits(qh)); }
 void to_float_q5_0(const void* src, float* dst, int64_t k) {
   const BlockQ5_0* b = static_cast<const BlockQ5_0*>(src);
   const __m256i sixteen = _mm256_set1_epi8(16);
