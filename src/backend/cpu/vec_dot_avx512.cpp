@@ -129,6 +129,7 @@ void quantize_q8a(const float* x, BlockQ8A* y, int64_t k) {
 struct Q41 {
   using Block = BlockQ4_1;
   static constexpr bool kSigned = false, kFifth = false;
+  static constexpr float kOffset = 1.0f;  // dm's odd lanes are the offset m itself
   static inline __m128 dm(const Block& b0, const Block& b1) {
     int v0, v1;
     __builtin_memcpy(&v0, &b0.d, 4);
@@ -139,16 +140,18 @@ struct Q41 {
 struct Q40 {
   using Block = BlockQ4_0;
   static constexpr bool kSigned = false, kFifth = false;
-  // d (q - 8) = d q - 8 d: [d, -8 d] per block.
-  static inline __m128 dm(const Block& b0, const Block& b1) {
+  // d (q - 8) = d q - 8 d: the odd lanes carry d and the offsets' sum is scaled by -8 once at the
+  // end, which is exact (a power of two), so no multiply per block.
+  static constexpr float kOffset = -8.0f;
+  static inline __m128 dm(const Block& b0, const Block& b1) {  // [d0, d0, d1, d1]
     const __m128i h = _mm_insert_epi16(_mm_cvtsi32_si128(b0.d), b1.d, 1);
-    const __m128 d = _mm_cvtph_ps(_mm_unpacklo_epi16(h, h));  // [d0, d0, d1, d1]
-    return _mm_mul_ps(d, _mm_setr_ps(1.0f, -8.0f, 1.0f, -8.0f));
+    return _mm_cvtph_ps(_mm_unpacklo_epi16(h, h));
   }
 };
 struct Q80 {
   using Block = BlockQ8_0;
   static constexpr bool kSigned = true, kFifth = false;
+  static constexpr float kOffset = 0.0f;
   static inline __m128 dm(const Block& b0, const Block& b1) {  // [d0, 0, d1, 0]
     return _mm_cvtph_ps(_mm_insert_epi16(_mm_cvtsi32_si128(b0.d), b1.d, 2));
   }
@@ -156,6 +159,7 @@ struct Q80 {
 struct Q51 {
   using Block = BlockQ5_1;
   static constexpr bool kSigned = false, kFifth = true;
+  static constexpr float kOffset = 1.0f;
   static inline __m128 dm(const Block& b0, const Block& b1) {  // d, m adjacent, as in Q4_1
     int v0, v1;
     __builtin_memcpy(&v0, &b0.d, 4);
@@ -166,11 +170,10 @@ struct Q51 {
 struct Q50 {
   using Block = BlockQ5_0;
   static constexpr bool kSigned = false, kFifth = true;
-  // d (q - 16) = d q - 16 d: [d, -16 d] per block.
-  static inline __m128 dm(const Block& b0, const Block& b1) {
+  static constexpr float kOffset = -16.0f;                     // d (q - 16) = d q - 16 d, as Q4_0's -8
+  static inline __m128 dm(const Block& b0, const Block& b1) {  // [d0, d0, d1, d1]
     const __m128i h = _mm_insert_epi16(_mm_cvtsi32_si128(b0.d), b1.d, 1);
-    const __m128 d = _mm_cvtph_ps(_mm_unpacklo_epi16(h, h));  // [d0, d0, d1, d1]
-    return _mm_mul_ps(d, _mm_setr_ps(1.0f, -16.0f, 1.0f, -16.0f));
+    return _mm_cvtph_ps(_mm_unpacklo_epi16(h, h));
   }
 };
 
@@ -193,9 +196,8 @@ inline __m512i weight_pair(const typename F::Block& b0, const typename F::Block&
       uint32_t h0, h1;
       __builtin_memcpy(&h0, b0.qh, 4);
       __builtin_memcpy(&h1, b1.qh, 4);
-      const __mmask64 fifth =
-          static_cast<__mmask64>((h0 & 0xffffu) | (static_cast<uint64_t>(h1 & 0xffffu) << 16) |
-                                 (static_cast<uint64_t>(h0 >> 16) << 32) | (static_cast<uint64_t>(h1 >> 16) << 48));
+      const uint32_t lo = (h0 & 0xffffu) | (h1 << 16), hi = (h0 >> 16) | (h1 & 0xffff0000u);
+      const __mmask64 fifth = static_cast<__mmask64>(lo | (static_cast<uint64_t>(hi) << 32));
       return _mm512_mask_add_epi8(z, fifth, z, _mm512_set1_epi8(16));
     }
   }
@@ -290,7 +292,7 @@ inline void qtile(const uint8_t* w, size_t ws, const BlockQ8A* act, int64_t as, 
     alignas(32) float o[8];
     _mm256_store_ps(o, off[r]);
     {
-      for (int a = 0; a < NA; ++a) y[a * ldy + r] = hsum(acc[r][a]) + (o[2 * a] + o[2 * a + 1]);
+      for (int a = 0; a < NA; ++a) y[a * ldy + r] = hsum(acc[r][a]) + F::kOffset * (o[2 * a] + o[2 * a + 1]);
     }
   }
 }
