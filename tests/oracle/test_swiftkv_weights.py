@@ -13,6 +13,8 @@
   which then fails on the shapes), a file that is not a weights file, extra or misshapen tensors,
   flags that conflict with the file's M and G, extraction without --base or against another
   model.
+* Shipped: every file under weights/ applies to the fetched base, gives a GGUF with the file's M
+  that scores, and has its section in weights/README.md.
 Env: SKV_BIN, SKV_MODELS (a missing model is a failure unless SKV_ALLOW_SKIP=1).
 """
 from __future__ import annotations
@@ -198,6 +200,27 @@ def main() -> int:
             r = skv(["convert", "--model", ckpt, "--base", TINY, "--out", os.path.join(tmp, "x6.safetensors")])
             check(r.returncode == 1 and os.path.basename(TINY) in r.stderr, f"extraction against another model: {r.stderr.strip()}")
             check(not any(n.startswith("x") for n in os.listdir(tmp)), "no refused command left an output behind")
+
+        # Every weights file the repository ships applies to the pinned base and is documented.
+        shipped_dir = os.path.join(ROOT, "weights")
+        shipped = sorted(f for f in os.listdir(shipped_dir) if f.endswith(".safetensors"))
+        check(len(shipped) > 0, f"weights/ ships SwiftKV weights files ({shipped})")
+        readme = open(os.path.join(shipped_dir, "README.md")).read()
+        for name in shipped:
+            _, meta, _ = read_bf16_safetensors(os.path.join(shipped_dir, name))
+            check(meta.get("format") == "swiftkv-weights", f"weights/{name} is a SwiftKV weights file")
+            check(f"## {name}" in readme, f"weights/README.md has a section on {name}")
+            out = os.path.join(tmp, "shipped-" + name.replace(".safetensors", ".gguf"))
+            r = skv(["convert", "--model", BASE, "--swiftkv-weights", os.path.join(shipped_dir, name), "--out", out])
+            check(r.returncode == 0, f"weights/{name} applies to the fetched base ({r.stderr.strip()[-300:]})")
+            if r.returncode == 0:
+                m = gguf.GGUFReader(out).fields
+                key = next((k for k in m if k.endswith(".num_key_value_layers")), None)
+                got = int(m[key].parts[-1][0]) if key else None
+                check(got is not None and str(got) == str(meta.get("num_key_value_layers")),
+                      f"the GGUF built from weights/{name} has the file's M ({got} vs {meta.get('num_key_value_layers')})")
+                s = skv(["score", "--model", out, "--token-ids", "1,2,3,4,5,6"])
+                check(s.returncode == 0, f"the model built from weights/{name} scores ({s.stderr.strip()[-200:]})")
     print(f"{passed} passed, {len(failures)} failed")
     return 1 if failures else 0
 
