@@ -524,9 +524,12 @@ TEST(TrainAttention, SlidingWindowAcrossBlocksMatchesNaive) {
       naive_attention_backward(a, dout, q, k, v, dq, dk, dv);
       EXPECT_LT(rel_err(d.out, out), 1e-12);
       EXPECT_LT(rel_err(d.lse, lse), 1e-12);
-      // Window 1: every softmax has one score, so dq = dk = 0 up to rounding.
-      EXPECT_LT(rel_err(d.dq, dq, 1e-3), 1e-12);
-      EXPECT_LT(rel_err(d.dk, dk, 1e-3), 1e-12);
+      // Window 1: every softmax has one score, so dq = dk = 0 up to the rounding of O(1) terms
+      // that cancel, whose size depends on the BLAS kernels' summation order (1.3e-15 with
+      // OpenBLAS's SkylakeX kernels): measured against a scale of 1 there, not 1e-3.
+      const double grad_floor = window == 1 ? 1.0 : 1e-3;
+      EXPECT_LT(rel_err(d.dq, dq, grad_floor), 1e-12);
+      EXPECT_LT(rel_err(d.dk, dk, grad_floor), 1e-12);
       EXPECT_LT(rel_err(d.dv, dv), 1e-12);
     }
 }
