@@ -25,6 +25,28 @@ inline float float_of(uint32_t u) {
   return f;
 }
 
+// The block's element of largest magnitude, sign kept (the first one on ties), as ggml's
+// Q4_0 / Q5_0 reference quantisers pick it.
+float signed_absmax(const float* xb) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < QK; ++j)
+    if (amax < std::fabs(xb[j])) {
+      amax = std::fabs(xb[j]);
+      max = xb[j];
+    }
+  return max;
+}
+
+// The block's range, as ggml's Q4_1 / Q5_1 reference quantisers scan it.
+void block_min_max(const float* xb, float& min, float& max) {
+  min = 3.402823466e+38f;
+  max = -3.402823466e+38f;
+  for (int j = 0; j < QK; ++j) {
+    if (xb[j] < min) min = xb[j];
+    if (xb[j] > max) max = xb[j];
+  }
+}
+
 }  // namespace
 
 float fp16_to_fp32(uint16_t h) {
@@ -130,14 +152,7 @@ void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
 void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n) {
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < QK; ++j) {
-      const float v = xb[j];
-      if (amax < std::fabs(v)) {
-        amax = std::fabs(v);
-        max = v;
-      }
-    }
+    const float max = signed_absmax(xb);
     const float d = max / -8;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[i].d = fp32_to_fp16(d);
@@ -158,11 +173,8 @@ void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n) {
 void quantize_row_q4_1(const float* x, BlockQ4_1* y, int64_t n) {
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
-    float min = 3.402823466e+38f, max = -3.402823466e+38f;
-    for (int j = 0; j < QK; ++j) {
-      if (xb[j] < min) min = xb[j];
-      if (xb[j] > max) max = xb[j];
-    }
+    float min, max;
+    block_min_max(xb, min, max);
     const float d = (max - min) / ((1 << 4) - 1);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[i].d = fp32_to_fp16(d);
@@ -239,13 +251,7 @@ void dequantize_row_q5_1(const BlockQ5_1* x, float* y, int64_t n) {
 void quantize_row_q5_0(const float* x, BlockQ5_0* y, int64_t n) {
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < QK; ++j) {
-      if (amax < std::fabs(xb[j])) {
-        amax = std::fabs(xb[j]);
-        max = xb[j];
-      }
-    }
+    const float max = signed_absmax(xb);
     const float d = max / -16;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[i].d = fp32_to_fp16(d);
@@ -263,11 +269,8 @@ void quantize_row_q5_0(const float* x, BlockQ5_0* y, int64_t n) {
 void quantize_row_q5_1(const float* x, BlockQ5_1* y, int64_t n) {
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
-    float min = 3.402823466e+38f, max = -3.402823466e+38f;
-    for (int j = 0; j < QK; ++j) {
-      if (xb[j] < min) min = xb[j];
-      if (xb[j] > max) max = xb[j];
-    }
+    float min, max;
+    block_min_max(xb, min, max);
     const float d = (max - min) / ((1 << 5) - 1);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[i].d = fp32_to_fp16(d);

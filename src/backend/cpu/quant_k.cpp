@@ -72,37 +72,35 @@ void k_scales_mins(const uint8_t* b, uint8_t sc[8], uint8_t m[8]) {
   }
 }
 
-void dequantize_row_q4_K(const BlockQ4_K* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n / QK_K; ++i) {
-    const float d = fp16_to_fp32(x[i].d), dmin = fp16_to_fp32(x[i].dmin);
-    uint8_t sc[8], m[8];
-    k_scales_mins(x[i].scales, sc, m);
-    float* yb = y + i * QK_K;
-    for (int j = 0; j < 8; ++j) {
-      const float dj = d * sc[j], mj = dmin * m[j];
-      const uint8_t* q = x[i].qs + 32 * (j / 2);
-      const int shift = 4 * (j % 2);
-      for (int l = 0; l < 32; ++l) yb[32 * j + l] = dj * ((q[l] >> shift) & 0x0f) - mj;
+namespace {
+
+// Q4_K and Q5_K decode alike; qh is null for Q4_K.
+void dequantize_k_superblock(uint16_t d16, uint16_t dmin16, const uint8_t* scales, const uint8_t* qs, const uint8_t* qh,
+                             float* yb) {
+  const float d = fp16_to_fp32(d16), dmin = fp16_to_fp32(dmin16);
+  uint8_t sc[8], m[8];
+  k_scales_mins(scales, sc, m);
+  for (int j = 0; j < 8; ++j) {
+    const float dj = d * sc[j], mj = dmin * m[j];
+    const uint8_t* q = qs + 32 * (j / 2);
+    const int shift = 4 * (j % 2);
+    for (int l = 0; l < 32; ++l) {
+      const int v = ((q[l] >> shift) & 0x0f) | (qh ? ((qh[l] >> j) & 1) << 4 : 0);
+      yb[32 * j + l] = dj * v - mj;
     }
   }
 }
 
+}  // namespace
+
+void dequantize_row_q4_K(const BlockQ4_K* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK_K; ++i)
+    dequantize_k_superblock(x[i].d, x[i].dmin, x[i].scales, x[i].qs, nullptr, y + i * QK_K);
+}
+
 void dequantize_row_q5_K(const BlockQ5_K* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n / QK_K; ++i) {
-    const float d = fp16_to_fp32(x[i].d), dmin = fp16_to_fp32(x[i].dmin);
-    uint8_t sc[8], m[8];
-    k_scales_mins(x[i].scales, sc, m);
-    float* yb = y + i * QK_K;
-    for (int j = 0; j < 8; ++j) {
-      const float dj = d * sc[j], mj = dmin * m[j];
-      const uint8_t* q = x[i].qs + 32 * (j / 2);
-      const int shift = 4 * (j % 2);
-      for (int l = 0; l < 32; ++l) {
-        const int v = ((q[l] >> shift) & 0x0f) | (((x[i].qh[l] >> j) & 1) << 4);
-        yb[32 * j + l] = dj * v - mj;
-      }
-    }
-  }
+  for (int64_t i = 0; i < n / QK_K; ++i)
+    dequantize_k_superblock(x[i].d, x[i].dmin, x[i].scales, x[i].qs, x[i].qh, y + i * QK_K);
 }
 
 void dequantize_row_q6_K(const BlockQ6_K* x, float* y, int64_t n) {
