@@ -3,7 +3,9 @@
 #include "backend/ops.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_ops.h"
@@ -58,7 +60,25 @@ bool overlaps(const Tensor& a, const Tensor& b) {
   return a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
 }
 
+// SKV_FP8_ACTIVATIONS sets the starting mode, so commands that take no flag for it follow it too.
+std::atomic<Fp8Activations>& fp8_mode() {
+  static std::atomic<Fp8Activations> mode{[] {
+    const char* env = std::getenv("SKV_FP8_ACTIVATIONS");
+    return env && *env ? parse_fp8_activations(env) : Fp8Activations::F32;
+  }()};
+  return mode;
+}
+
 }  // namespace
+
+void set_fp8_activations(Fp8Activations mode) { fp8_mode().store(mode, std::memory_order_relaxed); }
+Fp8Activations fp8_activations() { return fp8_mode().load(std::memory_order_relaxed); }
+
+Fp8Activations parse_fp8_activations(const std::string& name) {
+  if (name == "f32") return Fp8Activations::F32;
+  if (name == "fp8" || name == "e4m3") return Fp8Activations::E4M3;
+  fail("unknown FP8 activation mode ", quote_bounded(name), " (choose f32 or fp8)");
+}
 
 void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   const char* op = "linear";
@@ -80,6 +100,7 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
     case DType::Q4_K:
     case DType::Q5_K:
     case DType::Q6_K:
+    case DType::FP8:
       break;
     default:
       fail_internal(op, ": weight dtype ", dtype_name(w.dtype), " is not supported");
@@ -326,8 +347,10 @@ Tensor host_i32(const int32_t* values, int64_t n) { return Tensor::view(DType::I
 Tensor to_dtype(const Tensor& t, DType to) {
   check_tensor("to_dtype", "t", t);
   need_host("to_dtype", "t", t);
-  if (to != DType::F32 && to != DType::F16 && to != DType::BF16 && to != DType::Q8_0)
-    fail("to_dtype: target dtype must be F32, F16, BF16 or Q8_0, got ", dtype_name(to));
+  if (to != DType::F32 && to != DType::F16 && to != DType::BF16 && to != DType::Q8_0 && to != DType::FP8)
+    fail("to_dtype: target dtype must be F32, F16, BF16, Q8_0 or FP8, got ", dtype_name(to));
+  if (to == DType::FP8 && t.shape.size() != 2)
+    fail("to_dtype: FP8 holds matrices (a scale per row), got ", t.shape_str());
   if (to == DType::Q8_0 && t.cols() % 32 != 0)
     fail("to_dtype: Q8_0 needs rows of a multiple of 32 values, got ", t.cols());
   if (t.dtype == DType::I32) fail("to_dtype: cannot convert an I32 tensor to ", dtype_name(to));

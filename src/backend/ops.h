@@ -4,6 +4,7 @@
 // engine code touch tensor memory only through these, so a new backend never touches them.
 // Activations are F32, row-major, one row per token; token ids and positions are I32 tensors.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -11,12 +12,23 @@
 namespace skv::backend {
 
 // y[n, out] = x[n, in] @ w[out, in]^T (+ bias[out]). w: F32, F16, BF16, Q8_0, Q4_0,
-// Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K.
+// Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K or FP8 (see Fp8Activations below).
 // Quantised weights are never dequantised: the activation rows are quantised to 8 bits once
 // and every output is an integer dot product (llama.cpp's scheme, at any batch size; on the
 // target CPU it beat dequantise-a-panel + sgemm). Float weights use on-the-fly dot products
 // for a few rows and the GEMM library (per-thread panels) for larger batches.
 void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
+
+// How FP8 weights (DType::FP8, compressed-tensors checkpoints; docs/fp8.md) meet their
+// activations. F32, the default: the activations stay F32 and the weights are widened (exact)
+// inside the dot product or GEMM panel. E4M3: every activation row is first quantised to FP8
+// E4M3 with its own scale max|x| / 448 (dynamic per token, as GPU FP8 serving does), and the
+// products of the two 8-bit values are summed in F32. Process-wide; read at every linear call.
+enum class Fp8Activations { F32, E4M3 };
+void set_fp8_activations(Fp8Activations mode);
+Fp8Activations fp8_activations();
+// "f32" | "fp8" (also "e4m3"); throws naming the value otherwise.
+Fp8Activations parse_fp8_activations(const std::string& name);
 
 // y = x / sqrt(mean(x^2) + eps) * weight, per row. y may alias x.
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
@@ -68,7 +80,8 @@ double attention_keys(int64_t n_past, int64_t n, int64_t window);
 void log_softmax_rows(Tensor& x);
 void softmax_rows(Tensor& x);
 
-// A new tensor holding t's values in dtype `to` (F32, F16 or BF16; round to nearest even).
+// A new tensor holding t's values in dtype `to` (F32, F16 or BF16; round to nearest even;
+// Q8_0; FP8, a 2-D t only, each row scaled by max|row| / 448).
 // t may be any float or quantised dtype. Used by checkpoint conversion, not in the hot path.
 Tensor to_dtype(const Tensor& t, DType to);
 

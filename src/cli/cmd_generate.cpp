@@ -24,6 +24,8 @@ static const char* kGenerateHelp = R"(usage: swiftkv generate --model PATH (--pr
   -c, --ctx-size N          context size (default min(4096, model max))
   -b, --batch-size N        prompt tokens per forward pass (default 512)
       --no-swiftkv          run a SwiftKV checkpoint's teacher path (every layer computes its K/V)
+      --fp8-activations M   FP8 checkpoints: f32 (default) or fp8, activations quantised to
+                            E4M3 per token as GPU FP8 serving does (docs/fp8.md)
       --json                print one JSON object {token_ids, text, finish_reason, usage, timings}
 )";
 

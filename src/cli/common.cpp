@@ -10,7 +10,7 @@
 
 namespace skv::cli {
 
-const std::set<std::string> kModelFlags = {"--model", "--threads", "--ctx-size", "--batch-size"};
+const std::set<std::string> kModelFlags = {"--model", "--threads", "--ctx-size", "--batch-size", "--fp8-activations"};
 const std::set<std::string> kModelBoolFlags = {"--no-swiftkv"};
 const std::set<std::string> kSamplingFlags = {"--temperature",
                                               "--top-k",
@@ -62,6 +62,8 @@ LoadedModel load_model(const Args& args, bool need_tokenizer) {
   m.threads = static_cast<int>(args.integer("--threads", 0));
   if (m.threads < 0) fail("--threads must be >= 0 (0 = all cores), got ", m.threads);
   backend::cpu::set_num_threads(m.threads);
+  if (const auto mode = args.opt("--fp8-activations"))
+    backend::set_fp8_activations(backend::parse_fp8_activations(*mode));
   const std::string path = args.required("--model");
   m.model = model::LlamaModel::load(path, model::ModelOptions{.swiftkv = !args.flag("--no-swiftkv")});
   log_swiftkv_path(*m.model);

@@ -12,7 +12,8 @@
 
 namespace skv::cli {
 
-// --model, -t/--threads, -c/--ctx-size (--max-model-len), -b/--batch-size
+// --model, -t/--threads, -c/--ctx-size (--max-model-len), -b/--batch-size, --fp8-activations f32|fp8
+// (how FP8 weights meet activations, backend/ops.h; also SKV_FP8_ACTIVATIONS)
 extern const std::set<std::string> kModelFlags;
 // --no-swiftkv: run a SwiftKV checkpoint's teacher path (every layer computes its own K/V)
 extern const std::set<std::string> kModelBoolFlags;

@@ -30,6 +30,9 @@ size_t dtype_block_bytes(DType t) {
     case DType::F16:
     case DType::BF16:
       return 2;
+    case DType::F8_E4M3:
+    case DType::FP8:
+      return 1;
     case DType::Q8_0:
       return 34;  // fp16 scale + 32 int8
     case DType::Q4_0:
@@ -55,7 +58,8 @@ size_t dtype_block_bytes(DType t) {
 size_t dtype_row_bytes(DType t, int64_t n) {
   const int64_t bs = dtype_block_size(t);
   if (n % bs != 0) fail("row of ", n, " elements is not a multiple of the ", dtype_name(t), " block size ", bs);
-  return static_cast<size_t>(n / bs) * dtype_block_bytes(t);
+  const size_t header = t == DType::FP8 ? sizeof(float) : 0;
+  return header + static_cast<size_t>(n / bs) * dtype_block_bytes(t);
 }
 
 const char* dtype_name(DType t) {
@@ -86,10 +90,14 @@ const char* dtype_name(DType t) {
       return "Q5_K";
     case DType::Q6_K:
       return "Q6_K";
+    case DType::F8_E4M3:
+      return "F8_E4M3";
+    case DType::FP8:
+      return "FP8";
   }
   return "?";
 }
 
-bool dtype_is_quantized(DType t) { return dtype_block_size(t) > 1; }
+bool dtype_is_quantized(DType t) { return dtype_block_size(t) > 1 || t == DType::FP8; }
 
 }  // namespace skv

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/compressed_tensors.h"
 #include "io/gguf.h"
 #include "io/read_file.h"
 
@@ -218,6 +219,8 @@ ModelConfig config_from_json_text(const std::string& text, const std::string& or
       c.rope_scaling = parse_rope_scaling(Fields{*rs, origin, "rope_scaling"});
     }
   }
+
+  if (const json* q = f.find("quantization_config")) c.fp8 = parse_compressed_tensors(*q, origin);
 
   if (c.swiftkv_checkpoint) {
     c.swiftkv = f.get_bool("swiftkv", true);

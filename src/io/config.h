@@ -19,6 +19,15 @@ struct RopeScaling {
   int64_t original_max_position_embeddings = 8192;  // llama3
 };
 
+// A compressed-tensors FP8 checkpoint's scheme (io/compressed_tensors.h, docs/fp8.md): every
+// Linear weight not in `ignore` is stored F8_E4M3 with a weight_scale of this strategy.
+struct Fp8Scheme {
+  bool enabled = false;
+  std::string strategy = "channel";  // channel ([out, 1] scales) | tensor (one scale)
+  bool dynamic_activations = true;   // input_activations given (dynamic, per token); false: weights only
+  std::vector<std::string> ignore;   // module names, or "re:" + a regular expression
+};
+
 struct ModelConfig {
   model::Arch arch = model::Arch::Llama;
   bool swiftkv_checkpoint = false;  // model_type <arch>_swiftkv: has the SwiftKV fields / tensors
@@ -43,6 +52,7 @@ struct ModelConfig {
   bool swiftkv = false;
   int64_t num_key_value_layers = 0;
   int64_t key_value_group_size = 1;
+  Fp8Scheme fp8;  // config.json quantization_config (compressed-tensors); HF input only
 
   const model::ArchInfo& arch_info() const { return skv::model::arch_info(arch); }
   std::string model_type() const { return model::model_type_name(arch, swiftkv_checkpoint); }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/compressed_tensors.h"
 
 namespace skv::io {
 
@@ -69,6 +70,11 @@ void set_model_fields(ojson& j, const ModelConfig& c) {
     j["key_value_group_size"] = c.key_value_group_size;
   } else {
     for (const char* k : {"swiftkv", "num_key_value_layers", "key_value_group_size"}) j.erase(k);
+  }
+  if (c.fp8.enabled) {
+    j["quantization_config"] = compressed_tensors_json(c.fp8);
+  } else {
+    j.erase("quantization_config");
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "backend/ops.h"
 #include "core/error.h"
+#include "io/compressed_tensors.h"
 #include "io/config_json.h"
 #include "io/read_file.h"
 #include "io/safetensors.h"
@@ -96,6 +97,8 @@ namespace {
 
 // All tensors in the output dtype. They are held in memory together because
 // write_safetensors takes the whole map; unchanged tensors stay views of the source mapping.
+// FP8 output quantises the decoder's Linear weights (compressed-tensors pairs, F32 scales per
+// channel) and stores everything else in BF16, as llm-compressor does for a BF16 model.
 std::map<std::string, Tensor> export_tensors(const ModelFiles& files, DType dtype) {
   const ModelConfig& c = files.config;
   std::map<std::string, Tensor> out;
@@ -106,9 +109,17 @@ std::map<std::string, Tensor> export_tensors(const ModelFiles& files, DType dtyp
       out.emplace(name, t);
       continue;
     }
-    Tensor v = t.dtype == dtype ? t : backend::to_dtype(t, dtype);
+    const bool fp8 = dtype == DType::FP8 && is_fp8_linear_weight(name, t);
+    const DType to = fp8 ? DType::FP8 : dtype == DType::FP8 ? DType::BF16 : dtype;
+    Tensor v = t.dtype == to ? t : backend::to_dtype(t, to);
     if (files.rope_interleaved)
       if (const int64_t heads = rope_permuted_heads(name, c)) v = unpermute_rope_rows(v, heads);
+    if (fp8) {
+      Fp8Pair pair = split_fp8_weight(v);
+      out.emplace(name, std::move(pair.weight));
+      out.emplace(name.substr(0, name.size() - 7) + ".weight_scale", std::move(pair.weight_scale));
+      continue;
+    }
     out.emplace(name, std::move(v));
   }
   return out;
@@ -175,7 +186,8 @@ DType parse_export_dtype(const std::string& name) {
   if (name == "f32" || name == "float32") return DType::F32;
   if (name == "f16" || name == "float16") return DType::F16;
   if (name == "bf16" || name == "bfloat16") return DType::BF16;
-  fail("unknown dtype '", name, "' (choose f32, bf16 or f16)");
+  if (name == "fp8") return DType::FP8;
+  fail("unknown dtype '", name, "' (choose f32, bf16, f16 or fp8)");
 }
 
 std::string torch_dtype_name(DType dtype) {
@@ -185,14 +197,17 @@ std::string torch_dtype_name(DType dtype) {
     case DType::F16:
       return "float16";
     case DType::BF16:
+    case DType::FP8:  // the tensors FP8 checkpoints leave unquantised
       return "bfloat16";
     default:
-      fail("checkpoints are stored as f32, f16 or bf16, not ", dtype_name(dtype));
+      fail("checkpoints are stored as f32, f16, bf16 or fp8, not ", dtype_name(dtype));
   }
 }
 
 DType default_export_dtype(const ModelFiles& files) {
   if (files.format == ModelFormat::GGUF) return DType::F32;
+  for (const auto& [name, t] : files.tensors)
+    if (t.dtype == DType::FP8) return DType::FP8;  // an FP8 checkpoint stays one
   bool first = true, common = true;
   DType seen = DType::F32;
   for (const auto& [name, t] : files.tensors) {
@@ -235,7 +250,8 @@ namespace {
 
 // HF row h*D + half*(D/2) + j <-> GGUF row h*D + 2*j + half, in the direction asked.
 Tensor move_rope_rows(const Tensor& t, int64_t n_head, bool to_hf) {
-  if (dtype_is_quantized(t.dtype)) fail("rope row permutation: ", dtype_name(t.dtype), " rows cannot be moved");
+  if (dtype_is_quantized(t.dtype) && t.dtype != DType::FP8)
+    fail("rope row permutation: ", dtype_name(t.dtype), " rows cannot be moved");
   if (t.shape.empty() || t.shape.size() > 2)
     fail("rope row permutation: expected a 1-D or 2-D tensor, got ", t.shape_str());
   const int64_t rows = t.shape[0];
@@ -266,6 +282,11 @@ HfExportResult export_hf_directory(const ModelFiles& files, const std::string& o
   const fs::path out = normalized(out_dir);
   ModelConfig config = files.config;
   config.torch_dtype = torch_dtype_name(opt.dtype);
+  config.fp8 = Fp8Scheme{};
+  if (opt.dtype == DType::FP8) {
+    config.fp8.enabled = true;
+    config.fp8.ignore = {"lm_head"};
+  }
   const bool hf = files.format == ModelFormat::HFDirectory;
   const std::string original_config = hf ? read_file((fs::path(files.path) / "config.json").string()) : "";
 

@@ -12,7 +12,9 @@
 namespace skv::io {
 
 struct HfExportOptions {
-  DType dtype = DType::F32;  // every floating-point tensor is stored in this (F32, F16 or BF16)
+  // Every floating-point tensor is stored in this (F32, F16 or BF16); FP8: the compressed-tensors
+  // layout (decoder Linear weights F8_E4M3 with per-channel F32 scales, the rest BF16).
+  DType dtype = DType::F32;
   // Replace an existing non-empty output directory (only one that holds a config.json, so a
   // mistyped path cannot wipe an unrelated directory).
   bool replace_existing = false;
@@ -26,15 +28,15 @@ struct HfExportResult {
   int64_t num_tensors = 0;
 };
 
-// The dtype a checkpoint is stored in when the user does not choose: F32 for GGUF (exact for
+// The dtype a checkpoint is stored in when the user does not choose: FP8 for an FP8 checkpoint; F32 for GGUF (exact for
 // dequantised block values, scale times integer, which need more mantissa than BF16 and more
 // range than F16); for HF input the tensors' common dtype, else config torch_dtype, else F32. Call it
 // before add_swiftkv_tensors, whose group means are F32 whatever the source.
 DType default_export_dtype(const ModelFiles& files);
 
-// "f32" / "float32" -> F32 and so on for f16 and bf16; throws naming the value otherwise.
+// "f32" / "float32" -> F32 and so on for f16 and bf16; "fp8" -> FP8; throws naming the value otherwise.
 DType parse_export_dtype(const std::string& name);
-// The config.json spelling: float32 | float16 | bfloat16.
+// The config.json spelling: float32 | float16 | bfloat16 (also for FP8, whose other tensors are BF16).
 std::string torch_dtype_name(DType dtype);
 
 // Throws unless `out_dir` can receive the export: its parent exists, and it does not exist, is

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/compressed_tensors.h"
 #include "io/gguf.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
@@ -84,6 +85,7 @@ void open_hf_directory(ModelFiles& m) {
   } else {
     fail("no model.safetensors or model.safetensors.index.json in ", m.path);
   }
+  fold_fp8_weights(m);
 }
 
 }  // namespace

@@ -19,12 +19,13 @@ std::optional<DType> parse_dtype(const std::string& s) {
   if (s == "F16") return DType::F16;
   if (s == "BF16") return DType::BF16;
   if (s == "I32") return DType::I32;
+  if (s == "F8_E4M3") return DType::F8_E4M3;  // compressed-tensors FP8 weights (io/compressed_tensors.h)
   return std::nullopt;
 }
 
 bool is_known_dtype(const std::string& s) {
-  static const char* kAll[] = {"BOOL", "U8",      "I8",      "I16",     "U16", "U32",     "I64",    "U64",
-                               "F64",  "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4",  "F6_E2M3", "F6_E3M2"};
+  static const char* kAll[] = {"BOOL", "U8",  "I8",      "I16",     "U16", "U32",     "I64",
+                               "U64",  "F64", "F8_E5M2", "F8_E8M0", "F4",  "F6_E2M3", "F6_E3M2"};
   return std::any_of(std::begin(kAll), std::end(kAll), [&](const char* k) { return s == k; });
 }
 
@@ -96,7 +97,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), file_(s
     const auto dtype = parse_dtype(dtype_str);
     if (!dtype)
       fail(where, " has ", is_known_dtype(dtype_str) ? "unsupported" : "unknown", " dtype '", dtype_str,
-           "' (supported: F32, F16, BF16, I32)");
+           "' (supported: F32, F16, BF16, I32, F8_E4M3)");
 
     const auto sh = v.find("shape");
     if (sh == v.end() || !sh->is_array()) fail(where, " has no shape array");

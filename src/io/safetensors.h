@@ -28,7 +28,7 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-// Writes F32 / F16 / BF16 tensors (used by convert and by tests that build fixtures).
+// Writes F32 / F16 / BF16 / I32 / F8_E4M3 tensors (used by convert and by tests that build fixtures).
 void write_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 

@@ -97,6 +97,8 @@ Tensor to_dtype(const Tensor& t, DType to) {
         std::memcpy(dst, buf.data(), sizeof(float) * cols);
       } else if (to == DType::Q8_0) {
         quantize_row_q8_0(buf.data(), reinterpret_cast<BlockQ8_0*>(dst), cols);
+      } else if (to == DType::FP8) {
+        quantize_row_fp8(buf.data(), dst, cols);
       } else {
         auto* d16 = reinterpret_cast<uint16_t*>(dst);
         for (int64_t i = 0; i < cols; ++i) d16[i] = to == DType::F16 ? fp32_to_fp16(buf[i]) : fp32_to_bf16(buf[i]);

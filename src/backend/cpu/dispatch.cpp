@@ -37,6 +37,7 @@ const Kernels* table_for(Isa isa) {
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false;
+  bool avx512bf16 = false;
 };
 
 CpuFeatures probe_cpu() {
@@ -60,6 +61,8 @@ CpuFeatures probe_cpu() {
     f.avx512bw = b & (1u << 30);
     f.avx512vl = b & (1u << 31);
     f.avx512vnni = c & (1u << 11);
+    unsigned a1, b1, c1, d1;
+    if (a >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = a1 & (1u << 5);
   }
   return f;
 }
@@ -125,6 +128,14 @@ const char* isa_missing(Isa isa) {
 }
 
 bool isa_supported(Isa isa) { return isa_missing(isa) == nullptr; }
+
+bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  return cpu().avx512bf16 && cpu().avx512f;
+#else
+  return false;
+#endif
+}
 
 Isa detected_isa() {
   if (isa_supported(Isa::AVX512)) return Isa::AVX512;
@@ -195,6 +206,8 @@ ToFloatFn to_float_for(const Kernels& k, DType t) {
       return k.to_float_q5_k;
     case DType::Q6_K:
       return k.to_float_q6_k;
+    case DType::FP8:
+      return k.to_float_fp8;
     default:
       return nullptr;
   }

@@ -24,6 +24,8 @@ bool isa_supported(Isa isa);  // by this CPU (and OS state saving)
 // The first feature `isa` needs that this CPU or build lacks ("avx512_vnni", ...), for
 // messages; nullptr when supported. AVX512 means F, BW, VL, DQ and VNNI (see dispatch.cpp).
 const char* isa_missing(Isa isa);
+// AVX512-BF16 (vdpbf16ps), which the AVX512 table's gemm_bf16 uses when present.
+bool cpu_has_avx512_bf16();
 Isa detected_isa();  // best ISA the CPU supports
 Isa active_isa();
 // Selects the kernel table. Throws skv::Error when the CPU cannot run `isa`.
@@ -55,6 +57,10 @@ using QGemvFn = void (*)(const void* w, size_t w_stride, int64_t rows, const Blo
 // Same with float activations (x row a at x + a * ldx) and F32 / F16 / BF16 weights.
 using FGemvFn = void (*)(const void* w, size_t w_stride, int64_t rows, const float* x, int64_t ldx, int64_t na,
                          int64_t k, float* y, int64_t ldy);
+// BF16 rows against BF16 rows: y[a * ldy + r] = sum_j w[r, j] x[a, j] for r < rows, a < na
+// (row r at w + r * ldw, row a at x + a * ldx, in elements), F32 accumulation. Any k >= 0.
+using Bf16GemmFn = void (*)(const uint16_t* w, int64_t ldw, int64_t rows, const uint16_t* x, int64_t ldx, int64_t na,
+                            int64_t k, float* y, int64_t ldy);
 // One row of k elements of some dtype -> F32.
 using ToFloatFn = void (*)(const void* src, float* dst, int64_t k);
 
@@ -80,6 +86,16 @@ struct Kernels {
   FGemvFn gemv_f32, gemv_f16, gemv_bf16;
   ToFloatFn to_float_f16, to_float_bf16, to_float_q8_0, to_float_q4_0, to_float_q4_1, to_float_q5_0, to_float_q5_1,
       to_float_q4_k, to_float_q5_k, to_float_q6_k;
+  // FP8 rows (DType::FP8): to_float_fp8 gives x = s * e4m3(q); gemv_fp8 is the float GEMV of
+  // such rows against F32 activations, each row's sum times its scale.
+  ToFloatFn to_float_fp8;
+  FGemvFn gemv_fp8;
+  // The dynamic-activation FP8 path (linear.cpp): fp8_to_bf16 writes a row's E4M3 values,
+  // unscaled, as BF16 (exact: E4M3 has fewer mantissa bits and less exponent range), and
+  // gemm_bf16 multiplies them with the BF16 copies of E4M3-rounded activations. Products of
+  // two E4M3 values are exact in F32, so tables differ only in the order of the sums.
+  void (*fp8_to_bf16)(const void* row, uint16_t* dst, int64_t k);
+  Bf16GemmFn gemm_bf16;
   // Row helpers (n any >= 0).
   float (*sum_squares)(const float* x, int64_t n);                                  // sum x^2 (fp32 lanes)
   void (*mul_scale)(const float* x, float s, const float* w, float* y, int64_t n);  // y = (x * s) * w

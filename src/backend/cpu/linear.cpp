@@ -23,6 +23,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/thread_pool.h"
+#include "backend/ops.h"
 #include "core/error.h"
 
 namespace skv::backend::cpu {
@@ -82,21 +83,23 @@ void run_gemv(const Problem& p) {
   // thread count.
   const int64_t chunk = std::max<int64_t>(8, static_cast<int64_t>((32 * 1024) / p.w_stride) / 8 * 8);
   const int64_t rows = nt > 1 ? std::min(chunk, (grain_for(p.out, nt, 4) + 7) / 8 * 8) : chunk;
-  if (dtype_is_quantized(p.wt)) {
+  if (const QGemvFn qfn = qgemv_for(k, p.wt)) {
     const int64_t nb = p.in / QK;
     BlockQ8A* act = t_act.get<BlockQ8A>(static_cast<size_t>(p.n * nb));
-    const QGemvFn fn = qgemv_for(k, p.wt);
     // About 1/out of the work: its own parallel call only pays off for long prompts.
     const int qt = static_cast<double>(p.n) * p.in >= 256.0 * 1024 ? nt : 1;
     parallel_for_ranges(p.n, grain_for(p.n, qt), qt, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) k.quantize_q8a(p.x + i * p.in, act + i * nb, p.in);
     });
     parallel_for_ranges(p.out, rows, nt, [&](int64_t r0, int64_t r1) {
-      fn(p.w + r0 * p.w_stride, p.w_stride, r1 - r0, act, nb, p.n, p.in, p.y + r0, p.ldy);
+      qfn(p.w + r0 * p.w_stride, p.w_stride, r1 - r0, act, nb, p.n, p.in, p.y + r0, p.ldy);
       add_bias(p, r0, r1);
     });
   } else {
-    const FGemvFn fn = p.wt == DType::F32 ? k.gemv_f32 : p.wt == DType::F16 ? k.gemv_f16 : k.gemv_bf16;
+    const FGemvFn fn = p.wt == DType::F32   ? k.gemv_f32
+                       : p.wt == DType::F16 ? k.gemv_f16
+                       : p.wt == DType::FP8 ? k.gemv_fp8
+                                            : k.gemv_bf16;
     parallel_for_ranges(p.out, rows, nt, [&](int64_t r0, int64_t r1) {
       fn(p.w + r0 * p.w_stride, p.w_stride, r1 - r0, p.x, p.in, p.n, p.in, p.y + r0, p.ldy);
       add_bias(p, r0, r1);
@@ -146,6 +149,42 @@ void run_gemm(const Problem& p) {
   });
 }
 
+// FP8 weights with activations quantised to E4M3 per token. The activation rows become BF16
+// copies of their E4M3 values (and a scale each) once; each task widens a panel of weight
+// rows to BF16 (exact, unscaled) and runs the BF16 tile kernel over every activation row, then
+// applies both scales: y = (sum xq wq) * s_w * s_x. The panel is sized to stay in L2 while
+// the activations stream past it, and a row's bits do not depend on the panel it falls in.
+void run_fp8_dynamic(const Problem& p) {
+  const Kernels& k = kernels();
+  const double work = static_cast<double>(p.n) * p.out * p.in;
+  const int nt = threads_for(work, 64.0 * 1024);
+  uint16_t* xq = t_act.get<uint16_t>(static_cast<size_t>(p.n * p.in));
+  thread_local std::vector<float> xs_buf;  // the caller's; the tasks below reach it through xs
+  xs_buf.resize(static_cast<size_t>(p.n));
+  float* xs = xs_buf.data();
+  const int qt = static_cast<double>(p.n) * p.in >= 256.0 * 1024 ? nt : 1;
+  parallel_for_ranges(p.n, grain_for(p.n, qt), qt, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) xs[i] = quantize_act_fp8(p.x + i * p.in, xq + i * p.in, p.in);
+  });
+  const int64_t fit = std::max<int64_t>(4, (128 * 1024) / (2 * p.in) / 4 * 4);
+  const int64_t rows = nt > 1 ? std::min(fit, (grain_for(p.out, nt, 4) + 3) / 4 * 4) : fit;
+  parallel_for_ranges(p.out, rows, nt, [&](int64_t r0, int64_t r1) {
+    uint16_t* panel = t_panel.get<uint16_t>(static_cast<size_t>(rows * p.in));
+    thread_local std::vector<float> ws;
+    ws.resize(static_cast<size_t>(rows));
+    for (int64_t r = r0; r < r1; ++r) {
+      k.fp8_to_bf16(p.w + r * p.w_stride, panel + (r - r0) * p.in, p.in);
+      ws[r - r0] = fp8_row_scale(p.w + r * p.w_stride);
+    }
+    k.gemm_bf16(panel, p.in, r1 - r0, xq, p.in, p.n, p.in, p.y + r0, p.ldy);
+    for (int64_t i = 0; i < p.n; ++i) {
+      float* yi = p.y + i * p.ldy;
+      for (int64_t r = r0; r < r1; ++r) yi[r] = yi[r] * ws[r - r0] * xs[i];
+    }
+    add_bias(p, r0, r1);
+  });
+}
+
 }  // namespace
 
 int64_t linear_gemv_max_rows(DType t) {
@@ -155,7 +194,9 @@ int64_t linear_gemv_max_rows(DType t) {
   //   working set 4x smaller, so under contention they won by 1.5-2x at every n; they also
   //   match llama.cpp's numerics (activations quantised to 8 bits for every batch size);
   // - float weights: sgemm on small n loses to the on-the-fly dot up to about 8 rows.
-  if (dtype_is_quantized(t)) return INT64_MAX;
+  // - FP8 weights: FP8 -> F32 panels + sgemm beat the converting dot from about the same n as
+  //   the float weights.
+  if (dtype_is_quantized(t) && t != DType::FP8) return INT64_MAX;
   return 8;
 }
 
@@ -173,6 +214,7 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, Lin
   thread_local std::vector<float> bias_buf;  // reused: no allocation per call once warm
   p.bias = bias ? as_f32(*bias, bias_buf) : nullptr;
   if (p.n == 0 || p.out == 0) return;
+  if (p.wt == DType::FP8 && fp8_activations() == Fp8Activations::E4M3) return run_fp8_dynamic(p);
   if (path == LinearPath::Auto) path = p.n <= linear_gemv_max_rows(p.wt) ? LinearPath::Gemv : LinearPath::Gemm;
   if (path == LinearPath::Gemv)
     run_gemv(p);

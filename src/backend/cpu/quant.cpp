@@ -301,6 +301,11 @@ void dequantize_row(DType t, const void* x, float* y, int64_t n) {
       return dequantize_row_q6_K(static_cast<const BlockQ6_K*>(x), y, n);
     case DType::MXFP8:
       return dequantize_row_mxfp8(static_cast<const BlockMXFP8*>(x), y, n);
+    case DType::FP8:
+      return dequantize_row_fp8(x, y, n);
+    case DType::F8_E4M3:
+      for (int64_t i = 0; i < n; ++i) y[i] = e4m3_to_fp32(static_cast<const uint8_t*>(x)[i]);
+      return;
     default:
       fail_internal("dequantize_row: ", dtype_name(t), " is not a block format");
   }
@@ -326,6 +331,8 @@ void quantize_row(DType t, const float* x, void* y, int64_t n) {
       return quantize_row_q6_K(x, static_cast<BlockQ6_K*>(y), n);
     case DType::MXFP8:
       return quantize_row_mxfp8(x, static_cast<BlockMXFP8*>(y), n);
+    case DType::FP8:
+      return quantize_row_fp8(x, y, n);
     default:
       fail_internal("quantize_row: ", dtype_name(t), " is not a block format");
   }

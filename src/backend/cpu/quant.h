@@ -117,6 +117,21 @@ void quantize_row_q4_K(const float* x, BlockQ4_K* y, int64_t n);
 void quantize_row_q5_K(const float* x, BlockQ5_K* y, int64_t n);
 void quantize_row_q6_K(const float* x, BlockQ6_K* y, int64_t n);
 
+// FP8 rows (DType::FP8, compressed-tensors weights; quant_fp8.cpp): the row's leading F32
+// scale s, then n E4M3 bytes q; x = s * e4m3(q). F8_E4M3 rows are the bytes alone (s = 1).
+float fp8_row_scale(const void* row);
+void dequantize_row_fp8(const void* row, float* y, int64_t n);
+// s = max|x| / 448 (the symmetric min-max rule llm-compressor applies per channel; 1 for an
+// all-zero row), q = e4m3(x / s).
+void quantize_row_fp8(const float* x, void* row, int64_t n);
+// v rounded to the nearest E4M3 value (ties to even, saturating at +-448), as a float: what
+// e4m3_to_fp32(fp32_to_e4m3(v)) gives for finite v, without the table or frexp.
+float round_to_e4m3(float v);
+// Dynamic per-token activation quantisation, as GPU FP8 serving does it (vLLM's
+// scaled_fp8_quant): s = max|x| / 448, xq = e4m3(x * (1 / s)), written as BF16 (exact).
+// Returns s (1 for an all-zero row).
+float quantize_act_fp8(const float* x, uint16_t* xq, int64_t n);
+
 // Any quantised dtype's reference row conversion (n a multiple of its block size); throws
 // skv::Error for a dtype that is not a block format.
 void dequantize_row(DType t, const void* x, float* y, int64_t n);

@@ -494,6 +494,104 @@ void gemv_f(const void* w, size_t w_stride, int64_t rows, const float* x, int64_
   }
 }
 
+// ---------------------------------------------------------------- FP8 rows
+
+// 8 E4M3 bytes -> floats. The 7 bits below the sign placed at an F32's exponent-low /
+// mantissa-high bits make e4m3 * 2^-120 exactly (its subnormals land on F32 subnormals), and
+// one multiply by 2^120 rescales; needs DAZ off, which nothing here sets.
+inline __m256 e4m3x8(__m128i b) {
+  const __m256i v = _mm256_cvtepu8_epi32(b);
+  const __m256i mag = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x7f)), 20);
+  const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x80)), 24);
+  return _mm256_mul_ps(_mm256_castsi256_ps(_mm256_or_si256(mag, sign)), _mm256_set1_ps(0x1p120f));
+}
+struct LE4M3 {
+  using T = uint8_t;
+  static inline __m256 load8(const T* p) { return e4m3x8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+  static inline float load1(const T* p) { return e4m3_to_fp32(*p); }
+};
+
+inline float row_scale(const uint8_t* row) {
+  float s;
+  __builtin_memcpy(&s, row, sizeof s);
+  return s;
+}
+
+void gemv_fp8(const void* w, size_t w_stride, int64_t rows, const float* x, int64_t ldx, int64_t na, int64_t k,
+              float* y, int64_t ldy) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = static_cast<const uint8_t*>(w) + r * w_stride;
+    gemv_f<LE4M3>(row + sizeof(float), 0, 1, x, ldx, na, k, y + r, ldy);
+    const float s = row_scale(row);
+    for (int64_t a = 0; a < na; ++a) y[a * ldy + r] *= s;
+  }
+}
+
+void to_float_fp8(const void* src, float* dst, int64_t k) {
+  const uint8_t* q = static_cast<const uint8_t*>(src) + sizeof(float);
+  const float s = row_scale(static_cast<const uint8_t*>(src));
+  const __m256 vs = _mm256_set1_ps(s);
+  int64_t j = 0;
+  for (; j + 8 <= k; j += 8) _mm256_storeu_ps(dst + j, _mm256_mul_ps(LE4M3::load8(q + j), vs));
+  for (; j < k; ++j) dst[j] = s * e4m3_to_fp32(q[j]);
+}
+
+inline uint16_t bf16_bits(float f) {
+  uint32_t u;
+  __builtin_memcpy(&u, &f, sizeof u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+// E4M3 values need 4 significant bits, so a BF16 is the F32's top half, exactly.
+void fp8_to_bf16(const void* row, uint16_t* dst, int64_t k) {
+  const uint8_t* q = static_cast<const uint8_t*>(row) + sizeof(float);
+  int64_t j = 0;
+  for (; j + 16 <= k; j += 16) {
+    const __m256i lo = _mm256_srli_epi32(_mm256_castps_si256(LE4M3::load8(q + j)), 16);
+    const __m256i hi = _mm256_srli_epi32(_mm256_castps_si256(LE4M3::load8(q + j + 8)), 16);
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), packed);
+  }
+  for (; j < k; ++j) dst[j] = bf16_bits(e4m3_to_fp32(q[j]));
+}
+
+inline __m256 bf16x8(const uint16_t* p) {
+  const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+inline float bf16_1(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// R weight rows against one activation row, the activation widened once for all R.
+template <int R>
+inline void bf16_tile(const uint16_t* w, int64_t ldw, const uint16_t* x, int64_t k, float* y) {
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= k; j += 8) {
+    const __m256 xv = bf16x8(x + j);
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(bf16x8(w + r * ldw + j), xv, acc[r]);
+  }
+  for (int r = 0; r < R; ++r) {
+    float s = hsum(acc[r]);
+    for (int64_t t = j; t < k; ++t) s += bf16_1(w[r * ldw + t]) * bf16_1(x[t]);
+    y[r] = s;
+  }
+}
+
+void gemm_bf16(const uint16_t* w, int64_t ldw, int64_t rows, const uint16_t* x, int64_t ldx, int64_t na, int64_t k,
+               float* y, int64_t ldy) {
+  for (int64_t a = 0; a < na; ++a) {
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) bf16_tile<4>(w + r * ldw, ldw, x + a * ldx, k, y + a * ldy + r);
+    for (; r < rows; ++r) bf16_tile<1>(w + r * ldw, ldw, x + a * ldx, k, y + a * ldy + r);
+  }
+}
+
 // ---------------------------------------------------------------- to float
 
 template <class L>
@@ -729,6 +827,10 @@ const Kernels kAvx2 = {
     .to_float_q4_k = to_float_q4_k,
     .to_float_q5_k = to_float_q5_k,
     .to_float_q6_k = to_float_q6_k,
+    .to_float_fp8 = to_float_fp8,
+    .gemv_fp8 = gemv_fp8,
+    .fp8_to_bf16 = fp8_to_bf16,
+    .gemm_bf16 = gemm_bf16,
     .sum_squares = sum_squares,
     .mul_scale = mul_scale,
     .add = add,

@@ -555,6 +555,133 @@ void gemv_f(const void* w, size_t w_stride, int64_t rows, const float* x, int64_
   }
 }
 
+// ---------------------------------------------------------------- FP8 rows
+
+// 16 E4M3 bytes -> floats. The 7 bits below the sign placed at an F32's exponent-low /
+// mantissa-high bits make e4m3 * 2^-120 exactly (its subnormals land on F32 subnormals), and
+// one multiply by 2^120 rescales; needs DAZ off, which nothing here sets.
+inline __m512 e4m3x16(__m128i b) {
+  const __m512i v = _mm512_cvtepu8_epi32(b);
+  const __m512i mag = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x7f)), 20);
+  const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x80)), 24);
+  return _mm512_mul_ps(_mm512_castsi512_ps(_mm512_or_si512(mag, sign)), _mm512_set1_ps(0x1p120f));
+}
+struct LE4M3 {
+  using T = uint8_t;
+  static inline __m512 load16(const T* p) { return e4m3x16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static inline __m512 load16(const T* p, __mmask16 m) { return e4m3x16(_mm_maskz_loadu_epi8(m, p)); }
+};
+
+inline float row_scale(const uint8_t* row) {
+  float s;
+  __builtin_memcpy(&s, row, sizeof s);
+  return s;
+}
+
+void gemv_fp8(const void* w, size_t w_stride, int64_t rows, const float* x, int64_t ldx, int64_t na, int64_t k,
+              float* y, int64_t ldy) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = static_cast<const uint8_t*>(w) + r * w_stride;
+    gemv_f<LE4M3>(row + sizeof(float), 0, 1, x, ldx, na, k, y + r, ldy);
+    const float s = row_scale(row);
+    for (int64_t a = 0; a < na; ++a) y[a * ldy + r] *= s;
+  }
+}
+
+void to_float_fp8(const void* src, float* dst, int64_t k) {
+  const uint8_t* q = static_cast<const uint8_t*>(src) + sizeof(float);
+  const __m512 vs = _mm512_set1_ps(row_scale(static_cast<const uint8_t*>(src)));
+  int64_t j = 0;
+  for (; j + 16 <= k; j += 16) _mm512_storeu_ps(dst + j, _mm512_mul_ps(LE4M3::load16(q + j), vs));
+  if (j < k) {
+    const __mmask16 m = tail_mask(k - j);
+    _mm512_mask_storeu_ps(dst + j, m, _mm512_mul_ps(LE4M3::load16(q + j, m), vs));
+  }
+}
+
+// E4M3 values need 4 significant bits, so a BF16 is the F32's top half, exactly.
+void fp8_to_bf16(const void* row, uint16_t* dst, int64_t k) {
+  const uint8_t* q = static_cast<const uint8_t*>(row) + sizeof(float);
+  for (int64_t j = 0; j < k; j += 16) {
+    const __mmask16 m = k - j >= 16 ? static_cast<__mmask16>(0xffff) : tail_mask(k - j);
+    const __m512i bits = _mm512_srli_epi32(_mm512_castps_si512(LE4M3::load16(q + j, m)), 16);
+    _mm256_mask_storeu_epi16(dst + j, m, _mm512_cvtepi32_epi16(bits));
+  }
+}
+
+inline __mmask32 tail_mask32(int64_t left) {
+  return left >= 32 ? static_cast<__mmask32>(0xffffffffu) : static_cast<__mmask32>((1u << left) - 1u);
+}
+
+// R weight rows x A activation rows of BF16 dot products, 32 values a step.
+template <int R, int A>
+__attribute__((target("avx512bf16"))) inline void bf16_tile_dp(const uint16_t* w, int64_t ldw, const uint16_t* x,
+                                                               int64_t ldx, int64_t k, float* y, int64_t ldy) {
+  __m512 acc[R][A];
+  for (int r = 0; r < R; ++r)
+    for (int a = 0; a < A; ++a) acc[r][a] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < k; j += 32) {
+    const __mmask32 m = tail_mask32(k - j);
+    __m512i xv[A];
+    for (int a = 0; a < A; ++a) xv[a] = _mm512_maskz_loadu_epi16(m, x + a * ldx + j);
+    for (int r = 0; r < R; ++r) {
+      const __m512i wv = _mm512_maskz_loadu_epi16(m, w + r * ldw + j);
+      for (int a = 0; a < A; ++a) acc[r][a] = _mm512_dpbf16_ps(acc[r][a], (__m512bh)wv, (__m512bh)xv[a]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int a = 0; a < A; ++a) y[a * ldy + r] = hsum(acc[r][a]);
+}
+
+__attribute__((target("avx512bf16"))) void gemm_bf16_dp(const uint16_t* w, int64_t ldw, int64_t rows, const uint16_t* x,
+                                                        int64_t ldx, int64_t na, int64_t k, float* y, int64_t ldy) {
+  int64_t a = 0;
+  for (; a + 4 <= na; a += 4) {
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) bf16_tile_dp<4, 4>(w + r * ldw, ldw, x + a * ldx, ldx, k, y + a * ldy + r, ldy);
+    for (; r < rows; ++r) bf16_tile_dp<1, 4>(w + r * ldw, ldw, x + a * ldx, ldx, k, y + a * ldy + r, ldy);
+  }
+  for (; a < na; ++a) {
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) bf16_tile_dp<4, 1>(w + r * ldw, ldw, x + a * ldx, ldx, k, y + a * ldy + r, ldy);
+    for (; r < rows; ++r) bf16_tile_dp<1, 1>(w + r * ldw, ldw, x + a * ldx, ldx, k, y + a * ldy + r, ldy);
+  }
+}
+
+inline __m512 bf16x16(const uint16_t* p, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
+// Without AVX512-BF16: widen to F32 and FMA, R weight rows against one activation row.
+template <int R>
+inline void bf16_tile_fma(const uint16_t* w, int64_t ldw, const uint16_t* x, int64_t k, float* y) {
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < k; j += 16) {
+    const __mmask16 m = k - j >= 16 ? static_cast<__mmask16>(0xffff) : tail_mask(k - j);
+    const __m512 xv = bf16x16(x + j, m);
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(bf16x16(w + r * ldw + j, m), xv, acc[r]);
+  }
+  for (int r = 0; r < R; ++r) y[r] = hsum(acc[r]);
+}
+
+void gemm_bf16_fma(const uint16_t* w, int64_t ldw, int64_t rows, const uint16_t* x, int64_t ldx, int64_t na, int64_t k,
+                   float* y, int64_t ldy) {
+  for (int64_t a = 0; a < na; ++a) {
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) bf16_tile_fma<4>(w + r * ldw, ldw, x + a * ldx, k, y + a * ldy + r);
+    for (; r < rows; ++r) bf16_tile_fma<1>(w + r * ldw, ldw, x + a * ldx, k, y + a * ldy + r);
+  }
+}
+
+// AVX512-BF16 is not part of the table's requirements (Ice Lake has AVX-512 and VNNI without
+// it), so this one kernel picks its instruction at run time.
+void gemm_bf16(const uint16_t* w, int64_t ldw, int64_t rows, const uint16_t* x, int64_t ldx, int64_t na, int64_t k,
+               float* y, int64_t ldy) {
+  static const bool dp = cpu_has_avx512_bf16();
+  (dp ? gemm_bf16_dp : gemm_bf16_fma)(w, ldw, rows, x, ldx, na, k, y, ldy);
+}
+
 // ---------------------------------------------------------------- to float
 
 template <class L>
@@ -807,6 +934,10 @@ const Kernels kAvx512 = {
     .to_float_q4_k = to_float_q4_k,
     .to_float_q5_k = to_float_q5_k,
     .to_float_q6_k = to_float_q6_k,
+    .to_float_fp8 = to_float_fp8,
+    .gemv_fp8 = gemv_fp8,
+    .fp8_to_bf16 = fp8_to_bf16,
+    .gemm_bf16 = gemm_bf16,
     .sum_squares = sum_squares,
     .mul_scale = mul_scale,
     .add = add,

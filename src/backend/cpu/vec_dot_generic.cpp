@@ -231,6 +231,69 @@ void to_float_q6_k(const void* src, float* dst, int64_t k) {
   dequantize_row_q6_K(static_cast<const BlockQ6_K*>(src), dst, k);
 }
 
+// ---- FP8 rows: the row's F32 scale, then E4M3 bytes.
+
+struct E4M3 {
+  float f[256];
+  uint16_t bf[256];
+  E4M3() {
+    for (int i = 0; i < 256; ++i) {
+      f[i] = e4m3_to_fp32(static_cast<uint8_t>(i));
+      bf[i] = fp32_to_bf16(f[i]);  // exact: 4 significant bits
+    }
+  }
+};
+const E4M3& e4m3() {
+  static const E4M3 t;
+  return t;
+}
+inline const uint8_t* fp8_bytes(const void* row) { return static_cast<const uint8_t*>(row) + sizeof(float); }
+
+void to_float_fp8(const void* src, float* dst, int64_t k) {
+  const float s = fp8_row_scale(src), *lut = e4m3().f;
+  const uint8_t* q = fp8_bytes(src);
+  for (int64_t j = 0; j < k; ++j) dst[j] = s * lut[q[j]];
+}
+
+void gemv_fp8(const void* w, size_t w_stride, int64_t rows, const float* x, int64_t ldx, int64_t na, int64_t k,
+              float* y, int64_t ldy) {
+  const float* lut = e4m3().f;
+  for (int64_t r = 0; r < rows; ++r) {
+    const void* row = static_cast<const uint8_t*>(w) + r * w_stride;
+    const float s = fp8_row_scale(row);
+    const uint8_t* q = fp8_bytes(row);
+    for (int64_t a = 0; a < na; ++a) {
+      const float* xa = x + a * ldx;
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t j = 0;
+      for (; j + 8 <= k; j += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += lut[q[j + l]] * xa[j + l];
+      for (; j < k; ++j) acc[0] += lut[q[j]] * xa[j];
+      y[a * ldy + r] = s * (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])));
+    }
+  }
+}
+
+void fp8_to_bf16(const void* row, uint16_t* dst, int64_t k) {
+  const uint16_t* lut = e4m3().bf;
+  const uint8_t* q = fp8_bytes(row);
+  for (int64_t j = 0; j < k; ++j) dst[j] = lut[q[j]];
+}
+
+void gemm_bf16(const uint16_t* w, int64_t ldw, int64_t rows, const uint16_t* x, int64_t ldx, int64_t na, int64_t k,
+               float* y, int64_t ldy) {
+  for (int64_t a = 0; a < na; ++a)
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint16_t *wr = w + r * ldw, *xa = x + a * ldx;
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t j = 0;
+      for (; j + 8 <= k; j += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += bf16_to_fp32(wr[j + l]) * bf16_to_fp32(xa[j + l]);
+      for (; j < k; ++j) acc[0] += bf16_to_fp32(wr[j]) * bf16_to_fp32(xa[j]);
+      y[a * ldy + r] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    }
+}
+
 float sum_squares(const float* x, int64_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t j = 0;
@@ -314,6 +377,10 @@ const Kernels kGeneric = {
     .to_float_q4_k = to_float_q4_k,
     .to_float_q5_k = to_float_q5_k,
     .to_float_q6_k = to_float_q6_k,
+    .to_float_fp8 = to_float_fp8,
+    .gemv_fp8 = gemv_fp8,
+    .fp8_to_bf16 = fp8_to_bf16,
+    .gemm_bf16 = gemm_bf16,
     .sum_squares = sum_squares,
     .mul_scale = mul_scale,
     .add = add,
