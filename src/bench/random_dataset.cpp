@@ -128,7 +128,7 @@ std::vector<SampleRequest> jsonl_requests(const std::string& path, const tokeniz
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {
-      fail(path, ":", n, ": invalid JSON: ", e.what());
+      fail(path, ":", n, ": invalid JSON: ", bound_message(e.what(), 300));
     }
     if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string())
       fail(path, ":", n, ": expected {\"prompt\": \"...\", \"output_len\": N}");

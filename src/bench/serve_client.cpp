@@ -60,7 +60,7 @@ std::string error_message(const std::string& body) {
 
 std::unique_ptr<httplib::Client> make_client(const Target& t) {
   auto cli = std::make_unique<httplib::Client>(t.origin);
-  if (!cli->is_valid()) fail("cannot make an HTTP client for '", t.origin, "'");
+  if (!cli->is_valid()) fail("cannot make an HTTP client for ", quote_bounded(t.origin));
   const auto split = [](double s, auto set) {
     const auto sec = static_cast<time_t>(s);
     set(sec, static_cast<time_t>((s - static_cast<double>(sec)) * 1e6));
@@ -85,10 +85,10 @@ httplib::Headers headers(const Target& t) {
 std::pair<std::string, std::string> split_base_url(const std::string& url) {
   static const std::regex re(R"(^(https?)://(\[[0-9A-Fa-f:.]+\]|[^:/?#\[\]]+)(:([0-9]{1,5}))?(/[^?#]*)?$)");
   std::smatch m;
-  if (!std::regex_match(url, m, re)) fail("--base-url '", url, "' is not http(s)://host[:port][/path]");
+  if (!std::regex_match(url, m, re)) fail("--base-url ", quote_bounded(url), " is not http(s)://host[:port][/path]");
   if (m[4].matched) {
     const long port = std::stol(m[4].str());
-    if (port < 1 || port > 65535) fail("--base-url '", url, "': port ", port, " is outside 1..65535");
+    if (port < 1 || port > 65535) fail("--base-url ", quote_bounded(url), ": port ", port, " is outside 1..65535");
   }
   std::string origin = m[1].str() + "://" + m[2].str() + (m[3].matched ? m[3].str() : "");
   std::string path = m[5].matched ? m[5].str() : "";

@@ -97,7 +97,8 @@ double parse_number(const std::string& s, const std::string& what) {
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(s.c_str(), &end);
-  if (s.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v)) fail(what, ": '", s, "' is not a number");
+  if (s.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
+    fail(what, ": ", quote_bounded(s), " is not a number");
   return v;
 }
 
@@ -120,7 +121,7 @@ Slo parse_goodput(const std::vector<std::string>& items) {
   for (const std::string& item : items) {
     const size_t colon = item.find(':');
     if (colon == std::string::npos || item.find(':', colon + 1) != std::string::npos)
-      fail("--goodput: '", item, "' is not KEY:VALUE (a metric name and milliseconds, e.g. ttft:500)");
+      fail("--goodput: ", quote_bounded(item), " is not KEY:VALUE (a metric name and milliseconds, e.g. ttft:500)");
     const std::string key = item.substr(0, colon);
     const double ms = parse_number(item.substr(colon + 1), "--goodput " + key);
     if (ms < 0) fail("--goodput: ", key, " must be non-negative, got ", item.substr(colon + 1));
@@ -131,7 +132,7 @@ Slo parse_goodput(const std::vector<std::string>& items) {
     else if (key == "e2el")
       slo.e2el_ms = ms;
     else
-      fail("--goodput: unknown metric '", key, "' (one of ttft, tpot, e2el)");
+      fail("--goodput: unknown metric ", quote_bounded(key), " (one of ttft, tpot, e2el)");
   }
   return slo;
 }
@@ -140,7 +141,7 @@ std::vector<std::string> parse_metric_names(const std::string& list) {
   std::vector<std::string> out;
   for (const std::string& name : split(list, ',')) {
     if (name != "ttft" && name != "tpot" && name != "itl" && name != "e2el")
-      fail("--percentile-metrics: unknown metric '", name, "' (any of ttft, tpot, itl, e2el)");
+      fail("--percentile-metrics: unknown metric ", quote_bounded(name), " (any of ttft, tpot, itl, e2el)");
     if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
   }
   return out;

@@ -58,7 +58,8 @@ int64_t Args::integer(const std::string& flag, int64_t def) const {
   errno = 0;
   char* end = nullptr;
   long long x = std::strtoll(v->c_str(), &end, 10);
-  if (v->empty() || *end != '\0' || errno == ERANGE) fail("flag ", flag, " expects an integer, got '", *v, "'");
+  if (v->empty() || *end != '\0' || errno == ERANGE)
+    fail("flag ", flag, " expects an integer, got ", quote_bounded(*v));
   return x;
 }
 
@@ -68,7 +69,7 @@ double Args::real(const std::string& flag, double def) const {
   errno = 0;
   char* end = nullptr;
   double x = std::strtod(v->c_str(), &end);
-  if (v->empty() || *end != '\0' || errno == ERANGE) fail("flag ", flag, " expects a number, got '", *v, "'");
+  if (v->empty() || *end != '\0' || errno == ERANGE) fail("flag ", flag, " expects a number, got ", quote_bounded(*v));
   return x;
 }
 
@@ -96,7 +97,7 @@ std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what
     char* end = nullptr;
     long long v = std::strtoll(item.c_str(), &end, 10);
     if (item.empty() || *end != '\0' || errno == ERANGE || v < 0 || v > INT32_MAX)
-      fail(what, ": '", item, "' is not a token id (expected comma-separated non-negative integers)");
+      fail(what, ": ", quote_bounded(item), " is not a token id (expected comma-separated non-negative integers)");
     ids.push_back(static_cast<int32_t>(v));
   }
   return ids;
@@ -110,7 +111,7 @@ std::vector<double> parse_real_list(const std::string& s, const std::string& wha
     errno = 0;
     const double v = std::strtod(item.c_str(), &end);
     if (item.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
-      fail(what, ": '", item, "' is not a number (expected a comma-separated list)");
+      fail(what, ": ", quote_bounded(item), " is not a number (expected a comma-separated list)");
     out.push_back(v);
   }
   return out;

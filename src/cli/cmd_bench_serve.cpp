@@ -120,9 +120,9 @@ int64_t parse_count(const std::string& s, const char* flag) {
   else if (suffix == "B" || suffix == "G")
     v *= 1e9;
   else if (!suffix.empty())
-    fail(flag, " expects a count such as 135000000, 135M or 8B, got '", s, "'");
+    fail(flag, " expects a count such as 135000000, 135M or 8B, got ", quote_bounded(s));
   if (s.empty() || errno == ERANGE || !std::isfinite(v) || v < 1 || v > 1e15)
-    fail(flag, " expects a positive count, got '", s, "'");
+    fail(flag, " expects a positive count, got ", quote_bounded(s));
   return static_cast<int64_t>(std::llround(v));
 }
 
@@ -201,7 +201,7 @@ int cmd_bench_serve(int argc, char** argv) {
     std::fputs(kHelp, stdout);
     return 0;
   }
-  if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
+  if (!args.positional().empty()) fail("unexpected argument ", quote_bounded(args.positional()[0]), " (see --help)");
 
   // Checked before anything is built or sent, so a typo costs nothing.
   bench::Target target;
@@ -213,19 +213,20 @@ int cmd_bench_serve(int argc, char** argv) {
     const int64_t port = args.integer("--port", 8000);
     if (port < 1 || port > 65535) fail("--port must be in 1..65535, got ", port);
     if (host.empty() || host.find_first_of("/?#[] ") != std::string::npos)
-      fail("--host '", host, "' is not a host name or address");
+      fail("--host ", quote_bounded(host), " is not a host name or address");
     target.origin =
         "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
   }
   std::string backend = args.str("--backend", "");
   if (!backend.empty() && backend != "openai" && backend != "vllm" && backend != "openai-chat")
-    fail("--backend must be openai, vllm or openai-chat, got '", backend, "'");
+    fail("--backend must be openai, vllm or openai-chat, got ", quote_bounded(backend));
   target.endpoint = args.str("--endpoint", backend == "openai-chat" ? "/v1/chat/completions" : "/v1/completions");
   const auto ends_with = [](const std::string& s, const std::string& t) {
     return s.size() >= t.size() && s.ends_with(t);
   };
   if (target.endpoint.empty() || target.endpoint[0] != '/' || !ends_with(target.endpoint, "completions"))
-    fail("--endpoint '", target.endpoint, "' is not a completions endpoint (/v1/completions or /v1/chat/completions)");
+    fail("--endpoint ", quote_bounded(target.endpoint),
+         " is not a completions endpoint (/v1/completions or /v1/chat/completions)");
   target.chat = ends_with(target.endpoint, "/chat/completions");
   if (backend == "openai-chat" && !target.chat)
     fail("--backend openai-chat needs a chat endpoint, got --endpoint ", target.endpoint);
@@ -237,7 +238,8 @@ int cmd_bench_serve(int argc, char** argv) {
   target.api_key = args.str("--api-key", target.api_key);
 
   const std::string dataset = args.str("--dataset-name", args.has("--dataset-path") ? "jsonl" : "random");
-  if (dataset != "random" && dataset != "jsonl") fail("--dataset-name must be random or jsonl, got '", dataset, "'");
+  if (dataset != "random" && dataset != "jsonl")
+    fail("--dataset-name must be random or jsonl, got ", quote_bounded(dataset));
   if (dataset == "random" && args.has("--dataset-path")) fail("--dataset-path needs --dataset-name jsonl");
   if (dataset == "jsonl" && !args.has("--dataset-path")) fail("--dataset-name jsonl needs --dataset-path FILE");
   if (dataset == "jsonl")
@@ -373,7 +375,7 @@ int cmd_bench_serve(int argc, char** argv) {
       const std::string dir = args.str("--result-dir", "");
       std::error_code ec;
       fs::create_directories(dir, ec);
-      if (ec) fail("cannot create --result-dir '", dir, "': ", ec.message());
+      if (ec) fail("cannot create --result-dir ", quote_bounded(dir), ": ", ec.message());
       path = (fs::path(dir) / path).string();
     }
     const nlohmann::json j = bench::result_json(m, outputs, info);

@@ -43,7 +43,7 @@ nlohmann::ordered_json read_json(const std::string& path, const char* what) {
   try {
     return nlohmann::ordered_json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    fail(what, " '", path, "' is not valid JSON: ", e.what());
+    fail(what, " ", quote_bounded(path), " is not valid JSON: ", bound_message(e.what(), 300));
   }
 }
 
@@ -56,14 +56,14 @@ int cmd_chat_template(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
+  if (!args.positional().empty()) fail("unexpected argument ", quote_bounded(args.positional()[0]), " (see --help)");
   std::string tmpl = read_input(args.required("--template"), "template file");
   nlohmann::ordered_json messages = read_json(args.required("--messages-json"), "messages file");
   if (!messages.is_array()) fail("messages file '", args.required("--messages-json"), "' must hold a JSON array");
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();
   if (auto path = args.opt("--context-json")) {
     extra = read_json(*path, "context file");
-    if (!extra.is_object()) fail("context file '", *path, "' must hold a JSON object");
+    if (!extra.is_object()) fail("context file ", quote_bounded(*path), " must hold a JSON object");
   }
   std::string out =
       tokenizer::apply_chat_template_json(tmpl, messages, args.flag("--add-generation-prompt"),

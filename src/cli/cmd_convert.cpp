@@ -168,7 +168,7 @@ int cmd_convert(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
+  if (!args.positional().empty()) fail("unexpected argument ", quote_bounded(args.positional()[0]), " (see --help)");
   const std::string model_path = args.required("--model");
   const std::string out = args.required("--out");
   if (out.ends_with(".safetensors") || args.has("--base") || args.has("--description"))
@@ -206,7 +206,7 @@ int cmd_convert(int argc, char** argv) {
     else if (*d == "q8_0")
       swiftkv_dtype = DType::Q8_0;
     else
-      fail("--swiftkv-dtype must be f32, f16 or q8_0, got '", *d, "'");
+      fail("--swiftkv-dtype must be f32, f16 or q8_0, got ", quote_bounded(*d));
   }
   const std::optional<std::string> calibrate = args.opt("--calibrate");
   const int64_t calib_tokens = args.integer("--calibration-tokens", 16384);
@@ -224,7 +224,7 @@ int cmd_convert(int argc, char** argv) {
   std::vector<std::string> calib_files;
   if (calibrate)
     for (const std::string& f : split_commas(*calibrate)) {
-      if (f.empty()) fail("--calibrate: empty file name in '", *calibrate, "'");
+      if (f.empty()) fail("--calibrate: empty file name in ", quote_bounded(*calibrate));
       if (!std::filesystem::is_regular_file(f)) fail("--calibrate: ", f, " is not a readable file");
       calib_files.push_back(f);
     }

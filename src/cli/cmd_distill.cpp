@@ -112,7 +112,7 @@ int cmd_distill(int argc, char** argv) {
                    "--teacher-top-k"},
                   {"--resume", "--no-decontaminate", "--force"},
                   {{"-m", "--model"}, {"-o", "--out"}, {"-t", "--threads"}});
-  if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "'");
+  if (!args.positional().empty()) fail("unexpected argument ", quote_bounded(args.positional()[0]));
   if (args.has("--steps") && args.has("--epochs")) fail("give at most one of --steps and --epochs");
   train::DistillOptions o;
   o.model = args.required("--model");

@@ -133,7 +133,7 @@ int cmd_eval(int argc, char** argv) {
     return 0;
   }
   if (args.flag("--paired")) fail("--paired goes with --compare: swiftkv eval --compare --paired a.json b.json");
-  if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
+  if (!args.positional().empty()) fail("unexpected argument ", quote_bounded(args.positional()[0]), " (see --help)");
   if (!args.has("--tasks")) fail("missing required flag --tasks (see --help)");
   const auto t_start = std::chrono::steady_clock::now();
 

@@ -93,7 +93,7 @@ std::vector<Prompt> read_prompts(const std::string& path, const std::optional<st
   std::string ext = std::filesystem::path(path).extension().string();
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext != ".txt" && ext != ".jsonl")
-    fail("--prompts ", path, ": unknown extension '", ext, "' (expected .txt or .jsonl)");
+    fail("--prompts ", path, ": unknown extension ", quote_bounded(ext), " (expected .txt or .jsonl)");
   const std::string content = io::read_file(path, "--prompts file");
   std::vector<Prompt> out;
   for (const auto& [no, raw] : lines_of(content)) {
@@ -108,7 +108,7 @@ std::vector<Prompt> read_prompts(const std::string& path, const std::optional<st
       try {
         j = Json::parse(line);
       } catch (const Json::exception& e) {
-        fail(where, ": invalid JSON (", e.what(), ")");
+        fail(where, ": invalid JSON (", bound_message(e.what(), 300), ")");
       }
       if (!j.is_object()) fail(where, ": expected a JSON object with prompt or messages");
       if (j.contains("prompt") == j.contains("messages")) fail(where, ": give exactly one of prompt and messages");
@@ -145,7 +145,7 @@ int64_t resume_point(const std::string& out_path, const std::vector<Prompt>& pro
     try {
       j = Json::parse(line);
     } catch (const Json::exception& e) {
-      fail(where, ": invalid JSON (", e.what(), "); cannot resume this file");
+      fail(where, ": invalid JSON (", bound_message(e.what(), 300), "); cannot resume this file");
     }
     const Prompt& p = prompts[done / per_prompt];
     if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array() ||
@@ -170,16 +170,17 @@ int cmd_generate_data(int argc, char** argv) {
   std::vector<char*> argv_teacher(argv, argv + argc);
   static char no_swiftkv[] = "--no-swiftkv";
   argv_teacher.push_back(no_swiftkv);
-  Args args(static_cast<int>(argv_teacher.size()), argv_teacher.data(),
-            join({kModelFlags, kSamplingFlags, kEngineFlags, {"--prompts", "--out", "--samples-per-prompt", "--system"}}),
-            join({kSamplingBoolFlags, kModelBoolFlags, kEngineBoolFlags, {"--help", "--resume"}}), kAliases);
+  Args args(
+      static_cast<int>(argv_teacher.size()), argv_teacher.data(),
+      join({kModelFlags, kSamplingFlags, kEngineFlags, {"--prompts", "--out", "--samples-per-prompt", "--system"}}),
+      join({kSamplingBoolFlags, kModelBoolFlags, kEngineBoolFlags, {"--help", "--resume"}}), kAliases);
   if (args.flag("--help")) {
     std::fputs(kGenerateDataHelp, stdout);
     std::fputs(kEngineHelp, stdout);
     std::fputs("\nProgress (answers done/total, generated tokens/s, ETA) goes to stderr.\n", stdout);
     return 0;
   }
-  if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
+  if (!args.positional().empty()) fail("unexpected argument ", quote_bounded(args.positional()[0]), " (see --help)");
   if (!args.has("--model")) fail("missing required flag --model (see --help)");
   if (!args.has("--prompts")) fail("missing required flag --prompts (see --help)");
   if (!args.has("--out")) fail("missing required flag --out (see --help)");

@@ -65,7 +65,7 @@ void for_each_jsonl(const std::string& path, Fn fn) {
   std::ifstream file;
   if (path != "-") {
     file.open(path, std::ios::binary);
-    if (!file) fail("cannot open --input-jsonl file '", path, "'");
+    if (!file) fail("cannot open --input-jsonl file ", quote_bounded(path));
   }
   std::istream& in = path == "-" ? std::cin : file;
   std::string line;
@@ -75,7 +75,7 @@ void for_each_jsonl(const std::string& path, Fn fn) {
     try {
       j = json::parse(line);
     } catch (const json::exception& e) {
-      fail(path, ":", n, ": invalid JSON: ", e.what());
+      fail(path, ":", n, ": invalid JSON: ", bound_message(e.what(), 300));
     }
     fn(j, n);
   }
@@ -89,7 +89,7 @@ int cmd_tokenize(int argc, char** argv) {
   if (wants_help(argc, argv)) return std::fputs(kTokenizeUsage, stdout), 0;
   Args args(argc, argv, {"--tokenizer", "--text", "--input-jsonl"}, {"--no-add-special", "--no-parse-special"},
             kAliases);
-  if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
+  if (!args.positional().empty()) fail("unexpected argument ", quote_bounded(args.positional()[0]), " (see --help)");
   const auto tok = tokenizer::Tokenizer::from_path(args.required("--tokenizer"));
   const bool add_special = !args.flag("--no-add-special");
   const bool parse_special = !args.flag("--no-parse-special");
@@ -112,7 +112,7 @@ int cmd_tokenize(int argc, char** argv) {
 int cmd_detokenize(int argc, char** argv) {
   if (wants_help(argc, argv)) return std::fputs(kDetokenizeUsage, stdout), 0;
   Args args(argc, argv, {"--tokenizer", "--ids", "--input-jsonl"}, {"--skip-special"}, kAliases);
-  if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "' (see --help)");
+  if (!args.positional().empty()) fail("unexpected argument ", quote_bounded(args.positional()[0]), " (see --help)");
   const auto tok = tokenizer::Tokenizer::from_path(args.required("--tokenizer"));
   const bool skip_special = args.flag("--skip-special");
   if (args.has("--ids") == args.has("--input-jsonl")) fail("give exactly one of --ids and --input-jsonl");

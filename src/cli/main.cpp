@@ -58,7 +58,7 @@ int exit_status(skv::ErrorKind kind) {
 
 int report(const char* command, skv::ErrorKind kind, const char* what) {
   const char* label = kind == skv::ErrorKind::Internal ? "internal error" : "error";
-  std::fprintf(stderr, "swiftkv %s: %s: %s\n", command, label, what);
+  std::fprintf(stderr, "swiftkv %s: %s: %s\n", command, label, skv::bound_message(what).c_str());
   return exit_status(kind);
 }
 
@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
       return report(c.name, skv::ErrorKind::Input, skv::printable(e.what()).c_str());
     }
   }
-  std::fprintf(stderr, "swiftkv: error: unknown command '%s' (see swiftkv --help)\n", skv::printable(name).c_str());
+  std::fprintf(stderr, "swiftkv: error: unknown command %s (see swiftkv --help)\n",
+               skv::printable(skv::quote_bounded(name, 60)).c_str());
   return 2;
 }

@@ -44,7 +44,15 @@ std::string quote_bounded(std::string_view s, size_t max_bytes) {
     out.append(s.substr(tail));
   }
   out += '\'';
+  if (s.size() > max_bytes) out += " (" + std::to_string(s.size()) + " bytes)";
   return out;
+}
+
+std::string bound_message(std::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return std::string(s);
+  size_t head = max_bytes;
+  while (head > 0 && !starts_char(s, head)) --head;
+  return std::string(s.substr(0, head)) + "... (" + std::to_string(s.size()) + " bytes in all)";
 }
 
 std::string printable(const std::string& s) {

@@ -45,16 +45,25 @@ struct InternalError : Error {
 // short) and invalid UTF-8 are escaped as \xNN so the error stays one readable line.
 std::string printable(const std::string& s);
 
-// s in single quotes; beyond max_bytes its middle is elided ("...") at character boundaries,
-// so a path or value of any length keeps the message one readable line.
+// Every message that quotes file or request content (a GGUF key, a tensor name, a JSON field, a
+// template's text, a request field) quotes it through quote_bounded: s in single quotes; beyond
+// max_bytes its middle is elided ("...") at character boundaries and the full length follows
+// ('blk.0.at...weight' (188034112 bytes)), so a value of any length keeps the message one short
+// line. fail() escapes the result (printable), so at most 4 * max_bytes + 30 bytes reach the user.
 std::string quote_bounded(std::string_view s, size_t max_bytes = 160);
+
+// The last guard, for text that reaches the user whole (an error's what(), a library's message):
+// beyond max_bytes, the first max_bytes (at a character boundary) and "... (N bytes in all)".
+// fail() applies it to every message, the CLI and the server's error bodies to what they print.
+inline constexpr size_t kMaxMessageBytes = 4096;
+std::string bound_message(std::string_view s, size_t max_bytes = kMaxMessageBytes);
 
 namespace detail {
 template <class... Args>
 std::string message(Args&&... args) {
   std::ostringstream s;
   (s << ... << args);
-  return printable(s.str());
+  return bound_message(printable(s.str()));
 }
 }  // namespace detail
 

@@ -106,7 +106,7 @@ int64_t parse_bytes(const std::string& s) {
     }
   }
   if (!ok || !(v * mult >= 1) || v * mult > 9e18)
-    fail("'", s.substr(0, 64), "' is not a byte count (examples: 2GiB, 512MiB, 1.5G, 3000000)");
+    fail(quote_bounded(s.substr(0, 64)), " is not a byte count (examples: 2GiB, 512MiB, 1.5G, 3000000)");
   return static_cast<int64_t>(v * mult);
 }
 

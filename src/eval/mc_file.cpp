@@ -20,7 +20,7 @@ std::vector<Doc> read_mc_file(const std::string& path) {
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {
-      bad(std::string("invalid JSON (") + e.what() + ")");
+      bad(std::string("invalid JSON (") + bound_message(e.what(), 300) + ")");
     }
     if (!j.is_object()) bad("expected a JSON object {\"context\", \"choices\", \"label\"}");
     if (!j.contains("context") || !j["context"].is_string()) bad("\"context\" must be a string");

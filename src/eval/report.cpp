@@ -81,7 +81,7 @@ ResultsSets load_results_sets(const std::vector<std::string>& paths) {
     try {
       j = Json::parse(text);
     } catch (const Json::exception& e) {
-      fail(p, ": not a JSON results file (", e.what(), ")");
+      fail(p, ": not a JSON results file (", bound_message(e.what(), 300), ")");
     }
     if (!j.is_object() || !j.contains("results") || !j["results"].is_object())
       fail(p, ": not a swiftkv eval results file (no \"results\" object)");
@@ -101,7 +101,7 @@ ResultsSets load_results_sets(const std::vector<std::string>& paths) {
     }
     for (const auto& [task, m] : j["results"].items()) {
       if (same->results.contains(task))
-        fail(p, ": task ", task, " is already in another results file labelled '", label, "'");
+        fail(p, ": task ", task, " is already in another results file labelled ", quote_bounded(label));
       same->results[task] = m;
     }
     same->paths.push_back(p);
@@ -113,7 +113,8 @@ std::vector<std::string> select_rows(const std::vector<std::string>& rows, const
   if (only.empty()) return rows;
   std::vector<std::string> out;
   for (const std::string& t : only) {
-    if (std::find(rows.begin(), rows.end(), t) == rows.end()) fail("--tasks: no results file has task '", t, "'");
+    if (std::find(rows.begin(), rows.end(), t) == rows.end())
+      fail("--tasks: no results file has task ", quote_bounded(t));
     out.push_back(t);
   }
   return out;

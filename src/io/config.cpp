@@ -71,7 +71,8 @@ void detect_architecture(const json& j, const std::string& origin, ModelConfig& 
   if (!a) a = model::arch_by_model_type(model_type, &c.swiftkv_checkpoint);
   if (!a) {
     const std::string shown = !cls.empty() ? cls : !model_type.empty() ? model_type : "(none given)";
-    fail(origin, ": unsupported architecture '", shown, "' (supported: ", model::supported_arch_list(true), ")");
+    fail(origin, ": unsupported architecture ", quote_bounded(shown), " (supported: ", model::supported_arch_list(true),
+         ")");
   }
   c.arch = a->id;
 }
@@ -95,7 +96,7 @@ RopeScaling parse_rope_scaling(const Fields& f) {
     r.original_max_position_embeddings = f.get_int("original_max_position_embeddings");
     return r;
   }
-  fail(f.origin, ": unsupported rope scaling type '", type, "' in field '", f.scope,
+  fail(f.origin, ": unsupported rope scaling type ", quote_bounded(type), " in field '", f.scope,
        "' (supported: default, linear, llama3)");
 }
 
@@ -121,7 +122,7 @@ void ModelConfig::validate() const {
       {"max_position_embeddings", max_position_embeddings},
   };
   for (const auto& [name, v] : positive)
-    if (v <= 0) fail("field '", name, "' must be positive (got ", v, ")");
+    if (v <= 0) fail("field ", quote_bounded(name), " must be positive (got ", v, ")");
   if (num_heads % num_kv_heads != 0)
     fail("field 'num_attention_heads' (", num_heads, ") must be a multiple of 'num_key_value_heads' (", num_kv_heads,
          ")");
@@ -132,7 +133,7 @@ void ModelConfig::validate() const {
 
   const RopeScaling& r = rope_scaling;
   if (r.type != "none" && r.type != "linear" && r.type != "llama3")
-    fail("unsupported rope scaling type '", r.type, "' (supported: default, linear, llama3)");
+    fail("unsupported rope scaling type ", quote_bounded(r.type), " (supported: default, linear, llama3)");
   if (r.type != "none" && !(r.factor > 0)) fail("field 'rope_scaling.factor' must be positive (got ", r.factor, ")");
   if (r.type == "llama3") {
     if (!(r.low_freq_factor > 0) || !(r.high_freq_factor > r.low_freq_factor))
@@ -159,7 +160,7 @@ ModelConfig config_from_json_text(const std::string& text, const std::string& or
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
-    fail(origin, ": invalid JSON: ", e.what());
+    fail(origin, ": invalid JSON: ", bound_message(e.what(), 300));
   }
   if (!j.is_object()) fail(origin, ": invalid config: top level is not a JSON object");
 
@@ -242,7 +243,8 @@ ModelConfig config_from_gguf(const GGUFFile& f) {
   const std::string arch = f.get_string("general.architecture");
   const model::ArchInfo* info = model::arch_by_gguf_name(arch);
   if (!info)
-    fail(path, ": unsupported GGUF architecture '", arch, "' (supported: ", model::supported_gguf_arch_list(), ")");
+    fail(path, ": unsupported GGUF architecture ", quote_bounded(arch),
+         " (supported: ", model::supported_gguf_arch_list(), ")");
   // llama.cpp stores llama3 rope scaling as precomputed per-frequency divisors in this tensor
   // instead of metadata; supporting it would need a rope variant driven by that tensor.
   if (f.has_tensor("rope_freqs.weight"))
@@ -279,7 +281,7 @@ ModelConfig config_from_gguf(const GGUFFile& f) {
     c.rope_scaling.type = "linear";
     c.rope_scaling.factor = f.get_float(key("rope.scaling.factor"));
   } else if (scaling != "none") {
-    fail(path, ": unsupported rope scaling type '", scaling, "' (supported: none, linear)");
+    fail(path, ": unsupported rope scaling type ", quote_bounded(scaling), " (supported: none, linear)");
   }
 
   c.tie_word_embeddings = !f.has_tensor("output.weight");
@@ -295,7 +297,8 @@ ModelConfig config_from_gguf(const GGUFFile& f) {
     c.num_key_value_layers = f.get_int(kGGUFSwiftKVLayersKey);
     c.key_value_group_size = f.get_int(kGGUFSwiftKVGroupKey, 1);
   } else if (f.has(kGGUFSwiftKVGroupKey)) {
-    fail(path, ": metadata key '", kGGUFSwiftKVGroupKey, "' without '", kGGUFSwiftKVLayersKey, "'");
+    fail(path, ": metadata key ", quote_bounded(kGGUFSwiftKVGroupKey), " without ",
+         quote_bounded(kGGUFSwiftKVLayersKey));
   }
 
   validate_with_origin(c, path);

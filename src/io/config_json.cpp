@@ -106,7 +106,7 @@ ojson from_original(const ModelConfig& c, const std::string& text) {
   try {
     j = ojson::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    fail("original config.json: invalid JSON: ", e.what());
+    fail("original config.json: invalid JSON: ", bound_message(e.what(), 300));
   }
   if (!j.is_object()) fail("original config.json: top level is not a JSON object");
   set_model_fields(j, c);

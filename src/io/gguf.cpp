@@ -177,16 +177,17 @@ double read_float(Reader& r, uint32_t type) {
 GGUFValue read_value(Reader& r, uint32_t type, const std::string& key, const std::string& path) {
   if (is_int_type(type)) return read_int(r, type);
   if (is_float_type(type)) return read_float(r, type);
-  if (type == kString) return r.read_string("the value of ", "'" + key + "'");
-  if (type != kArray) fail(path, ": metadata key '", key, "' has unknown value type ", type);
+  if (type == kString) return r.read_string("the value of ", quote_bounded(key));
+  if (type != kArray) fail(path, ": metadata key ", quote_bounded(key), " has unknown value type ", type);
 
   const uint32_t elem = r.read<uint32_t>("array element type");
   const uint64_t n = r.read<uint64_t>("array length");
-  if (elem == kArray) fail(path, ": metadata key '", key, "' is an array of arrays, which is not supported");
+  if (elem == kArray)
+    fail(path, ": metadata key ", quote_bounded(key), " is an array of arrays, which is not supported");
   const uint64_t min_bytes = min_value_bytes(elem);
-  if (min_bytes == 0) fail(path, ": metadata key '", key, "' is an array of unknown value type ", elem);
+  if (min_bytes == 0) fail(path, ": metadata key ", quote_bounded(key), " is an array of unknown value type ", elem);
   if (n > r.left() / min_bytes)
-    fail(path, ": array length ", n, " of metadata key '", key, "' exceeds what the ", r.left(),
+    fail(path, ": array length ", n, " of metadata key ", quote_bounded(key), " exceeds what the ", r.left(),
          " bytes left in the file can hold");
   if (is_int_type(elem)) {
     std::vector<int64_t> v(n);
@@ -250,7 +251,7 @@ GGUFFile::GGUFFile(const std::string& path) : path_(path), file_(std::make_share
     std::string key = r.read_string("metadata key #", std::to_string(i));
     const uint32_t type = r.read<uint32_t>("metadata value type");
     GGUFValue v = read_value(r, type, key, path);
-    if (!kv_.emplace(key, std::move(v)).second) fail(path, ": duplicate metadata key '", key, "'");
+    if (!kv_.emplace(key, std::move(v)).second) fail(path, ": duplicate metadata key ", quote_bounded(key));
     raw_kvs_.push_back({key, begin, r.pos()});
   }
 
@@ -268,30 +269,35 @@ GGUFFile::GGUFFile(const std::string& path) : path_(path), file_(std::make_share
     GGUFTensorInfo t;
     t.name = r.read_string("tensor name #", std::to_string(i));
     const uint32_t n_dims = r.read<uint32_t>("tensor n_dims");
-    if (n_dims == 0 || n_dims > 4) fail(path, ": tensor '", t.name, "' has n_dims ", n_dims, " (must be 1..4)");
+    if (n_dims == 0 || n_dims > 4)
+      fail(path, ": tensor ", quote_bounded(t.name), " has n_dims ", n_dims, " (must be 1..4)");
     uint64_t numel = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       const int64_t ne = r.read<int64_t>("tensor dimension");
-      if (ne <= 0) fail(path, ": tensor '", t.name, "' has dimension ", d, " of size ", ne, " (must be positive)");
+      if (ne <= 0)
+        fail(path, ": tensor ", quote_bounded(t.name), " has dimension ", d, " of size ", ne, " (must be positive)");
       if (!checked_mul(numel, static_cast<uint64_t>(ne), numel) || numel > uint64_t(INT64_MAX))
-        fail(path, ": tensor '", t.name, "' element count overflows");
+        fail(path, ": tensor ", quote_bounded(t.name), " element count overflows");
       t.ne.push_back(ne);
     }
     t.ggml_type = r.read<uint32_t>("tensor type");
     t.offset = r.read<uint64_t>("tensor offset");
 
-    if (t.ggml_type >= kNumGGMLTypes) fail(path, ": tensor '", t.name, "' has unknown ggml type id ", t.ggml_type);
+    if (t.ggml_type >= kNumGGMLTypes)
+      fail(path, ": tensor ", quote_bounded(t.name), " has unknown ggml type id ", t.ggml_type);
     const GGMLType& gt = kGGMLTypes[t.ggml_type];
     if (gt.block == 0)
-      fail(path, ": tensor '", t.name, "' has ggml type ", gt.name, " (id ", t.ggml_type,
+      fail(path, ": tensor ", quote_bounded(t.name), " has ggml type ", gt.name, " (id ", t.ggml_type,
            "), which ggml no longer supports");
     if (t.ne[0] % gt.block != 0)
-      fail(path, ": tensor '", t.name, "' has ne[0] = ", t.ne[0], ", not a multiple of the ", gt.name, " block size ",
-           gt.block);
-    if (!checked_mul(numel / gt.block, gt.bytes, t.nbytes)) fail(path, ": tensor '", t.name, "' byte size overflows");
+      fail(path, ": tensor ", quote_bounded(t.name), " has ne[0] = ", t.ne[0], ", not a multiple of the ", gt.name,
+           " block size ", gt.block);
+    if (!checked_mul(numel / gt.block, gt.bytes, t.nbytes))
+      fail(path, ": tensor ", quote_bounded(t.name), " byte size overflows");
     if (t.offset % alignment_ != 0)
-      fail(path, ": tensor '", t.name, "' offset ", t.offset, " is not a multiple of the alignment ", alignment_);
-    if (!index_.emplace(t.name, infos_.size()).second) fail(path, ": duplicate tensor name '", t.name, "'");
+      fail(path, ": tensor ", quote_bounded(t.name), " offset ", t.offset, " is not a multiple of the alignment ",
+           alignment_);
+    if (!index_.emplace(t.name, infos_.size()).second) fail(path, ": duplicate tensor name ", quote_bounded(t.name));
     infos_.push_back(std::move(t));
   }
 
@@ -300,7 +306,7 @@ GGUFFile::GGUFFile(const std::string& path) : path_(path), file_(std::make_share
     uint64_t begin = 0, end = 0;
     if (__builtin_add_overflow(data_offset_, t.offset, &begin) || __builtin_add_overflow(begin, t.nbytes, &end) ||
         end > file_->size())
-      fail(path, ": tensor '", t.name, "' data range [", data_offset_, " + ", t.offset, ", +", t.nbytes,
+      fail(path, ": tensor ", quote_bounded(t.name), " data range [", data_offset_, " + ", t.offset, ", +", t.nbytes,
            ") exceeds file size ", file_->size());
   }
 
@@ -310,20 +316,20 @@ GGUFFile::GGUFFile(const std::string& path) : path_(path), file_(std::make_share
   for (size_t i = 1; i < by_offset.size(); ++i) {
     const auto *a = by_offset[i - 1], *b = by_offset[i];
     if (b->offset < a->offset + a->nbytes)
-      fail(path, ": tensor '", b->name, "' data at offset ", b->offset, " overlaps tensor '", a->name, "' [", a->offset,
-           ", ", a->offset + a->nbytes, ")");
+      fail(path, ": tensor ", quote_bounded(b->name), " data at offset ", b->offset, " overlaps tensor ",
+           quote_bounded(a->name), " [", a->offset, ", ", a->offset + a->nbytes, ")");
   }
 }
 
 const GGUFValue& GGUFFile::get(const std::string& key) const {
   auto it = kv_.find(key);
-  if (it == kv_.end()) fail(path_, ": metadata key '", key, "' not found");
+  if (it == kv_.end()) fail(path_, ": metadata key ", quote_bounded(key), " not found");
   return it->second;
 }
 
 int64_t GGUFFile::get_int(const std::string& key) const {
   const auto* v = std::get_if<int64_t>(&get(key));
-  if (!v) fail(path_, ": metadata key '", key, "' is not an integer");
+  if (!v) fail(path_, ": metadata key ", quote_bounded(key), " is not an integer");
   return *v;
 }
 
@@ -333,14 +339,14 @@ double GGUFFile::get_float(const std::string& key) const {
   const GGUFValue& v = get(key);
   if (const auto* d = std::get_if<double>(&v)) return *d;
   if (const auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
-  fail(path_, ": metadata key '", key, "' is not a number");
+  fail(path_, ": metadata key ", quote_bounded(key), " is not a number");
 }
 
 double GGUFFile::get_float(const std::string& key, double def) const { return has(key) ? get_float(key) : def; }
 
 std::string GGUFFile::get_string(const std::string& key) const {
   const auto* v = std::get_if<std::string>(&get(key));
-  if (!v) fail(path_, ": metadata key '", key, "' is not a string");
+  if (!v) fail(path_, ": metadata key ", quote_bounded(key), " is not a string");
   return *v;
 }
 
@@ -350,13 +356,13 @@ std::string GGUFFile::get_string(const std::string& key, const std::string& def)
 
 std::vector<std::string> GGUFFile::get_string_array(const std::string& key) const {
   const auto* v = std::get_if<std::vector<std::string>>(&get(key));
-  if (!v) fail(path_, ": metadata key '", key, "' is not an array of strings");
+  if (!v) fail(path_, ": metadata key ", quote_bounded(key), " is not an array of strings");
   return *v;
 }
 
 std::vector<int64_t> GGUFFile::get_int_array(const std::string& key) const {
   const auto* v = std::get_if<std::vector<int64_t>>(&get(key));
-  if (!v) fail(path_, ": metadata key '", key, "' is not an array of integers");
+  if (!v) fail(path_, ": metadata key ", quote_bounded(key), " is not an array of integers");
   return *v;
 }
 
@@ -364,7 +370,7 @@ std::vector<double> GGUFFile::get_float_array(const std::string& key) const {
   const GGUFValue& v = get(key);
   if (const auto* d = std::get_if<std::vector<double>>(&v)) return *d;
   if (const auto* i = std::get_if<std::vector<int64_t>>(&v)) return {i->begin(), i->end()};
-  fail(path_, ": metadata key '", key, "' is not an array of numbers");
+  fail(path_, ": metadata key ", quote_bounded(key), " is not an array of numbers");
 }
 
 std::vector<std::string> GGUFFile::keys() const {
@@ -378,7 +384,7 @@ bool GGUFFile::has_tensor(const std::string& name) const { return index_.count(n
 
 Tensor GGUFFile::tensor(const std::string& name) const {
   auto it = index_.find(name);
-  if (it == index_.end()) fail(path_, ": tensor '", name, "' not found");
+  if (it == index_.end()) fail(path_, ": tensor ", quote_bounded(name), " not found");
   const GGUFTensorInfo& t = infos_[it->second];
   const auto dtype = to_dtype(t.ggml_type);
   if (!dtype) {
@@ -389,8 +395,8 @@ Tensor GGUFFile::tensor(const std::string& name) const {
       std::string& list = to_dtype(id) ? reads : refuses;
       list += (list.empty() ? "" : ", ") + std::string(kGGMLTypes[id].name);
     }
-    fail(path_, ": tensor '", name, "' has type ", ggml_type_name(t.ggml_type), " (ggml type ", t.ggml_type,
-         "), which swiftkv does not support; it reads ", reads, " and refuses ", refuses);
+    fail(path_, ": tensor ", quote_bounded(name), " has type ", ggml_type_name(t.ggml_type), " (ggml type ",
+         t.ggml_type, "), which swiftkv does not support; it reads ", reads, " and refuses ", refuses);
   }
   std::vector<int64_t> shape(t.ne.rbegin(), t.ne.rend());
   return Tensor::view(*dtype, std::move(shape), file_->data() + data_offset_ + t.offset, file_);

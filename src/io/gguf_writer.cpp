@@ -26,14 +26,14 @@ void put_string(std::string& out, const std::string& s) {
 
 void GGUFWriter::add_key(const std::string& key) {
   if (std::find(keys_.begin(), keys_.end(), key) != keys_.end())
-    fail("GGUF writer: duplicate metadata key '", key, "'");
+    fail("GGUF writer: duplicate metadata key ", quote_bounded(key));
   keys_.push_back(key);
 }
 
 void GGUFWriter::copy_kv(const GGUFFile& src, const std::string& key) {
   const auto& raws = src.raw_kvs();
   auto it = std::find_if(raws.begin(), raws.end(), [&](const GGUFRawKV& r) { return r.key == key; });
-  if (it == raws.end()) fail(src.path(), ": metadata key '", key, "' not found");
+  if (it == raws.end()) fail(src.path(), ": metadata key ", quote_bounded(key), " not found");
   add_key(key);
   kv_bytes_.append(reinterpret_cast<const char*>(src.mapping().data() + it->begin), it->end - it->begin);
 }
@@ -54,9 +54,9 @@ void GGUFWriter::set_string(const std::string& key, const std::string& value) {
 
 void GGUFWriter::add_tensor(const std::string& name, const std::vector<int64_t>& ne, uint32_t ggml_type,
                             const void* data) {
-  if (ne.empty() || ne.size() > 4) fail("GGUF writer: tensor '", name, "' must have 1 to 4 dimensions");
+  if (ne.empty() || ne.size() > 4) fail("GGUF writer: tensor ", quote_bounded(name), " must have 1 to 4 dimensions");
   for (const auto& t : tensors_)
-    if (t.name == name) fail("GGUF writer: duplicate tensor '", name, "'");
+    if (t.name == name) fail("GGUF writer: duplicate tensor ", quote_bounded(name));
   tensors_.push_back({name, ne, ggml_type, data, ggml_nbytes(ggml_type, ne)});
 }
 

@@ -51,7 +51,7 @@ class SiblingDir {
     name.insert(0, 1, '.').append(tag).append(".XXXXXX");
     std::string tmpl = (target.parent_path() / name).string();
     if (!::mkdtemp(tmpl.data()))
-      fail("cannot create a temporary directory next to '", target.string(), "': ", std::strerror(errno));
+      fail("cannot create a temporary directory next to ", quote_bounded(target.string()), ": ", std::strerror(errno));
     path_ = tmpl;
   }
   ~SiblingDir() {
@@ -187,7 +187,7 @@ DType parse_export_dtype(const std::string& name) {
   if (name == "f16" || name == "float16") return DType::F16;
   if (name == "bf16" || name == "bfloat16") return DType::BF16;
   if (name == "fp8") return DType::FP8;
-  fail("unknown dtype '", name, "' (choose f32, bf16, f16 or fp8)");
+  fail("unknown dtype ", quote_bounded(name), " (choose f32, bf16, f16 or fp8)");
 }
 
 std::string torch_dtype_name(DType dtype) {
@@ -230,18 +230,22 @@ void check_export_target(const std::string& out_dir, const std::string& source_p
   const fs::path dst = fs::weakly_canonical(out, dst_ec);
   if (!src_ec && !dst_ec && !dst.empty() &&
       std::mismatch(dst.begin(), dst.end(), src.begin(), src.end()).first == dst.end())
-    fail("output directory '", out_dir, "' holds the input model '", source_path, "'");
+    fail("output directory ", quote_bounded(out_dir), " holds the input model ", quote_bounded(source_path));
   std::error_code ec;
   if (!fs::is_directory(out.parent_path(), ec))
-    fail("the parent directory '", out.parent_path().string(), "' of output directory '", out_dir, "' does not exist");
+    fail("the parent directory ", quote_bounded(out.parent_path().string()), " of output directory ",
+         quote_bounded(out_dir), " does not exist");
   const fs::file_status st = fs::symlink_status(out, ec);
   if (fs::exists(st)) {
-    if (fs::is_symlink(st)) fail("output path '", out_dir, "' is a symbolic link; give the directory it points to");
-    if (!fs::is_directory(st)) fail("output path '", out_dir, "' exists and is not a directory");
+    if (fs::is_symlink(st))
+      fail("output path ", quote_bounded(out_dir), " is a symbolic link; give the directory it points to");
+    if (!fs::is_directory(st)) fail("output path ", quote_bounded(out_dir), " exists and is not a directory");
     if (!fs::is_empty(out, ec)) {
-      if (!replace_existing) fail("output directory '", out_dir, "' is not empty (pass --force to replace it)");
+      if (!replace_existing)
+        fail("output directory ", quote_bounded(out_dir), " is not empty (pass --force to replace it)");
       if (!fs::exists(out / "config.json"))
-        fail("refusing to replace '", out_dir, "' with --force: it is not a model directory (no config.json)");
+        fail("refusing to replace ", quote_bounded(out_dir),
+             " with --force: it is not a model directory (no config.json)");
     }
   }
 }
@@ -301,7 +305,7 @@ HfExportResult export_hf_directory(const ModelFiles& files, const std::string& o
   if (hf) copy_side_files(files.path, staged.path(), opt);
   for (const auto& [name, text] : opt.extra_files) {
     if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
-      fail("extra file name '", name, "' is not a plain file name");
+      fail("extra file name ", quote_bounded(name), " is not a plain file name");
     write_text(staged.path() / name, text);
   }
   set_default_dir_mode(staged.path());

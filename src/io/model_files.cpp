@@ -25,7 +25,7 @@ bool has_gguf_magic(const std::string& path) {
 }
 
 void add_tensor(ModelFiles& m, const std::string& name, Tensor t, const std::string& origin) {
-  if (!m.tensors.emplace(name, std::move(t)).second) fail(origin, ": tensor '", name, "' appears twice");
+  if (!m.tensors.emplace(name, std::move(t)).second) fail(origin, ": tensor ", quote_bounded(name), " appears twice");
 }
 
 void open_gguf(ModelFiles& m) {
@@ -44,7 +44,7 @@ void open_sharded(ModelFiles& m, const std::string& index_path, const fs::path& 
     try {
       index = nlohmann::json::parse(f.data(), f.data() + f.size());
     } catch (const nlohmann::json::exception& e) {
-      fail(index_path, ": invalid JSON: ", e.what());
+      fail(index_path, ": invalid JSON: ", bound_message(e.what(), 300));
     }
   }
   auto wm = index.is_object() ? index.find("weight_map") : index.end();
@@ -52,17 +52,19 @@ void open_sharded(ModelFiles& m, const std::string& index_path, const fs::path& 
 
   std::map<std::string, std::shared_ptr<SafetensorsFile>> opened;  // each shard is mapped once
   for (const auto& [name, v] : wm->items()) {
-    if (!v.is_string()) fail(index_path, ": weight_map entry for '", name, "' is not a file name");
+    if (!v.is_string()) fail(index_path, ": weight_map entry for ", quote_bounded(name), " is not a file name");
     const std::string shard = v.get<std::string>();
     // Shards must live in the model directory; never follow a path out of it.
     if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
-      fail(index_path, ": shard '", shard, "' for tensor '", name, "' is not a plain file name");
+      fail(index_path, ": shard ", quote_bounded(shard), " for tensor ", quote_bounded(name),
+           " is not a plain file name");
     auto& file = opened[shard];
     if (!file) {
       file = std::make_shared<SafetensorsFile>((dir / shard).string());
       m.shards.push_back(file);
     }
-    if (!file->has(name)) fail(index_path, ": tensor '", name, "' is missing from its shard '", shard, "'");
+    if (!file->has(name))
+      fail(index_path, ": tensor ", quote_bounded(name), " is missing from its shard ", quote_bounded(shard));
     add_tensor(m, name, file->tensor(name), index_path);
   }
 }
@@ -102,7 +104,7 @@ const Tensor* ModelFiles::find(const std::string& name) const {
 
 const Tensor& ModelFiles::get(const std::string& name) const {
   const Tensor* t = find(name);
-  if (!t) fail("tensor '", name, "' not found in ", path);
+  if (!t) fail("tensor ", quote_bounded(name), " not found in ", path);
   return *t;
 }
 
@@ -111,9 +113,11 @@ const Tensor& ModelFiles::get(const std::string& name, const std::vector<int64_t
   if (t.shape != shape) {
     Tensor want;
     want.shape = shape;
-    fail("tensor '", name, "' in ", path, " has shape ", t.shape_str(), " but the config implies ", want.shape_str());
+    fail("tensor ", quote_bounded(name), " in ", path, " has shape ", t.shape_str(), " but the config implies ",
+         want.shape_str());
   }
-  if (t.dtype == DType::I32) fail("tensor '", name, "' has integer dtype, expected floating point or quantised");
+  if (t.dtype == DType::I32)
+    fail("tensor ", quote_bounded(name), " has integer dtype, expected floating point or quantised");
   return t;
 }
 
@@ -126,7 +130,7 @@ ModelFiles open_model_files(const std::string& path) {
   m.path = path;
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
-  if (st.type() == fs::file_type::not_found) fail("model path '", path, "' does not exist");
+  if (st.type() == fs::file_type::not_found) fail("model path ", quote_bounded(path), " does not exist");
   if (ec) fail(path, ": cannot access: ", ec.message());
   if (fs::is_directory(st)) {
     open_hf_directory(m);

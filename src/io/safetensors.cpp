@@ -70,7 +70,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), file_(s
   } catch (const json::parse_error& e) {
     fail(path, ": invalid JSON header: syntax error at byte ", e.byte, " of the header");
   } catch (const json::exception& e) {
-    fail(path, ": invalid JSON header: ", e.what());
+    fail(path, ": invalid JSON header: ", bound_message(e.what(), 300));
   }
   if (!header.is_object()) fail(path, ": invalid JSON header: not an object");
 
@@ -89,15 +89,15 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), file_(s
       for (const auto& [k, m] : v.items()) metadata_[k] = m.is_string() ? m.get<std::string>() : m.dump();
       continue;
     }
-    const std::string where = path + ": tensor '" + name + "'";
+    const std::string where = path + ": tensor " + quote_bounded(name);
     if (!v.is_object()) fail(where, " entry is not an object");
     const auto dt = v.find("dtype");
     if (dt == v.end() || !dt->is_string()) fail(where, " has no dtype string");
     const std::string dtype_str = dt->get<std::string>();
     const auto dtype = parse_dtype(dtype_str);
     if (!dtype)
-      fail(where, " has ", is_known_dtype(dtype_str) ? "unsupported" : "unknown", " dtype '", dtype_str,
-           "' (supported: F32, F16, BF16, I32, F8_E4M3)");
+      fail(where, " has ", is_known_dtype(dtype_str) ? "unsupported" : "unknown", " dtype ",
+           quote_bounded(dtype_str, 40), " (supported: F32, F16, BF16, I32, F8_E4M3)");
 
     const auto sh = v.find("shape");
     if (sh == v.end() || !sh->is_array()) fail(where, " has no shape array");
@@ -131,8 +131,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), file_(s
   std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
   for (size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].begin < ranges[i - 1].end)
-      fail(path, ": tensor '", ranges[i].name, "' data [", ranges[i].begin, ", ", ranges[i].end, ") overlaps tensor '",
-           ranges[i - 1].name, "' [", ranges[i - 1].begin, ", ", ranges[i - 1].end, ")");
+      fail(path, ": tensor ", quote_bounded(ranges[i].name), " data [", ranges[i].begin, ", ", ranges[i].end,
+           ") overlaps tensor ", quote_bounded(ranges[i - 1].name), " [", ranges[i - 1].begin, ", ", ranges[i - 1].end,
+           ")");
 }
 
 std::vector<std::string> SafetensorsFile::names() const {
@@ -144,7 +145,7 @@ std::vector<std::string> SafetensorsFile::names() const {
 
 const Tensor& SafetensorsFile::tensor(const std::string& name) const {
   auto it = tensors_.find(name);
-  if (it == tensors_.end()) fail(path_, ": tensor '", name, "' not found");
+  if (it == tensors_.end()) fail(path_, ": tensor ", quote_bounded(name), " not found");
   return it->second;
 }
 
@@ -158,13 +159,13 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
     if (name == "__metadata__") fail(path, ": '__metadata__' cannot be used as a tensor name");
     const char* tag = dtype_tag(t.dtype);
     if (!tag)
-      fail(path, ": tensor '", name, "' has dtype ", dtype_name(t.dtype),
+      fail(path, ": tensor ", quote_bounded(name), " has dtype ", dtype_name(t.dtype),
            ", which safetensors output does not support");
-    if (!t.device.is_host()) fail_internal(path, ": tensor '", name, "' is not in host memory");
+    if (!t.device.is_host()) fail_internal(path, ": tensor ", quote_bounded(name), " is not in host memory");
     const auto numel = checked_numel(t.shape.vec());
-    if (!numel) fail(path, ": tensor '", name, "' shape ", t.shape_str(), " overflows");
+    if (!numel) fail(path, ": tensor ", quote_bounded(name), " shape ", t.shape_str(), " overflows");
     const uint64_t nbytes = *numel * dtype_block_bytes(t.dtype);
-    if (nbytes > 0 && !t.data) fail(path, ": tensor '", name, "' has no data");
+    if (nbytes > 0 && !t.data) fail(path, ": tensor ", quote_bounded(name), " has no data");
     header[name] = {{"dtype", tag}, {"shape", t.shape.vec()}, {"data_offsets", {offset, offset + nbytes}}};
     blobs.emplace_back(&t, nbytes);
     offset += nbytes;

@@ -229,7 +229,7 @@ Value f_abs(Interp&, const Value& v, const Args& args) {
   if (v.kind == K::Float) return Value::real(std::fabs(v.f));
   if (is_int(v)) return Value::integer(std::llabs(as_int(v)));
   if (v.is_undefined()) fail_undefined(v);
-  raise("bad operand type for abs(): '", type_name(v), "'");
+  raise("bad operand type for abs(): ", quote_bounded(type_name(v)));
 }
 
 Value f_round(Interp&, const Value& v, const Args& args) {
@@ -504,7 +504,7 @@ Value f_map(Interp& in, const Value& v, const Args& args) {
     }
   } else {
     std::string name = to_str(args.pos[0]);
-    if (!has_filter(name)) raise("No filter named '", name, "'");
+    if (!has_filter(name)) raise("No filter named ", quote_bounded(name));
     Args rest{std::vector<Value>(args.pos.begin() + 1, args.pos.end()), args.kw};
     for (const auto& x : iterate(v)) out.push_back(apply_filter(in, name, x, rest));
   }
@@ -519,7 +519,7 @@ Value select_reject(Interp& in, const Value& v, const Args& args, bool select, b
   std::optional<std::string> test;
   if (args.pos.size() > off) {
     test = to_str(args.pos[off]);
-    if (!has_test(*test)) raise("No test named '", *test, "'");
+    if (!has_test(*test)) raise("No test named ", quote_bounded(*test));
   }
   Args rest{
       args.pos.size() > off + 1 ? std::vector<Value>(args.pos.begin() + off + 1, args.pos.end()) : std::vector<Value>{},
@@ -570,7 +570,7 @@ bool has_filter(const std::string& name) { return filters().count(name) != 0; }
 
 Value apply_filter(Interp& in, const std::string& name, const Value& v, const Args& args) {
   auto it = filters().find(name);
-  if (it == filters().end()) raise("no filter named '", name, "'");
+  if (it == filters().end()) raise("no filter named ", quote_bounded(name));
   return it->second(in, v, args);
 }
 

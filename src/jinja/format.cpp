@@ -32,7 +32,7 @@ std::string percent_format(const std::string& fmt, const Value& args) {
       size_t e = fmt.find(')', k);
       if (e == std::string::npos || !mapping) raise("format requires a mapping");
       v = mapping->find(std::string_view(fmt).substr(k + 1, e - k - 1));
-      if (!v) raise("KeyError: '", fmt.substr(k + 1, e - k - 1), "'");
+      if (!v) raise("KeyError: ", quote_bounded(fmt.substr(k + 1, e - k - 1)));
       k = e + 1;
     }
     std::string flags, width, prec;  // prec: digits after '.', "" if absent
@@ -97,7 +97,7 @@ std::string percent_format(const std::string& fmt, const Value& args) {
         break;
       }
       default:
-        raise("unsupported format character '", std::string(1, type), "'");
+        raise("unsupported format character ", quote_bounded(std::string(1, type)));
     }
   }
   if (!mapping && next < pos.size() && args.kind == K::Tuple)
@@ -148,7 +148,7 @@ std::string brace_format(const std::string& fmt, const Args& args) {
       v = args.pos[idx];
     } else {
       auto it = std::find_if(args.kw.begin(), args.kw.end(), [&](const auto& kv) { return kv.first == field; });
-      if (it == args.kw.end()) raise("KeyError: '", field, "'");
+      if (it == args.kw.end()) raise("KeyError: ", quote_bounded(field));
       v = it->second;
     }
     std::string s;
@@ -187,7 +187,7 @@ std::string brace_format(const std::string& fmt, const Args& args) {
           s = utf8_encode(utf8_decode(s).substr(0, pr.empty() ? 0 : std::stoul(pr)));
         }
         if (p < spec.size() && spec[p] == 's') ++p;
-        if (p != spec.size()) raise("unsupported format spec '", spec, "'");
+        if (p != spec.size()) raise("unsupported format spec ", quote_bounded(spec));
         s = py_pad(s, w.empty() ? 0 : std::stoll(w), align, fill);
       }
     }

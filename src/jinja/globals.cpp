@@ -34,7 +34,7 @@ void add_globals(ValueDict& g) {
     }
     for (const auto& [k, v] : a.kw) {
       if (!k.empty() && k[0] == '_')
-        raise("Chat templates cannot store underscore-prefixed attributes on a namespace, but got '", k, "'");
+        raise("Chat templates cannot store underscore-prefixed attributes on a namespace, but got ", quote_bounded(k));
       d->set(Value::str(k), v);
     }
     return Value::object("Namespace", d);

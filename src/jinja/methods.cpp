@@ -203,7 +203,7 @@ Value str_method(Interp& in, const std::string& s, const std::string& name, cons
       return Value::boolean(any_cased && std::none_of(u.begin(), u.end(), [](char32_t c) { return is_lower(c); }));
     if (name == "istitle") return Value::boolean(any_cased && py_title(s) == s);
   }
-  raise("the string method '", name, "' is not supported");
+  raise("the string method ", quote_bounded(name), " is not supported");
 }
 
 Value call_method(Interp& in, const Value& obj, const std::string& name, const Args& args) {
@@ -227,7 +227,7 @@ Value call_method(Interp& in, const Value& obj, const std::string& name, const A
       else if (name == "items")
         out.push_back(Value::list_of({k, v}, true));
       else
-        raise("the dict method '", name, "' is not supported");
+        raise("the dict method ", quote_bounded(name), " is not supported");
     }
     return Value::list_of(std::move(out));
   }
@@ -244,7 +244,7 @@ Value call_method(Interp& in, const Value& obj, const std::string& name, const A
     if (name == "index") raise(repr(*a[0]), " is not in list");
     return Value::integer(n);
   }
-  raise("'", type_name(obj), "' object has no method '", name, "'");
+  raise(quote_bounded(type_name(obj)), " object has no method ", quote_bounded(name));
 }
 
 }  // namespace
@@ -256,29 +256,29 @@ Value get_attr(const Value& obj, const std::string& name) {
       fail_undefined(obj);
     case K::Str:
       if (in(kStrMethods, name)) return bound_method(obj, name);
-      return Value::undefined("'str object' has no attribute '" + name + "'");
+      return Value::undefined("'str object' has no attribute " + quote_bounded(name));
     case K::List:
     case K::Tuple: {
       std::string tn = obj.kind == K::List ? "list" : "tuple";
       if (in(kListMethods, name) && (obj.kind == K::List || name != "copy")) return bound_method(obj, name);
       if (obj.kind == K::List && in(kListUnsafe, name))
-        return Value::undefined("access to attribute '" + name + "' of 'list' object is unsafe.");
-      return Value::undefined("'" + tn + " object' has no attribute '" + name + "'");
+        return Value::undefined("access to attribute " + quote_bounded(name) + " of 'list' object is unsafe.");
+      return Value::undefined("'" + tn + " object' has no attribute " + quote_bounded(name));
     }
     case K::Dict:
       if (in(kDictMethods, name)) return bound_method(obj, name);
       if (in(kDictUnsafe, name))
-        return Value::undefined("access to attribute '" + name + "' of 'dict' object is unsafe.");
+        return Value::undefined("access to attribute " + quote_bounded(name) + " of 'dict' object is unsafe.");
       if (const Value* v = obj.dict->find(std::string_view(name))) return *v;
-      return Value::undefined("'dict object' has no attribute '" + name + "'");
+      return Value::undefined("'dict object' has no attribute " + quote_bounded(name));
     case K::Object:
       if (const Value* v = obj.dict->find(std::string_view(name))) return *v;
-      return Value::undefined("'" + obj.s + " object' has no attribute '" + name + "'");
+      return Value::undefined("'" + obj.s + " object' has no attribute " + quote_bounded(name));
     case K::None:
-      return Value::undefined("'None' has no attribute '" + name + "'");
+      return Value::undefined("'None' has no attribute " + quote_bounded(name));
     default: {
       std::string msg = "'";  // appended to: GCC 12 misreports "'" + type_name(...) (-Wrestrict)
-      msg += type_name(obj) + " object' has no attribute '" + name + "'";
+      msg += type_name(obj) + " object' has no attribute " + quote_bounded(name);
       return Value::undefined(msg);
     }
   }
@@ -287,7 +287,7 @@ Value get_attr(const Value& obj, const std::string& name) {
 Value get_py_attr(const Value& obj, const std::string& name) {
   if (obj.kind == K::Dict)
     return in(kDictMethods, name) ? bound_method(obj, name)
-                                  : Value::undefined("'dict object' has no attribute '" + name + "'");
+                                  : Value::undefined("'dict object' has no attribute " + quote_bounded(name));
   return get_attr(obj, name);
 }
 

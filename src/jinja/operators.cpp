@@ -12,7 +12,8 @@ namespace {
 using K = Value::Kind;
 
 [[noreturn]] void unsupported(const char* op, const Value& l, const Value& r) {
-  raise("unsupported operand type(s) for ", op, ": '", type_name(l), "' and '", type_name(r), "'");
+  raise("unsupported operand type(s) for ", op, ": ", quote_bounded(type_name(l)), " and ",
+        quote_bounded(type_name(r)));
 }
 
 Value repeat(const Value& seq, int64_t n) {
@@ -71,7 +72,8 @@ Value binary_op(const std::string& op, const Value& l, const Value& r) {
     if (nums) return Value::real(as_double(l) * as_double(r));
     if ((l.kind == K::Str || (l.is_seq() && !l.generator)) && is_int(r)) return repeat(l, as_int(r));
     if ((r.kind == K::Str || (r.is_seq() && !r.generator)) && is_int(l)) return repeat(r, as_int(l));
-    if (l.kind == K::Str || l.is_seq()) raise("can't multiply sequence by non-int of type '", type_name(r), "'");
+    if (l.kind == K::Str || l.is_seq())
+      raise("can't multiply sequence by non-int of type ", quote_bounded(type_name(r)));
     unsupported("*", l, r);
   }
   if (op == "/") {

@@ -27,7 +27,7 @@ Value Interp::lookup(const std::string& name) const {
     for (const auto& kv : frames_[f])
       if (kv.first == name) return kv.second;
   }
-  return Value::undefined("'" + name + "' is undefined");
+  return Value::undefined(quote_bounded(name) + " is undefined");
 }
 
 void Interp::assign(const std::string& name, Value v) {
@@ -132,7 +132,8 @@ Interp::Flow Interp::exec(const Node& n, std::string& out) {
       if (ns.kind != Value::Kind::Object || ns.s != "Namespace")
         raise("cannot assign attribute on non-namespace object");
       if (n.ns_attr[0] == '_')  // transformers' TemplateNamespace rule
-        raise("Chat templates cannot store underscore-prefixed attributes on a namespace, but got '", n.ns_attr, "'");
+        raise("Chat templates cannot store underscore-prefixed attributes on a namespace, but got ",
+              quote_bounded(n.ns_attr));
       ns.dict->set(Value::str(n.ns_attr), std::move(v));
       return Flow::Normal;
     }
@@ -183,16 +184,17 @@ Value Interp::make_macro(const Node& n) {
 }
 
 Value Interp::call_macro(const Node& n, Args& args) {
-  if (depth_ >= 200) raise("maximum macro recursion depth exceeded in '", n.text, "'");
+  if (depth_ >= 200) raise("maximum macro recursion depth exceeded in ", quote_bounded(n.text));
   if (args.pos.size() > n.params.size())
-    raise("macro '", n.text, "' takes not more than ", std::to_string(n.params.size()), " argument(s)");
+    raise("macro ", quote_bounded(n.text), " takes not more than ", std::to_string(n.params.size()), " argument(s)");
   std::vector<std::optional<Value>> given(n.params.size());
   for (size_t k = 0; k < args.pos.size(); ++k) given[k] = args.pos[k];
   for (const auto& [name, v] : args.kw) {
     size_t k = 0;
     while (k < n.params.size() && n.params[k].first != name) ++k;
-    if (k == n.params.size()) raise("macro '", n.text, "' takes no keyword argument '", name, "'");
-    if (given[k]) raise("macro '", n.text, "' got multiple values for argument '", name, "'");
+    if (k == n.params.size())
+      raise("macro ", quote_bounded(n.text), " takes no keyword argument ", quote_bounded(name));
+    if (given[k]) raise("macro ", quote_bounded(n.text), " got multiple values for argument ", quote_bounded(name));
     given[k] = v;
   }
   const size_t saved_base = base_;
@@ -207,7 +209,7 @@ Value Interp::call_macro(const Node& n, Args& args) {
     else if (def)
       assign(name, eval(*def));
     else
-      assign(name, Value::undefined("parameter '" + name + "' was not provided"));
+      assign(name, Value::undefined("parameter " + quote_bounded(name) + " was not provided"));
   }
   std::string buf;
   exec(n.body, buf);
@@ -220,7 +222,7 @@ Value Interp::call_macro(const Node& n, Args& args) {
 
 Value Interp::call(const Value& f, Args& args) {
   if (f.is_undefined()) fail_undefined(f);
-  if (f.kind != Value::Kind::Func) raise("'", type_name(f), "' object is not callable");
+  if (f.kind != Value::Kind::Func) raise(quote_bounded(type_name(f)), " object is not callable");
   return (*f.fn)(*this, args);
 }
 
@@ -247,7 +249,7 @@ static bool contains(const Value& container, const Value& item) {
     case Value::Kind::Dict:
       return container.dict->find(item) != nullptr;
     default:
-      raise("argument of type '", type_name(container), "' is not iterable");
+      raise("argument of type ", quote_bounded(type_name(container)), " is not iterable");
   }
 }
 
@@ -280,7 +282,7 @@ Value Interp::eval(const Expr& e) {
       for (size_t k = 0; k + 1 < e.a.size(); k += 2) {
         Value key = eval(*e.a[k]);
         if (key.kind == Value::Kind::List || key.kind == Value::Kind::Dict || key.kind == Value::Kind::Undefined)
-          raise("unhashable type: '", type_name(key), "'");
+          raise("unhashable type: ", quote_bounded(type_name(key)));
         d->set(std::move(key), eval(*e.a[k + 1]));
       }
       return Value::dict_of(std::move(d));
@@ -330,7 +332,7 @@ Value Interp::eval(const Expr& e) {
         case Value::Kind::Float:
           return Value::real(neg ? -v.f : v.f);
         default:
-          raise("bad operand type for unary ", neg ? "-" : "+", ": '", type_name(v), "'");
+          raise("bad operand type for unary ", neg ? "-" : "+", ": ", quote_bounded(type_name(v)));
       }
     }
     case Expr::K::Bin: {

@@ -133,7 +133,7 @@ bool has_test(const std::string& name) { return tests().count(name) != 0; }
 
 bool apply_test(Interp& in, const std::string& name, const Value& v, const Args& args) {
   auto it = tests().find(name);
-  if (it == tests().end()) raise("no test named '", name, "'");
+  if (it == tests().end()) raise("no test named ", quote_bounded(name));
   return it->second(in, v, args);
 }
 

@@ -48,8 +48,8 @@ std::vector<std::optional<Value>> Args::bind(const char* fname, std::initializer
       if (name == p) break;
       ++k;
     }
-    if (k == params.size()) raise(fname, "() got an unexpected keyword argument '", name, "'");
-    if (out[k]) raise(fname, "() got multiple values for argument '", name, "'");
+    if (k == params.size()) raise(fname, "() got an unexpected keyword argument ", quote_bounded(name));
+    if (out[k]) raise(fname, "() got multiple values for argument ", quote_bounded(name));
     out[k] = v;
   }
   return out;
@@ -308,7 +308,7 @@ bool py_lt(const Value& a, const Value& b) {
       if (!py_eq(x[k], y[k])) return py_lt(x[k], y[k]);
     return x.size() < y.size();
   }
-  raise("'<' not supported between instances of '", type_name(a), "' and '", type_name(b), "'");
+  raise("'<' not supported between instances of ", quote_bounded(type_name(a)), " and ", quote_bounded(type_name(b)));
 }
 
 // ---------------------------------------------------------------- iteration
@@ -335,7 +335,7 @@ ValueList iterate(const Value& v) {
       return out;
     }
     default:
-      raise("'", type_name(v), "' object is not iterable");
+      raise(quote_bounded(type_name(v)), " object is not iterable");
   }
 }
 
@@ -352,7 +352,7 @@ int64_t py_len(const Value& v) {
     case Value::Kind::Dict:
       return static_cast<int64_t>(v.dict->items.size());
     default:
-      raise("object of type '", type_name(v), "' has no len()");
+      raise("object of type ", quote_bounded(type_name(v)), " has no len()");
   }
 }
 

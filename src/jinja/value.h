@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
+
 namespace skv::jinja::detail {
 
 // A runtime failure without a line number; the interpreter adds the line of the statement or
@@ -152,7 +154,7 @@ inline bool is_int(const Value& v) { return v.kind == Value::Kind::Int || v.kind
 inline int64_t as_int(const Value& v) { return v.kind == Value::Kind::Bool ? v.b : v.i; }
 inline double as_double(const Value& v) { return v.kind == Value::Kind::Float ? v.f : static_cast<double>(as_int(v)); }
 inline int64_t need_int(const Value& v, const char* what) {
-  if (!is_int(v)) raise(what, " must be an integer, not '", type_name(v), "'");
+  if (!is_int(v)) raise(what, " must be an integer, not ", quote_bounded(type_name(v)));
   return as_int(v);
 }
 

@@ -140,7 +140,7 @@ std::string gguf_tensor_name_from_hf(const std::string& name) {
         if (hf == rest) return "blk." + layer + "." + gguf;
     }
   }
-  fail("no GGUF name for tensor '", name, "'");
+  fail("no GGUF name for tensor ", quote_bounded(name));
 }
 
 std::string hf_tensor_name_from_gguf(const std::string& name) {

@@ -31,7 +31,7 @@ backend::Rope make_rope(const io::ModelConfig& cfg, bool interleaved) {
         f = (1.0 - smooth) * f / s.factor + smooth * f;
       }
     } else if (s.type != "none") {
-      fail_internal("unsupported rope scaling type '", s.type, "'");
+      fail_internal("unsupported rope scaling type ", quote_bounded(s.type));
     }
     r.inv_freq[i] = static_cast<float>(f);
   }

@@ -41,7 +41,7 @@ Tensor hf_order(const io::ModelFiles& files, const std::string& name, const Tens
 
 std::string field(const std::map<std::string, std::string>& meta, const std::string& path, const char* key) {
   auto it = meta.find(key);
-  if (it == meta.end()) fail(path, ": SwiftKV weights metadata has no '", key, "'");
+  if (it == meta.end()) fail(path, ": SwiftKV weights metadata has no ", quote_bounded(key));
   return it->second;
 }
 
@@ -53,7 +53,7 @@ int64_t integer_field(const std::map<std::string, std::string>& meta, const std:
     if (used == v.size()) return x;
   } catch (const std::exception&) {
   }
-  fail(path, ": SwiftKV weights metadata '", key, "' is not an integer: ", quote_bounded(v, 40));
+  fail(path, ": SwiftKV weights metadata ", quote_bounded(key), " is not an integer: ", quote_bounded(v, 40));
 }
 
 std::string dims(const std::vector<int64_t>& shape) {

@@ -27,8 +27,9 @@ void send_json(httplib::Response& res, int status, const Json& body) {
   res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
 }
 
+// Messages may quote the request; bound_message keeps a body of any size from coming back whole.
 void send_error(httplib::Response& res, int status, const std::string& message) {
-  send_json(res, status, api_error(message, status));
+  send_json(res, status, api_error(bound_message(message), status));
   if (status == 503) res.set_header("Retry-After", "1");
 }
 

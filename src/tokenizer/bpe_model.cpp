@@ -18,7 +18,8 @@ BpeModel::BpeModel(TokenMap vocab, const std::vector<std::pair<std::string, std:
   merges_.reserve(merges.size());
   const auto id_of = [&](const std::string& tok, size_t rank) {
     auto it = vocab_.find(tok);
-    if (it == vocab_.end()) fail("merge #", rank, " uses token '", tok, "' which is not in the vocabulary");
+    if (it == vocab_.end())
+      fail("merge #", rank, " uses token ", quote_bounded(tok), " which is not in the vocabulary");
     return it->second;
   };
   for (size_t rank = 0; rank < merges.size(); ++rank) {

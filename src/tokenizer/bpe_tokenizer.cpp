@@ -32,11 +32,11 @@ BpeTokenizer::BpeTokenizer(Parts p)
     fail("only byte-level BPE tokenizers are supported (the pre_tokenizer has no ByteLevel stage)");
   int32_t max_id = -1;
   for (const auto& [tok, id] : model_.vocab()) {
-    if (id < 0) fail("negative token id ", id, " for '", tok, "'");
+    if (id < 0) fail("negative token id ", id, " for ", quote_bounded(tok));
     max_id = std::max(max_id, id);
   }
   for (const auto& t : p.added) {
-    if (t.id < 0) fail("added token '", t.content, "' has no valid id");
+    if (t.id < 0) fail("added token ", quote_bounded(t.content), " has no valid id");
     max_id = std::max(max_id, t.id);
   }
   id_to_token_.assign(max_id + 1, "");

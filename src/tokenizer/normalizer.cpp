@@ -72,7 +72,7 @@ std::unique_ptr<Normalizer> normalizer_from_json(const nlohmann::json& j) {
     for (const auto& s : j.at("normalizers")) n.push_back(normalizer_from_json(s));
     return std::make_unique<SequenceNorm>(std::move(n));
   }
-  fail("unsupported normalizer type '", type, "' (swiftkv supports null, Sequence, Prepend, Replace; ",
+  fail("unsupported normalizer type ", quote_bounded(type), " (swiftkv supports null, Sequence, Prepend, Replace; ",
        "Unicode normalization such as NFC is not implemented)");
 }
 

@@ -155,7 +155,7 @@ SplitBehavior behavior_from_name(const std::string& name) {
   if (name == "MergedWithPrevious") return SplitBehavior::MergedWithPrevious;
   if (name == "MergedWithNext") return SplitBehavior::MergedWithNext;
   if (name == "Contiguous") return SplitBehavior::Contiguous;
-  fail("unknown Split behavior '", name, "'");
+  fail("unknown Split behavior ", quote_bounded(name));
 }
 
 }  // namespace
@@ -194,7 +194,7 @@ std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const nlohmann::json& j) {
     for (const auto& s : j.at("pretokenizers")) stages.push_back(pre_tokenizer_from_json(s));
     return make_sequence_pre(std::move(stages));
   }
-  fail("unsupported pre_tokenizer type '", type, "' (supported: ByteLevel, Split, Digits, Sequence)");
+  fail("unsupported pre_tokenizer type ", quote_bounded(type), " (supported: ByteLevel, Split, Digits, Sequence)");
 }
 
 }  // namespace skv::tokenizer

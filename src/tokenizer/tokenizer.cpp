@@ -14,10 +14,10 @@ namespace fs = std::filesystem;
 
 std::unique_ptr<Tokenizer> Tokenizer::from_path(const std::string& path) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) fail("tokenizer path '", path, "' does not exist");
+  if (!fs::exists(path, ec)) fail("tokenizer path ", quote_bounded(path), " does not exist");
   if (fs::is_directory(path, ec)) {
     const fs::path json = fs::path(path) / "tokenizer.json";
-    if (!fs::exists(json, ec)) fail("model directory '", path, "' has no tokenizer.json");
+    if (!fs::exists(json, ec)) fail("model directory ", quote_bounded(path), " has no tokenizer.json");
     return from_tokenizer_json(json.string());
   }
   // Sniff the magic rather than trusting the extension.

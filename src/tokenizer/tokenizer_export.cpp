@@ -30,7 +30,8 @@ GgufVocab read_vocab(const io::GGUFFile& gguf, bool default_add_bos) {
   GgufVocab v;
   const std::string model = gguf.get_string("tokenizer.ggml.model");
   if (model != "gpt2")
-    fail("tokenizer.ggml.model '", model, "' is not supported (swiftkv supports 'gpt2' byte-level BPE only)");
+    fail("tokenizer.ggml.model ", quote_bounded(model),
+         " is not supported (swiftkv supports 'gpt2' byte-level BPE only)");
   v.tokens = gguf.get_string_array("tokenizer.ggml.tokens");
   v.types.assign(v.tokens.size(), kNormal);
   if (gguf.has("tokenizer.ggml.token_type")) {

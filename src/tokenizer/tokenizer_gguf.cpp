@@ -18,7 +18,8 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const io::GGUFFile& gguf) {
   try {
     const std::string model = gguf.get_string("tokenizer.ggml.model");
     if (model != "gpt2")
-      fail("tokenizer.ggml.model '", model, "' is not supported (swiftkv supports 'gpt2' byte-level BPE only)");
+      fail("tokenizer.ggml.model ", quote_bounded(model),
+           " is not supported (swiftkv supports 'gpt2' byte-level BPE only)");
     const auto tokens = gguf.get_string_array("tokenizer.ggml.tokens");
     std::vector<int64_t> types(tokens.size(), kNormal);
     if (gguf.has("tokenizer.ggml.token_type")) {

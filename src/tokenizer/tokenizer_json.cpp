@@ -17,7 +17,7 @@ json parse_json_file(const fs::path& path) {
   try {
     return json::parse(io::read_file(path.string()));
   } catch (const json::exception& e) {
-    fail(path.string(), ": invalid JSON: ", e.what());
+    fail(path.string(), ": invalid JSON: ", bound_message(e.what(), 300));
   }
 }
 
@@ -59,7 +59,8 @@ void parse_post_processor(const json& j, std::vector<int32_t>& prefix, std::vect
       } else if (piece.contains("SpecialToken")) {
         const std::string name = piece["SpecialToken"].at("id").get<std::string>();
         const auto& st = j.at("special_tokens");
-        if (!st.contains(name)) fail("post_processor template uses '", name, "' missing from its special_tokens");
+        if (!st.contains(name))
+          fail("post_processor template uses ", quote_bounded(name), " missing from its special_tokens");
         for (const auto& id : st[name].at("ids")) (seen_a ? suffix : prefix).push_back(id.get<int32_t>());
       }
     }
@@ -70,7 +71,7 @@ void parse_post_processor(const json& j, std::vector<int32_t>& prefix, std::vect
     suffix.push_back(j.at("sep").at(1).get<int32_t>());
     return;
   }
-  fail("unsupported post_processor type '", type, "'");
+  fail("unsupported post_processor type ", quote_bounded(type));
 }
 
 void check_decoder(const json& j) {
@@ -81,7 +82,7 @@ void check_decoder(const json& j) {
     for (const auto& d : j.at("decoders")) check_decoder(d);
     return;
   }
-  fail("unsupported decoder type '", type, "' (swiftkv decodes byte-level BPE only)");
+  fail("unsupported decoder type ", quote_bounded(type), " (swiftkv decodes byte-level BPE only)");
 }
 
 // tokenizer_config.json writes special tokens as "text" or {"content": "text", ...}.
@@ -113,7 +114,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& jso
     if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) fail("no \"model\" object");
     const json& m = j["model"];
     const std::string type = m.value("type", m.contains("merges") ? "BPE" : "");
-    if (type != "BPE") fail("unsupported model type '", type, "' (swiftkv supports byte-level BPE only)");
+    if (type != "BPE") fail("unsupported model type ", quote_bounded(type), " (swiftkv supports byte-level BPE only)");
     if (m.value("byte_fallback", false)) fail("BPE byte_fallback is not supported");
     for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
       if (m.contains(k) && m[k].is_string() && !m[k].get<std::string>().empty()) fail("BPE ", k, " is not supported");
@@ -176,7 +177,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& jso
       if (!p.eos) p.eos = lookup(name);
     return std::make_unique<BpeTokenizer>(std::move(p));
   } catch (const json::exception& e) {
-    fail(json_path, ": malformed tokenizer.json: ", e.what());
+    fail(json_path, ": malformed tokenizer.json: ", bound_message(e.what(), 300));
   } catch (const Error& e) {
     fail_like(e, json_path, ": ", e.what());
   }

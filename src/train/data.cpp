@@ -36,7 +36,7 @@ class Loader {
   void load(const std::string& path, std::vector<Document>& out) {
     const std::string ext = extension(path);
     if (ext != ".txt" && ext != ".jsonl")
-      fail("training file ", path, ": unknown extension '", ext, "' (expected .txt or .jsonl)");
+      fail("training file ", path, ": unknown extension ", quote_bounded(ext), " (expected .txt or .jsonl)");
     const std::string content = io::read_file(path, "training file");
     ++stats_.files;
     if (ext == ".txt") {
@@ -72,7 +72,7 @@ class Loader {
     try {
       j = Json::parse(line);
     } catch (const Json::exception& e) {
-      fail(where, ": invalid JSON (", e.what(), ")");
+      fail(where, ": invalid JSON (", bound_message(e.what(), 300), ")");
     }
     if (!j.is_object()) fail(where, ": expected a JSON object with one of text, messages, token_ids");
     std::vector<std::string> keys;

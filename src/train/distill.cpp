@@ -60,7 +60,7 @@ void check_same_settings(const Json& saved, const Json& now, const std::string& 
     // Checkpoints from before the teacher cache ran without one.
     if (it.key() == "teacher_top_k" && !saved.contains(it.key()) && it.value() == 0) continue;
     if (!saved.contains(it.key()))
-      fail("checkpoint ", path, " does not record '", it.key(), "'; it was written by another version");
+      fail("checkpoint ", path, " does not record ", quote_bounded(it.key()), "; it was written by another version");
     if (saved[it.key()] != it.value())
       fail("cannot resume from ", path, ": ", it.key(), " was ", saved[it.key()].dump(), " and is now ",
            it.value().dump(), " (resume with the original settings, or start a new run in another directory)");

@@ -93,7 +93,7 @@ DistillModel::DistillModel(io::ModelFiles files) : files_(std::move(files)) {
     else if (is("k_norm_swiftkv.weight"))
       slot_kn_.push_back(slot);
     else
-      fail("distill: no role for SwiftKV tensor '", n, "'");
+      fail("distill: no role for SwiftKV tensor ", quote_bounded(n));
   }
   params_.resize(slots_.back().offset + slots_.back().numel);
   grads_.assign(params_.size(), 0.0f);

@@ -78,7 +78,8 @@ Json read_meta(const std::string& dir) {
   try {
     return Json::parse(text);
   } catch (const std::exception& e) {
-    fail(path, " is not valid JSON (", e.what(), "); remove the directory to rebuild the teacher cache");
+    fail(path, " is not valid JSON (", bound_message(e.what(), 300),
+         "); remove the directory to rebuild the teacher cache");
   }
 }
 

@@ -29,7 +29,7 @@ bool train_state_exists(const std::string& dir) { return fs::exists(train_state_
 void save_train_state(const std::string& dir, const TrainState& s) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) fail("cannot create checkpoint directory '", dir, "': ", ec.message());
+  if (ec) fail("cannot create checkpoint directory ", quote_bounded(dir), ": ", ec.message());
   if (s.adam_m.size() != s.params.size() || s.adam_v.size() != s.params.size())
     fail_internal("optimiser state and parameters differ in size");
   nlohmann::json meta = s.meta;
@@ -54,23 +54,23 @@ TrainState load_train_state(const std::string& dir) {
   const std::string all = io::read_file(path, "checkpoint to resume from");
   const size_t head = sizeof kMagic + 2 * sizeof(uint64_t);
   if (all.size() < head || std::memcmp(all.data(), kMagic, sizeof kMagic) != 0)
-    fail("'", path, "' is not a swiftkv distillation checkpoint");
+    fail(quote_bounded(path), " is not a swiftkv distillation checkpoint");
   uint64_t json_len = 0, checksum = 0;
   std::memcpy(&json_len, all.data() + sizeof kMagic, sizeof json_len);
   std::memcpy(&checksum, all.data() + sizeof kMagic + sizeof json_len, sizeof checksum);
   const char* payload = all.data() + head;
   const size_t payload_len = all.size() - head;
   if (json_len > payload_len || fnv1a(payload, payload_len) != checksum)
-    fail("checkpoint '", path, "' is truncated or corrupt (checksum mismatch)");
+    fail("checkpoint ", quote_bounded(path), " is truncated or corrupt (checksum mismatch)");
   TrainState s;
   try {
     s.meta = nlohmann::json::parse(std::string(payload, json_len));
   } catch (const std::exception& e) {
-    fail("checkpoint '", path, "': bad metadata: ", e.what());
+    fail("checkpoint ", quote_bounded(path), ": bad metadata: ", bound_message(e.what(), 300));
   }
   const size_t n = s.meta.value("num_params", size_t{0});
   if (payload_len - json_len != 3 * n * sizeof(float))
-    fail("checkpoint '", path, "' holds ", payload_len - json_len, " bytes of tensors, expected ",
+    fail("checkpoint ", quote_bounded(path), " holds ", payload_len - json_len, " bytes of tensors, expected ",
          3 * n * sizeof(float));
   const char* p = payload + json_len;
   for (std::vector<float>* v : {&s.params, &s.adam_m, &s.adam_v}) {

@@ -264,7 +264,19 @@ def gguf_corruptions(valid: bytes) -> dict[str, bytes]:
         "gguf_offset_past_end": _patch(valid, last["offset_pos"], "<Q", past_end),
         "gguf_unknown_type": _patch(valid, first["type_pos"], "<I", 99),
         "gguf_misaligned_offset": _patch(valid, last["offset_pos"], "<Q", last["offset"] + 4),
+        # The first metadata key's length corrupted to swallow the rest of a larger file (8 MiB of
+        # 0xff appended), leaving 4 bytes for its value type (0xffffffff, unknown): the error
+        # quotes the key, which must come out as a short prefix plus its length, not 8 MB.
+        "gguf_huge_key_length": _huge_key(valid, L.first_key_len_pos),
     }
+
+
+HUGE_KEY_PAD = 8 << 20
+
+
+def _huge_key(valid: bytes, key_len_pos: int) -> bytes:
+    data = valid + b"\xff" * HUGE_KEY_PAD
+    return _patch(data, key_len_pos, "<Q", len(data) - (key_len_pos + 8) - 4)
 
 
 _INTERESTING = [0, 1, 2, 3, 7, 31, 32, 33, 63, 64, 65, 255, 4096, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0x80000000,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,32 @@ def check_fuzz(fmt: str, mutants: list[tuple[str, str]]) -> None:
                   f"{rejected} rejected with one error line, {accepted} loaded fine, no crash / sanitizer report")
 
 
+# Error output of a command whose message quotes an 8 MB metadata key: the key's prefix and its
+# length, the whole stderr (one line) under this many bytes.
+MAX_ERROR_BYTES = 1024
+
+
+def check_bounded_quote(name: str, model: str) -> None:
+    """A file whose metadata key is megabytes long: one short error line quoting a bounded prefix
+    and the key's full length, non-zero exit, no crash (issue 20: it printed 188 MB)."""
+    for cmd in (["score", "--model", model, "--token-ids", "1,2,3"],
+                ["generate", "--model", model, "--prompt", "hello", "-n", "2"],
+                ["info", "--model", model]):
+        p = checks.run(cmd)
+        problems = []
+        if not 0 < p.returncode < 128:
+            problems.append(f"exit status {p.returncode}")
+        if len(p.stderr.encode()) > MAX_ERROR_BYTES:
+            problems.append(f"{len(p.stderr.encode())} bytes of stderr (bound {MAX_ERROR_BYTES})")
+        lines = [ln for ln in p.stderr.splitlines() if "error" in ln.lower()]
+        if len(lines) != 1:
+            problems.append(f"{len(lines)} error lines")
+        if not re.search(r"metadata key '[^']*\.\.\.[^']*' \(\d{7,} bytes\) has unknown value type", p.stderr):
+            problems.append("the key is not quoted as a bounded prefix with its length")
+        checks.record(f"{name}_{cmd[0]}", problems, f"rc={p.returncode} stderr {len(p.stderr)} bytes: "
+                      f"{ascii(p.stderr.strip()[:300])}")
+
+
 def main() -> int:
     if not checks.have_binary():
         return checks.summary("robustness")
@@ -149,6 +176,7 @@ def main() -> int:
         expect_error("gguf_tensor_offset_past_eof", score("gguf_offset_past_end"), r"exceeds|past|beyond|out of")
         expect_error("gguf_unknown_tensor_type", score("gguf_unknown_type"), r"type.*99|99.*type")
         expect_error("gguf_misaligned_offset", score("gguf_misaligned_offset"), r"align")
+        check_bounded_quote("gguf_huge_key_length", m["gguf_huge_key_length"])
 
         # -- empty / wrong files ---------------------------------------------------------------
         expect_error("gguf_empty_file", score("gguf_empty"), r"empty|magic|truncat|not a gguf|too small")

@@ -90,10 +90,10 @@ TEST(Error, QuoteBoundedKeepsShortTextWhole) {
 TEST(Error, QuoteBoundedElidesTheMiddleOfLongText) {
   const std::string path = "/" + std::string(1000, 'd') + "/file.txt";
   const std::string q = quote_bounded(path, 60);
-  EXPECT_LE(q.size(), 60u + 5u);  // the quotes and "..."
+  EXPECT_LE(q.size(), 60u + 5u + 13u);  // the quotes, "..." and " (1010 bytes)"
   EXPECT_EQ(q.front(), '\'');
   EXPECT_NE(q.find("..."), std::string::npos);
-  EXPECT_TRUE(q.ends_with("/file.txt'")) << q;  // the file's name survives
+  EXPECT_TRUE(q.ends_with("/file.txt' (1010 bytes)")) << q;  // the file's name and the full length
   EXPECT_TRUE(q.starts_with("'/ddd")) << q;
 }
 
@@ -104,6 +104,33 @@ TEST(Error, QuoteBoundedNeverSplitsACharacter) {
   for (size_t max : {10u, 11u, 31u, 60u}) {
     const std::string q = quote_bounded(s, max);
     EXPECT_EQ(printable(q), q) << max;
-    EXPECT_LE(q.size(), max + 5) << max;
+    EXPECT_LE(q.size(), max + 5 + 12) << max;  // + " (200 bytes)"
   }
+}
+
+TEST(Error, BoundMessageCutsAtACharacterAndStatesTheLength) {
+  EXPECT_EQ(bound_message("short"), "short");
+  EXPECT_EQ(bound_message(std::string(kMaxMessageBytes, 'x')), std::string(kMaxMessageBytes, 'x'));
+  std::string s;
+  for (int i = 0; i < 10; ++i) s += "é";  // 20 bytes
+  EXPECT_EQ(bound_message(s, 5), "éé... (20 bytes in all)");
+}
+
+TEST(Error, FailBoundsAHugeMessage) {
+  // A 10 MB value quoted whole (a site that forgot quote_bounded) still gives a short line.
+  try {
+    fail("key '", std::string(10'000'000, 'k'), "' is bad");
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    EXPECT_LE(what.size(), kMaxMessageBytes + 40);
+    EXPECT_TRUE(what.ends_with("... (10000013 bytes in all)")) << what.substr(what.size() - 60);
+    return;
+  }
+  FAIL() << "no InputError";
+}
+
+TEST(Error, QuoteBoundedOfAHugeKeyIsShort) {
+  const std::string q = quote_bounded(std::string(188034112, 'k'));
+  EXPECT_LE(q.size(), 160u + 5u + 20u);
+  EXPECT_TRUE(q.ends_with("' (188034112 bytes)")) << q;
 }
