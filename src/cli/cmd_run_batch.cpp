@@ -183,15 +183,10 @@ int cmd_run_batch(int argc, char** argv) {
       if (!cid) fail("line ", line, ": 'custom_id' (a string) is required");
       if (!seen_ids.insert(custom_id).second)
         fail("line ", line, ": custom_id ", quote_bounded(custom_id, 60), " repeats an earlier line");
-      if (j.value("method", "") != "POST") fail("line ", line, ": 'method' must be \"POST\"");
-      if (!j.contains("url") || !j["url"].is_string()) fail("line ", line, ": 'url' (a string) is required");
-      const server::Endpoint ep = server::endpoint_from_url(j["url"].get<std::string>());
-      if (!j.contains("body")) fail("line ", line, ": 'body' is required");
       auto p = std::make_unique<Pending>();
       p->line = line;
       p->custom_id = custom_id;
-      p->api = server::parse_request(ep, j["body"], ctx);
-      if (p->api.stream) fail("line ", line, ": 'stream' is not supported in a batch");
+      p->api = server::parse_batch_request(j, ctx);
       if (!p->api.model.empty() && p->api.model != ctx.model_name) {
         write(error_record(cid, line, 404, "The model " + quote_bounded(p->api.model, 60) + " does not exist."));
         ++errors;

@@ -31,7 +31,13 @@ struct Tensor {
   int64_t numel() const;
   int64_t dim(int i) const { return shape.at(i < 0 ? shape.size() + i : i); }
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
-  int64_t rows() const { return shape.empty() ? 1 : numel() / cols(); }
+  // Every dimension but the last: a tensor with a zero-length dimension (safetensors allows
+  // them) has rows() * cols() == 0 without dividing by zero.
+  int64_t rows() const {
+    int64_t n = 1;
+    for (size_t i = 0; i + 1 < shape.size(); ++i) n *= shape[i];
+    return n;
+  }
   size_t nbytes() const;
   size_t row_bytes() const { return dtype_row_bytes(dtype, cols()); }
   std::string shape_str() const;

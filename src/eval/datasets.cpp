@@ -38,12 +38,12 @@ void for_each_jsonl(const std::string& path, const std::function<void(const Json
     try {
       j = Json::parse(line);
     } catch (const Json::exception& e) {
-      fail(path, ":", no, ": invalid JSON (", e.what(), ")");
+      fail(path, ":", no, ": invalid JSON (", bound_message(e.what(), 300), ")");
     }
     try {
       fn(j, no);
     } catch (const Json::exception& e) {
-      fail(path, ":", no, ": unexpected item layout (", e.what(), ")");
+      fail(path, ":", no, ": unexpected item layout (", bound_message(e.what(), 300), ")");
     }
   }
 }
@@ -60,7 +60,8 @@ std::vector<Doc> arc_docs(const std::string& path) {
     }
     const std::string key = j.at("answerKey").get<std::string>();
     auto it = std::find(labels.begin(), labels.end(), key);
-    if (it == labels.end()) fail(path, ":", no, ": answerKey ", key, " is not one of the choice labels");
+    if (it == labels.end())
+      fail(path, ":", no, ": answerKey ", quote_bounded(key, 40), " is not one of the choice labels");
     d.gold = static_cast<int>(it - labels.begin());
     docs.push_back(std::move(d));
   });
@@ -87,8 +88,10 @@ Task piqa_task(const std::string& data_dir) {
     Doc d;
     d.text = piqa_text(j.at("goal").get<std::string>());
     d.choices = {j.at("sol1").get<std::string>(), j.at("sol2").get<std::string>()};
-    d.gold = j.at("label").get<int>();
-    if (d.gold != 0 && d.gold != 1) fail(path, ":", no, ": label must be 0 or 1");
+    // An integer first: converting a float such as 1e300 to int is undefined.
+    const Json& label = j.at("label");
+    if (!label.is_number_integer() || (label != 0 && label != 1)) fail(path, ":", no, ": label must be 0 or 1");
+    d.gold = label.get<int>();
     t.docs.push_back(std::move(d));
   });
   t.metrics = {"acc", "acc_norm"};
@@ -139,7 +142,7 @@ std::vector<Doc> mmlu_docs(const std::string& path) {
     } else if (a.size() == 1 && a[0] >= 'A' && a[0] <= 'D') {
       d.gold = a[0] - 'A';
     } else {
-      fail(path, ":", row.line, ": answer must be 0-3 or A-D, got '", a, "'");
+      fail(path, ":", row.line, ": answer must be 0-3 or A-D, got ", quote_bounded(a));
     }
     docs.push_back(std::move(d));
   }
@@ -183,7 +186,7 @@ Task truthfulqa_task(const std::string& data_dir, bool mc2) {
   try {
     all = Json::parse(read_text(path));
   } catch (const Json::exception& e) {
-    fail(path, ": invalid JSON (", e.what(), ")");
+    fail(path, ": invalid JSON (", bound_message(e.what(), 300), ")");
   }
   if (!all.is_array()) fail(path, ": expected a JSON list of questions");
   for (size_t i = 0; i < all.size(); ++i) {
@@ -195,6 +198,8 @@ Task truthfulqa_task(const std::string& data_dir, bool mc2) {
       std::vector<int> labels;
       for (const auto& [answer, label] : targets.items()) {
         d.choices.push_back(answer);
+        if (!label.is_number_integer() || (label != 0 && label != 1))
+          fail(path, ": question ", i, ": the label of each answer must be 0 or 1");
         labels.push_back(label.get<int>());
       }
       if (d.choices.empty()) fail(path, ": question ", i, " has no answers");
@@ -205,7 +210,7 @@ Task truthfulqa_task(const std::string& data_dir, bool mc2) {
       if (mc2) d.labels = std::move(labels);  // only mc2 scores the probability mass
       t.docs.push_back(std::move(d));
     } catch (const Json::exception& e) {
-      fail(path, ": question ", i, ": unexpected layout (", e.what(), ")");
+      fail(path, ": question ", i, ": unexpected layout (", bound_message(e.what(), 300), ")");
     }
   }
   t.metrics = {mc2 ? "mc2" : "acc"};
@@ -295,12 +300,12 @@ std::vector<Task> load_task(const std::string& name, const std::string& data_dir
     const std::string subject = name.substr(5);
     const auto subjects = mmlu_subjects(data_dir);
     if (!std::binary_search(subjects.begin(), subjects.end(), subject))
-      fail("unknown MMLU subject '", subject, "' (the files in ", data_dir, "/mmlu/test name them)");
+      fail("unknown MMLU subject ", quote_bounded(subject), " (the files in ", data_dir, "/mmlu/test name them)");
     return {mmlu_task(data_dir, subject)};
   }
   std::string known;
   for (const auto& n : builtin_task_names()) known += (known.empty() ? "" : ", ") + n;
-  fail("unknown task '", name, "' (known: ", known, ", mc:PATH)");
+  fail("unknown task ", quote_bounded(name), " (known: ", known, ", mc:PATH)");
 }
 
 std::vector<TaskRequest> parse_task_list(const std::string& list) {
@@ -310,10 +315,10 @@ std::vector<TaskRequest> parse_task_list(const std::string& list) {
     const size_t comma = list.find(',', pos);
     const std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     pos = comma == std::string::npos ? list.size() + 1 : comma + 1;
-    if (item.empty()) fail("--tasks has an empty entry in '", list, "'");
+    if (item.empty()) fail("--tasks has an empty entry in ", quote_bounded(list));
     if (item.rfind("fewshot=", 0) == 0) {
       if (out.empty() || out.back().name.rfind("mc:", 0) != 0)
-        fail("--tasks: '", item, "' must follow an mc:PATH task");
+        fail("--tasks: ", quote_bounded(item), " must follow an mc:PATH task");
       if (!out.back().fewshot_path.empty()) fail("--tasks: two fewshot= files for ", out.back().name);
       out.back().fewshot_path = item.substr(8);
       if (out.back().fewshot_path.empty()) fail("--tasks: fewshot= needs a file");

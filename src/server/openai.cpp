@@ -18,34 +18,34 @@ const Json* field(const Json& body, const char* name) {
 double number(const Json& body, const char* name, double def, double lo, double hi) {
   const Json* v = field(body, name);
   if (!v) return def;
-  if (!v->is_number()) fail("'", name, "' must be a number");
+  if (!v->is_number()) fail(quote_bounded(name), " must be a number");
   const double x = v->get<double>();
-  if (!(x >= lo && x <= hi)) fail("'", name, "' must be in [", lo, ", ", hi, "], got ", x);
+  if (!(x >= lo && x <= hi)) fail(quote_bounded(name), " must be in [", lo, ", ", hi, "], got ", x);
   return x;
 }
 
 int64_t integer(const Json& body, const char* name, int64_t def, int64_t lo, int64_t hi) {
   const Json* v = field(body, name);
   if (!v) return def;
-  if (!v->is_number_integer()) fail("'", name, "' must be an integer");
+  if (!v->is_number_integer()) fail(quote_bounded(name), " must be an integer");
   const int64_t x = v->get<int64_t>();
-  if (x < lo || x > hi) fail("'", name, "' must be in [", lo, ", ", hi, "], got ", x);
+  if (x < lo || x > hi) fail(quote_bounded(name), " must be in [", lo, ", ", hi, "], got ", x);
   return x;
 }
 
 bool boolean(const Json& body, const char* name, bool def) {
   const Json* v = field(body, name);
   if (!v) return def;
-  if (!v->is_boolean()) fail("'", name, "' must be true or false");
+  if (!v->is_boolean()) fail(quote_bounded(name), " must be true or false");
   return v->get<bool>();
 }
 
 std::vector<int32_t> id_list(const Json& v, const char* name, int64_t vocab) {
   std::vector<int32_t> ids;
   for (const Json& x : v) {
-    if (!x.is_number_integer()) fail("'", name, "' must hold token ids (integers)");
+    if (!x.is_number_integer()) fail(quote_bounded(name), " must hold token ids (integers)");
     const int64_t id = x.get<int64_t>();
-    if (id < 0 || id >= vocab) fail("'", name, "': token id ", id, " is outside the vocabulary (", vocab, ")");
+    if (id < 0 || id >= vocab) fail(quote_bounded(name), ": token id ", id, " is outside the vocabulary (", vocab, ")");
     ids.push_back(static_cast<int32_t>(id));
   }
   return ids;
@@ -179,7 +179,7 @@ void reject_unsupported(Endpoint endpoint, const Json& body, int n) {
   for (const char* name : {"tools", "tool_choice", "functions", "function_call", "guided_json", "guided_regex",
                            "guided_choice", "guided_grammar", "structured_outputs", "prompt_embeds", "audio",
                            "prediction", "suffix", "logits_processors", "lora_request", "mm_processor_kwargs"})
-    if (set(name)) fail("'", name, "' is not supported");
+    if (set(name)) fail(quote_bounded(name), " is not supported");
   if (const Json* rf = field(body, "response_format")) {
     if (!rf->is_object() || rf->value("type", "") != "text")
       fail("'response_format' is not supported (only {\"type\": \"text\"})");
@@ -216,6 +216,17 @@ Endpoint endpoint_from_url(const std::string& url) {
   if (url == "/v1/completions") return Endpoint::Completions;
   if (url == "/v1/chat/completions") return Endpoint::ChatCompletions;
   fail("unsupported url ", quote_bounded(url, 60), " (expected /v1/completions or /v1/chat/completions)");
+}
+
+ApiRequest parse_batch_request(const Json& line, const ApiContext& ctx) {
+  // Not line.value("method", ""), which throws json's type_error for a method that is not a string.
+  if (!line.contains("method") || line["method"] != "POST") fail("'method' must be \"POST\"");
+  if (!line.contains("url") || !line["url"].is_string()) fail("'url' (a string) is required");
+  const Endpoint ep = endpoint_from_url(line["url"].get<std::string>());
+  if (!line.contains("body")) fail("'body' is required");
+  ApiRequest api = parse_request(ep, line["body"], ctx);
+  if (api.stream) fail("'stream' is not supported in a batch");
+  return api;
 }
 
 ApiRequest parse_request(Endpoint endpoint, const Json& body, const ApiContext& ctx) {

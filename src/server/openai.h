@@ -92,4 +92,9 @@ std::string random_hex(size_t n);
 // "/v1/completions" | "/v1/chat/completions"; throws InputError otherwise.
 Endpoint endpoint_from_url(const std::string& url);
 
+// The request of one line of a vLLM batch file ({"custom_id", "method": "POST", "url", "body"}),
+// as `swiftkv run-batch` reads it once the line is a JSON object with its custom_id checked.
+// Throws InputError naming the field ('method', 'url', 'body', a body field, 'stream').
+ApiRequest parse_batch_request(const Json& line, const ApiContext& ctx);
+
 }  // namespace skv::server
