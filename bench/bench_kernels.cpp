@@ -75,13 +75,16 @@ void setup_threads() {
 }
 
 // args: dtype (skv::DType value: 0 F32, 3 Q8_0, 4 Q4_0, 5 Q4_1, 2 BF16, 8 Q5_0, 9 Q5_1,
-// 10 Q4_K, 11 Q5_K, 12 Q6_K; the K-quants only where in is a multiple of 256), n, in, out,
-// path (0 auto, 1 integer / float dot "gemv", 2 panel dequantise + sgemm)
+// 10 Q4_K, 11 Q5_K, 12 Q6_K, 14 FP8; the K-quants only where in is a multiple of 256), n, in, out,
+// path (0 auto, 1 integer / float dot "gemv", 2 panel dequantise + sgemm, 3 FP8 weights with
+// activations quantised to E4M3 per token: --fp8-activations fp8)
 void BM_Linear(benchmark::State& st) {
   setup_threads();
   const DType dt = static_cast<DType>(st.range(0));
   const int64_t n = st.range(1), in = st.range(2), out = st.range(3);
-  const auto path = static_cast<backend::cpu::LinearPath>(st.range(4));
+  const bool e4m3 = st.range(4) == 3;
+  const auto path = e4m3 ? backend::cpu::LinearPath::Auto : static_cast<backend::cpu::LinearPath>(st.range(4));
+  backend::set_fp8_activations(e4m3 ? backend::Fp8Activations::E4M3 : backend::Fp8Activations::F32);
   Tensor w = random_weight(dt, out, in, 1);
   Tensor x = random_act(n, in, 2);
   Tensor y = Tensor::empty(DType::F32, {n, out});
@@ -93,19 +96,24 @@ void BM_Linear(benchmark::State& st) {
   const double flop = 2.0 * n * in * out;
   st.counters["GFLOP/s"] = benchmark::Counter(flop * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   st.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
-  st.SetLabel(std::string(dtype_name(dt)) + " " + backend::cpu::isa_name(backend::cpu::active_isa()) + " t" +
-              std::to_string(backend::cpu::num_threads()));
+  st.SetLabel(std::string(dtype_name(dt)) + (e4m3 ? "+E4M3-act " : " ") +
+              backend::cpu::isa_name(backend::cpu::active_isa()) + " t" + std::to_string(backend::cpu::num_threads()));
+  backend::set_fp8_activations(backend::Fp8Activations::F32);
 }
 
 void LinearArgs(benchmark::internal::Benchmark* b) {
   const int64_t shapes[][2] = {{576, 576}, {576, 192}, {576, 1536}, {1536, 576}, {576, 49152}};
   for (DType dt : {DType::Q4_1, DType::Q8_0, DType::Q4_0, DType::F32, DType::BF16, DType::Q5_0, DType::Q5_1,
-                   DType::Q4_K, DType::Q5_K, DType::Q6_K})
+                   DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::FP8})
     for (int64_t n : {1, 512})
       for (auto& s : shapes) {
         if (n == 512 && s[1] == 49152) continue;  // prefill computes logits for the last row only
         if (s[0] % dtype_block_size(dt) != 0) continue;
         b->Args({static_cast<int64_t>(dt), n, s[0], s[1], 0});
+        if (dt == DType::FP8) {
+          b->Args({static_cast<int64_t>(dt), n, s[0], s[1], 3});
+          continue;
+        }
         // For quantised weights also the panel-dequantise + sgemm alternative (path 2).
         if (n == 512 && dtype_is_quantized(dt)) b->Args({static_cast<int64_t>(dt), n, s[0], s[1], 2});
       }

@@ -291,7 +291,9 @@ int cmd_convert(int argc, char** argv) {
                "%lld, KV cache holds %lld layers (%lld + %lld/%lld), %s, %lld tensors, %s in %.1f s\n",
                out.c_str(), static_cast<long long>(m), static_cast<long long>(layers), static_cast<long long>(group),
                static_cast<long long>(cached), static_cast<long long>(m), static_cast<long long>(layers - m),
-               static_cast<long long>(group), io::torch_dtype_name(opt.dtype).c_str(),
+               static_cast<long long>(group),
+               opt.dtype == DType::FP8 ? "fp8 (compressed-tensors; other tensors bfloat16)"
+                                       : io::torch_dtype_name(opt.dtype).c_str(),
                static_cast<long long>(r.num_tensors), megabytes(r.bytes_written).c_str(), secs);
   return 0;
 }

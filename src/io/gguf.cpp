@@ -200,7 +200,7 @@ GGUFValue read_value(Reader& r, uint32_t type, const std::string& key, const std
     return v;
   }
   std::vector<std::string> v(n);
-  for (auto& s : v) s = r.read_string("an element of ", key);
+  for (auto& s : v) s = r.read_string("an element of ", quote_bounded(key));
   return v;
 }
 

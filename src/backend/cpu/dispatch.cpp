@@ -9,6 +9,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <atomic>
 #include <cctype>
@@ -16,6 +20,7 @@
 #include <mutex>
 #include <string>
 
+#include "backend/cpu/amx.h"
 #include "backend/cpu/kernels.h"
 #include "core/error.h"
 
@@ -38,6 +43,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false;
   bool avx512bf16 = false;
+  bool amx_tile = false, amx_bf16 = false;
 };
 
 CpuFeatures probe_cpu() {
@@ -61,6 +67,8 @@ CpuFeatures probe_cpu() {
     f.avx512bw = b & (1u << 30);
     f.avx512vl = b & (1u << 31);
     f.avx512vnni = c & (1u << 11);
+    f.amx_bf16 = d & (1u << 22);
+    f.amx_tile = d & (1u << 24);
     unsigned a1, b1, c1, d1;
     if (a >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = a1 & (1u << 5);
   }
@@ -128,6 +136,32 @@ const char* isa_missing(Isa isa) {
 }
 
 bool isa_supported(Isa isa) { return isa_missing(isa) == nullptr; }
+
+namespace {
+
+// Linux hands out the AMX tile state on request only (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XFEATURE_XTILEDATA); then XCR0 must show the tile config and data states enabled.
+bool amx_permitted() {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__linux__)
+  if (!cpu().amx_tile || !cpu().amx_bf16) return false;
+  if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) != 0) return false;
+  unsigned xlo, xhi;
+  __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+  return (xlo & 0x60000u) == 0x60000u;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+bool amx_bf16_ready() {
+  static const bool ok = [] {
+    const char* off = std::getenv("SKV_NO_AMX");
+    return !(off && *off) && amx_permitted();
+  }();
+  return ok && active_isa() == Isa::AVX512;
+}
 
 bool cpu_has_avx512_bf16() {
 #if defined(__x86_64__) || defined(__i386__)

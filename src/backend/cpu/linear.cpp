@@ -20,6 +20,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/cpu/amx.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/thread_pool.h"
@@ -151,21 +152,77 @@ void run_gemm(const Problem& p) {
 
 // FP8 weights with activations quantised to E4M3 per token. The activation rows become BF16
 // copies of their E4M3 values (and a scale each) once; each task widens a panel of weight
-// rows to BF16 (exact, unscaled) and runs the BF16 tile kernel over every activation row, then
-// applies both scales: y = (sum xq wq) * s_w * s_x. The panel is sized to stay in L2 while
-// the activations stream past it, and a row's bits do not depend on the panel it falls in.
+// rows to BF16 (exact, unscaled), multiplies every activation row with it, then applies both
+// scales: y = (sum xq wq) * s_w * s_x. A row's bits do not depend on the thread count.
+// With AMX-BF16 and at least kAmxMinRows activation rows the products run on the tile unit
+// (32 x 32 outputs per tile pass; rows and k padded with zeros); up to the float GEMV's rows, the
+// FP8 GEMV on the activations' E4M3 values; otherwise the BF16 tile kernel of the table, whose
+// panel is sized to stay in L2 while the activations stream past it.
+constexpr int64_t kAmxMinRows = 16;
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
 void run_fp8_dynamic(const Problem& p) {
   const Kernels& k = kernels();
   const double work = static_cast<double>(p.n) * p.out * p.in;
   const int nt = threads_for(work, 64.0 * 1024);
-  uint16_t* xq = t_act.get<uint16_t>(static_cast<size_t>(p.n * p.in));
+  const bool amx = p.n >= kAmxMinRows && amx_bf16_ready();
+  const int64_t ldx = amx ? round_up(p.in, kAmxK) : p.in, n_pad = amx ? round_up(p.n, kAmxRows) : p.n;
+  uint16_t* xq = t_act.get<uint16_t>(static_cast<size_t>(n_pad * ldx));
   thread_local std::vector<float> xs_buf;  // the caller's; the tasks below reach it through xs
   xs_buf.resize(static_cast<size_t>(p.n));
   float* xs = xs_buf.data();
   const int qt = static_cast<double>(p.n) * p.in >= 256.0 * 1024 ? nt : 1;
-  parallel_for_ranges(p.n, grain_for(p.n, qt), qt, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) xs[i] = quantize_act_fp8(p.x + i * p.in, xq + i * p.in, p.in);
+  parallel_for_ranges(n_pad, grain_for(n_pad, qt), qt, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      uint16_t* row = xq + i * ldx;
+      if (i < p.n) xs[i] = quantize_act_fp8(p.x + i * p.in, row, p.in);
+      std::fill(row + (i < p.n ? p.in : 0), row + ldx, uint16_t{0});
+    }
   });
+
+  if (amx) {
+    const int64_t groups = (p.out + kAmxRows - 1) / kAmxRows;
+    parallel_for_ranges(groups, grain_for(groups, nt), nt, [&](int64_t g0, int64_t g1) {
+      uint16_t* rows_bf16 = t_panel.get<uint16_t>(static_cast<size_t>(kAmxRows * (p.in + ldx)));
+      uint16_t* packed = rows_bf16 + kAmxRows * p.in;
+      thread_local AlignedBuffer t_out;
+      float* c = t_out.get<float>(static_cast<size_t>(n_pad * kAmxRows));
+      for (int64_t g = g0; g < g1; ++g) {
+        const int64_t r0 = g * kAmxRows, rows = std::min(kAmxRows, p.out - r0);
+        float ws[kAmxRows];
+        for (int64_t r = 0; r < rows; ++r) {
+          k.fp8_to_bf16(p.w + (r0 + r) * p.w_stride, rows_bf16 + r * p.in, p.in);
+          ws[r] = fp8_row_scale(p.w + (r0 + r) * p.w_stride);
+        }
+        amx_pack_rows(rows_bf16, p.in, rows, p.in, ldx, packed);
+        amx_gemm_bf16(packed, xq, ldx, n_pad, ldx, c, kAmxRows);
+        for (int64_t i = 0; i < p.n; ++i) {
+          float* yi = p.y + i * p.ldy + r0;
+          const float* ci = c + i * kAmxRows;
+          for (int64_t r = 0; r < rows; ++r) yi[r] = ci[r] * ws[r] * xs[i];
+        }
+        add_bias(p, r0, r0 + rows);
+      }
+    });
+    return;
+  }
+
+  if (p.n <= linear_gemv_max_rows(DType::FP8)) {
+    // Few rows (decode): the F32 GEMV on the E4M3 values widened back (exact), which widens the
+    // weights in registers instead of writing a BF16 panel first; the same exact products.
+    thread_local std::vector<float> xf_buf;
+    xf_buf.resize(static_cast<size_t>(p.n * p.in));
+    for (int64_t i = 0; i < p.n * p.in; ++i) xf_buf[i] = bf16_to_fp32(xq[i]);
+    Problem q = p;
+    q.x = xf_buf.data();
+    q.bias = nullptr;
+    run_gemv(q);
+    for (int64_t i = 0; i < p.n; ++i)
+      for (int64_t r = 0; r < p.out; ++r) p.y[i * p.ldy + r] *= xs[i];
+    add_bias(p, 0, p.out);
+    return;
+  }
   const int64_t fit = std::max<int64_t>(4, (128 * 1024) / (2 * p.in) / 4 * 4);
   const int64_t rows = nt > 1 ? std::min(fit, (grain_for(p.out, nt, 4) + 3) / 4 * 4) : fit;
   parallel_for_ranges(p.out, rows, nt, [&](int64_t r0, int64_t r1) {
