@@ -21,7 +21,9 @@ loader.
              checkpoint stores its dequantised values (BF16-rounded) without quantization_config.
   * SmolLM2: the fetched model converted to FP8; --fp8-activations fp8 against f32 teacher-forced
              on WikiText-2 through run-batch (top-1 agreement, mean |dlogprob|), if present; one
-             distill step on it writes an FP8 checkpoint that scores.
+             distill step on it writes an FP8 checkpoint that scores; `eval --tasks mc:` on it
+             gives every choice the log-likelihood (within 1e-3) that eval gives on the same weights
+             dequantised here to F32 (a 1% change in one q_proj moves them by 0.019).
   * memory:  `info --json --no-swiftkv` of an FP8 checkpoint: the weight bytes held (FP8 rows: one
              byte a weight plus an F32 scale a row; other tensors as stored) within 1.1x the file's
              bytes of the same tensors.
@@ -351,6 +353,43 @@ def check_distill(skv: str, tmp: str, d: str, res: Results):
         res.fail("distill", str(e))
 
 
+def check_eval(skv: str, tmp: str, d: str, res: Results):
+    """eval on an FP8 checkpoint (SmolLM2's) against eval on the same weights dequantised to F32 here
+    (numpy: fp8 x scale, written without quantization_config): with F32 activations the FP8 path
+    computes the same products, so every choice's log-likelihood must agree to float32 noise."""
+    import shutil
+    from safetensors.numpy import save_file
+    mc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "eval", "mc_small.jsonl")
+    f32 = os.path.join(tmp, "smollm2-dequantised")
+    try:
+        shutil.copytree(d, f32)
+        w = numpy_weights(read_back(os.path.join(d, "model.safetensors")))
+        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in w.items()},
+                  os.path.join(f32, "model.safetensors"))
+        with open(os.path.join(f32, "config.json")) as f:
+            cfg = json.load(f)
+        cfg.pop("quantization_config")
+        with open(os.path.join(f32, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        lls = []
+        for m in (d, f32):
+            log = os.path.join(tmp, os.path.basename(m) + ".samples.jsonl")
+            run_plain(skv, ["eval", "--model", m, "--tasks", f"mc:{mc}", "--limit", "5", "--log-samples", log,
+                            "--output", os.path.join(tmp, os.path.basename(m) + ".json")])
+            with open(log) as f:
+                lls.append([x for line in f for x in json.loads(line)["loglikelihoods"]])
+        flat = lls
+        if len(flat[0]) == 0 or len(flat[0]) != len(flat[1]):
+            raise ValueError(f"{len(flat[0])} vs {len(flat[1])} responses")
+        err = max(abs(a - b) for a, b in zip(flat[0], flat[1]))
+        if not err <= 1e-3:
+            raise ValueError(f"max |dll| {err:.3g} > 1e-3 over {len(flat[0])} choices")
+        print(f"eval fp8 vs dequantised f32: {len(flat[0])} choices, max |dll| {err:.3g}")
+        res.ok()
+    except Exception as e:  # noqa: BLE001
+        res.fail("eval", str(e))
+
+
 def check_real_model(skv: str, tmp: str, res: Results, table: list):
     """SmolLM2-135M (the fetched Q4_1 GGUF) converted to FP8: the E4M3-activation mode against the
     F32-activation mode, teacher-forced on WikiText-2 text through run-batch (echo, top-1 log-probs):
@@ -414,6 +453,7 @@ def main() -> int:
             smollm2 = None
         if smollm2:
             check_distill(skv, tmp, smollm2, res)
+            check_eval(skv, tmp, smollm2, res)
     header = ["model", "scales", "path", "f32 max|dlp|", "fp8-act vs e4m3 ref max/mean", "vs float64 max/mean",
               "fp8-act greedy vs e4m3 ref"]
     rows = [header] + table
