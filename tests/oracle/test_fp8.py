@@ -23,7 +23,8 @@ loader.
              on WikiText-2 through run-batch (top-1 agreement, mean |dlogprob|), if present; one
              distill step on it writes an FP8 checkpoint that scores; `eval --tasks mc:` on it
              gives every choice the log-likelihood (within 1e-3) that eval gives on the same weights
-             dequantised here to F32 (a 1% change in one q_proj moves them by 0.019).
+             dequantised here to F32 (a 1% change in one q_proj moves them by 0.019); `serve` on
+             both answers a greedy completion with the same text, log-probs within 1e-3.
   * memory:  `info --json --no-swiftkv` of an FP8 checkpoint: the weight bytes held (FP8 rows: one
              byte a weight plus an F32 scale a row; other tensors as stored) within 1.1x the file's
              bytes of the same tensors.
@@ -388,6 +389,44 @@ def check_eval(skv: str, tmp: str, d: str, res: Results):
         res.ok()
     except Exception as e:  # noqa: BLE001
         res.fail("eval", str(e))
+        return None
+    return f32
+
+
+def served_completion(skv: str, model: str) -> dict:
+    """One greedy /v1/completions request (8 tokens, top log-probs) to `swiftkv serve` on model."""
+    import re
+    import urllib.request
+    p = subprocess.Popen([skv, "serve", "--model", model, "--port", "0", "-t", "2", "--stats-interval", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        m = re.search(r"ready on (http://[^ ]+) ", line)
+        if not m:
+            raise RuntimeError(f"no ready line: {line!r}")
+        body = json.dumps({"prompt": "The capital of France is", "max_tokens": 8, "temperature": 0,
+                           "logprobs": 1}).encode()
+        req = urllib.request.Request(m.group(1) + "/v1/completions", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return json.loads(r.read())["choices"][0]
+    finally:
+        p.terminate()
+        p.wait(timeout=60)
+
+
+def check_serve(skv: str, d: str, f32: str, res: Results):
+    """serve on the FP8 checkpoint answers as serve on its F32 dequantisation: the same greedy text,
+    token log-probs within 1e-3."""
+    try:
+        a, b = served_completion(skv, d), served_completion(skv, f32)
+        la, lb = a["logprobs"]["token_logprobs"], b["logprobs"]["token_logprobs"]
+        err = max(abs(x - y) for x, y in zip(la, lb)) if la and len(la) == len(lb) else float("inf")
+        if a["text"] != b["text"] or not err <= 1e-3:
+            raise ValueError(f"text {a['text']!r} vs {b['text']!r}, max |dlp| {err:.3g}")
+        print(f"serve fp8 vs dequantised f32: {a['text']!r}, {len(la)} tokens, max |dlp| {err:.3g}")
+        res.ok()
+    except Exception as e:  # noqa: BLE001
+        res.fail("serve", str(e))
 
 
 def check_real_model(skv: str, tmp: str, res: Results, table: list):
@@ -453,7 +492,9 @@ def main() -> int:
             smollm2 = None
         if smollm2:
             check_distill(skv, tmp, smollm2, res)
-            check_eval(skv, tmp, smollm2, res)
+            f32 = check_eval(skv, tmp, smollm2, res)
+            if f32:
+                check_serve(skv, smollm2, f32, res)
     header = ["model", "scales", "path", "f32 max|dlp|", "fp8-act vs e4m3 ref max/mean", "vs float64 max/mean",
               "fp8-act greedy vs e4m3 ref"]
     rows = [header] + table
