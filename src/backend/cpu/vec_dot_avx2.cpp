@@ -511,25 +511,19 @@ struct LE4M3 {
   static inline float load1(const T* p) { return e4m3_to_fp32(*p); }
 };
 
-inline float row_scale(const uint8_t* row) {
-  float s;
-  __builtin_memcpy(&s, row, sizeof s);
-  return s;
-}
-
 void gemv_fp8(const void* w, size_t w_stride, int64_t rows, const float* x, int64_t ldx, int64_t na, int64_t k,
               float* y, int64_t ldy) {
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(w) + r * w_stride;
     gemv_f<LE4M3>(row + sizeof(float), 0, 1, x, ldx, na, k, y + r, ldy);
-    const float s = row_scale(row);
+    const float s = fp8_row_scale(row);
     for (int64_t a = 0; a < na; ++a) y[a * ldy + r] *= s;
   }
 }
 
 void to_float_fp8(const void* src, float* dst, int64_t k) {
   const uint8_t* q = static_cast<const uint8_t*>(src) + sizeof(float);
-  const float s = row_scale(static_cast<const uint8_t*>(src));
+  const float s = fp8_row_scale(src);
   const __m256 vs = _mm256_set1_ps(s);
   int64_t j = 0;
   for (; j + 8 <= k; j += 8) _mm256_storeu_ps(dst + j, _mm256_mul_ps(LE4M3::load8(q + j), vs));

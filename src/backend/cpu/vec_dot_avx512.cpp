@@ -572,25 +572,19 @@ struct LE4M3 {
   static inline __m512 load16(const T* p, __mmask16 m) { return e4m3x16(_mm_maskz_loadu_epi8(m, p)); }
 };
 
-inline float row_scale(const uint8_t* row) {
-  float s;
-  __builtin_memcpy(&s, row, sizeof s);
-  return s;
-}
-
 void gemv_fp8(const void* w, size_t w_stride, int64_t rows, const float* x, int64_t ldx, int64_t na, int64_t k,
               float* y, int64_t ldy) {
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(w) + r * w_stride;
     gemv_f<LE4M3>(row + sizeof(float), 0, 1, x, ldx, na, k, y + r, ldy);
-    const float s = row_scale(row);
+    const float s = fp8_row_scale(row);
     for (int64_t a = 0; a < na; ++a) y[a * ldy + r] *= s;
   }
 }
 
 void to_float_fp8(const void* src, float* dst, int64_t k) {
   const uint8_t* q = static_cast<const uint8_t*>(src) + sizeof(float);
-  const __m512 vs = _mm512_set1_ps(row_scale(static_cast<const uint8_t*>(src)));
+  const __m512 vs = _mm512_set1_ps(fp8_row_scale(src));
   int64_t j = 0;
   for (; j + 16 <= k; j += 16) _mm512_storeu_ps(dst + j, _mm512_mul_ps(LE4M3::load16(q + j), vs));
   if (j < k) {
