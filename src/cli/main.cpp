@@ -1,3 +1,4 @@
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -65,6 +66,10 @@ int report(const char* command, skv::ErrorKind kind, const char* what) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past the file size limit (ulimit -f) a write raises SIGXFSZ, whose default action kills the
+  // process before it can say which file failed or remove its temporary files; ignored, the write
+  // fails with EFBIG and is reported like a full disk.
+  std::signal(SIGXFSZ, SIG_IGN);
   skv::backend::cpu::select_blas_kernels(argv);
   if (argc < 2) {
     std::fprintf(stderr, "swiftkv: error: no command given\n");
