@@ -1,5 +1,7 @@
 #include "io/hf_export.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -8,10 +10,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "backend/ops.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/compressed_tensors.h"
 #include "io/config_json.h"
 #include "io/read_file.h"
@@ -50,8 +52,7 @@ class SiblingDir {
     std::string name = target.filename().string();  // built by appending: GCC 12 misreports "." + s (-Wrestrict)
     name.insert(0, 1, '.').append(tag).append(".XXXXXX");
     std::string tmpl = (target.parent_path() / name).string();
-    if (!::mkdtemp(tmpl.data()))
-      fail("cannot create a temporary directory next to ", quote_bounded(target.string()), ": ", std::strerror(errno));
+    if (!::mkdtemp(tmpl.data())) fail_write(errno, "cannot create a temporary directory next to " + target.string());
     path_ = tmpl;
   }
   ~SiblingDir() {
@@ -68,12 +69,8 @@ class SiblingDir {
   fs::path path_;
 };
 
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  out.close();
-  if (!out) fail("cannot write ", path.string());
-}
+// Checked and fsynced like the weights, so the directory renamed into place is complete on disk.
+void write_text(const fs::path& path, const std::string& text) { write_file_atomic(path.string(), text); }
 
 bool ends_with_any(const std::string& name, std::initializer_list<const char*> suffixes) {
   for (const char* s : suffixes)
@@ -131,8 +128,9 @@ void copy_side_files(const fs::path& source_dir, const fs::path& dest, const HfE
     const fs::path from = source_dir / name;
     std::error_code ec;
     if (!fs::is_regular_file(from, ec)) continue;
-    fs::copy_file(from, dest / name, fs::copy_options::overwrite_existing, ec);
-    if (ec) fail("cannot copy ", from.string(), " to ", (dest / name).string(), ": ", ec.message());
+    // Read and written whole (tokenizer files are megabytes at most) rather than fs::copy_file,
+    // whose kernel copy paths neither fsync nor report which side failed.
+    write_text(dest / name, read_file(from.string(), "tokenizer or generation file"));
   }
 }
 
@@ -145,10 +143,12 @@ void set_default_dir_mode(const fs::path& dir) {
 
 void rename_or_fail(const fs::path& from, const fs::path& to) {
   if (::rename(from.c_str(), to.c_str()) != 0)
-    fail("cannot rename ", from.string(), " to ", to.string(), ": ", std::strerror(errno));
+    fail_write(errno, "cannot rename " + from.string() + " to " + to.string());
 }
 
-// rename(2) replaces an empty directory in one step; a non-empty one is first moved aside.
+// rename(2) replaces an empty directory in one step; a non-empty one is swapped with the staged
+// directory in one step too (RENAME_EXCHANGE), so that no moment, a crash included, leaves the
+// target missing. Only where the filesystem cannot exchange is it first moved aside.
 void install(SiblingDir& staged, const fs::path& out) {
   std::error_code ec;
   const bool exists = fs::exists(fs::symlink_status(out, ec));
@@ -157,6 +157,11 @@ void install(SiblingDir& staged, const fs::path& out) {
     staged.release();
     return;
   }
+  if (::renameat2(AT_FDCWD, staged.path().c_str(), AT_FDCWD, out.c_str(), RENAME_EXCHANGE) == 0) {
+    return;  // `staged` now names the replaced directory, which its destructor deletes
+  }
+  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+    fail_write(errno, "cannot replace " + out.string() + " with " + staged.path().string());
   SiblingDir old(out, ".old");
   rename_or_fail(out, old.path());
   try {
@@ -294,22 +299,29 @@ HfExportResult export_hf_directory(const ModelFiles& files, const std::string& o
   const bool hf = files.format == ModelFormat::HFDirectory;
   const std::string original_config = hf ? read_file((fs::path(files.path) / "config.json").string()) : "";
 
-  SiblingDir staged(out, ".tmp");
-  HfExportResult result;
-  {
-    std::map<std::string, Tensor> tensors = export_tensors(files, opt.dtype);
-    result.num_tensors = static_cast<int64_t>(tensors.size());
-    write_safetensors((staged.path() / "model.safetensors").string(), tensors, {{"format", "pt"}});
-  }  // the converted copies are freed before the small files are written
-  write_text(staged.path() / "config.json", config_to_json_text(config, original_config));
-  if (hf) copy_side_files(files.path, staged.path(), opt);
-  for (const auto& [name, text] : opt.extra_files) {
+  for (const auto& [name, text] : opt.extra_files)
     if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
       fail("extra file name ", quote_bounded(name), " is not a plain file name");
-    write_text(staged.path() / name, text);
+
+  SiblingDir staged(out, ".tmp");
+  HfExportResult result;
+  try {
+    {
+      std::map<std::string, Tensor> tensors = export_tensors(files, opt.dtype);
+      result.num_tensors = static_cast<int64_t>(tensors.size());
+      write_safetensors((staged.path() / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    }  // the converted copies are freed before the small files are written
+    write_text(staged.path() / "config.json", config_to_json_text(config, original_config));
+    if (hf) copy_side_files(files.path, staged.path(), opt);
+    for (const auto& [name, text] : opt.extra_files) write_text(staged.path() / name, text);
+  } catch (const Error& e) {
+    // The failing file is in the staged directory, which is gone by the time the user reads this.
+    fail_like(e, "cannot write the model directory ", out.string(), ": ", e.what());
   }
   set_default_dir_mode(staged.path());
+  sync_directory(staged.path().string());  // the entries written in it, before it goes live
   install(staged, out);
+  sync_directory(out.parent_path().string());
   result.bytes_written = directory_bytes(out);
   return result;
 }
