@@ -261,6 +261,7 @@ DistillResult run_distill(const DistillOptions& o) {
   std::unique_ptr<TeacherCache> cache;
   if (!o.teacher_cache.empty()) cache = open_teacher_cache(o, dm, loader, res);
 
+  int64_t saved_step = start;  // the step of the checkpoint on disk (0: none yet)
   auto save = [&](int64_t step) {
     if (lead) {
       TrainState s;
@@ -272,14 +273,23 @@ DistillResult run_distill(const DistillOptions& o) {
       s.params = dm.params();
       s.adam_m = opt.m();
       s.adam_v = opt.v();
-      save_train_state(ckpt, s);
+      try {
+        save_train_state(ckpt, s);
+      } catch (const Error& e) {
+        // Whether --resume can continue, and from where, is what the user needs to know next.
+        if (saved_step > 0)
+          fail_like(e, e.what(), " (the checkpoint of step ", step, " was not saved; the one of step ", saved_step,
+                    " is intact and --resume continues from it)");
+        fail_like(e, e.what(), " (the checkpoint of step ", step, " was not saved; there is none to resume from)");
+      }
+      saved_step = step;
     }
     comm.barrier();
   };
 
   res.total_steps = total;
-  std::ofstream metrics;
-  if (lead) metrics.open(metrics_path, std::ios::app);
+  std::unique_ptr<io::AppendFile> metrics;
+  if (lead) metrics = std::make_unique<io::AppendFile>(metrics_path);
   const double tau = o.temperature;
   const auto t_loop = Clock::now();
   int64_t run_tokens = 0;
@@ -332,7 +342,7 @@ DistillResult run_distill(const DistillOptions& o) {
              {"seconds", secs},
              {"tokens_per_s", tokens / secs},
              {"epoch", loader.cursor().epoch}};
-      metrics << m.dump() << "\n" << std::flush;
+      metrics->append(m.dump() + "\n");
       std::fprintf(stderr,
                    "step %lld/%lld | loss %.5f (kl %.5f, mse %.5f) | lr %.3g | grad norm %.3g | %.0f tok/s | "
                    "ETA %s\n",
@@ -349,7 +359,11 @@ DistillResult run_distill(const DistillOptions& o) {
         io::HfExportOptions eo;
         eo.dtype = out_dtype;
         eo.replace_existing = true;
-        io::export_hf_directory(dm.files_with_params(), res.partial_model, eo);
+        try {
+          io::export_hf_directory(dm.files_with_params(), res.partial_model, eo);
+        } catch (const Error& e) {
+          fail_like(e, e.what(), " (the checkpoint of step ", step + 1, " is saved; --resume continues from it)");
+        }
       }
       comm.barrier();
       break;
@@ -364,7 +378,12 @@ DistillResult run_distill(const DistillOptions& o) {
       io::HfExportOptions eo;
       eo.dtype = out_dtype;
       eo.replace_existing = o.force;
-      io::export_hf_directory(dm.files_with_params(), o.out, eo);
+      try {
+        io::export_hf_directory(dm.files_with_params(), o.out, eo);
+      } catch (const Error& e) {
+        fail_like(e, e.what(), " (training is complete and saved in ", ckpt, "; --resume writes ", o.out,
+                  " without training again)");
+      }
     }
     comm.barrier();
   }

@@ -126,15 +126,22 @@ void TeacherCache::prepare(const std::string& dir, const TeacherCacheSpec& spec)
   if (ec) fail("cannot create the teacher cache directory ", dir, ": ", ec.message());
   const std::string bin = bin_path(dir);
   const int fd = ::open(bin.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot create ", bin, ": ", std::strerror(errno));
+  if (fd < 0) io::fail_write(errno, "cannot create " + bin);
   // Reserve the blocks now, so a full disk fails here and not hours into the build.
   const int rc = ::posix_fallocate(fd, 0, total_bytes(spec));
   ::close(fd);
   if (rc != 0) {
     ::unlink(bin.c_str());
-    fail("cannot reserve ", total_bytes(spec), " bytes for the teacher cache ", bin, ": ", std::strerror(rc));
+    io::fail_write(rc, "cannot reserve " + std::to_string(total_bytes(spec)) + " bytes for the teacher cache " + bin);
   }
-  write_meta(dir, spec, 0);
+  try {
+    write_meta(dir, spec, 0);
+  } catch (const Error&) {
+    // Without meta.json the reserved file is not a cache, only gigabytes of a disk already short
+    // of room; the next run creates both again.
+    ::unlink(bin.c_str());
+    throw;
+  }
 }
 
 TeacherCache::TeacherCache(const std::string& dir, const TeacherCacheSpec& spec, bool write)
@@ -148,7 +155,7 @@ TeacherCache::TeacherCache(const std::string& dir, const TeacherCacheSpec& spec,
     offsets_[i + 1] = offsets_[i] + bytes_per_record(spec.lengths[i], spec.hidden, spec.k);
   if (write) {
     fd_ = ::open(bin_.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd_ < 0) fail("cannot open ", bin_, " for writing: ", std::strerror(errno));
+    if (fd_ < 0) io::fail_write(errno, "cannot open " + bin_ + " for writing");
   }
 }
 
@@ -179,13 +186,14 @@ void TeacherCache::write(int64_t seq, const TeacherTargetBuffers& t) {
   while (done < rec.size()) {
     const ssize_t w = ::pwrite(fd_, rec.data() + done, rec.size() - done, offsets_[seq] + static_cast<off_t>(done));
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) fail("cannot write the teacher cache ", bin_, ": ", std::strerror(errno));
+    if (w < 0) io::fail_write(errno, "cannot write the teacher cache " + bin_);
+    if (w == 0) io::fail_write(EIO, "cannot write the teacher cache " + bin_);
     done += static_cast<size_t>(w);
   }
 }
 
 void TeacherCache::sync() {
-  if (fd_ >= 0 && ::fdatasync(fd_) != 0) fail("cannot sync the teacher cache ", bin_, ": ", std::strerror(errno));
+  if (fd_ >= 0 && ::fdatasync(fd_) != 0) io::fail_write(errno, "cannot write the teacher cache " + bin_, "fdatasync");
 }
 
 void TeacherCache::commit(int64_t done, bool record) {
