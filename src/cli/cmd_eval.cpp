@@ -6,8 +6,9 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <ostream>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -17,6 +18,7 @@
 #include "eval/paired.h"
 #include "eval/report.h"
 #include "eval/runner.h"
+#include "io/atomic_file.h"
 #include "skv_git_commit.h"  // generated at build time (cmake/git_commit.cmake)
 #include "tokenizer/chat_template.h"
 
@@ -163,12 +165,17 @@ int cmd_eval(int argc, char** argv) {
   for (const auto& req : eval::parse_task_list(args.required("--tasks")))
     for (auto& t : eval::load_task(req.name, data_dir, req.fewshot_path)) tasks.push_back(std::move(t));
 
-  // Outputs are opened before the run so a bad path does not waste it.
-  std::ofstream samples;
+  // Outputs are opened before the run so a bad path does not waste it. The samples file appears
+  // only when the run completes (an aborted or failed one leaves the previous file, or none).
+  std::unique_ptr<io::AtomicFile> samples_file;
+  std::unique_ptr<io::AtomicFileBuf> samples_buf;
+  std::unique_ptr<std::ostream> samples;
   if (auto p = args.opt("--log-samples")) {
-    samples.open(*p, std::ios::binary);
-    if (!samples) fail("cannot write --log-samples file ", *p);
-    run.samples = &samples;
+    samples_file = std::make_unique<io::AtomicFile>(*p);
+    samples_buf = std::make_unique<io::AtomicFileBuf>(*samples_file);
+    samples = std::make_unique<std::ostream>(samples_buf.get());
+    samples->exceptions(std::ios::badbit);  // a failed write throws the error naming the file
+    run.samples = samples.get();
   }
   // The results file is written at the end (an aborted run leaves none behind), so only its
   // directory is checked now.
@@ -221,6 +228,8 @@ int cmd_eval(int argc, char** argv) {
   const double total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
 
   print_summary(groups, results);
+  // Before the results file, which names the samples file as its companion.
+  if (samples_buf) samples_buf->commit();
   if (auto out_path = args.opt("--output")) {
     nlohmann::ordered_json j;
     if (auto l = args.opt("--label")) j["label"] = *l;
@@ -255,11 +264,8 @@ int cmd_eval(int argc, char** argv) {
                     {"eval_seconds", total_seconds - load_seconds},
                     {"total_seconds", total_seconds},
                     {"tokens_computed", lm.tokens_computed()}};
-    std::ofstream output(*out_path, std::ios::binary);
-    output << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
-    if (!output.flush()) fail("error writing --output file ", *out_path);
+    io::write_file_atomic(*out_path, j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
   }
-  if (samples.is_open() && !samples.flush()) fail("error writing --log-samples file ", args.required("--log-samples"));
   std::fprintf(stderr, "eval: %lld items in %.1f s (%.2f items/s), %lld tokens computed\n", (long long)total,
                total_seconds - load_seconds, total / std::max(1e-9, total_seconds - load_seconds),
                (long long)lm.tokens_computed());

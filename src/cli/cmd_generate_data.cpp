@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "engine/session.h"
+#include "io/atomic_file.h"
 #include "io/read_file.h"
 #include "tokenizer/chat_template.h"
 #include "train/data.h"
@@ -243,9 +244,9 @@ int cmd_generate_data(int argc, char** argv) {
                     " tokens, no room left in the model length ", eng.max_model_len(), " (raise --max-model-len)");
   std::fprintf(stderr, "generate-data: %s\n", eng.describe().c_str());
 
-  FILE* out = std::fopen(out_path.c_str(), "ab");
-  if (!out) fail("cannot write --out file ", out_path);
-  std::unique_ptr<FILE, int (*)(FILE*)> out_closer(out, std::fclose);
+  // Answers go out whole or not at all (a full disk cuts a partial one off again), so --resume
+  // finds complete lines.
+  io::AppendFile out(out_path);
   Progress progress("generate-data", "answers", total, done_before);
   progress.rate_in("tokens");
   int64_t truncated = 0;
@@ -278,9 +279,7 @@ int cmd_generate_data(int argc, char** argv) {
       line["messages"] = prompts[p].messages;
       line["messages"].push_back({{"role", "assistant"}, {"content", it->second.first}});
       line["finish_reason"] = it->second.second;
-      const std::string s = line.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-      if (std::fwrite(s.data(), 1, s.size(), out) != s.size() || std::fflush(out) != 0)
-        fail("error writing --out file ", out_path);
+      out.append(line.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n");
       progress.advance(1, "", tokens[next]);
       finished.erase(it);
       text.erase(next);
@@ -288,7 +287,6 @@ int cmd_generate_data(int argc, char** argv) {
       ++next;
     }
   }
-  if (std::fclose(out_closer.release()) != 0) fail("error writing --out file ", out_path);
   const double secs = progress.seconds();
   std::fprintf(stderr,
                "generate-data: wrote %lld answers to %s (%lld were there already) in %.1f s: %lld tokens, %.1f "

@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "engine/engine.h"
+#include "io/atomic_file.h"
 #include "io/read_file.h"
 #include "server/openai.h"
 
@@ -140,14 +141,10 @@ int cmd_run_batch(int argc, char** argv) {
   ctx.max_model_len = eng.max_model_len();
   ctx.extra_stop_ids = server::end_of_turn_ids(tok);
 
-  FILE* out = std::fopen(out_path.c_str(), "ab");
-  if (!out) fail("cannot write --output-file ", quote_bounded(out_path));
-  std::unique_ptr<FILE, int (*)(FILE*)> out_closer(out, std::fclose);
-  auto write = [&](const Json& j) {
-    const std::string s = j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-    if (std::fwrite(s.data(), 1, s.size(), out) != s.size() || std::fflush(out) != 0)
-      fail("error writing --output-file ", quote_bounded(out_path));
-  };
+  // Records go out whole or not at all (a full disk cuts a partial one off again), so --resume
+  // finds complete lines.
+  io::AppendFile out(out_path);
+  auto write = [&](const Json& j) { out.append(j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n"); };
 
   // Parse every line first: bad lines are answered at once, good ones queued.
   std::vector<std::unique_ptr<Pending>> pending;
@@ -242,7 +239,6 @@ int cmd_run_batch(int argc, char** argv) {
     }
   }
   progress.finish();
-  if (std::fclose(out_closer.release()) != 0) fail("error writing --output-file ", quote_bounded(out_path));
   const double secs = progress.seconds();
   std::fprintf(stderr,
                "run-batch: %lld requests in %.1f s (%.2f requests/s, %.1f generated tokens/s); %lld error records; "
