@@ -2,11 +2,14 @@
 
 // cpp-httplib's pool is fixed at construction and a streaming response holds its worker for the
 // whole answer, so the pool is sized (new_task_queue) for every stream the server accepts.
+#include <dirent.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <deque>
 #include <map>
@@ -82,7 +85,11 @@ void Server::start() {
   // and listened on again after bind (Linux then only raises the backlog, clamped by
   // net.core.somaxconn).
   http_->set_socket_options([this](int sock) {
-    httplib::default_socket_options(sock);
+    // Not httplib's default, SO_REUSEPORT, which lets a second server bind the same port and take
+    // a share of its connections. SO_REUSEADDR alone lets a restarted server bind while the old
+    // one's connections linger in TIME_WAIT (after a crash or kill -9).
+    const int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     listen_fd_ = sock;
   });
   routes();
@@ -119,8 +126,42 @@ void Server::shutdown(double drain_seconds) {
     stats_cv_.notify_all();
   }
   if (stats_thread_.joinable()) stats_thread_.join();
+  // Every request has had its last event, but a stream may not have written it yet, and once the
+  // listener is closed cpp-httplib stops calling content providers: the client would get a body
+  // cut short instead of its end. The wait is bounded for a client that stopped reading.
+  {
+    std::unique_lock<std::mutex> lock(streams_mu_);
+    streams_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return open_streams_ == 0; });
+  }
   http_->stop();
+  close_connections();
   if (http_thread_.joinable()) http_thread_.join();
+}
+
+// cpp-httplib 0.11's stop() closes only the listener: a worker waiting on an idle keep-alive
+// connection notices only at the end of the keep-alive timeout (5 s), and the process cannot exit
+// before. Its API does not show the accepted sockets, so they are found among this process's
+// descriptors by their local port. Shutting their reading side wakes those workers at once and
+// does not cut a response still being written.
+void Server::close_connections() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (!dir) return;
+  std::vector<int> fds;
+  while (const dirent* e = ::readdir(dir))
+    if (e->d_name[0] >= '0' && e->d_name[0] <= '9') fds.push_back(std::atoi(e->d_name));
+  ::closedir(dir);
+  for (int fd : fds) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) continue;  // not a socket
+    int port = -1;
+    if (addr.ss_family == AF_INET) port = ntohs(reinterpret_cast<const sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6) port = ntohs(reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_port);
+    int listening = 0;
+    socklen_t optlen = sizeof listening;
+    if (port != port_ || ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0 || listening) continue;
+    ::shutdown(fd, SHUT_RD);
+  }
 }
 
 void Server::stats_thread() {
@@ -330,6 +371,8 @@ void Server::routes() {
     } catch (const Error& e) {
       for (engine::RequestId id : call->ids) loop_->abort(id);
       if (e.kind() == ErrorKind::Internal) throw;
+      // The loop refuses requests once a shutdown began after ready_or_503 let this one in.
+      if (stopping_) return send_error(res, 503, "the server is shutting down");
       send_error(res, 400, e.what());
       return;
     }
@@ -342,6 +385,7 @@ void Server::routes() {
       std::vector<std::vector<Clock::time_point>> last_token;  // [prompt][sample]
       std::vector<std::vector<bool>> started;
       std::string failure;
+      int failure_status = 400;
       int64_t prompt_tokens = 0, completion_tokens = 0, cached = 0;
     };
     auto prog = std::make_shared<Progress>();
@@ -383,6 +427,13 @@ void Server::routes() {
         prog->completion_tokens += e.usage.completion_tokens;
         if (e.index == 0) prog->cached += e.usage.cached_tokens;
         if (!e.error.empty()) prog->failure = e.error;
+        // Only a shutdown aborts a request whose client still reads its events (a client that went
+        // away reads none): it may be retried elsewhere, so 503, and its partial text is no answer.
+        if (e.finish_reason == "abort" && e.error.empty()) {
+          prog->failure = "the server is shutting down: this request was stopped (--shutdown-timeout) after " +
+                          std::to_string(prog->completion_tokens) + " generated tokens";
+          prog->failure_status = 503;
+        }
         const double queue = e.timing.scheduled >= 0 ? e.timing.scheduled - e.timing.arrival : -1;
         const double ttft = e.timing.first_token >= 0 ? e.timing.first_token - e.timing.arrival : -1;
         metrics_->finished(e.finish_reason, e.index == 0 ? e.usage.prompt_tokens : 0, e.usage.completion_tokens, queue,
@@ -403,12 +454,16 @@ void Server::routes() {
         }
       }
       lock.unlock();
-      if (!prog->failure.empty()) return send_error(res, 400, prog->failure);
+      if (!prog->failure.empty()) return send_error(res, prog->failure_status, prog->failure);
       send_json(res, 200, response_body(*api, prog->results, ctx_, id, created));
       return;
     }
 
     res.set_header("Cache-Control", "no-cache");
+    {
+      std::lock_guard<std::mutex> lock(streams_mu_);
+      ++open_streams_;
+    }
     res.set_chunked_content_provider(
         "text/event-stream",
         [this, api, prog, call, take, id, created](size_t, httplib::DataSink& sink) {
@@ -417,19 +472,35 @@ void Server::routes() {
             return sink.write(frame.data(), frame.size());
           };
           std::unique_lock<std::mutex> lock(call->mu);
-          if (call->open > 0 && call->events.empty()) call->cv.wait(lock, [&] { return !call->events.empty(); });
+          // While nothing comes (the request waits or its prompt is computed), look now and then
+          // whether the client is still there: one that left is aborted now, not after its prompt
+          // took its share of the steps, as a write to it would be the first to fail.
+          while (call->open > 0 && call->events.empty()) {
+            if (call->cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return !call->events.empty(); })) break;
+            lock.unlock();
+            const bool there = sink.is_writable();
+            lock.lock();
+            if (!there) return false;
+          }
           std::deque<engine::Event> batch;
           batch.swap(call->events);
           lock.unlock();
           for (engine::Event& e : batch) {
-            const StreamDelta d = take(e);
+            const bool had_failure = !prog->failure.empty();
+            StreamDelta d = take(e);
             if (!e.error.empty()) {
               if (!send(api_error(e.error, 400).dump(-1, ' ', false, Json::error_handler_t::replace))) return false;
               continue;
             }
-            if (d.text.empty() && d.finish_reason.empty() && !d.first && api->logprobs < 0) continue;
-            const Json chunk = stream_chunk(*api, ctx_, id, created, d);
-            if (!send(chunk.dump(-1, ' ', false, Json::error_handler_t::replace))) return false;
+            // A shutdown's abort: the text so far, then one error event instead of a finish_reason,
+            // so that a client sees the answer is incomplete.
+            const bool shut_down = e.finished && e.finish_reason == "abort";
+            if (shut_down) d.finish_reason.clear();
+            if (!d.text.empty() || !d.finish_reason.empty() || d.first || api->logprobs >= 0) {
+              const Json chunk = stream_chunk(*api, ctx_, id, created, d);
+              if (!send(chunk.dump(-1, ' ', false, Json::error_handler_t::replace))) return false;
+            }
+            if (shut_down && !had_failure && !send(api_error(prog->failure, 503).dump())) return false;
           }
           if (call->open > 0) return true;  // more to come: called again
           if (api->include_usage &&
@@ -441,12 +512,19 @@ void Server::routes() {
           return true;
         },
         [this, call, t_arrival](bool success) {
-          // The client went away (or the write failed): stop its requests now. Their last
-          // events reach a queue nobody reads any more, so they are counted here.
-          if (success) return;
-          for (engine::RequestId rid : call->ids) loop_->abort(rid);
-          std::lock_guard<std::mutex> lock(call->mu);
-          for (int i = 0; i < call->open; ++i) metrics_->finished("abort", 0, 0, -1, -1, seconds_since(t_arrival));
+          if (!success) {
+            // The client went away (or the write failed): stop its requests now. Their last
+            // events reach a queue nobody reads any more, so they are counted here, before the
+            // abort, so that /metrics never shows the request gone but not counted.
+            {
+              std::lock_guard<std::mutex> lock(call->mu);
+              for (int i = 0; i < call->open; ++i) metrics_->finished("abort", 0, 0, -1, -1, seconds_since(t_arrival));
+            }
+            for (engine::RequestId rid : call->ids) loop_->abort(rid);
+          }
+          std::lock_guard<std::mutex> lock(streams_mu_);
+          --open_streams_;
+          streams_cv_.notify_all();
         });
   };
   h.Post("/v1/completions", [generate](const httplib::Request& req, httplib::Response& res) {

@@ -7,6 +7,7 @@
 // freed at the next step.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -48,11 +49,13 @@ class Server {
   // The engine is ready: requests are served from now on. `engine` must outlive the server.
   void attach(engine::Engine& engine, ApiContext ctx);
   // Stops taking requests (503), lets running ones finish for up to `drain_seconds`, aborts the
-  // rest, then closes the listener. Idempotent.
+  // rest (their clients get a 503: an error event in a stream), lets the streams write their
+  // ends, then closes the listener and every idle connection. Idempotent.
   void shutdown(double drain_seconds);
 
  private:
   struct Call;
+  void close_connections();
   void routes();
   void stats_thread();
   bool authorised(const std::string& path, const std::string& auth, const std::string& api_key_header) const;
@@ -67,7 +70,9 @@ class Server {
   engine::Engine* engine_ = nullptr;
   ApiContext ctx_;
   std::unique_ptr<Metrics> metrics_;
-  std::atomic<int64_t> active_calls_{0};
+  std::mutex streams_mu_;
+  std::condition_variable streams_cv_;
+  int64_t open_streams_ = 0;  // streamed responses not yet written to their end (under streams_mu_)
   std::mutex stats_mu_;
   std::condition_variable stats_cv_;
   std::chrono::steady_clock::time_point started_;
