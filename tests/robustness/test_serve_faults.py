@@ -255,7 +255,8 @@ def kill9() -> None:
                       f"port {port} ready again in {up:.2f} s, same greedy answer")
     finally:
         rc, err = s2.stop()
-    checks.record("kill9_restart_sigterm_exits_0", [] if rc == 0 else [f"exit {rc}: {err[-300:]}"])
+    bad = [m for m in TRACEBACK_MARKERS if m in err]
+    checks.record("kill9_restart_sigterm_exits_0", [] if rc == 0 and not bad else [f"exit {rc} {bad}: {err[-300:]}"])
 
 
 def disconnect_storm() -> None:
@@ -476,9 +477,11 @@ def sigterm_long() -> None:
     took = time.monotonic() - t_term
     for c in clients:
         c.thread.join(TIMEOUT)
+    err = s.proc.stderr.read()
     problems = [] if started else ["the streams did not all start"]
     if rc != 0:
         problems.append(f"exit {rc}")
+    problems += [f"stderr has {m!r}" for m in TRACEBACK_MARKERS if m in err]
     for i, c in enumerate(clients):
         if not (c.done and c.terminated and c.tokens() == n and c.finish_reason() == "length" and not c.error()):
             problems.append(f"stream {i}: [DONE] {c.done}, {c.tokens()} tokens, finish {c.finish_reason()}, "
