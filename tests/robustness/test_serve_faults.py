@@ -10,9 +10,10 @@
   FIN, half with a RST) leave the engine idle (0 running, 0 waiting, KV cache usage 0, every
   request counted as aborted), the server's open file descriptors back to their count before the
   storm, and the server serving.
-- A KV pool too small for the load (64 blocks of 16 positions, eight 320-token requests at
-  once): every request completes with the greedy text it gets alone (a difference is allowed
-  only at a near-tie, top-2 log-probs within 1e-3 in the alone run), the preemption counter rose.
+- A KV pool too small for the load (64 blocks of 16 positions, eight 320-token requests and a
+  request of 4 seeded samples of 600 tokens at once): every request completes with the greedy
+  text it gets alone (a difference is allowed only at a near-tie, top-2 log-probs within 1e-3 in
+  the alone run), the samples are the ones they are alone, the preemption counter rose.
 - SIGTERM with --shutdown-timeout 2 while long streams run: /health and new requests answer 503
   with Retry-After during the drain; every stream ends properly (its tokens so far, an error
   event with code 503, [DONE], the chunked body terminated); an idle keep-alive connection does
@@ -357,7 +358,8 @@ def near_tie_divergence(alone: dict, got: str) -> str | None:
 
 def small_pool() -> None:
     # 64 blocks of 16 positions (384 bytes a position on this model): 1024 positions, and eight
-    # requests of 120 + 200 want 2560 at once.
+    # requests of 120 + 200 want 2560 at once; with them, a request of 4 seeded samples of one
+    # 400-token prompt (shared blocks) and 200 new tokens each, 1200 positions by itself.
     s = Served(["--kv-cache-memory-bytes", "384KiB", "--max-num-batched-tokens", "256"])
     try:
         rng = random.Random(11)
@@ -366,6 +368,12 @@ def small_pool() -> None:
         for p in prompts:
             st, out = completion(s, p, 200, logprobs=2)
             alone.append(out if st == 200 else None)
+        group = {"prompt": [1] + [rng.randrange(3, VOCAB) for _ in range(399)], "max_tokens": 200, "n": 4,
+                 "temperature": 0.8, "seed": 5, "ignore_eos": True}
+        st, out = s.request("POST", "/v1/completions", group)[:2]
+        group_alone = [c["text"] for c in sorted(json.loads(out)["choices"], key=lambda c: c["index"])] \
+            if st == 200 else None
+        group_got: list = []
         m0 = s.metrics()
         results: list = [None] * 8
 
@@ -380,8 +388,13 @@ def small_pool() -> None:
                 st, out = completion(s, prompts[i], 200)
                 results[i] = (st, out["choices"][0]["text"] if st == 200 else "", out if st != 200 else None)
 
+        def run_group() -> None:
+            st, out = s.request("POST", "/v1/completions", group)[:2]
+            group_got.append([c["text"] for c in sorted(json.loads(out)["choices"], key=lambda c: c["index"])]
+                             if st == 200 else f"{st} {out[:200]}")
+
         t0 = time.monotonic()
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(8)] + [threading.Thread(target=run_group)]
         for t in threads:
             t.start()
         for t in threads:
@@ -398,14 +411,17 @@ def small_pool() -> None:
                 ties.append(f"{i}: {why}")
             elif why:
                 problems.append(f"request {i} {why}")
+        if group_alone is None or group_got != [group_alone]:
+            problems.append(f"the 4-sample request differs from its alone run: {str(group_got)[:200]}")
         pre = m.get("num_preemptions_total", 0) - m0.get("num_preemptions_total", 0)
         if pre <= 0:
             problems.append("no preemption (the pool was not too small)")
         if m.get("kv_cache_usage_perc") != 0 or m.get("num_requests_running") != 0:
             problems.append(f"not idle after: {m}")
         checks.record("small_pool_preempts_and_completes", problems,
-                      f"8 x (120 + 200) tokens on 1024 positions in {secs:.1f} s, {pre:.0f} preemptions, "
-                      f"{8 - len(ties) - len(problems)} identical to alone" + (f", near-ties {ties}" if ties else ""))
+                      f"8 x (120 + 200) tokens and 4 x (400 + 200) on 1024 positions in {secs:.1f} s, {pre:.0f} "
+                      f"preemptions, {8 - len(ties) - len(problems)} of 8 greedy texts and the 4 seeded samples "
+                      f"identical to alone" + (f", near-ties {ties}" if ties else ""))
     finally:
         rc, err = s.stop()
     bad = [m for m in TRACEBACK_MARKERS if m in err]
