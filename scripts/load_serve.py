@@ -6,7 +6,7 @@ Phase 1: --streams clients (default 256), each looping streamed completions back
 rest queued). Its saturation rate is the completed requests per second over the second half of
 phase 1 (closed loop, so the queue never empties: that is the most this request mix gets).
 Phase 2: Poisson arrivals at --load (default 0.8) of that rate for --phase2 seconds (default
-600), each a streamed completion taken by the first free one of 2 x --streams clients.
+600), each a streamed completion taken by a free client (at most 2 x --streams).
 
 Requests: token-id prompts of --prompt-tokens A:B (uniform; ids drawn from the model's
 vocabulary, so any model works), --max-tokens A:B new tokens with ignore_eos, greedy. Per phase:
@@ -99,6 +99,7 @@ class Phase:
         self.t0 = self.t1 = 0.0
         self.max_backlog = 0  # Poisson: most arrivals waiting for a free client at once
         self.unserved = 0
+        self.clients = 0  # Poisson: clients (connections) it took
 
     def error(self, what: str) -> None:
         with self.lock:
@@ -115,7 +116,7 @@ class Phase:
             "ttft_ms": {q: ms(self.ttft, v) for q, v in (("p50", .5), ("p90", .9), ("p99", .99))},
             "itl_ms": {q: ms(self.itl, v) for q, v in (("p50", .5), ("p90", .9), ("p99", .99))},
             "e2e_ms": {q: ms(self.e2e, v) for q, v in (("p50", .5), ("p90", .9), ("p99", .99))},
-            "max_client_backlog": self.max_backlog, "unserved": self.unserved,
+            "max_client_backlog": self.max_backlog, "unserved": self.unserved, "clients": self.clients,
         }
 
 
@@ -210,34 +211,44 @@ class Load:
             phase.error("a client did not finish within its request timeout (hang?)")
 
     def poisson(self, phase: Phase, rate: float, seconds: float) -> None:
-        """Open loop: arrivals at Poisson times, each taken by the first free one of 2 x --streams
-        workers (persistent connections, as SDK clients keep them), so that bursts queue in the
-        server. Latencies count from the arrival time, so a wait for a free worker counts too.
-        Arrivals that no worker has started 60 s after the phase's end (the server fell behind)
-        are not sent: counted as unserved, an error."""
+        """Open loop: arrivals at Poisson times, each taken by a free client; a new client (a
+        persistent connection, as SDK clients keep them) starts only when none is free, up to
+        2 x --streams, so that bursts queue in the server and the connections stay as many as
+        the load needs. Latencies count from the arrival time, so a wait for a free client
+        counts too. A connection idle for 4 s is replaced before it is used: the server closes
+        keep-alive connections after 5 s idle. Arrivals that no client has started 60 s after
+        the phase's end (the server fell behind) are not sent: counted as unserved, an error."""
         rng = random.Random(self.a.seed)
         arrivals: queue.Queue = queue.Queue()
         phase.t0 = time.monotonic()
         stop = phase.t0 + seconds
         give_up = stop + min(60.0, self.a.request_timeout)
+        lock = threading.Lock()
+        idle = [0]  # clients waiting for an arrival
 
         def worker(i: int) -> None:
             wrng = random.Random(self.a.seed * 7 + i)
-            conn = None
+            conn, last = None, 0.0
             while True:
+                with lock:
+                    idle[0] += 1
                 t = arrivals.get()
+                with lock:
+                    idle[0] -= 1
                 if t is None:
                     break
                 if time.monotonic() > give_up:
                     phase.unserved += 1
                     continue
+                if conn is not None and time.monotonic() - last > 4.0:
+                    conn.close()
+                    conn = None
                 conn = self.one(phase, wrng, conn, t)
+                last = time.monotonic()
             if conn is not None:
                 conn.close()
 
-        workers = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(2 * self.a.streams)]
-        for w in workers:
-            w.start()
+        workers: list[threading.Thread] = []
         t = phase.t0
         while True:
             t += rng.expovariate(rate)
@@ -245,7 +256,13 @@ class Load:
                 break
             time.sleep(max(0.0, t - time.monotonic()))
             phase.max_backlog = max(phase.max_backlog, arrivals.qsize())
+            with lock:
+                spawn = idle[0] <= arrivals.qsize() and len(workers) < 2 * self.a.streams
+            if spawn:
+                workers.append(threading.Thread(target=worker, args=(len(workers),), daemon=True))
+                workers[-1].start()
             arrivals.put(t)
+        phase.clients = len(workers)
         for _ in workers:
             arrivals.put(None)
         for w in workers:
@@ -298,7 +315,7 @@ def main() -> int:
         ap.error("--streams >= 1, --phase1 > 0, --phase2 >= 0, 0 < --load <= 1")
 
     cmd = [a.bin, "serve", "--model", a.model, "--port", "0", "-t", str(a.threads), "--stats-interval", "0",
-           "--max-waiting-requests", str(max(256, 4 * a.streams))] + a.serve_args
+           "--max-waiting-requests", str(max(256, 2 * a.streams))] + a.serve_args
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Drained on a thread: a full stderr pipe would block the server.
     err_tail: collections.deque[str] = collections.deque(maxlen=50)
