@@ -48,23 +48,8 @@ import sys
 import threading
 import time
 
-
-def pct(xs: list[float], q: float) -> float:
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from soak_serve import pct, rss_kib  # noqa: E402
 
 
 def fd_count(pid: int) -> int:

@@ -18,6 +18,16 @@ TRACEBACK_MARKERS = ("Traceback (most recent call last)", "AddressSanitizer", "L
                      "runtime error:", "terminate called", "Segmentation fault", "core dumped")
 
 
+def sanitized(bin_path: str = BIN) -> bool:
+    """Whether the binary is a sanitizer build (its kernels and allocator are several times slower,
+    and freed memory stays in quarantine, so RSS bounds do not apply)."""
+    try:
+        out = subprocess.run(["ldd", bin_path], capture_output=True, text=True).stdout
+        return "libasan" in out or "libubsan" in out
+    except OSError:
+        return False
+
+
 def make_env() -> dict[str, str]:
     """The environment to run swiftkv in."""
     env = dict(os.environ)

@@ -38,20 +38,12 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_checks import BIN, ROOT, TRACEBACK_MARKERS, Checks, make_env  # noqa: E402
+from cli_checks import BIN, ROOT, TRACEBACK_MARKERS, Checks, make_env, sanitized  # noqa: E402
 
 TINY = os.path.join(ROOT, "tests", "fixtures", "models", "llama_gqa")
 VOCAB = 512
 checks = Checks(BIN, "serve")
 TIMEOUT = float(os.environ.get("SKV_TEST_TIMEOUT", 120))
-
-
-def sanitized() -> bool:
-    try:
-        out = subprocess.run(["ldd", BIN], capture_output=True, text=True).stdout
-        return "libasan" in out or "libubsan" in out
-    except OSError:
-        return False
 
 
 SLOW = 4.0 if sanitized() else 1.0  # ASan's kernels and allocator are several times slower

@@ -23,19 +23,11 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_checks import BIN, ROOT, Checks, start_serve  # noqa: E402
+from cli_checks import BIN, ROOT, Checks, sanitized, start_serve  # noqa: E402
 
 TINY = os.path.join(ROOT, "tests", "fixtures", "models", "llama_gqa")
 checks = Checks(BIN, "serve")
 TIMEOUT = float(os.environ.get("SKV_TEST_TIMEOUT", 300))
-
-
-def sanitized() -> bool:
-    try:
-        out = subprocess.run(["ldd", BIN], capture_output=True, text=True).stdout
-        return "libasan" in out or "libubsan" in out
-    except OSError:
-        return False
 
 
 def serve(extra: list[str]) -> tuple[subprocess.Popen, int]:

@@ -18,18 +18,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_checks import BIN, ROOT, Checks, make_env  # noqa: E402
+from cli_checks import BIN, ROOT, Checks, make_env, sanitized  # noqa: E402
 
 TINY = os.path.join(ROOT, "tests", "fixtures", "models", "llama_gqa")
 checks = Checks(BIN, "serve")
-
-
-def sanitized() -> bool:
-    try:
-        out = subprocess.run(["ldd", BIN], capture_output=True, text=True).stdout
-        return "libasan" in out or "libubsan" in out
-    except OSError:
-        return False
 
 
 def main() -> int:
