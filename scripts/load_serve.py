@@ -49,7 +49,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from soak_serve import pct, rss_kib  # noqa: E402
+from soak_serve import pct, rss_kib, sigterm_exit  # noqa: E402
 
 
 def fd_count(pid: int) -> int:
@@ -383,12 +383,7 @@ def main() -> int:
     if fds_end > fds_start:
         failures.append(f"open fds {fds_start} at the start, {fds_end} at the end")
     rss_end = rss_kib(p.pid)
-    p.send_signal(signal.SIGTERM)
-    try:
-        rc = p.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = -999
+    rc = sigterm_exit(p)
     if rc != 0:
         failures.append(f"SIGTERM: exit {rc}")
 

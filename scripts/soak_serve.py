@@ -52,6 +52,17 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def sigterm_exit(p: subprocess.Popen, timeout: float = 120) -> int:
+    """SIGTERM, then the exit status; -999 (after kill -9) when it has not exited within `timeout`."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return -999
+
+
 class Soak:
     def __init__(self, port: int, prose: str, seed: int):
         self.port = port
@@ -284,12 +295,7 @@ def main() -> int:
     if running != 0 or waiting != 0:
         soak.failures.append(f"not idle after the soak: running {running}, waiting {waiting}")
     rss_end = rss_kib(p.pid)
-    p.send_signal(signal.SIGTERM)
-    try:
-        rc = p.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = -999
+    rc = sigterm_exit(p)
     if rc != 0:
         soak.failures.append(f"SIGTERM: exit {rc}")
 

@@ -94,15 +94,21 @@ class Served:
     def fds(self) -> int:
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
-    def stop(self) -> tuple[int, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+    def wait_exit(self) -> int:
+        """The exit status, or -999 (after kill -9) when the server is still running after TIMEOUT."""
         try:
-            rc = self.proc.wait(timeout=TIMEOUT)
+            return self.proc.wait(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            return -999, "did not exit after SIGTERM"
+            return -999
+
+    def stop(self) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        rc = self.wait_exit()
+        if rc == -999:
+            return rc, "did not exit after SIGTERM"
         return rc, self.proc.stderr.read()
 
 
@@ -443,11 +449,7 @@ def sigterm_short() -> None:
     except OSError as e:
         problems.append(f"no answer during the drain: {e}")
     checks.record("sigterm_drain_refuses_new", problems)
-    try:
-        rc = s.proc.wait(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        s.proc.kill()
-        rc = -999
+    rc = s.wait_exit()
     took = time.monotonic() - t_term
     for c in clients:
         c.thread.join(TIMEOUT)
@@ -477,11 +479,7 @@ def sigterm_long() -> None:
     started = all(c.first.wait(TIMEOUT) for c in clients)
     t_term = time.monotonic()
     s.proc.send_signal(signal.SIGTERM)
-    try:
-        rc = s.proc.wait(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        s.proc.kill()
-        rc = -999
+    rc = s.wait_exit()
     took = time.monotonic() - t_term
     for c in clients:
         c.thread.join(TIMEOUT)
