@@ -42,7 +42,6 @@ import os
 import queue
 import random
 import re
-import signal
 import subprocess
 import sys
 import threading
